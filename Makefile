@@ -1,0 +1,103 @@
+# pyruvate: build the C extension in place, run the tests, serve the example.
+# `make help` lists the targets.
+
+PYTHON ?= python3
+VENV_PYTHON := .venv/bin/python
+LLHTTP_DIR ?= /usr/share/llhttp
+LLHTTP_INCLUDE ?= /usr/share/include/llhttp
+CC ?= gcc
+VARIANT ?= release
+ADDRESS ?= 127.0.0.1:7878
+WORKERS ?= 4
+
+PY_INCLUDE := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
+EXT_SUFFIX := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
+
+CORE_SOURCES := buf listen acceptor pool conn request http_status response log
+PYTHON_SOURCES := module server worker wsgi input filewrapper
+LLHTTP_SOURCES := llhttp api http
+
+WARNINGS := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE -fPIC -pthread -fvisibility=hidden \
+                 -Iinclude -I$(LLHTTP_INCLUDE) -MMD -MP
+CFLAGS_release := -O2 -g
+CFLAGS_debug := -O0 -g
+CFLAGS_asan := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined
+CFLAGS_coverage := -O0 -g --coverage
+CFLAGS_tsan := -O1 -g -fsanitize=thread
+VARIANT_CFLAGS := $(CFLAGS_$(VARIANT))
+LDFLAGS_VARIANT := $(filter -f% --coverage,$(VARIANT_CFLAGS))
+
+BUILD := build/$(VARIANT)
+EXTENSION := pyruvate/_pyruvate$(EXT_SUFFIX)
+CORE_OBJECTS := $(CORE_SOURCES:%=$(BUILD)/%.o)
+PYTHON_OBJECTS := $(PYTHON_SOURCES:%=$(BUILD)/%.o)
+LLHTTP_OBJECTS := $(LLHTTP_SOURCES:%=$(BUILD)/llhttp/%.o)
+
+UNIT_SOURCES := $(wildcard tests/unit/*.c)
+UNIT_OBJECTS := $(UNIT_SOURCES:tests/unit/%.c=$(BUILD)/unit/%.o)
+UNIT_BINARY := $(BUILD)/check_pyruvate
+CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt)
+
+.PHONY: all help deps run test unit integration clean
+all: $(EXTENSION)
+
+help:
+	@echo "make deps         install Debian packages (as root) and .venv test tools"
+	@echo "make              build $(EXTENSION) in place (VARIANT=release|debug|asan|coverage)"
+	@echo "make run          serve examples/hello.py on http://$(ADDRESS)/"
+	@echo "make test         unit tests (Check) and integration tests (pytest)"
+	@echo "make unit         Check unit tests only (SUITE=request to pick one)"
+	@echo "make integration  pytest integration tests only (PYTEST_ARGS=...)"
+	@echo "make clean        remove build products"
+
+deps:
+	PYTHON=$(PYTHON) bash ci/install-deps.sh
+
+# The extension is rebuilt when the variant changes, as each variant has its
+# own object directory and the .so is relinked from it.
+$(EXTENSION): $(CORE_OBJECTS) $(PYTHON_OBJECTS) $(LLHTTP_OBJECTS) $(BUILD)/.variant
+	$(CC) -shared -pthread $(LDFLAGS_VARIANT) -o $@ $(CORE_OBJECTS) $(PYTHON_OBJECTS) $(LLHTTP_OBJECTS)
+
+$(BUILD)/.variant:
+	@mkdir -p $(BUILD)
+	@rm -f build/*/.variant
+	@touch $@
+
+$(BUILD)/%.o: src/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_COMMON) $(WARNINGS) $(VARIANT_CFLAGS) -I$(PY_INCLUDE) -c $< -o $@
+
+# llhttp is generated code from Debian's node-llhttp: compiled as it is,
+# without our warning flags, and never copied into this repository.
+$(BUILD)/llhttp/%.o: $(LLHTTP_DIR)/%.c
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -fPIC -fvisibility=hidden -I$(LLHTTP_INCLUDE) \
+	    $(filter-out --coverage,$(VARIANT_CFLAGS)) -c $< -o $@
+
+$(BUILD)/unit/%.o: tests/unit/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_COMMON) $(WARNINGS) -Wno-missing-prototypes $(VARIANT_CFLAGS) -c $< -o $@
+
+# The unit tests link only the Python-free sources: no libpython needed.
+$(UNIT_BINARY): $(UNIT_OBJECTS) $(CORE_OBJECTS) $(LLHTTP_OBJECTS)
+	$(CC) -pthread $(LDFLAGS_VARIANT) -o $@ $^ $(CHECK_LIBS)
+
+unit: $(UNIT_BINARY)
+	CK_RUN_SUITE=$(SUITE) $(UNIT_BINARY)
+
+integration: $(EXTENSION)
+	$(VENV_PYTHON) -m pytest tests/integration $(PYTEST_ARGS)
+
+test: deps
+	$(MAKE) all
+	$(MAKE) unit
+	$(MAKE) integration
+
+run: deps all
+	$(VENV_PYTHON) examples/hello.py $(ADDRESS) $(WORKERS)
+
+clean:
+	rm -rf build pyruvate/*.so coverage/*.html coverage/*.css coverage/summary.txt
+
+-include $(wildcard $(BUILD)/*.d $(BUILD)/unit/*.d)

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Stage "deps": installs what the build and the tests need, and only what is
+# missing. Debian packages with apt-get (as root; otherwise the command is
+# printed), Python packages from the pinned requirements into .venv.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+APT_PACKAGES=(node-llhttp check pkg-config gcovr clang clang-format cppcheck)
+
+missing=()
+for package in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" ||
+        missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ]; then
+        echo "deps: installing Debian packages: ${missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    else
+        echo "deps: missing Debian packages; run as root:" >&2
+        echo "  apt-get install -y ${missing[*]}" >&2
+        exit 1
+    fi
+fi
+
+requirements=ci/requirements-test.txt
+stamp=.venv/.requirements-$(sha256sum "$requirements" | cut -c1-16)
+if [ ! -x .venv/bin/python ]; then
+    echo "deps: creating .venv with $PYTHON"
+    "$PYTHON" -m venv .venv
+fi
+if [ ! -f "$stamp" ]; then
+    echo "deps: installing $requirements into .venv"
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$requirements"
+    rm -f .venv/.requirements-*
+    touch "$stamp"
+fi

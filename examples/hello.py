@@ -1,0 +1,28 @@
+"""Minimal WSGI application served by pyruvate.
+
+Usage: python examples/hello.py [ADDRESS] [WORKERS]
+       (defaults: 127.0.0.1:7878, 4 workers)
+"""
+import sys
+
+BODY = b"Hello, World!"
+
+
+def application(environ, start_response):
+    start_response(
+        "200 OK",
+        [
+            ("Content-Type", "text/plain"),
+            ("Content-Length", str(len(BODY))),
+        ],
+    )
+    return [BODY]
+
+
+if __name__ == "__main__":
+    import pyruvate
+
+    address = sys.argv[1] if len(sys.argv) > 1 else "127.0.0.1:7878"
+    workers = int(sys.argv[2]) if len(sys.argv) > 2 else 4
+    print("Serving on http://%s/" % address, flush=True)
+    pyruvate.serve(application, address, workers)

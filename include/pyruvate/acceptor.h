@@ -1,0 +1,47 @@
+/* struct acceptor: the poll() thread. It accepts connections, reads each
+ * request completely without blocking, and hands complete requests to the
+ * pool. Limits, timeouts and overload are decided here, so a slow or hostile
+ * client never costs a worker. */
+#ifndef PYRUVATE_ACCEPTOR_H
+#define PYRUVATE_ACCEPTOR_H
+
+#include "pyruvate/common.h"
+#include "pyruvate/conn.h"
+#include "pyruvate/listen.h"
+#include "pyruvate/pool.h"
+#include "pyruvate/request.h"
+
+struct acceptor;
+
+struct acceptor_config {
+    const struct listener *listeners;
+    unsigned listener_count;
+    struct pool *pool;                     /* where complete requests go */
+    const struct request_limits *limits;
+    int request_timeout_ms;   /* first byte to complete request; then 408 */
+    int keepalive_timeout_ms; /* idle time since the last activity; then close */
+    int linger_timeout_ms;    /* draining input after an error response */
+    unsigned max_connections; /* beyond it: 503 and close */
+};
+
+/* Creates the acceptor and starts its thread. NULL on failure, with a
+ * message in err. The config and what it points to must outlive it. */
+struct acceptor *acceptor_start(const struct acceptor_config *config, char err[PYR_ERR_LEN]);
+
+/* Returns a connection after its response: it waits for the next request
+ * (or, when c->lingering, for the peer to close). Takes ownership of c;
+ * thread-safe. */
+void acceptor_give_back(struct acceptor *a, struct conn *c);
+
+/* Closes and frees a connection that its owner is done with, keeping the
+ * connection count right. Thread-safe. */
+void acceptor_close(struct acceptor *a, struct conn *c);
+
+/* Stops accepting, closes every connection the acceptor holds and joins its
+ * thread. Connections given back afterwards are closed at once. */
+void acceptor_stop(struct acceptor *a);
+
+/* Frees a stopped acceptor. */
+void acceptor_destroy(struct acceptor *a);
+
+#endif

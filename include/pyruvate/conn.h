@@ -1,0 +1,67 @@
+/* struct conn: one client connection and the request being read from it.
+ *
+ * A connection has exactly one owner at a time and ownership moves with each
+ * handoff: acceptor (reading) -> pool queue -> worker (answering) -> back to
+ * the acceptor for keep-alive, or closed by the owner. */
+#ifndef PYRUVATE_CONN_H
+#define PYRUVATE_CONN_H
+
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include "pyruvate/buf.h"
+#include "pyruvate/listen.h"
+#include "pyruvate/request.h"
+
+struct conn {
+    /* immutable after conn_create */
+    int fd;
+    const struct listener *listener;
+    struct sockaddr_storage peer;
+    socklen_t peer_len;
+
+    /* current owner only */
+    struct buf in;               /* bytes read and not yet consumed by a request */
+    struct request request;
+    unsigned requests_served;
+    int continue_sent;           /* 100 Continue went out for this request */
+    int lingering;               /* answered and half-closed; draining input */
+    int64_t deadline_ms;         /* monotonic ms when the current wait ends */
+    int64_t request_start_ms;    /* monotonic ms of the request's first byte */
+
+    /* acceptor thread only */
+    unsigned poll_index;         /* slot in the poll set; 0 when not in it */
+
+    /* link in a handoff list, owned by that list's lock */
+    struct conn *next;
+};
+
+/* Wraps an accepted socket. Takes ownership of fd (closed on failure too).
+ * Returns NULL on ENOMEM. */
+struct conn *conn_create(int fd, const struct listener *listener, const struct sockaddr *peer,
+                         socklen_t peer_len, const struct request_limits *limits);
+
+/* Reads what the socket has into c->in. Returns bytes read, 0 at EOF, or -1
+ * with errno (EAGAIN: nothing available now). */
+ssize_t conn_read(struct conn *c);
+
+/* Parses the buffered bytes; see request_feed. */
+enum request_state conn_parse(struct conn *c);
+
+/* Drops the answered request from the buffer and parses what follows it
+ * (a pipelined request). */
+enum request_state conn_reset_for_next_request(struct conn *c);
+
+/* Sends a canned error response without blocking (best effort) and
+ * half-closes the socket. */
+void conn_send_error(struct conn *c, int status);
+
+/* Formats the peer address for REMOTE_ADDR/REMOTE_PORT ("" for AF_UNIX). */
+void conn_peer_strings(const struct conn *c, char *host, size_t host_size, char *port,
+                       size_t port_size);
+
+/* Closes the socket and frees c. */
+void conn_free(struct conn *c);
+
+#endif

@@ -1,0 +1,39 @@
+/* Server log records, written from any thread without the GIL.
+ *
+ * Records go into a bounded in-memory queue; the thread that owns the GIL
+ * side (server.c) takes them out and hands them to Python's logging. */
+#ifndef PYRUVATE_LOG_H
+#define PYRUVATE_LOG_H
+
+#include <stddef.h>
+
+/* The numeric levels of Python's logging module. */
+enum log_level { LOG_DEBUG = 10, LOG_INFO = 20, LOG_WARNING = 30, LOG_ERROR = 40 };
+
+enum { LOG_MESSAGE_LEN = 240, LOG_QUEUE_LEN = 1024 };
+
+struct log_record {
+    int level;
+    char message[LOG_MESSAGE_LEN];
+};
+
+/* Sets the fd written to (eventfd semantics: 8-byte counter) whenever a
+ * record is queued into an empty queue; -1 for none. */
+void log_set_wake_fd(int fd);
+
+/* Sets the lowest level kept; records below it are dropped at once, so a
+ * disabled DEBUG costs one comparison. */
+void log_set_level(int level);
+
+/* True if a record at this level would be kept. */
+int log_enabled(int level);
+
+/* Queues a formatted record. When the queue is full the record is counted
+ * as dropped instead. */
+void log_write(int level, const char *format, ...) __attribute__((format(printf, 2, 3)));
+
+/* Moves up to max queued records into out, oldest first; returns how many.
+ * *dropped receives the number of records lost since the last call. */
+size_t log_take(struct log_record *out, size_t max, unsigned long *dropped);
+
+#endif

@@ -1,0 +1,55 @@
+/* Module state of pyruvate._pyruvate: types, interned environ keys and
+ * constants, shared by every Python-facing file. Needs the GIL. */
+#ifndef PYRUVATE_MODULE_H
+#define PYRUVATE_MODULE_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+/* The environ keys and constant values, interned once at import. */
+#define MODULE_STRINGS(X)                                                                          \
+    X(REQUEST_METHOD, "REQUEST_METHOD")                                                            \
+    X(SCRIPT_NAME, "SCRIPT_NAME")                                                                  \
+    X(PATH_INFO, "PATH_INFO")                                                                      \
+    X(QUERY_STRING, "QUERY_STRING")                                                                \
+    X(CONTENT_TYPE, "CONTENT_TYPE")                                                                \
+    X(CONTENT_LENGTH, "CONTENT_LENGTH")                                                            \
+    X(SERVER_NAME, "SERVER_NAME")                                                                  \
+    X(SERVER_PORT, "SERVER_PORT")                                                                  \
+    X(SERVER_PROTOCOL, "SERVER_PROTOCOL")                                                          \
+    X(REMOTE_ADDR, "REMOTE_ADDR")                                                                  \
+    X(REMOTE_PORT, "REMOTE_PORT")                                                                  \
+    X(HTTP_HOST, "HTTP_HOST")                                                                      \
+    X(wsgi_version, "wsgi.version")                                                                \
+    X(wsgi_url_scheme, "wsgi.url_scheme")                                                          \
+    X(wsgi_input, "wsgi.input")                                                                    \
+    X(wsgi_errors, "wsgi.errors")                                                                  \
+    X(wsgi_multithread, "wsgi.multithread")                                                        \
+    X(wsgi_multiprocess, "wsgi.multiprocess")                                                      \
+    X(wsgi_run_once, "wsgi.run_once")                                                              \
+    X(wsgi_file_wrapper, "wsgi.file_wrapper")                                                      \
+    X(wsgi_input_terminated, "wsgi.input_terminated")                                              \
+    X(HTTP_1_0, "HTTP/1.0")                                                                        \
+    X(HTTP_1_1, "HTTP/1.1")                                                                        \
+    X(http, "http")                                                                                \
+    X(empty, "")                                                                                   \
+    X(close, "close")                                                                              \
+    X(fileno, "fileno")                                                                            \
+    X(tell, "tell")                                                                                \
+    X(read, "read")
+
+struct module_state {
+    PyTypeObject *input_type;
+    PyTypeObject *start_response_type;
+    PyTypeObject *file_wrapper_type;
+    PyObject *wsgi_version_value; /* (1, 0) */
+    PyObject *logger;             /* logging.getLogger("pyruvate") */
+#define MODULE_STRING_FIELD(name, text) PyObject *str_##name;
+    MODULE_STRINGS(MODULE_STRING_FIELD)
+#undef MODULE_STRING_FIELD
+};
+
+/* The state of the module object. */
+struct module_state *module_get_state(PyObject *module);
+
+#endif

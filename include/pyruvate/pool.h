@@ -1,0 +1,44 @@
+/* struct pool: a bounded queue of work items served by N pthreads that run
+ * a C callback. No Python here; the callbacks bring it in. */
+#ifndef PYRUVATE_POOL_H
+#define PYRUVATE_POOL_H
+
+#include "pyruvate/common.h"
+
+struct pool;
+
+struct pool_callbacks {
+    /* Runs first on each new thread (index 1..N). Returns the thread's own
+     * state, passed to handle and thread_stop; NULL fails pool_create. */
+    void *(*thread_start)(void *ctx, unsigned index);
+    /* Runs one item; the callback owns the item from here on. */
+    void (*handle)(void *thread_state, void *item);
+    /* Runs last on each thread, after its final item. */
+    void (*thread_stop)(void *thread_state);
+    void *ctx;
+};
+
+/* Starts `threads` threads named "<name>-1".."<name>-N" and returns once all
+ * ran thread_start. NULL on failure, with a message in err. */
+struct pool *pool_create(const char *name, unsigned threads, unsigned capacity,
+                         const struct pool_callbacks *callbacks, char err[PYR_ERR_LEN]);
+
+/* Queues an item for a worker; takes ownership of it on success.
+ * Returns 0, or -1 with errno EAGAIN (queue full) or ECANCELED (stopping):
+ * then the caller still owns the item. */
+int pool_submit(struct pool *pool, void *item);
+
+/* Items waiting for a worker. */
+unsigned pool_queued(struct pool *pool);
+
+/* Asks the threads to finish the queued items and exit. */
+void pool_stop(struct pool *pool);
+
+/* Waits up to timeout_ms (negative: forever) for all threads to exit.
+ * Returns 0 when all did, -1 when some still run. */
+int pool_join(struct pool *pool, int timeout_ms);
+
+/* Frees a joined pool. Items still queued go to drop(item, ctx). */
+void pool_destroy(struct pool *pool, void (*drop)(void *item, void *ctx), void *ctx);
+
+#endif

@@ -1,0 +1,57 @@
+/* struct server: the lifetime of one serve() call. It opens the listeners,
+ * starts the pool and the acceptor, waits for a stop signal while relaying
+ * log records to Python, and shuts everything down in order. */
+#ifndef PYRUVATE_SERVER_H
+#define PYRUVATE_SERVER_H
+
+#include "pyruvate/module.h"
+
+#include <stdatomic.h>
+
+#include "pyruvate/acceptor.h"
+#include "pyruvate/listen.h"
+#include "pyruvate/pool.h"
+#include "pyruvate/request.h"
+
+/* Everything serve() accepts besides the app, the address and the worker
+ * count. Times are in milliseconds. */
+struct server_options {
+    unsigned workers;
+    struct request_limits limits;
+    int keepalive_timeout_ms;
+    int request_timeout_ms;
+    int send_timeout_ms;
+    int shutdown_timeout_ms;
+    unsigned max_reuse_count;   /* requests per connection; 0: no limit */
+    unsigned max_connections;
+    unsigned max_queue_size;    /* complete requests waiting for a worker */
+    unsigned qmon_warn_threshold; /* 0: off */
+    int chunked_transfer;       /* chunked framing when the length is unknown */
+    int async_logging;
+    int backlog;
+};
+
+struct server {
+    /* immutable while serving */
+    struct server_options options;
+    PyObject *module;      /* strong reference */
+    PyObject *application; /* strong reference */
+    PyObject *environ_template; /* the per-server environ entries, copied per request */
+    PyInterpreterState *interpreter;
+    struct listener listener;
+    struct pool *pool;
+    struct acceptor *acceptor;
+
+    atomic_int stopping;   /* set once shutdown begins */
+};
+
+/* Runs serve(): returns None after SIGTERM, NULL with an exception set on
+ * error or after SIGINT (KeyboardInterrupt, once the server has stopped).
+ * Needs the GIL; steals nothing. */
+PyObject *server_run(PyObject *module, PyObject *application, const char *address,
+                     const struct server_options *options);
+
+/* The handler serve() installs for SIGTERM while it runs. */
+PyObject *server_on_sigterm(PyObject *module, PyObject *args);
+
+#endif

@@ -1,0 +1,49 @@
+/* struct worker: one pool thread's Python side. Each worker owns one
+ * PyThreadState for its whole life, so threading.local() values (and with
+ * them Zope's per-thread ZODB connections) survive between requests. */
+#ifndef PYRUVATE_WORKER_H
+#define PYRUVATE_WORKER_H
+
+#include "pyruvate/module.h"
+
+#include "pyruvate/buf.h"
+#include "pyruvate/conn.h"
+#include "pyruvate/response.h"
+
+struct server;
+
+/* The response being produced; reset for each request. */
+struct worker_response {
+    int status;                 /* 0 until start_response succeeded */
+    long long content_length;   /* from the app's headers; -1 if none */
+    int app_sent_date, app_sent_server;
+    int app_wants_close;        /* the app sent "Connection: close" */
+    int headers_sent;
+    int no_body;                /* HEAD, 1xx, 204, 304 */
+    int chunked;
+    int close_delimited;        /* the body ends when the connection closes */
+    unsigned long long body_sent;
+    int failed;                 /* the connection broke or the app misbehaved */
+    int must_close;
+};
+
+struct worker {
+    struct server *server;
+    unsigned index;
+    PyThreadState *thread_state;
+    PyObject *start_response; /* this worker's StartResponse, reused */
+
+    struct conn *conn;        /* the connection being answered */
+    struct worker_response response;
+    struct buf head;          /* status line and app headers, then framing */
+
+    time_t date_second;       /* the second `date` was formatted for */
+    char date[RESPONSE_DATE_LEN + 1];
+};
+
+/* Pool callbacks (ctx is the struct server). */
+void *worker_thread_start(void *ctx, unsigned index);
+void worker_handle(void *worker, void *conn);
+void worker_thread_stop(void *worker);
+
+#endif

@@ -1,0 +1,27 @@
+/* The WSGI side of one request (PEP 3333): environ, start_response, calling
+ * the app and sending what it returns. Needs the GIL, except where it
+ * releases it around blocking writes. */
+#ifndef PYRUVATE_WSGI_H
+#define PYRUVATE_WSGI_H
+
+#include "pyruvate/module.h"
+
+#include "pyruvate/worker.h"
+
+/* The per-server environ entries (wsgi.*, SERVER_NAME, ...), copied into
+ * every request's environ. Returns a new reference. */
+PyObject *wsgi_environ_template(struct server *server);
+
+/* Answers the request buffered in w->conn: calls the app and writes its
+ * response. Afterwards w->response.must_close says whether the connection
+ * can carry another request. Never raises: errors are logged and become a
+ * 500 or a closed connection. */
+void wsgi_handle_request(struct worker *w);
+
+/* Creates the per-worker start_response callable. New reference or NULL. */
+PyObject *wsgi_start_response_new(struct worker *w);
+
+/* The StartResponse type spec, added to the module at import. */
+extern PyType_Spec wsgi_start_response_spec;
+
+#endif

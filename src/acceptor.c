@@ -1,0 +1,403 @@
+/* The acceptor thread: one poll() set holding the wake eventfd, the
+ * listening sockets and every connection that is between requests.
+ *
+ * Poll set layout: slot 0 is the wake fd, slots 1..L the listeners, then
+ * connections. Removal swaps the last slot in, so the connection loop walks
+ * the set backwards and never sees a slot twice.
+ *
+ * Lock order: returned_mutex, then pool and log locks (never the reverse). */
+#include "pyruvate/acceptor.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "pyruvate/http_status.h"
+#include "pyruvate/log.h"
+
+/* How often idle and slow connections are checked against their deadlines. */
+enum { SWEEP_INTERVAL_MS = 250 };
+
+struct acceptor {
+    struct acceptor_config config;
+    pthread_t thread;
+    int wake_fd;
+    atomic_int stopping;
+    atomic_uint open_connections;
+
+    /* acceptor thread only */
+    struct pollfd *fds;
+    struct conn **conns; /* conns[i] belongs to fds[i]; NULL for fixed slots */
+    unsigned nfds, capacity, first_conn;
+    int64_t next_sweep_ms;
+    int listeners_paused; /* after EMFILE: resume at the next sweep */
+
+    /* connections coming back from workers */
+    pthread_mutex_t returned_mutex;
+    struct conn *returned;
+    int stopped; /* under returned_mutex: no more give-backs accepted */
+};
+
+static void *acceptor_main(void *arg);
+static int poll_set_add(struct acceptor *a, int fd, struct conn *c);
+static void poll_set_remove(struct acceptor *a, unsigned index);
+static void accept_ready(struct acceptor *a, const struct listener *l, int64_t now);
+static void connection_ready(struct acceptor *a, struct conn *c, int64_t now);
+static void take_returned(struct acceptor *a, int64_t now);
+static void advance(struct acceptor *a, struct conn *c, int64_t now);
+static void sweep(struct acceptor *a, int64_t now);
+static void wake(struct acceptor *a);
+
+struct acceptor *acceptor_start(const struct acceptor_config *config, char err[PYR_ERR_LEN])
+{
+    struct acceptor *a = calloc(1, sizeof(*a));
+    if (a == NULL) {
+        snprintf(err, PYR_ERR_LEN, "out of memory creating the acceptor");
+        return NULL;
+    }
+    a->config = *config;
+    a->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    pthread_mutex_init(&a->returned_mutex, NULL);
+    if (a->wake_fd < 0 || poll_set_add(a, a->wake_fd, NULL) < 0)
+        goto fail;
+    for (unsigned i = 0; i < config->listener_count; i++)
+        if (poll_set_add(a, config->listeners[i].fd, NULL) < 0)
+            goto fail;
+    a->first_conn = a->nfds;
+    int rc = pthread_create(&a->thread, NULL, acceptor_main, a);
+    if (rc != 0) {
+        errno = rc;
+        goto fail;
+    }
+    return a;
+fail:
+    snprintf(err, PYR_ERR_LEN, "cannot start the acceptor (errno %d)", errno);
+    if (a->wake_fd >= 0)
+        close(a->wake_fd);
+    pthread_mutex_destroy(&a->returned_mutex);
+    free(a->fds);
+    free(a->conns);
+    free(a);
+    return NULL;
+}
+
+void acceptor_give_back(struct acceptor *a, struct conn *c)
+{
+    pthread_mutex_lock(&a->returned_mutex);
+    if (a->stopped) {
+        pthread_mutex_unlock(&a->returned_mutex);
+        acceptor_close(a, c);
+        return;
+    }
+    int was_empty = a->returned == NULL;
+    c->next = a->returned;
+    a->returned = c;
+    pthread_mutex_unlock(&a->returned_mutex);
+    /* The acceptor empties the whole list per wake-up, so one is enough. */
+    if (was_empty)
+        wake(a);
+}
+
+void acceptor_close(struct acceptor *a, struct conn *c)
+{
+    conn_free(c);
+    atomic_fetch_sub(&a->open_connections, 1);
+}
+
+void acceptor_stop(struct acceptor *a)
+{
+    atomic_store(&a->stopping, 1);
+    wake(a);
+    pthread_join(a->thread, NULL);
+}
+
+void acceptor_destroy(struct acceptor *a)
+{
+    if (a == NULL)
+        return;
+    close(a->wake_fd);
+    pthread_mutex_destroy(&a->returned_mutex);
+    free(a->fds);
+    free(a->conns);
+    free(a);
+}
+
+static void wake(struct acceptor *a)
+{
+    uint64_t one = 1;
+    /* EAGAIN: the counter is saturated, so a wake-up is pending anyway. */
+    ssize_t ignored = write(a->wake_fd, &one, sizeof(one));
+    (void)ignored;
+}
+
+static int poll_set_add(struct acceptor *a, int fd, struct conn *c)
+{
+    if (a->nfds == a->capacity) {
+        unsigned capacity = a->capacity ? a->capacity * 2 : 64;
+        struct pollfd *fds = realloc(a->fds, capacity * sizeof(*fds));
+        if (fds == NULL)
+            return -1;
+        a->fds = fds;
+        struct conn **conns = realloc(a->conns, capacity * sizeof(*conns));
+        if (conns == NULL)
+            return -1;
+        a->conns = conns;
+        a->capacity = capacity;
+    }
+    a->fds[a->nfds] = (struct pollfd){.fd = fd, .events = POLLIN};
+    a->conns[a->nfds] = c;
+    if (c)
+        c->poll_index = a->nfds;
+    a->nfds++;
+    return 0;
+}
+
+static void poll_set_remove(struct acceptor *a, unsigned index)
+{
+    unsigned last = a->nfds - 1;
+    a->conns[index]->poll_index = 0;
+    if (index != last) {
+        a->fds[index] = a->fds[last];
+        a->conns[index] = a->conns[last];
+        a->conns[index]->poll_index = index;
+    }
+    a->nfds--;
+}
+
+/* Removes c from the poll set (if there) and closes it. */
+static void drop(struct acceptor *a, struct conn *c)
+{
+    if (c->poll_index)
+        poll_set_remove(a, c->poll_index);
+    acceptor_close(a, c);
+}
+
+/* Answers with an error the server decided on, then keeps reading (and
+ * discarding) for a while: closing with unread input would make the kernel
+ * send a reset that can destroy the response before the client reads it. */
+static void reject(struct acceptor *a, struct conn *c, int status, int64_t now)
+{
+    log_write(LOG_DEBUG, "answering %d to fd %d: %s", status, c->fd,
+              c->request.error_reason ? c->request.error_reason : "");
+    conn_send_error(c, status);
+    c->lingering = 1;
+    c->deadline_ms = now + a->config.linger_timeout_ms;
+    if (!c->poll_index && poll_set_add(a, c->fd, c) < 0)
+        acceptor_close(a, c);
+}
+
+static void dispatch(struct acceptor *a, struct conn *c, int64_t now)
+{
+    if (c->poll_index)
+        poll_set_remove(a, c->poll_index);
+    if (pool_submit(a->config.pool, c) == 0)
+        return;
+    if (errno == EAGAIN) {
+        log_write(LOG_WARNING, "all workers busy and the request queue is full: answering 503");
+        reject(a, c, 503, now);
+    } else {
+        acceptor_close(a, c);
+    }
+}
+
+/* Parses what is buffered and moves the connection on: to the pool when a
+ * request is complete, to an error response when it is bad. */
+static void advance(struct acceptor *a, struct conn *c, int64_t now)
+{
+    switch (conn_parse(c)) {
+    case REQUEST_COMPLETE:
+        dispatch(a, c, now);
+        return;
+    case REQUEST_ERROR:
+        reject(a, c, c->request.error_status, now);
+        return;
+    case REQUEST_INCOMPLETE:
+        break;
+    }
+    const struct request *r = &c->request;
+    if (r->expect_continue && !c->continue_sent && request_wants_body(r)) {
+        /* RFC 9110 §10.1.1: the client waits for this before the body. */
+        ssize_t ignored = send(c->fd, http_status_continue, strlen(http_status_continue),
+                               MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)ignored;
+        c->continue_sent = 1;
+    }
+    /* The parser limits each part; this bounds what a header block that never
+     * ends can make us buffer. */
+    const struct request_limits *limits = a->config.limits;
+    if (!r->headers_complete &&
+        c->in.len > limits->max_target_length + limits->max_header_bytes + 8192) {
+        c->request.error_reason = "request header block too large";
+        reject(a, c, 431, now);
+    }
+}
+
+static void connection_ready(struct acceptor *a, struct conn *c, int64_t now)
+{
+    if (c->lingering) {
+        char discard[4096];
+        ssize_t n;
+        while ((n = read(c->fd, discard, sizeof(discard))) > 0)
+            ;
+        if (n == 0 || (errno != EAGAIN && errno != EINTR))
+            drop(a, c);
+        return;
+    }
+    ssize_t n = conn_read(c);
+    if (n == 0) {
+        drop(a, c);
+        return;
+    }
+    if (n < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            drop(a, c);
+        return;
+    }
+    if (c->request_start_ms == 0) {
+        c->request_start_ms = now;
+        c->deadline_ms = now + a->config.request_timeout_ms;
+    }
+    advance(a, c, now);
+}
+
+static void accept_ready(struct acceptor *a, const struct listener *l, int64_t now)
+{
+    /* Bounded, so one busy listener cannot starve the connections. */
+    for (int i = 0; i < 64; i++) {
+        struct sockaddr_storage peer;
+        socklen_t peer_len = sizeof(peer);
+        int fd = accept4(l->fd, (struct sockaddr *)&peer, &peer_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                /* Out of descriptors: stop polling the listeners until the
+                 * next sweep instead of spinning on a ready backlog. */
+                log_write(LOG_WARNING, "cannot accept: out of file descriptors or memory");
+                for (unsigned s = 1; s < a->first_conn; s++)
+                    a->fds[s].events = 0;
+                a->listeners_paused = 1;
+            }
+            return;
+        }
+        if (l->family != AF_UNIX) {
+            int on = 1;
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+        }
+        unsigned open = atomic_fetch_add(&a->open_connections, 1) + 1;
+        struct conn *c = conn_create(fd, l, (struct sockaddr *)&peer, peer_len, a->config.limits);
+        if (c == NULL) {
+            atomic_fetch_sub(&a->open_connections, 1);
+            continue;
+        }
+        c->deadline_ms = now + a->config.keepalive_timeout_ms;
+        if (open > a->config.max_connections) {
+            c->request.error_reason = "too many connections";
+            reject(a, c, 503, now);
+            continue;
+        }
+        if (poll_set_add(a, fd, c) < 0) {
+            acceptor_close(a, c);
+            continue;
+        }
+    }
+}
+
+static void take_returned(struct acceptor *a, int64_t now)
+{
+    pthread_mutex_lock(&a->returned_mutex);
+    struct conn *list = a->returned;
+    a->returned = NULL;
+    pthread_mutex_unlock(&a->returned_mutex);
+    while (list) {
+        struct conn *c = list;
+        list = c->next;
+        c->next = NULL;
+        if (c->lingering) {
+            c->deadline_ms = now + a->config.linger_timeout_ms;
+        } else if (c->in.len > 0) {
+            /* Part of the next request came with the previous one. */
+            c->request_start_ms = now;
+            c->deadline_ms = now + a->config.request_timeout_ms;
+        } else {
+            c->deadline_ms = now + a->config.keepalive_timeout_ms;
+        }
+        if (poll_set_add(a, c->fd, c) < 0) {
+            acceptor_close(a, c);
+            continue;
+        }
+        /* Bytes that came with the previous request will not make poll()
+         * report the socket again: parse them now. */
+        if (!c->lingering && c->in.len > 0)
+            advance(a, c, now);
+    }
+}
+
+static void sweep(struct acceptor *a, int64_t now)
+{
+    for (unsigned i = a->nfds; i-- > a->first_conn;) {
+        struct conn *c = a->conns[i];
+        if (now < c->deadline_ms)
+            continue;
+        if (!c->lingering && c->in.len > 0) {
+            /* RFC 9110 §15.5.9: the request did not arrive in time. */
+            log_write(LOG_DEBUG, "request timeout on fd %d", c->fd);
+            conn_send_error(c, 408);
+        }
+        drop(a, c);
+    }
+    if (a->listeners_paused) {
+        for (unsigned s = 1; s < a->first_conn; s++)
+            a->fds[s].events = POLLIN;
+        a->listeners_paused = 0;
+    }
+    a->next_sweep_ms = now + SWEEP_INTERVAL_MS;
+}
+
+static void *acceptor_main(void *arg)
+{
+    struct acceptor *a = arg;
+    a->next_sweep_ms = monotonic_ms() + SWEEP_INTERVAL_MS;
+    while (!atomic_load(&a->stopping)) {
+        int64_t wait = a->next_sweep_ms - monotonic_ms();
+        int n = poll(a->fds, a->nfds, wait < 0 ? 0 : (int)wait);
+        int64_t now = monotonic_ms();
+        if (n < 0 && errno != EINTR) {
+            log_write(LOG_ERROR, "poll failed (errno %d)", errno);
+            continue;
+        }
+        if (n > 0) {
+            if (a->fds[0].revents) {
+                uint64_t count;
+                ssize_t ignored = read(a->wake_fd, &count, sizeof(count));
+                (void)ignored;
+                take_returned(a, now);
+            }
+            for (unsigned s = 1; s < a->first_conn; s++)
+                if (a->fds[s].revents & POLLIN)
+                    accept_ready(a, &a->config.listeners[s - 1], now);
+            for (unsigned i = a->nfds; i-- > a->first_conn;) {
+                if (a->fds[i].revents)
+                    connection_ready(a, a->conns[i], now);
+            }
+        }
+        if (now >= a->next_sweep_ms)
+            sweep(a, now);
+    }
+
+    pthread_mutex_lock(&a->returned_mutex);
+    a->stopped = 1;
+    pthread_mutex_unlock(&a->returned_mutex);
+    take_returned(a, 0);
+    for (unsigned i = a->nfds; i-- > a->first_conn;)
+        drop(a, a->conns[i]);
+    return NULL;
+}

@@ -1,0 +1,110 @@
+/* Connection lifecycle: create, read, parse, reset between requests, free. */
+#include "pyruvate/conn.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "pyruvate/http_status.h"
+
+/* Read at least this much at a time so that a typical request arrives in
+ * one read() call. */
+enum { CONN_READ_CHUNK = 16384 };
+
+struct conn *conn_create(int fd, const struct listener *listener, const struct sockaddr *peer,
+                         socklen_t peer_len, const struct request_limits *limits)
+{
+    struct conn *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        goto fail;
+    if (request_init(&c->request, limits) < 0)
+        goto fail;
+    c->fd = fd;
+    c->listener = listener;
+    if (peer_len > sizeof(c->peer))
+        peer_len = sizeof(c->peer);
+    memcpy(&c->peer, peer, peer_len);
+    c->peer_len = peer_len;
+    return c;
+fail:
+    free(c);
+    close(fd);
+    errno = ENOMEM;
+    return NULL;
+}
+
+ssize_t conn_read(struct conn *c)
+{
+    if (buf_reserve(&c->in, CONN_READ_CHUNK) < 0)
+        return -1;
+    for (;;) {
+        ssize_t n = read(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n > 0)
+            c->in.len += (size_t)n;
+        return n;
+    }
+}
+
+enum request_state conn_parse(struct conn *c)
+{
+    return request_feed(&c->request, c->in.data, c->in.len);
+}
+
+enum request_state conn_reset_for_next_request(struct conn *c)
+{
+    buf_consume(&c->in, request_next(&c->request));
+    c->continue_sent = 0;
+    c->request_start_ms = 0;
+    if (c->in.len == 0) {
+        /* An idle connection keeps no buffer: thousands of them may wait. */
+        buf_free(&c->in);
+        return REQUEST_INCOMPLETE;
+    }
+    return conn_parse(c);
+}
+
+void conn_send_error(struct conn *c, int status)
+{
+    char response[512];
+    size_t len = http_status_error_response(status, response, sizeof(response));
+    if (len > 0) {
+        ssize_t n;
+        do
+            n = send(c->fd, response, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        while (n < 0 && errno == EINTR);
+    }
+    shutdown(c->fd, SHUT_WR);
+}
+
+void conn_peer_strings(const struct conn *c, char *host, size_t host_size, char *port,
+                       size_t port_size)
+{
+    host[0] = '\0';
+    port[0] = '\0';
+    if (c->peer.ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)&c->peer;
+        inet_ntop(AF_INET, &in->sin_addr, host, (socklen_t)host_size);
+        snprintf(port, port_size, "%u", ntohs(in->sin_port));
+    } else if (c->peer.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&c->peer;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, (socklen_t)host_size);
+        snprintf(port, port_size, "%u", ntohs(in6->sin6_port));
+    }
+}
+
+void conn_free(struct conn *c)
+{
+    if (c == NULL)
+        return;
+    if (c->fd >= 0)
+        close(c->fd);
+    request_free(&c->request);
+    buf_free(&c->in);
+    free(c);
+}

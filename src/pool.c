@@ -1,0 +1,244 @@
+/* The worker pool: a ring of work items under one mutex, N threads waiting
+ * on one condition variable. Modelled on libuv's threadpool.
+ *
+ * Lock order: pool->mutex is a leaf lock; callbacks run without it. */
+#include "pyruvate/pool.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct pool_thread {
+    struct pool *pool;
+    pthread_t thread;
+    unsigned index;
+    int started;  /* pthread_create succeeded */
+    int exited;   /* under pool->mutex */
+};
+
+struct pool {
+    pthread_mutex_t mutex;
+    pthread_cond_t work_ready;   /* signalled when an item is queued or on stop */
+    pthread_cond_t state_change; /* signalled when a thread starts or exits */
+    struct pool_callbacks callbacks;
+    char name[12];
+
+    /* under mutex */
+    void **ring;
+    unsigned capacity, head, count;
+    unsigned idle_threads;
+    unsigned running_threads;
+    unsigned start_failures;
+    int stopping;
+
+    unsigned thread_count;
+    struct pool_thread *threads;
+};
+
+static void *pool_thread_main(void *arg);
+
+struct pool *pool_create(const char *name, unsigned threads, unsigned capacity,
+                         const struct pool_callbacks *callbacks, char err[PYR_ERR_LEN])
+{
+    struct pool *pool = calloc(1, sizeof(*pool));
+    if (pool == NULL)
+        goto fail_alloc;
+    pool->ring = calloc(capacity ? capacity : 1, sizeof(void *));
+    pool->threads = calloc(threads, sizeof(*pool->threads));
+    if (pool->ring == NULL || pool->threads == NULL)
+        goto fail_alloc;
+    pool->capacity = capacity ? capacity : 1;
+    pool->callbacks = *callbacks;
+    pool->thread_count = threads;
+    snprintf(pool->name, sizeof(pool->name), "%s", name);
+    pthread_mutex_init(&pool->mutex, NULL);
+    pthread_cond_init(&pool->work_ready, NULL);
+    pthread_condattr_t monotonic;
+    pthread_condattr_init(&monotonic);
+    pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC);
+    pthread_cond_init(&pool->state_change, &monotonic);
+    pthread_condattr_destroy(&monotonic);
+
+    unsigned created = 0;
+    for (; created < threads; created++) {
+        struct pool_thread *t = &pool->threads[created];
+        t->pool = pool;
+        t->index = created + 1;
+        int rc = pthread_create(&t->thread, NULL, pool_thread_main, t);
+        if (rc != 0) {
+            snprintf(err, PYR_ERR_LEN, "cannot start worker thread %u (error %d)", created + 1, rc);
+            break;
+        }
+        t->started = 1;
+    }
+
+    /* Wait until every created thread has run thread_start, so that start-up
+     * failures are reported by pool_create and not by the first request. */
+    pthread_mutex_lock(&pool->mutex);
+    while (pool->running_threads + pool->start_failures < created)
+        pthread_cond_wait(&pool->state_change, &pool->mutex);
+    unsigned failures = pool->start_failures;
+    pthread_mutex_unlock(&pool->mutex);
+    if (created == threads && failures == 0)
+        return pool;
+
+    if (failures)
+        snprintf(err, PYR_ERR_LEN, "%u worker thread(s) failed to start", failures);
+    pool_stop(pool);
+    pool_join(pool, -1);
+    pool_destroy(pool, NULL, NULL);
+    return NULL;
+
+fail_alloc:
+    snprintf(err, PYR_ERR_LEN, "out of memory creating the worker pool");
+    if (pool) {
+        free(pool->ring);
+        free(pool->threads);
+        free(pool);
+    }
+    return NULL;
+}
+
+int pool_submit(struct pool *pool, void *item)
+{
+    pthread_mutex_lock(&pool->mutex);
+    if (pool->stopping || pool->count == pool->capacity) {
+        int stopping = pool->stopping;
+        pthread_mutex_unlock(&pool->mutex);
+        errno = stopping ? ECANCELED : EAGAIN;
+        return -1;
+    }
+    pool->ring[(pool->head + pool->count) % pool->capacity] = item;
+    pool->count++;
+    /* Busy threads look at the queue before they sleep again, so only an
+     * idle one needs waking. */
+    if (pool->idle_threads > 0)
+        pthread_cond_signal(&pool->work_ready);
+    pthread_mutex_unlock(&pool->mutex);
+    return 0;
+}
+
+unsigned pool_queued(struct pool *pool)
+{
+    pthread_mutex_lock(&pool->mutex);
+    unsigned count = pool->count;
+    pthread_mutex_unlock(&pool->mutex);
+    return count;
+}
+
+void pool_stop(struct pool *pool)
+{
+    pthread_mutex_lock(&pool->mutex);
+    pool->stopping = 1;
+    pthread_cond_broadcast(&pool->work_ready);
+    pthread_mutex_unlock(&pool->mutex);
+}
+
+int pool_join(struct pool *pool, int timeout_ms)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    if (timeout_ms >= 0) {
+        deadline.tv_sec += timeout_ms / 1000;
+        deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+        if (deadline.tv_nsec >= 1000000000L) {
+            deadline.tv_sec++;
+            deadline.tv_nsec -= 1000000000L;
+        }
+    }
+    pthread_mutex_lock(&pool->mutex);
+    int all_exited;
+    for (;;) {
+        all_exited = 1;
+        for (unsigned i = 0; i < pool->thread_count; i++)
+            if (pool->threads[i].started && !pool->threads[i].exited)
+                all_exited = 0;
+        if (all_exited)
+            break;
+        if (timeout_ms < 0) {
+            pthread_cond_wait(&pool->state_change, &pool->mutex);
+        } else if (pthread_cond_timedwait(&pool->state_change, &pool->mutex, &deadline) ==
+                   ETIMEDOUT) {
+            break;
+        }
+    }
+    pthread_mutex_unlock(&pool->mutex);
+    if (!all_exited)
+        return -1;
+    for (unsigned i = 0; i < pool->thread_count; i++) {
+        if (pool->threads[i].started) {
+            pthread_join(pool->threads[i].thread, NULL);
+            pool->threads[i].started = 0;
+        }
+    }
+    return 0;
+}
+
+void pool_destroy(struct pool *pool, void (*drop)(void *item, void *ctx), void *ctx)
+{
+    if (pool == NULL)
+        return;
+    for (unsigned i = 0; i < pool->count; i++) {
+        void *item = pool->ring[(pool->head + i) % pool->capacity];
+        if (drop)
+            drop(item, ctx);
+    }
+    pthread_cond_destroy(&pool->work_ready);
+    pthread_cond_destroy(&pool->state_change);
+    pthread_mutex_destroy(&pool->mutex);
+    free(pool->ring);
+    free(pool->threads);
+    free(pool);
+}
+
+static void *pool_thread_main(void *arg)
+{
+    struct pool_thread *self = arg;
+    struct pool *pool = self->pool;
+    char thread_name[16];
+    snprintf(thread_name, sizeof(thread_name), "%s-%u", pool->name, self->index);
+    pthread_setname_np(pthread_self(), thread_name);
+
+    void *state = pool->callbacks.thread_start(pool->callbacks.ctx, self->index);
+    pthread_mutex_lock(&pool->mutex);
+    if (state == NULL) {
+        pool->start_failures++;
+        self->exited = 1;
+        pthread_cond_broadcast(&pool->state_change);
+        pthread_mutex_unlock(&pool->mutex);
+        return NULL;
+    }
+    pool->running_threads++;
+    pthread_cond_broadcast(&pool->state_change);
+
+    for (;;) {
+        while (pool->count == 0 && !pool->stopping) {
+            pool->idle_threads++;
+            pthread_cond_wait(&pool->work_ready, &pool->mutex);
+            pool->idle_threads--;
+        }
+        /* Stopping still drains the queue: those clients sent a whole
+         * request and deserve their answer. */
+        if (pool->count == 0)
+            break;
+        void *item = pool->ring[pool->head];
+        pool->head = (pool->head + 1) % pool->capacity;
+        pool->count--;
+        pthread_mutex_unlock(&pool->mutex);
+        pool->callbacks.handle(state, item);
+        pthread_mutex_lock(&pool->mutex);
+    }
+    pool->running_threads--;
+    pthread_mutex_unlock(&pool->mutex);
+
+    pool->callbacks.thread_stop(state);
+
+    pthread_mutex_lock(&pool->mutex);
+    self->exited = 1;
+    pthread_cond_broadcast(&pool->state_change);
+    pthread_mutex_unlock(&pool->mutex);
+    return NULL;
+}

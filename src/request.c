@@ -1,0 +1,336 @@
+/* HTTP/1.x request parsing: llhttp callbacks fill struct request with spans
+ * into the connection buffer, enforce size limits as bytes arrive, and turn
+ * protocol errors into a status code. No Python here. */
+#include "pyruvate/request.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static int on_message_begin(llhttp_t *p);
+static int on_url(llhttp_t *p, const char *at, size_t len);
+static int on_header_field(llhttp_t *p, const char *at, size_t len);
+static int on_header_value(llhttp_t *p, const char *at, size_t len);
+static int on_header_value_complete(llhttp_t *p);
+static int on_headers_complete(llhttp_t *p);
+static int on_body(llhttp_t *p, const char *at, size_t len);
+static int on_message_complete(llhttp_t *p);
+static int fail_with(struct request *r, int status, const char *reason);
+static int status_for_parser_error(const struct request *r, llhttp_errno_t err);
+
+/* llhttp keeps a pointer to its settings for the parser's lifetime. */
+static const llhttp_settings_t parser_settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_header_value_complete = on_header_value_complete,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+static void clear_results(struct request *r)
+{
+    r->method = NULL;
+    r->target = (struct span){0, 0};
+    r->http_major = 0;
+    r->http_minor = 0;
+    r->header_count = 0;
+    r->body = (struct span){0, 0};
+    r->chunked = 0;
+    r->keep_alive = 0;
+    r->expect_continue = 0;
+    r->headers_complete = 0;
+    r->consumed = 0;
+    r->error_status = 0;
+    r->error_reason = NULL;
+    r->_header_bytes = 0;
+    r->_host_count = 0;
+    r->_in_field = 0;
+    r->_complete = 0;
+}
+
+int request_init(struct request *r, const struct request_limits *limits)
+{
+    memset(r, 0, sizeof(*r));
+    r->limits = limits;
+    r->headers = calloc(limits->max_headers ? limits->max_headers : 1, sizeof(*r->headers));
+    if (r->headers == NULL) {
+        errno = ENOMEM;
+        return -1;
+    }
+    llhttp_init(&r->_parser, HTTP_REQUEST, &parser_settings);
+    r->_parser.data = r;
+    clear_results(r);
+    return 0;
+}
+
+void request_free(struct request *r)
+{
+    free(r->headers);
+    r->headers = NULL;
+}
+
+enum request_state request_feed(struct request *r, char *base, size_t len)
+{
+    if (r->error_status)
+        return REQUEST_ERROR;
+    if (r->_complete)
+        return REQUEST_COMPLETE;
+    if (r->_parsed >= len)
+        return REQUEST_INCOMPLETE;
+
+    r->_base = base;
+    r->_len = len;
+    const char *start = base + r->_parsed;
+    llhttp_errno_t err = llhttp_execute(&r->_parser, start, len - r->_parsed);
+
+    switch (err) {
+    case HPE_OK:
+        r->_base = NULL;
+        r->_parsed = len;
+        return REQUEST_INCOMPLETE;
+    case HPE_PAUSED:
+    case HPE_PAUSED_UPGRADE:
+        if (!r->_complete)
+            break;
+        /* A pause from on_message_complete: the request ends exactly here and
+         * anything after it is the next, pipelined request. */
+        r->_base = NULL;
+        r->consumed = (size_t)(llhttp_get_error_pos(&r->_parser) - base);
+        r->_parsed = r->consumed;
+        if (err == HPE_PAUSED_UPGRADE)
+            r->keep_alive = 0; /* WSGI cannot take over the connection */
+        return REQUEST_COMPLETE;
+    default:
+        break;
+    }
+    if (!r->error_status) {
+        r->error_status = status_for_parser_error(r, err);
+        r->error_reason = llhttp_get_error_reason(&r->_parser);
+    }
+    r->_base = NULL;
+    r->keep_alive = 0;
+    return REQUEST_ERROR;
+}
+
+size_t request_next(struct request *r)
+{
+    size_t used = r->consumed;
+    clear_results(r);
+    r->_parsed = 0;
+    llhttp_resume(&r->_parser);
+    return used;
+}
+
+int request_wants_body(const struct request *r)
+{
+    return r->headers_complete && !r->_complete;
+}
+
+const struct request_header *request_find_header(const struct request *r, const char *base,
+                                                 const char *name)
+{
+    size_t n = strlen(name);
+    for (unsigned i = 0; i < r->header_count; i++) {
+        const struct request_header *h = &r->headers[i];
+        if (h->name.len == n && strncasecmp(base + h->name.offset, name, n) == 0)
+            return h;
+    }
+    return NULL;
+}
+
+/* Callbacks. Data callbacks may deliver one token in several pieces (one per
+ * llhttp_execute call); the pieces are adjacent in the buffer, so a span is
+ * started by the first piece and grown by the next ones. */
+
+static struct request *request_of(llhttp_t *p)
+{
+    return p->data;
+}
+
+static size_t offset_of(const struct request *r, const char *at)
+{
+    return (size_t)(at - r->_base);
+}
+
+static void span_extend(struct span *s, size_t offset, size_t len)
+{
+    if (s->len == 0)
+        s->offset = offset;
+    s->len += len;
+}
+
+static int fail_with(struct request *r, int status, const char *reason)
+{
+    r->error_status = status;
+    r->error_reason = reason;
+    llhttp_set_error_reason(&r->_parser, reason);
+    return HPE_USER;
+}
+
+static int on_message_begin(llhttp_t *p)
+{
+    PYR_UNUSED(p);
+    return 0;
+}
+
+static int on_url(llhttp_t *p, const char *at, size_t len)
+{
+    struct request *r = request_of(p);
+    if (len > r->limits->max_target_length - r->target.len)
+        return fail_with(r, 414, "request target too long");
+    span_extend(&r->target, offset_of(r, at), len);
+    return 0;
+}
+
+static int count_header_bytes(struct request *r, size_t len)
+{
+    if (len > r->limits->max_header_bytes - r->_header_bytes)
+        return fail_with(r, 431, "request header fields too large");
+    r->_header_bytes += len;
+    return 0;
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t len)
+{
+    struct request *r = request_of(p);
+    if (count_header_bytes(r, len))
+        return HPE_USER;
+    if (r->headers_complete)
+        return 0; /* trailer fields of a chunked body are read and dropped */
+    if (!r->_in_field) {
+        if (r->header_count == r->limits->max_headers)
+            return fail_with(r, 431, "too many request header fields");
+        r->headers[r->header_count++] = (struct request_header){{0, 0}, {0, 0}};
+        r->_in_field = 1;
+    }
+    span_extend(&r->headers[r->header_count - 1].name, offset_of(r, at), len);
+    return 0;
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t len)
+{
+    struct request *r = request_of(p);
+    if (count_header_bytes(r, len))
+        return HPE_USER;
+    if (r->headers_complete)
+        return 0;
+    span_extend(&r->headers[r->header_count - 1].value, offset_of(r, at), len);
+    return 0;
+}
+
+static int name_is(const struct request *r, const struct request_header *h, const char *name)
+{
+    size_t n = strlen(name);
+    return h->name.len == n && strncasecmp(r->_base + h->name.offset, name, n) == 0;
+}
+
+static int value_is(const struct request *r, const struct request_header *h, const char *value)
+{
+    size_t n = strlen(value);
+    return h->value.len == n && strncasecmp(r->_base + h->value.offset, value, n) == 0;
+}
+
+static int on_header_value_complete(llhttp_t *p)
+{
+    struct request *r = request_of(p);
+    if (r->headers_complete)
+        return 0;
+    r->_in_field = 0;
+    struct request_header *h = &r->headers[r->header_count - 1];
+    /* RFC 9110 §5.5: surrounding whitespace is not part of the value. */
+    while (h->value.len > 0 &&
+           (r->_base[h->value.offset + h->value.len - 1] == ' ' ||
+            r->_base[h->value.offset + h->value.len - 1] == '\t'))
+        h->value.len--;
+    if (name_is(r, h, "host"))
+        r->_host_count++;
+    else if (name_is(r, h, "expect")) {
+        /* RFC 9110 §10.1.1: 100-continue is the only expectation defined. */
+        if (!value_is(r, h, "100-continue"))
+            return fail_with(r, 417, "unsupported expectation");
+        r->expect_continue = 1;
+    }
+    return 0;
+}
+
+static int on_headers_complete(llhttp_t *p)
+{
+    struct request *r = request_of(p);
+    r->http_major = llhttp_get_http_major(p);
+    r->http_minor = llhttp_get_http_minor(p);
+    r->method = llhttp_method_name(llhttp_get_method(p));
+    if (r->http_major != 1 || r->http_minor > 1)
+        return fail_with(r, 505, "HTTP version not supported");
+    if (r->http_minor == 1 && r->_host_count != 1)
+        return fail_with(r, 400, "HTTP/1.1 requires exactly one Host header");
+    r->chunked = (p->flags & F_CHUNKED) != 0;
+    if ((p->flags & F_TRANSFER_ENCODING) && r->http_minor == 0)
+        return fail_with(r, 400, "Transfer-Encoding is not allowed in HTTP/1.0");
+    if ((p->flags & F_CONTENT_LENGTH) && p->content_length > r->limits->max_body_size)
+        return fail_with(r, 413, "request body too large");
+    /* Only HTTP/1.1 clients understand an interim 100 response. */
+    if (r->http_minor == 0)
+        r->expect_continue = 0;
+    r->keep_alive = llhttp_should_keep_alive(p);
+    r->headers_complete = 1;
+    return 0;
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t len)
+{
+    struct request *r = request_of(p);
+    if (len > r->limits->max_body_size - r->body.len)
+        return fail_with(r, 413, "request body too large");
+    size_t offset = offset_of(r, at);
+    if (r->body.len == 0) {
+        r->body.offset = offset;
+    } else if (offset != r->body.offset + r->body.len) {
+        /* Chunk framing sits between the pieces: move this piece down so the
+         * decoded body is contiguous. The bytes it overwrites were parsed. */
+        memmove(r->_base + r->body.offset + r->body.len, at, len);
+    }
+    r->body.len += len;
+    return 0;
+}
+
+static int on_message_complete(llhttp_t *p)
+{
+    struct request *r = request_of(p);
+    r->keep_alive = llhttp_should_keep_alive(p);
+    r->_complete = 1;
+    return HPE_PAUSED;
+}
+
+/* True when the request starts with a well-formed method token followed by a
+ * space: the method is syntactically fine, just not one llhttp knows. */
+static int starts_with_token_and_space(const struct request *r)
+{
+    static const char separators[] = "\"(),/:;<=>?@[\\]{}";
+    for (size_t i = 0; i < r->_len; i++) {
+        unsigned char c = (unsigned char)r->_base[i];
+        if (c == ' ')
+            return i > 0;
+        if (c <= 32 || c >= 127 || strchr(separators, c))
+            return 0;
+    }
+    return 0;
+}
+
+static int status_for_parser_error(const struct request *r, llhttp_errno_t err)
+{
+    switch (err) {
+    case HPE_INVALID_VERSION:
+    case HPE_PAUSED_H2_UPGRADE:
+        return 505;
+    case HPE_INVALID_METHOD:
+        return starts_with_token_and_space(r) ? 501 : 400;
+    case HPE_INVALID_TRANSFER_ENCODING:
+        return 501;
+    default:
+        return 400;
+    }
+}

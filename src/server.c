@@ -1,0 +1,328 @@
+/* One serve() call from start to stop: listeners, pool and acceptor come up
+ * in that order and go down in reverse; meanwhile the calling thread waits
+ * for signals and relays queued log records to Python's logging. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "pyruvate/server.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "pyruvate/log.h"
+#include "pyruvate/worker.h"
+#include "pyruvate/wsgi.h"
+
+/* Set by the SIGTERM handler that serve() installs; one serve() at a time. */
+static atomic_int sigterm_received;
+static atomic_int serving;
+
+/* What serve() changes in the process and must put back. */
+struct saved_signals {
+    PyObject *signal_module;
+    PyObject *previous_sigterm; /* NULL when we did not replace it */
+    int previous_wakeup_fd;     /* -2 when set_wakeup_fd was not ours to call */
+};
+
+PyObject *server_on_sigterm(PyObject *module, PyObject *args)
+{
+    PYR_UNUSED(module);
+    PYR_UNUSED(args);
+    atomic_store(&sigterm_received, 1);
+    Py_RETURN_NONE;
+}
+
+/* Hands queued records to logging.getLogger("pyruvate"). */
+static void relay_logs(struct server *s)
+{
+    struct log_record records[64];
+    unsigned long dropped;
+    PyObject *logger = module_get_state(s->module)->logger;
+    size_t n;
+    while ((n = log_take(records, ARRAY_SIZE(records), &dropped)) > 0 || dropped) {
+        if (dropped) {
+            PyObject *r = PyObject_CallMethod(logger, "warning", "sk",
+                                              "%lu log records were dropped", dropped);
+            if (r == NULL)
+                PyErr_Clear();
+            Py_XDECREF(r);
+        }
+        for (size_t i = 0; i < n; i++) {
+            PyObject *r = PyObject_CallMethod(logger, "log", "is", records[i].level,
+                                              records[i].message);
+            if (r == NULL)
+                PyErr_Clear();
+            Py_XDECREF(r);
+        }
+        if (n < ARRAY_SIZE(records))
+            break;
+    }
+}
+
+static int logger_level(PyObject *logger)
+{
+    PyObject *level = PyObject_CallMethod(logger, "getEffectiveLevel", NULL);
+    long value = level ? PyLong_AsLong(level) : LOG_INFO;
+    Py_XDECREF(level);
+    if (PyErr_Occurred()) {
+        PyErr_Clear();
+        value = LOG_INFO;
+    }
+    return (int)value;
+}
+
+/* Routes SIGTERM to us unless the application installed its own handler,
+ * and makes signals wake the waiting loop at once. Only the main thread may
+ * do either; elsewhere the loop just polls. */
+static void install_signals(PyObject *module, struct saved_signals *saved, int wake_fd)
+{
+    saved->previous_sigterm = NULL;
+    saved->previous_wakeup_fd = -2;
+    saved->signal_module = PyImport_ImportModule("signal");
+    if (saved->signal_module == NULL) {
+        PyErr_Clear();
+        return;
+    }
+    PyObject *previous = PyObject_CallMethod(saved->signal_module, "set_wakeup_fd", "i", wake_fd);
+    if (previous == NULL) {
+        PyErr_Clear(); /* not the main thread */
+        return;
+    }
+    saved->previous_wakeup_fd = (int)PyLong_AsLong(previous);
+    Py_DECREF(previous);
+
+    PyObject *current = PyObject_CallMethod(saved->signal_module, "getsignal", "i", SIGTERM);
+    PyObject *default_handler = PyObject_GetAttrString(saved->signal_module, "SIG_DFL");
+    PyObject *handler = PyObject_GetAttrString(module, "_on_sigterm");
+    if (current && default_handler && handler &&
+        PyObject_RichCompareBool(current, default_handler, Py_EQ) == 1) {
+        PyObject *r = PyObject_CallMethod(saved->signal_module, "signal", "iO", SIGTERM, handler);
+        if (r)
+            saved->previous_sigterm = Py_NewRef(current);
+        Py_XDECREF(r);
+    }
+    PyErr_Clear();
+    Py_XDECREF(current);
+    Py_XDECREF(default_handler);
+    Py_XDECREF(handler);
+}
+
+static void restore_signals(struct saved_signals *saved)
+{
+    PyObject *exc_type, *exc_value, *exc_tb;
+    PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
+    if (saved->signal_module) {
+        if (saved->previous_sigterm) {
+            PyObject *r = PyObject_CallMethod(saved->signal_module, "signal", "iO", SIGTERM,
+                                              saved->previous_sigterm);
+            Py_XDECREF(r);
+        }
+        if (saved->previous_wakeup_fd != -2) {
+            PyObject *r = PyObject_CallMethod(saved->signal_module, "set_wakeup_fd", "i",
+                                              saved->previous_wakeup_fd);
+            Py_XDECREF(r);
+        }
+        PyErr_Clear();
+    }
+    Py_CLEAR(saved->previous_sigterm);
+    Py_CLEAR(saved->signal_module);
+    PyErr_Restore(exc_type, exc_value, exc_tb);
+}
+
+static void drop_queued_conn(void *item, void *ctx)
+{
+    struct server *s = ctx;
+    acceptor_close(s->acceptor, item);
+}
+
+static void server_free(struct server *s)
+{
+    listen_close(&s->listener);
+    Py_CLEAR(s->environ_template);
+    Py_CLEAR(s->application);
+    Py_CLEAR(s->module);
+    PyMem_RawFree(s);
+}
+
+/* Waits for SIGINT/SIGTERM, relaying log records meanwhile. Returns 0 on
+ * SIGTERM, -1 with the exception a signal handler raised (SIGINT). */
+static int wait_for_stop(struct server *s, int signal_fd, int log_fd)
+{
+    for (;;) {
+        struct pollfd fds[2] = {{.fd = signal_fd, .events = POLLIN},
+                                {.fd = log_fd, .events = POLLIN}};
+        Py_BEGIN_ALLOW_THREADS
+        poll(fds, 2, 1000);
+        Py_END_ALLOW_THREADS
+        char drain[64];
+        while (read(signal_fd, drain, sizeof(drain)) > 0)
+            ;
+        uint64_t count;
+        if (read(log_fd, &count, sizeof(count)) < 0 && errno != EAGAIN)
+            log_write(LOG_DEBUG, "reading the log wake-up failed (errno %d)", errno);
+        relay_logs(s);
+        if (PyErr_CheckSignals() < 0)
+            return -1;
+        if (atomic_exchange(&sigterm_received, 0))
+            return 0;
+    }
+}
+
+/* Stops accepting, lets the workers finish what they hold within the
+ * shutdown timeout (a second signal cuts it short). Returns 0 when every
+ * worker exited, -1 when some are still busy. */
+static int shut_down(struct server *s, int signal_fd)
+{
+    atomic_store(&s->stopping, 1);
+    Py_BEGIN_ALLOW_THREADS
+    acceptor_stop(s->acceptor);
+    pool_stop(s->pool);
+    Py_END_ALLOW_THREADS
+
+    int64_t deadline = monotonic_ms() + s->options.shutdown_timeout_ms;
+    int joined = -1;
+    for (;;) {
+        Py_BEGIN_ALLOW_THREADS
+        joined = pool_join(s->pool, 100);
+        Py_END_ALLOW_THREADS
+        relay_logs(s);
+        if (joined == 0 || monotonic_ms() >= deadline)
+            break;
+        char drain[64];
+        int signalled = read(signal_fd, drain, sizeof(drain)) > 0;
+        if (signalled || atomic_load(&sigterm_received)) {
+            int interrupted = PyErr_CheckSignals() < 0 || atomic_exchange(&sigterm_received, 0);
+            PyErr_Clear();
+            if (interrupted) {
+                log_write(LOG_WARNING, "second signal: stopping without waiting for workers");
+                break;
+            }
+        }
+    }
+    return joined;
+}
+
+PyObject *server_run(PyObject *module, PyObject *application, const char *address,
+                     const struct server_options *options)
+{
+    char err[PYR_ERR_LEN] = "";
+    int signal_pair[2] = {-1, -1}, log_fd = -1, stopped_cleanly = 1;
+    struct saved_signals saved = {0};
+    struct module_state *st = module_get_state(module);
+
+    if (atomic_exchange(&serving, 1)) {
+        PyErr_SetString(PyExc_RuntimeError, "pyruvate is already serving in this process");
+        return NULL;
+    }
+    struct server *s = PyMem_RawCalloc(1, sizeof(*s));
+    if (s == NULL) {
+        atomic_store(&serving, 0);
+        return PyErr_NoMemory();
+    }
+    s->options = *options;
+    s->module = Py_NewRef(module);
+    s->application = Py_NewRef(application);
+    s->interpreter = PyInterpreterState_Get();
+    s->listener.fd = -1;
+
+    if (listen_open(&s->listener, address, options->backlog, err) < 0) {
+        PyObject *exc = PyObject_CallFunction(PyExc_OSError, "is", errno, err);
+        if (exc) {
+            PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+            Py_DECREF(exc);
+        }
+        goto fail;
+    }
+    s->environ_template = wsgi_environ_template(s);
+    if (s->environ_template == NULL)
+        goto fail;
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, signal_pair) < 0 ||
+        (log_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        goto fail;
+    }
+    log_set_level(logger_level(st->logger));
+    log_set_wake_fd(log_fd);
+
+    struct pool_callbacks callbacks = {.thread_start = worker_thread_start,
+                                       .handle = worker_handle,
+                                       .thread_stop = worker_thread_stop,
+                                       .ctx = s};
+    /* Workers take the GIL while they start, so let go of it meanwhile. */
+    Py_BEGIN_ALLOW_THREADS
+    s->pool = pool_create("pyruvate", options->workers, options->max_queue_size, &callbacks, err);
+    Py_END_ALLOW_THREADS
+    if (s->pool == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, err);
+        goto fail;
+    }
+    struct acceptor_config config = {
+        .listeners = &s->listener,
+        .listener_count = 1,
+        .pool = s->pool,
+        .limits = &s->options.limits,
+        .request_timeout_ms = options->request_timeout_ms,
+        .keepalive_timeout_ms = options->keepalive_timeout_ms,
+        .linger_timeout_ms = 2000,
+        .max_connections = options->max_connections,
+    };
+    s->acceptor = acceptor_start(&config, err);
+    if (s->acceptor == NULL) {
+        pool_stop(s->pool);
+        Py_BEGIN_ALLOW_THREADS
+        pool_join(s->pool, -1);
+        Py_END_ALLOW_THREADS
+        pool_destroy(s->pool, NULL, NULL);
+        PyErr_SetString(PyExc_RuntimeError, err);
+        goto fail;
+    }
+
+    install_signals(module, &saved, signal_pair[1]);
+    log_write(LOG_INFO, "pyruvate serving on %s with %u workers", address, options->workers);
+    PyObject *exc_type = NULL, *exc_value = NULL, *exc_tb = NULL;
+    /* Keep what a signal handler raised (KeyboardInterrupt) for the end. */
+    if (wait_for_stop(s, signal_pair[0], log_fd) < 0)
+        PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
+    log_write(LOG_INFO, "pyruvate stopping");
+    if (shut_down(s, signal_pair[0]) == 0) {
+        pool_destroy(s->pool, drop_queued_conn, s);
+        acceptor_destroy(s->acceptor);
+    } else {
+        /* Threads still run the app and use the server: leave it allocated. */
+        log_write(LOG_WARNING, "workers still busy after the shutdown timeout; not waiting");
+        stopped_cleanly = 0;
+    }
+    relay_logs(s);
+    restore_signals(&saved);
+    log_set_wake_fd(-1);
+    close(signal_pair[0]);
+    close(signal_pair[1]);
+    close(log_fd);
+    if (stopped_cleanly)
+        server_free(s);
+    else
+        listen_close(&s->listener);
+    atomic_store(&serving, 0);
+    if (exc_type) {
+        PyErr_Restore(exc_type, exc_value, exc_tb);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+
+fail:
+    log_set_wake_fd(-1);
+    if (signal_pair[0] >= 0) {
+        close(signal_pair[0]);
+        close(signal_pair[1]);
+    }
+    if (log_fd >= 0)
+        close(log_fd);
+    server_free(s);
+    atomic_store(&serving, 0);
+    return NULL;
+}

@@ -1,0 +1,115 @@
+/* Worker threads, the Python side of the pool: each keeps one thread state
+ * for life, answers a connection's requests, then hands the connection back
+ * to the acceptor or closes it. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "pyruvate/worker.h"
+
+#include <stdlib.h>
+#include <sys/socket.h>
+
+#include "pyruvate/acceptor.h"
+#include "pyruvate/log.h"
+#include "pyruvate/server.h"
+#include "pyruvate/wsgi.h"
+
+/* Gives the Python thread the pool thread's name, so that logging's
+ * %(threadName)s and tracebacks say "pyruvate-N" instead of "Dummy-N". */
+static void name_python_thread(unsigned index)
+{
+    PyObject *threading = PyImport_ImportModule("threading");
+    PyObject *thread = threading ? PyObject_CallMethod(threading, "current_thread", NULL) : NULL;
+    PyObject *name = PyUnicode_FromFormat("pyruvate-%u", index);
+    if (thread == NULL || name == NULL || PyObject_SetAttrString(thread, "name", name) < 0)
+        PyErr_Clear();
+    Py_XDECREF(name);
+    Py_XDECREF(thread);
+    Py_XDECREF(threading);
+}
+
+void *worker_thread_start(void *ctx, unsigned index)
+{
+    struct server *server = ctx;
+    struct worker *w = calloc(1, sizeof(*w));
+    if (w == NULL)
+        return NULL;
+    w->server = server;
+    w->index = index;
+    w->thread_state = PyThreadState_New(server->interpreter);
+    if (w->thread_state == NULL) {
+        free(w);
+        return NULL;
+    }
+    PyEval_RestoreThread(w->thread_state);
+    w->start_response = wsgi_start_response_new(w);
+    if (w->start_response == NULL)
+        PyErr_Clear();
+    else
+        name_python_thread(index);
+    PyEval_SaveThread();
+    if (w->start_response == NULL) {
+        worker_thread_stop(w);
+        return NULL;
+    }
+    return w;
+}
+
+void worker_thread_stop(void *worker)
+{
+    struct worker *w = worker;
+    PyEval_RestoreThread(w->thread_state);
+    Py_CLEAR(w->start_response);
+    PyThreadState_Clear(w->thread_state);
+    PyThreadState_DeleteCurrent(); /* releases the GIL */
+    buf_free(&w->head);
+    free(w);
+}
+
+/* After the last response on c: close it, or let the acceptor drain what
+ * the client still sends so the close does not turn into a reset. */
+static void finish_connection(struct worker *w, struct conn *c)
+{
+    if (c->in.len > c->request.consumed) {
+        shutdown(c->fd, SHUT_WR);
+        c->lingering = 1;
+        acceptor_give_back(w->server->acceptor, c);
+    } else {
+        acceptor_close(w->server->acceptor, c);
+    }
+}
+
+void worker_handle(void *worker, void *item)
+{
+    struct worker *w = worker;
+    struct conn *c = item;
+    for (;;) {
+        PyEval_RestoreThread(w->thread_state);
+        w->conn = c;
+        wsgi_handle_request(w);
+        w->conn = NULL;
+        PyEval_SaveThread();
+        c->requests_served++;
+        if (w->response.must_close) {
+            finish_connection(w, c);
+            return;
+        }
+        /* A pipelined request may be buffered already; answering it here
+         * saves two thread handoffs and keeps responses in order. */
+        switch (conn_reset_for_next_request(c)) {
+        case REQUEST_COMPLETE:
+            if (!atomic_load(&w->server->stopping))
+                continue;
+            acceptor_close(w->server->acceptor, c);
+            return;
+        case REQUEST_ERROR:
+            conn_send_error(c, c->request.error_status);
+            c->lingering = 1;
+            acceptor_give_back(w->server->acceptor, c);
+            return;
+        case REQUEST_INCOMPLETE:
+            acceptor_give_back(w->server->acceptor, c);
+            return;
+        }
+    }
+}

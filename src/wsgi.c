@@ -1,0 +1,883 @@
+/* One request through the WSGI app (PEP 3333): the environ, start_response
+ * and its write(), iterating the result, framing and sending it, and
+ * close(). Runs on a worker thread holding the GIL; every blocking write
+ * releases it. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "pyruvate/wsgi.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "pyruvate/filewrapper.h"
+#include "pyruvate/http_status.h"
+#include "pyruvate/input.h"
+#include "pyruvate/log.h"
+#include "pyruvate/server.h"
+
+typedef struct {
+    PyObject_HEAD
+    struct worker *worker;
+    PyObject *write; /* bound write(), returned by every call */
+} StartResponseObject;
+
+static PyObject *build_environ(struct worker *w, PyObject **input);
+static int send_body(struct worker *w, const char *data, size_t len);
+static int finish_response(struct worker *w);
+static void send_error_response(struct worker *w, int status);
+static void log_app_exception(struct worker *w, const char *what);
+
+static struct module_state *state_of(struct worker *w)
+{
+    return module_get_state(w->server->module);
+}
+
+/* ---- environ ---------------------------------------------------------- */
+
+PyObject *wsgi_environ_template(struct server *server)
+{
+    struct module_state *st = module_get_state(server->module);
+    PyObject *environ = PyDict_New();
+    PyObject *errors = PySys_GetObject("stderr"); /* borrowed */
+    PyObject *name = PyUnicode_FromString(server->listener.server_name);
+    PyObject *port = PyUnicode_FromString(server->listener.server_port);
+    if (environ == NULL || name == NULL || port == NULL)
+        goto fail;
+    if (PyDict_SetItem(environ, st->str_wsgi_version, st->wsgi_version_value) < 0 ||
+        PyDict_SetItem(environ, st->str_wsgi_url_scheme, st->str_http) < 0 ||
+        PyDict_SetItem(environ, st->str_wsgi_errors, errors ? errors : Py_None) < 0 ||
+        PyDict_SetItem(environ, st->str_wsgi_multithread, Py_True) < 0 ||
+        PyDict_SetItem(environ, st->str_wsgi_multiprocess, Py_False) < 0 ||
+        PyDict_SetItem(environ, st->str_wsgi_run_once, Py_False) < 0 ||
+        PyDict_SetItem(environ, st->str_wsgi_input_terminated, Py_True) < 0 ||
+        PyDict_SetItem(environ, st->str_wsgi_file_wrapper, (PyObject *)st->file_wrapper_type) <
+            0 ||
+        PyDict_SetItem(environ, st->str_SCRIPT_NAME, st->str_empty) < 0 ||
+        PyDict_SetItem(environ, st->str_SERVER_NAME, name) < 0 ||
+        PyDict_SetItem(environ, st->str_SERVER_PORT, port) < 0)
+        goto fail;
+    Py_DECREF(name);
+    Py_DECREF(port);
+    return environ;
+fail:
+    Py_XDECREF(environ);
+    Py_XDECREF(name);
+    Py_XDECREF(port);
+    return NULL;
+}
+
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* PATH_INFO is the path with %XX escapes decoded to bytes, as latin-1
+ * (PEP 3333 "Unicode Issues"). Malformed escapes stay as they are. */
+static PyObject *decode_path(const char *path, size_t len)
+{
+    char small[1024];
+    char *out = len <= sizeof(small) ? small : PyMem_Malloc(len);
+    if (out == NULL)
+        return PyErr_NoMemory();
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        int hi, lo;
+        if (path[i] == '%' && i + 2 < len && (hi = hex_value(path[i + 1])) >= 0 &&
+            (lo = hex_value(path[i + 2])) >= 0) {
+            out[n++] = (char)(hi * 16 + lo);
+            i += 2;
+        } else {
+            out[n++] = path[i];
+        }
+    }
+    PyObject *result = PyUnicode_DecodeLatin1(out, (Py_ssize_t)n, NULL);
+    if (out != small)
+        PyMem_Free(out);
+    return result;
+}
+
+static int set_latin1(PyObject *environ, PyObject *key, const char *value, size_t len)
+{
+    PyObject *v = PyUnicode_DecodeLatin1(value, (Py_ssize_t)len, NULL);
+    if (v == NULL)
+        return -1;
+    int rc = PyDict_SetItem(environ, key, v);
+    Py_DECREF(v);
+    return rc;
+}
+
+static int set_owned(PyObject *environ, PyObject *key, PyObject *value)
+{
+    if (value == NULL)
+        return -1;
+    int rc = PyDict_SetItem(environ, key, value);
+    Py_DECREF(value);
+    return rc;
+}
+
+/* Splits the request-target into PATH_INFO and QUERY_STRING. The
+ * absolute-form (RFC 9112 §3.2.2) also names the host, which then
+ * replaces the Host header. */
+static int add_target(PyObject *environ, struct module_state *st, const char *target,
+                      size_t len, int *host_from_target)
+{
+    const char *path = target, *end = target + len;
+    *host_from_target = 0;
+    if (len > 0 && target[0] != '/' && target[0] != '*') {
+        const char *scheme_end = memchr(target, ':', len);
+        if (scheme_end && end - scheme_end >= 3 && scheme_end[1] == '/' && scheme_end[2] == '/') {
+            const char *authority = scheme_end + 3;
+            const char *authority_end = authority;
+            while (authority_end < end && *authority_end != '/' && *authority_end != '?')
+                authority_end++;
+            if (set_latin1(environ, st->str_HTTP_HOST, authority,
+                           (size_t)(authority_end - authority)) < 0)
+                return -1;
+            *host_from_target = 1;
+            path = authority_end;
+        }
+    }
+    const char *query = memchr(path, '?', (size_t)(end - path));
+    const char *path_end = query ? query : end;
+    if (path == path_end) {
+        /* An absolute-form target without a path asks for "/". */
+        PyObject *root = path == target ? Py_NewRef(st->str_empty) : PyUnicode_FromString("/");
+        if (set_owned(environ, st->str_PATH_INFO, root) < 0)
+            return -1;
+    } else if (set_owned(environ, st->str_PATH_INFO,
+                         decode_path(path, (size_t)(path_end - path))) < 0) {
+        return -1;
+    }
+    if (query)
+        return set_latin1(environ, st->str_QUERY_STRING, query + 1, (size_t)(end - query - 1));
+    return PyDict_SetItem(environ, st->str_QUERY_STRING, st->str_empty);
+}
+
+/* Turns a header name into its environ key: CONTENT_TYPE, CONTENT_LENGTH or
+ * HTTP_<NAME>. Returns NULL without an exception for names with an
+ * underscore: dropping them keeps "X_Forwarded_For" from posing as
+ * "X-Forwarded-For" once both are HTTP_X_FORWARDED_FOR. */
+static PyObject *header_key(struct module_state *st, const char *name, size_t len)
+{
+    if (len == 12 && strncasecmp(name, "content-type", 12) == 0)
+        return Py_NewRef(st->str_CONTENT_TYPE);
+    if (len == 14 && strncasecmp(name, "content-length", 14) == 0)
+        return Py_NewRef(st->str_CONTENT_LENGTH);
+    if (memchr(name, '_', len))
+        return NULL;
+    PyObject *key = PyUnicode_New((Py_ssize_t)len + 5, 127);
+    if (key == NULL)
+        return NULL;
+    Py_UCS1 *out = PyUnicode_1BYTE_DATA(key);
+    memcpy(out, "HTTP_", 5);
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)name[i];
+        out[5 + i] = c == '-' ? '_' : (c >= 'a' && c <= 'z' ? (Py_UCS1)(c - 32) : c);
+    }
+    PyUnicode_InternInPlace(&key);
+    return key;
+}
+
+static int add_headers(PyObject *environ, struct module_state *st, const struct conn *c,
+                       int skip_host)
+{
+    const struct request *r = &c->request;
+    const char *base = c->in.data;
+    for (unsigned i = 0; i < r->header_count; i++) {
+        const struct request_header *h = &r->headers[i];
+        PyObject *key = header_key(st, base + h->name.offset, h->name.len);
+        if (key == NULL) {
+            if (PyErr_Occurred())
+                return -1;
+            continue;
+        }
+        if (skip_host && key == st->str_HTTP_HOST) {
+            Py_DECREF(key);
+            continue;
+        }
+        PyObject *value = PyUnicode_DecodeLatin1(base + h->value.offset, (Py_ssize_t)h->value.len,
+                                                 NULL);
+        PyObject *previous = value ? PyDict_GetItemWithError(environ, key) : NULL;
+        if (previous) {
+            /* RFC 9110 §5.3: repeated fields combine into one list. */
+            PyObject *joined = PyUnicode_FromFormat("%U, %U", previous, value);
+            Py_SETREF(value, joined);
+        }
+        int rc = value && !PyErr_Occurred() ? PyDict_SetItem(environ, key, value) : -1;
+        Py_DECREF(key);
+        Py_XDECREF(value);
+        if (rc < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static PyObject *build_environ(struct worker *w, PyObject **input)
+{
+    struct module_state *st = state_of(w);
+    struct conn *c = w->conn;
+    const struct request *r = &c->request;
+    const char *base = c->in.data;
+    char host[64], port[16];
+    int host_from_target;
+
+    *input = NULL;
+    PyObject *environ = PyDict_Copy(w->server->environ_template);
+    if (environ == NULL)
+        return NULL;
+    if (set_owned(environ, st->str_REQUEST_METHOD, PyUnicode_InternFromString(r->method)) < 0 ||
+        PyDict_SetItem(environ, st->str_SERVER_PROTOCOL,
+                       r->http_minor == 0 ? st->str_HTTP_1_0 : st->str_HTTP_1_1) < 0 ||
+        add_target(environ, st, base + r->target.offset, r->target.len, &host_from_target) < 0 ||
+        add_headers(environ, st, c, host_from_target) < 0)
+        goto fail;
+
+    conn_peer_strings(c, host, sizeof(host), port, sizeof(port));
+    if (set_owned(environ, st->str_REMOTE_ADDR, PyUnicode_FromString(host)) < 0 ||
+        set_owned(environ, st->str_REMOTE_PORT, PyUnicode_FromString(port)) < 0)
+        goto fail;
+
+    /* The body is decoded already, so its length is known even when it
+     * arrived chunked (then the environ carries the decoded length). */
+    if (r->chunked || r->body.len > 0) {
+        if (set_owned(environ, st->str_CONTENT_LENGTH,
+                      PyUnicode_FromFormat("%zu", r->body.len)) < 0)
+            goto fail;
+    }
+    *input = input_new(st, base + r->body.offset, (Py_ssize_t)r->body.len);
+    if (*input == NULL || PyDict_SetItem(environ, st->str_wsgi_input, *input) < 0)
+        goto fail;
+    return environ;
+fail:
+    if (*input) {
+        input_detach(*input);
+        Py_CLEAR(*input);
+    }
+    Py_DECREF(environ);
+    return NULL;
+}
+
+/* ---- start_response --------------------------------------------------- */
+
+/* A str whose characters all fit in one byte, as latin-1 bytes: PEP 3333
+ * headers are native strings holding latin-1 text. */
+static const char *latin1_data(PyObject *s, Py_ssize_t *len)
+{
+    if (!PyUnicode_Check(s) || PyUnicode_READY(s) < 0 || PyUnicode_KIND(s) != PyUnicode_1BYTE_KIND)
+        return NULL;
+    *len = PyUnicode_GET_LENGTH(s);
+    return (const char *)PyUnicode_1BYTE_DATA(s);
+}
+
+static int is_name(const char *name, Py_ssize_t len, const char *expected)
+{
+    return (size_t)len == strlen(expected) && strncasecmp(name, expected, (size_t)len) == 0;
+}
+
+/* True if the comma-separated token list contains token (case-insensitive). */
+static int has_token(const char *list, Py_ssize_t len, const char *token)
+{
+    size_t token_len = strlen(token);
+    Py_ssize_t i = 0;
+    while (i < len) {
+        while (i < len && (list[i] == ' ' || list[i] == '\t' || list[i] == ','))
+            i++;
+        Py_ssize_t start = i;
+        while (i < len && list[i] != ',')
+            i++;
+        Py_ssize_t end = i;
+        while (end > start && (list[end - 1] == ' ' || list[end - 1] == '\t'))
+            end--;
+        if ((size_t)(end - start) == token_len &&
+            strncasecmp(list + start, token, token_len) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static int parse_content_length(const char *value, Py_ssize_t len, long long *out)
+{
+    if (len == 0 || len > 18)
+        return -1;
+    long long n = 0;
+    for (Py_ssize_t i = 0; i < len; i++) {
+        if (value[i] < '0' || value[i] > '9')
+            return -1;
+        n = n * 10 + (value[i] - '0');
+    }
+    *out = n;
+    return 0;
+}
+
+/* Validates status and headers and writes them into w->head, so that the
+ * app changing the list afterwards cannot put anything unchecked on the
+ * wire. Raises and returns -1 when they are not what PEP 3333 allows. */
+static int record_response_head(struct worker *w, PyObject *status, PyObject *headers)
+{
+    struct worker_response *resp = &w->response;
+    Py_ssize_t status_len;
+    const char *status_text = latin1_data(status, &status_len);
+    if (status_text == NULL) {
+        PyErr_SetString(PyExc_TypeError, "status must be a str of latin-1 characters");
+        return -1;
+    }
+    int code = response_parse_status(status_text, (size_t)status_len);
+    if (code < 0) {
+        PyErr_Format(PyExc_ValueError, "invalid status %R: expected '<3 digits> <reason>'",
+                     status);
+        return -1;
+    }
+    if (!PyList_Check(headers)) {
+        PyErr_SetString(PyExc_TypeError, "response headers must be a list");
+        return -1;
+    }
+
+    struct worker_response fresh = {.content_length = -1};
+    w->head.len = 0;
+    if (buf_append_str(&w->head, "HTTP/1.1 ") < 0 ||
+        buf_append(&w->head, status_text, (size_t)status_len) < 0 ||
+        buf_append_str(&w->head, "\r\n") < 0)
+        goto nomemory;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(headers); i++) {
+        PyObject *item = PyList_GET_ITEM(headers, i);
+        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2) {
+            PyErr_Format(PyExc_TypeError, "header %zd must be a (name, value) tuple", i);
+            return -1;
+        }
+        Py_ssize_t name_len, value_len;
+        const char *name = latin1_data(PyTuple_GET_ITEM(item, 0), &name_len);
+        const char *value = latin1_data(PyTuple_GET_ITEM(item, 1), &value_len);
+        if (name == NULL || value == NULL) {
+            PyErr_Format(PyExc_TypeError, "header %R: name and value must be latin-1 str", item);
+            return -1;
+        }
+        if (!response_valid_header_name(name, (size_t)name_len) ||
+            !response_valid_header_value(value, (size_t)value_len)) {
+            PyErr_Format(PyExc_ValueError, "invalid header %R (control characters or bad name)",
+                         item);
+            return -1;
+        }
+        if (is_name(name, name_len, "content-length")) {
+            if (parse_content_length(value, value_len, &fresh.content_length) < 0) {
+                PyErr_Format(PyExc_ValueError, "invalid Content-Length %R", item);
+                return -1;
+            }
+        } else if (is_name(name, name_len, "connection")) {
+            /* Hop-by-hop (RFC 9110 §7.6.1): the server writes its own. */
+            if (has_token(value, value_len, "close"))
+                fresh.app_wants_close = 1;
+            continue;
+        } else if (is_name(name, name_len, "transfer-encoding") ||
+                   is_name(name, name_len, "keep-alive")) {
+            continue; /* framing is the server's job */
+        } else if (is_name(name, name_len, "date")) {
+            fresh.app_sent_date = 1;
+        } else if (is_name(name, name_len, "server")) {
+            fresh.app_sent_server = 1;
+        }
+        if (buf_append(&w->head, name, (size_t)name_len) < 0 ||
+            buf_append_str(&w->head, ": ") < 0 ||
+            buf_append(&w->head, value, (size_t)value_len) < 0 ||
+            buf_append_str(&w->head, "\r\n") < 0)
+            goto nomemory;
+    }
+    fresh.status = code;
+    const struct request *r = &w->conn->request;
+    /* RFC 9110 §6.4.1: these responses never have content. */
+    fresh.no_body = code < 200 || code == 204 || code == 304 || strcmp(r->method, "HEAD") == 0;
+    *resp = fresh;
+    return 0;
+nomemory:
+    PyErr_NoMemory();
+    return -1;
+}
+
+static PyObject *start_response_call(StartResponseObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"status", "headers", "exc_info", NULL};
+    PyObject *status, *headers, *exc_info = Py_None;
+    struct worker *w = self->worker;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|O:start_response", keywords, &status,
+                                     &headers, &exc_info))
+        return NULL;
+    if (w == NULL || w->conn == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "start_response called outside of its request");
+        return NULL;
+    }
+    if (exc_info != Py_None) {
+        /* PEP 3333: after the headers went out, the error can only be
+         * re-raised; before, the new status and headers replace the old. */
+        if (w->response.headers_sent) {
+            if (!PyTuple_Check(exc_info) || PyTuple_GET_SIZE(exc_info) != 3) {
+                PyErr_SetString(PyExc_TypeError, "exc_info must be a 3-tuple");
+                return NULL;
+            }
+            PyObject *type = PyTuple_GET_ITEM(exc_info, 0);
+            PyObject *value = PyTuple_GET_ITEM(exc_info, 1);
+            PyObject *tb = PyTuple_GET_ITEM(exc_info, 2);
+            Py_INCREF(type);
+            Py_INCREF(value);
+            Py_INCREF(tb);
+            PyErr_Restore(type, value, tb);
+            return NULL;
+        }
+    } else if (w->response.status != 0) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "start_response called a second time without exc_info");
+        return NULL;
+    }
+    if (record_response_head(w, status, headers) < 0)
+        return NULL;
+    return Py_NewRef(self->write);
+}
+
+static PyObject *start_response_write(StartResponseObject *self, PyObject *data)
+{
+    struct worker *w = self->worker;
+    if (w == NULL || w->conn == NULL || w->response.status == 0) {
+        PyErr_SetString(PyExc_RuntimeError, "write() called before start_response");
+        return NULL;
+    }
+    if (!PyBytes_Check(data)) {
+        PyErr_Format(PyExc_TypeError, "write() takes bytes, not %.100s", Py_TYPE(data)->tp_name);
+        return NULL;
+    }
+    if (send_body(w, PyBytes_AS_STRING(data), (size_t)PyBytes_GET_SIZE(data)) < 0) {
+        PyErr_SetString(PyExc_OSError, "client connection lost");
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static int start_response_traverse(StartResponseObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->write);
+    return 0;
+}
+
+static int start_response_clear(StartResponseObject *self)
+{
+    Py_CLEAR(self->write);
+    return 0;
+}
+
+static void start_response_dealloc(StartResponseObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    start_response_clear(self);
+    tp->tp_free(self);
+    Py_DECREF(tp);
+}
+
+static PyMethodDef start_response_write_def = {
+    "write", (PyCFunction)start_response_write, METH_O,
+    "write($self, data, /)\n--\n\nSend data now (PEP 3333's imperative write callable)."};
+
+static PyType_Slot start_response_slots[] = {
+    {Py_tp_call, start_response_call},
+    {Py_tp_dealloc, start_response_dealloc},
+    {Py_tp_traverse, start_response_traverse},
+    {Py_tp_clear, start_response_clear},
+    {Py_tp_doc, "start_response(status, headers, exc_info=None)\n--\n\nPEP 3333 start_response."},
+    {0, NULL},
+};
+
+PyType_Spec wsgi_start_response_spec = {
+    .name = "pyruvate._pyruvate.StartResponse",
+    .basicsize = sizeof(StartResponseObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE |
+             Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = start_response_slots,
+};
+
+PyObject *wsgi_start_response_new(struct worker *w)
+{
+    struct module_state *st = state_of(w);
+    StartResponseObject *self = PyObject_GC_New(StartResponseObject, st->start_response_type);
+    if (self == NULL)
+        return NULL;
+    self->worker = w;
+    self->write = NULL;
+    PyObject_GC_Track(self);
+    self->write = PyCFunction_New(&start_response_write_def, (PyObject *)self);
+    if (self->write == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+
+/* ---- sending ---------------------------------------------------------- */
+
+static int write_iov(struct worker *w, struct iovec *iov, int count)
+{
+    int rc, saved_errno;
+    int fd = w->conn->fd, timeout = w->server->options.send_timeout_ms;
+    Py_BEGIN_ALLOW_THREADS
+    rc = response_write_all(fd, iov, count, timeout);
+    saved_errno = errno;
+    Py_END_ALLOW_THREADS
+    if (rc < 0) {
+        log_write(LOG_DEBUG, "write to client failed (errno %d)", saved_errno);
+        w->response.failed = 1;
+        w->response.must_close = 1;
+    }
+    return rc;
+}
+
+/* Completes the head with Date, Server, framing and Connection, choosing
+ * the framing now that the first body bytes (or the end) are known.
+ * known_length is the whole body's length when known, else -1. */
+static int complete_head(struct worker *w, long long known_length)
+{
+    struct worker_response *resp = &w->response;
+    const struct request *r = &w->conn->request;
+    const struct server_options *opt = &w->server->options;
+    time_t now = time(NULL);
+    if (now != w->date_second) {
+        response_http_date(now, w->date);
+        w->date_second = now;
+    }
+    if (!resp->app_sent_date && (buf_append_str(&w->head, "Date: ") < 0 ||
+                                 buf_append(&w->head, w->date, RESPONSE_DATE_LEN) < 0 ||
+                                 buf_append_str(&w->head, "\r\n") < 0))
+        return -1;
+    if (!resp->app_sent_server && buf_append_str(&w->head, "Server: pyruvate\r\n") < 0)
+        return -1;
+    if (!resp->no_body && resp->content_length < 0) {
+        if (known_length >= 0) {
+            char line[48];
+            int n = snprintf(line, sizeof(line), "Content-Length: %lld\r\n", known_length);
+            if (buf_append(&w->head, line, (size_t)n) < 0)
+                return -1;
+            resp->content_length = known_length;
+        } else if (r->http_minor == 1 && opt->chunked_transfer) {
+            if (buf_append_str(&w->head, "Transfer-Encoding: chunked\r\n") < 0)
+                return -1;
+            resp->chunked = 1;
+        } else {
+            resp->close_delimited = 1;
+        }
+    }
+    if (!r->keep_alive || resp->app_wants_close || resp->close_delimited ||
+        atomic_load(&w->server->stopping) ||
+        (opt->max_reuse_count && w->conn->requests_served + 1 >= opt->max_reuse_count))
+        resp->must_close = 1;
+    if (resp->must_close) {
+        if (buf_append_str(&w->head, "Connection: close\r\n") < 0)
+            return -1;
+    } else if (r->http_minor == 0 && buf_append_str(&w->head, "Connection: keep-alive\r\n") < 0) {
+        return -1;
+    }
+    return buf_append_str(&w->head, "\r\n");
+}
+
+/* Sends body bytes, with the head in front of the first ones. Returns 0, or
+ * -1 when the connection failed (then nothing more is sent). */
+static int send_with_length(struct worker *w, const char *data, size_t len, long long known)
+{
+    struct worker_response *resp = &w->response;
+    struct iovec iov[4];
+    int count = 0;
+    char chunk_header[24];
+
+    if (resp->failed)
+        return -1;
+    if (!resp->headers_sent) {
+        if (complete_head(w, known) < 0) {
+            resp->failed = resp->must_close = 1;
+            return -1;
+        }
+        iov[count++] = (struct iovec){w->head.data, w->head.len};
+        resp->headers_sent = 1;
+    }
+    if (resp->no_body)
+        len = 0;
+    if (resp->content_length >= 0) {
+        unsigned long long left = (unsigned long long)resp->content_length - resp->body_sent;
+        if (len > left) {
+            log_write(LOG_WARNING, "application sent more than its Content-Length of %lld; "
+                                   "extra bytes dropped",
+                      resp->content_length);
+            len = (size_t)left;
+        }
+    }
+    if (len > 0) {
+        if (resp->chunked) {
+            iov[count++] = (struct iovec){chunk_header, response_chunk_header(len, chunk_header)};
+            iov[count++] = (struct iovec){(void *)data, len};
+            iov[count++] = (struct iovec){"\r\n", 2};
+        } else {
+            iov[count++] = (struct iovec){(void *)data, len};
+        }
+        resp->body_sent += len;
+    }
+    if (count == 0)
+        return 0;
+    return write_iov(w, iov, count);
+}
+
+static int send_body(struct worker *w, const char *data, size_t len)
+{
+    if (len == 0 && w->response.headers_sent)
+        return 0;
+    /* PEP 3333: headers go out with the first non-empty chunk. */
+    if (len == 0)
+        return 0;
+    return send_with_length(w, data, len, -1);
+}
+
+static int finish_response(struct worker *w)
+{
+    struct worker_response *resp = &w->response;
+    if (resp->failed)
+        return -1;
+    if (!resp->headers_sent)
+        return send_with_length(w, NULL, 0, 0);
+    if (resp->chunked) {
+        struct iovec end = {"0\r\n\r\n", 5};
+        return write_iov(w, &end, 1);
+    }
+    if (!resp->no_body && resp->content_length >= 0 &&
+        resp->body_sent < (unsigned long long)resp->content_length) {
+        log_write(LOG_WARNING, "application sent %llu of its Content-Length of %lld bytes; "
+                               "closing the connection",
+                  resp->body_sent, resp->content_length);
+        resp->must_close = 1;
+    }
+    return 0;
+}
+
+static void send_error_response(struct worker *w, int status)
+{
+    char text[512];
+    size_t len = http_status_error_response(status, text, sizeof(text));
+    struct iovec iov = {text, len};
+    w->response.must_close = 1;
+    if (len > 0)
+        write_iov(w, &iov, 1);
+}
+
+/* ---- the result ------------------------------------------------------- */
+
+/* The sum of the chunk lengths when result is a list or tuple of bytes, so
+ * the response gets a Content-Length; -1 otherwise. */
+static long long sequence_length(PyObject *result)
+{
+    if (!PyList_CheckExact(result) && !PyTuple_CheckExact(result))
+        return -1;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(result);
+    PyObject **items = PySequence_Fast_ITEMS(result);
+    long long total = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!PyBytes_Check(items[i]))
+            return -1;
+        total += PyBytes_GET_SIZE(items[i]);
+    }
+    return total;
+}
+
+/* Sends a FileWrapper around a real file with sendfile(2). Returns 1 when
+ * done (or failed on the wire), 0 to fall back to iterating, -1 with an
+ * exception set. */
+static int try_sendfile(struct worker *w, PyObject *result)
+{
+    struct module_state *st = state_of(w);
+    if (Py_TYPE(result) != st->file_wrapper_type)
+        return 0;
+    PyObject *filelike = ((FileWrapperObject *)result)->filelike;
+    PyObject *fileno = PyObject_CallMethodNoArgs(filelike, st->str_fileno);
+    if (fileno == NULL) {
+        PyErr_Clear(); /* no descriptor: iterate instead */
+        return 0;
+    }
+    long fd = PyLong_AsLong(fileno);
+    Py_DECREF(fileno);
+    if (fd < 0 || fd > INT_MAX) {
+        PyErr_Clear();
+        return 0;
+    }
+    struct stat info;
+    if (fstat((int)fd, &info) < 0 || !S_ISREG(info.st_mode))
+        return 0;
+    /* Python's buffered files keep their own position; tell() knows it. */
+    off_t offset;
+    PyObject *position = PyObject_CallMethodNoArgs(filelike, st->str_tell);
+    if (position == NULL) {
+        PyErr_Clear();
+        offset = lseek((int)fd, 0, SEEK_CUR);
+    } else {
+        offset = (off_t)PyLong_AsLongLong(position);
+        Py_DECREF(position);
+        if (offset < 0 && PyErr_Occurred())
+            return -1;
+    }
+    if (offset < 0 || offset > info.st_size)
+        return 0;
+    long long available = (long long)(info.st_size - offset);
+    long long to_send = available;
+    if (w->response.content_length >= 0 && w->response.content_length < available)
+        to_send = w->response.content_length;
+    if (send_with_length(w, NULL, 0, available) < 0)
+        return 1;
+    if (w->response.no_body || to_send == 0)
+        return 1;
+    int rc, saved_errno;
+    int sock = w->conn->fd, timeout = w->server->options.send_timeout_ms;
+    Py_BEGIN_ALLOW_THREADS
+    rc = response_sendfile(sock, (int)fd, &offset, (size_t)to_send, timeout);
+    saved_errno = errno;
+    Py_END_ALLOW_THREADS
+    if (rc < 0) {
+        log_write(LOG_DEBUG, "sendfile failed (errno %d)", saved_errno);
+        w->response.failed = w->response.must_close = 1;
+    } else {
+        w->response.body_sent += (unsigned long long)to_send;
+    }
+    return 1;
+}
+
+/* Iterates the app's result and sends each chunk. Returns 0, or -1 with an
+ * exception set when the app misbehaved. */
+static int send_result(struct worker *w, PyObject *result)
+{
+    int handled = try_sendfile(w, result);
+    if (handled != 0)
+        return handled < 0 ? -1 : 0;
+
+    long long known = sequence_length(result);
+    PyObject *iterator = PyObject_GetIter(result);
+    if (iterator == NULL)
+        return -1;
+    PyObject *chunk;
+    int rc = 0;
+    while (!w->response.failed && (chunk = PyIter_Next(iterator)) != NULL) {
+        if (!PyBytes_Check(chunk)) {
+            PyErr_Format(PyExc_TypeError, "the application yielded %.100s, not bytes",
+                         Py_TYPE(chunk)->tp_name);
+            Py_DECREF(chunk);
+            rc = -1;
+            break;
+        }
+        if (w->response.status == 0) {
+            PyErr_SetString(PyExc_RuntimeError,
+                            "the application returned data before calling start_response");
+            Py_DECREF(chunk);
+            rc = -1;
+            break;
+        }
+        Py_ssize_t len = PyBytes_GET_SIZE(chunk);
+        if (len > 0)
+            send_with_length(w, PyBytes_AS_STRING(chunk), (size_t)len, known);
+        Py_DECREF(chunk);
+    }
+    if (rc == 0 && PyErr_Occurred())
+        rc = -1;
+    Py_DECREF(iterator);
+    return rc;
+}
+
+static void call_close(struct worker *w, PyObject *result)
+{
+    struct module_state *st = state_of(w);
+    PyObject *close = PyObject_GetAttr(result, st->str_close);
+    if (close == NULL) {
+        if (PyErr_ExceptionMatches(PyExc_AttributeError))
+            PyErr_Clear();
+        else
+            log_app_exception(w, "Error looking up the result's close()");
+        return;
+    }
+    PyObject *ignored = PyObject_CallNoArgs(close);
+    Py_DECREF(close);
+    if (ignored == NULL)
+        log_app_exception(w, "Error in the result's close()");
+    Py_XDECREF(ignored);
+}
+
+static void log_app_exception(struct worker *w, const char *what)
+{
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    PyErr_NormalizeException(&type, &value, &traceback);
+    if (value && traceback)
+        PyException_SetTraceback(value, traceback);
+    PyObject *logger = state_of(w)->logger;
+    PyObject *kwargs = Py_BuildValue("{s:O}", "exc_info", value ? value : Py_True);
+    PyObject *args = Py_BuildValue("(s)", what);
+    PyObject *done = NULL;
+    if (kwargs && args) {
+        PyObject *error = PyObject_GetAttrString(logger, "error");
+        if (error) {
+            done = PyObject_Call(error, args, kwargs);
+            Py_DECREF(error);
+        }
+    }
+    if (done == NULL)
+        PyErr_WriteUnraisable(logger);
+    Py_XDECREF(done);
+    Py_XDECREF(args);
+    Py_XDECREF(kwargs);
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(traceback);
+}
+
+void wsgi_handle_request(struct worker *w)
+{
+    PyObject *input = NULL, *result = NULL;
+    w->response = (struct worker_response){.content_length = -1};
+    w->head.len = 0;
+
+    PyObject *environ = build_environ(w, &input);
+    if (environ == NULL) {
+        log_app_exception(w, "Error building the WSGI environ");
+        send_error_response(w, 500);
+        goto done;
+    }
+    result = PyObject_CallFunctionObjArgs(w->server->application, environ, w->start_response,
+                                          NULL);
+    if (result == NULL) {
+        log_app_exception(w, "Error calling the WSGI application");
+        if (!w->response.headers_sent)
+            send_error_response(w, 500);
+        w->response.must_close = 1;
+        goto done;
+    }
+    if (send_result(w, result) < 0) {
+        log_app_exception(w, "Error in the WSGI application's response");
+        if (!w->response.headers_sent)
+            send_error_response(w, 500);
+        /* Headers already out: closing is the only honest signal left. */
+        w->response.must_close = 1;
+    } else if (w->response.status == 0) {
+        PyErr_SetString(PyExc_RuntimeError, "the application never called start_response");
+        log_app_exception(w, "Error in the WSGI application's response");
+        send_error_response(w, 500);
+    } else {
+        finish_response(w);
+    }
+    /* PEP 3333: close() is called whatever happened, even on errors. */
+    call_close(w, result);
+done:
+    Py_XDECREF(result);
+    if (input)
+        input_detach(input);
+    Py_XDECREF(input);
+    Py_XDECREF(environ);
+    if (w->response.failed)
+        w->response.must_close = 1;
+}

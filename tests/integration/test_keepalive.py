@@ -1,0 +1,110 @@
+"""Persistent connections (HTTP/1.1 keep-alive)."""
+import httpraw
+
+HELLO = b"Hello, World!"
+
+
+def _assert_hello(response):
+    assert response.status == 200, response
+    assert response.body == HELLO
+
+
+def _two_requests_on_one_connection(srv):
+    with srv.connect() as conn:
+        first = conn.request("GET", "/hello")
+        _assert_hello(first)
+        assert not first.has_token("Connection", "close"), first
+        # The second response can only arrive on this socket if the server
+        # kept the connection open.
+        second = conn.request("POST", "/echo", body=b"second request")
+        assert second.status == 200
+        assert second.body == b"second request"
+        assert second.raw.startswith(b"HTTP/1.1 200")
+
+
+def test_two_requests_reuse_connection(start_server):
+    _two_requests_on_one_connection(start_server(keepalive=True))
+
+
+def test_keepalive_is_on_by_default(start_server):
+    # Our pyruvate: keep-alive on by default (Rust Pyruvate needs
+    # max_reuse_count > 0, so this one fails there).
+    _two_requests_on_one_connection(start_server(options={}))
+
+
+def test_many_sequential_requests_on_one_connection(start_server):
+    srv = start_server(keepalive=True)
+    with srv.connect() as conn:
+        for index in range(50):
+            body = b"request %d" % index
+            response = conn.request("POST", "/echo", body=body)
+            assert response.status == 200
+            assert response.body == body
+
+
+def test_connection_close_request_header_closes(start_server):
+    srv = start_server(keepalive=True)
+    with srv.connect() as conn:
+        response = conn.request("GET", "/hello", headers=[("Connection", "close")])
+        _assert_hello(response)
+        assert response.has_token("Connection", "close"), response
+        assert conn.wait_closed(), "connection left open after Connection: close"
+
+
+def test_connection_close_after_keepalive_requests(start_server):
+    srv = start_server(keepalive=True)
+    with srv.connect() as conn:
+        _assert_hello(conn.request("GET", "/hello"))
+        _assert_hello(conn.request("GET", "/hello", headers=[("Connection", "close")]))
+        assert conn.wait_closed(), "connection left open after Connection: close"
+
+
+def test_max_reuse_count_limits_requests_per_connection(start_server):
+    srv = start_server(options={"max_reuse_count": 2})
+    served = 0
+    with srv.connect() as conn:
+        for _ in range(10):
+            try:
+                response = conn.request("GET", "/hello")
+            except (httpraw.IncompleteResponse, BrokenPipeError, ConnectionResetError):
+                break
+            _assert_hello(response)
+            served += 1
+            if response.has_token("Connection", "close"):
+                assert conn.wait_closed()
+                break
+        assert 1 <= served <= 3, "served %d requests with max_reuse_count=2" % served
+        assert conn.wait_closed()
+
+
+def test_keepalive_timeout_closes_idle_connection(start_server):
+    srv = start_server(keepalive=True, options={"keepalive_timeout": 1})
+    with srv.connect() as conn:
+        _assert_hello(conn.request("GET", "/hello"))
+        # Bounded wait for the server to close the idle connection.
+        assert conn.wait_closed(timeout=8), "idle connection not closed"
+
+
+def test_chunked_streaming_response_keeps_connection(start_server):
+    srv = start_server(keepalive=True, options={"chunked_transfer": True})
+    with srv.connect() as conn:
+        response = conn.request("GET", "/stream?n=6")
+        assert response.status == 200
+        assert response.chunked, response
+        assert response.header("Content-Length") is None
+        assert response.body == b"".join(b"chunk-%d\n" % i for i in range(6))
+        assert response.chunk_sizes[-1] == 0
+        _assert_hello(conn.request("GET", "/hello"))
+
+
+def test_streaming_response_without_length_is_delimited(start_server):
+    # Without chunked_transfer a body of unknown length can only be
+    # delimited by closing the connection (or by chunked coding).
+    srv = start_server(keepalive=True)
+    with srv.connect() as conn:
+        response = conn.request("GET", "/stream?n=6")
+        assert response.status == 200
+        assert response.body == b"".join(b"chunk-%d\n" % i for i in range(6))
+        if not response.chunked:
+            assert response.header("Content-Length") is None
+            assert conn.eof

@@ -1,0 +1,76 @@
+"""Worker threads: bounded thread count, thread-local state persists."""
+import json
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+
+WORKERS = 3
+
+
+def _thread_info(conn):
+    response = conn.request("GET", "/thread")
+    assert response.status == 200, response
+    info = json.loads(response.body)
+    return info["ident"], info["count"]
+
+
+def _one_shot(srv):
+    with srv.connect() as conn:
+        return _thread_info(conn)
+
+
+def test_thread_ids_bounded_and_thread_locals_persist(start_server):
+    srv = start_server("apps:thread_info", workers=WORKERS, keepalive=True)
+    results = []  # (ident, count) in the order the client observed them
+
+    # Phase 1: sequential, over several keep-alive connections in turn.
+    sequential = defaultdict(list)
+    connections = [srv.connect() for _ in range(4)]
+    try:
+        for index in range(100):
+            ident, count = _thread_info(connections[index % len(connections)])
+            sequential[ident].append(count)
+            results.append((ident, count))
+    finally:
+        for conn in connections:
+            conn.close()
+    for ident, counts in sequential.items():
+        assert counts == sorted(counts) and len(set(counts)) == len(counts), (
+            "thread-local counter not strictly increasing for thread %s: %r" % (ident, counts))
+
+    # Phase 2: concurrent requests on fresh connections.
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results.extend(pool.map(lambda _: _one_shot(srv), range(100)))
+
+    per_thread = defaultdict(list)
+    for ident, count in results:
+        per_thread[ident].append(count)
+    assert 1 <= len(per_thread) <= WORKERS, "more threads than workers: %r" % sorted(per_thread)
+    # Each thread's counter went 1, 2, ..., k: one increment per request it
+    # served, and the values survived between requests.
+    for ident, counts in per_thread.items():
+        assert sorted(counts) == list(range(1, len(counts) + 1)), (ident, sorted(counts))
+    assert sum(len(c) for c in per_thread.values()) == 200
+
+
+def test_single_worker_uses_one_thread(start_server):
+    srv = start_server("apps:thread_info", workers=1)
+    results = [_one_shot(srv) for _ in range(20)]
+    assert len({ident for ident, _ in results}) == 1
+    assert [count for _, count in results] == list(range(1, 21))
+
+
+def test_workers_run_requests_concurrently(start_server):
+    # /barrier?n=3 only passes if 3 requests are inside the app at the same
+    # time, i.e. on 3 distinct worker threads.
+    srv = start_server("apps:thread_info", workers=WORKERS)
+
+    def barrier_request(_):
+        with srv.connect(timeout=10) as conn:
+            response = conn.request("GET", "/barrier?n=%d" % WORKERS)
+            assert response.status == 200, response
+            return json.loads(response.body)
+
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        infos = list(pool.map(barrier_request, range(WORKERS)))
+    assert [info["barrier"] for info in infos] == ["passed"] * WORKERS
+    assert len({info["ident"] for info in infos}) == WORKERS

@@ -1,0 +1,61 @@
+"""hello and echo wrapped in wsgiref.validate.validator.
+
+A validation failure inside the app raises (-> 500); WSGIWarnings are turned
+into errors in apps.py.  Failures the validator can only report from __del__
+(e.g. close() never called) are collected on /__validation-errors.
+"""
+import json
+
+import httpraw
+
+
+def _validation_errors(srv):
+    response = srv.request("GET", "/__validation-errors")
+    assert response.status == 200
+    return json.loads(response.body)["errors"]
+
+
+def test_validated_hello(start_server):
+    srv = start_server("apps:validated_hello", keepalive=True)
+    with srv.connect() as conn:
+        for path in ("/", "/x?y=1", "/a%20b"):
+            response = conn.request("GET", path)
+            assert response.status == 200, response
+            assert response.body == b"Hello, World!"
+    response = srv.request("GET", "/", headers=[("Connection", "close")])
+    assert response.status == 200
+    assert _validation_errors(srv) == []
+
+
+def test_validated_echo_post(start_server):
+    srv = start_server("apps:validated_echo", keepalive=True)
+    body = b"validated body\n" * 100
+    response = srv.request("POST", "/echo", body=body, headers=[("Content-Type", "text/plain")])
+    assert response.status == 200, response
+    assert response.body == body
+    response = srv.request("POST", "/echo", body=b"")
+    assert response.status == 200, response
+    assert response.body == b""
+    assert _validation_errors(srv) == []
+
+
+def test_validated_echo_environ(start_server):
+    srv = start_server("apps:validated_echo")
+    response = srv.request("GET", "/environ?q=1", headers=[("X-Test", "1")])
+    assert response.status == 200, response
+    env = json.loads(response.body)
+    assert env["QUERY_STRING"] == "q=1"
+    assert env["HTTP_X_TEST"] == "1"
+    response = srv.request("HEAD", "/environ")
+    assert response.status == 200, response
+    assert _validation_errors(srv) == []
+
+
+def test_validated_echo_pipelined(start_server):
+    srv = start_server("apps:validated_echo", keepalive=True)
+    with srv.connect() as conn:
+        conn.send(httpraw.build_request("POST", "/echo", body=b"one")
+                  + httpraw.build_request("POST", "/echo", body=b"two"))
+        assert conn.read_response().body == b"one"
+        assert conn.read_response().body == b"two"
+    assert _validation_errors(srv) == []
