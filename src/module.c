@@ -43,26 +43,40 @@ static int positive(Py_ssize_t value, const char *name)
     return 0;
 }
 
-PyDoc_STRVAR(serve_doc,
-"serve($module, /, application, socket, workers, *, max_number_headers=32,\n"
-"      max_request_line_size=8192, max_request_header_size=65536,\n"
-"      max_request_body_size=268435456, keepalive_timeout=60, request_timeout=30,\n"
-"      send_timeout=60, shutdown_timeout=30, max_reuse_count=0, max_connections=10000,\n"
-"      max_queue_size=1024, qmon_warn_threshold=None, chunked_transfer=True,\n"
-"      async_logging=True, backlog=1024)\n"
-"--\n\n"
-"Serve a WSGI application on socket (\"host:port\" or \"[ipv6]:port\") with\n"
-"`workers` threads until SIGTERM (returns None) or SIGINT (raises\n"
-"KeyboardInterrupt once stopped). Timeouts are in seconds.");
+PyDoc_STRVAR(
+    serve_doc,
+    "serve($module, /, application, socket, workers, *, max_number_headers=32,\n"
+    "      max_request_line_size=8192, max_request_header_size=65536,\n"
+    "      max_request_body_size=268435456, keepalive_timeout=60, request_timeout=30,\n"
+    "      send_timeout=60, shutdown_timeout=30, max_reuse_count=0, max_connections=10000,\n"
+    "      max_queue_size=1024, qmon_warn_threshold=None, chunked_transfer=True,\n"
+    "      async_logging=True, backlog=1024)\n"
+    "--\n\n"
+    "Serve a WSGI application on socket (\"host:port\" or \"[ipv6]:port\") with\n"
+    "`workers` threads until SIGTERM (returns None) or SIGINT (raises\n"
+    "KeyboardInterrupt once stopped). Timeouts are in seconds.");
 
 static PyObject *serve(PyObject *module, PyObject *args, PyObject *kwargs)
 {
-    static char *keywords[] = {"application", "socket", "workers", "max_number_headers",
-                               "max_request_line_size", "max_request_header_size",
-                               "max_request_body_size", "keepalive_timeout", "request_timeout",
-                               "send_timeout", "shutdown_timeout", "max_reuse_count",
-                               "max_connections", "max_queue_size", "qmon_warn_threshold",
-                               "chunked_transfer", "async_logging", "backlog", NULL};
+    static char *keywords[] = {"application",
+                               "socket",
+                               "workers",
+                               "max_number_headers",
+                               "max_request_line_size",
+                               "max_request_header_size",
+                               "max_request_body_size",
+                               "keepalive_timeout",
+                               "request_timeout",
+                               "send_timeout",
+                               "shutdown_timeout",
+                               "max_reuse_count",
+                               "max_connections",
+                               "max_queue_size",
+                               "qmon_warn_threshold",
+                               "chunked_transfer",
+                               "async_logging",
+                               "backlog",
+                               NULL};
     PyObject *application, *socket;
     Py_ssize_t workers;
     Py_ssize_t max_headers = 32, max_line = 8192, max_header_size = 65536;
@@ -75,9 +89,8 @@ static PyObject *serve(PyObject *module, PyObject *args, PyObject *kwargs)
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOn|$nnnLOOOOnnnOppn:serve", keywords,
                                      &application, &socket, &workers, &max_headers, &max_line,
                                      &max_header_size, &max_body, &keepalive, &request_timeout,
-                                     &send_timeout, &shutdown_timeout, &max_reuse,
-                                     &max_connections, &max_queue, &qmon, &chunked,
-                                     &async_logging, &backlog))
+                                     &send_timeout, &shutdown_timeout, &max_reuse, &max_connections,
+                                     &max_queue, &qmon, &chunked, &async_logging, &backlog))
         return NULL;
     if (!PyCallable_Check(application)) {
         PyErr_SetString(PyExc_TypeError, "application must be callable");
@@ -120,14 +133,14 @@ static PyObject *serve(PyObject *module, PyObject *args, PyObject *kwargs)
                         "max_request_body_size and max_reuse_count must not be negative");
         return NULL;
     }
-    if ((keepalive && timeout_argument(keepalive, "keepalive_timeout",
-                                       &options.keepalive_timeout_ms) < 0) ||
-        (request_timeout && timeout_argument(request_timeout, "request_timeout",
-                                             &options.request_timeout_ms) < 0) ||
-        (send_timeout && timeout_argument(send_timeout, "send_timeout",
-                                          &options.send_timeout_ms) < 0) ||
-        (shutdown_timeout && timeout_argument(shutdown_timeout, "shutdown_timeout",
-                                              &options.shutdown_timeout_ms) < 0))
+    if ((keepalive &&
+         timeout_argument(keepalive, "keepalive_timeout", &options.keepalive_timeout_ms) < 0) ||
+        (request_timeout &&
+         timeout_argument(request_timeout, "request_timeout", &options.request_timeout_ms) < 0) ||
+        (send_timeout &&
+         timeout_argument(send_timeout, "send_timeout", &options.send_timeout_ms) < 0) ||
+        (shutdown_timeout &&
+         timeout_argument(shutdown_timeout, "shutdown_timeout", &options.shutdown_timeout_ms) < 0))
         return NULL;
     if (qmon != Py_None) {
         Py_ssize_t threshold = PyNumber_AsSsize_t(qmon, PyExc_OverflowError);
@@ -170,8 +183,8 @@ static int add_type(PyObject *module, PyType_Spec *spec, PyTypeObject **slot, in
 static int module_exec(PyObject *module)
 {
     struct module_state *st = module_get_state(module);
-#define MODULE_STRING_INIT(name, text)                                                             \
-    if ((st->str_##name = PyUnicode_InternFromString(text)) == NULL)                               \
+#define MODULE_STRING_INIT(name, text)                               \
+    if ((st->str_##name = PyUnicode_InternFromString(text)) == NULL) \
         return -1;
     MODULE_STRINGS(MODULE_STRING_INIT)
 #undef MODULE_STRING_INIT

@@ -15,8 +15,8 @@ struct pool_thread {
     struct pool *pool;
     pthread_t thread;
     unsigned index;
-    int started;  /* pthread_create succeeded */
-    int exited;   /* under pool->mutex */
+    int started; /* pthread_create succeeded */
+    int exited;  /* under pool->mutex */
 };
 
 struct pool {

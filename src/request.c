@@ -242,9 +242,8 @@ static int on_header_value_complete(llhttp_t *p)
     r->_in_field = 0;
     struct request_header *h = &r->headers[r->header_count - 1];
     /* RFC 9110 §5.5: surrounding whitespace is not part of the value. */
-    while (h->value.len > 0 &&
-           (r->_base[h->value.offset + h->value.len - 1] == ' ' ||
-            r->_base[h->value.offset + h->value.len - 1] == '\t'))
+    while (h->value.len > 0 && (r->_base[h->value.offset + h->value.len - 1] == ' ' ||
+                                r->_base[h->value.offset + h->value.len - 1] == '\t'))
         h->value.len--;
     if (name_is(r, h, "host"))
         r->_host_count++;

@@ -127,7 +127,8 @@ int response_write_all(int fd, struct iovec *iov, int iovcnt, int timeout_ms)
             iovcnt--;
             continue;
         }
-        struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)(iovcnt > IOV_MAX ? IOV_MAX : iovcnt)};
+        struct msghdr msg = {.msg_iov = iov,
+                             .msg_iovlen = (size_t)(iovcnt > IOV_MAX ? IOV_MAX : iovcnt)};
         ssize_t n = sendmsg(fd, &msg, MSG_NOSIGNAL);
         if (n < 0) {
             if (errno == EINTR)

@@ -53,8 +53,8 @@ static void relay_logs(struct server *s)
             Py_XDECREF(r);
         }
         for (size_t i = 0; i < n; i++) {
-            PyObject *r = PyObject_CallMethod(logger, "log", "is", records[i].level,
-                                              records[i].message);
+            PyObject *r =
+                PyObject_CallMethod(logger, "log", "is", records[i].level, records[i].message);
             if (r == NULL)
                 PyErr_Clear();
             Py_XDECREF(r);

@@ -55,8 +55,7 @@ PyObject *wsgi_environ_template(struct server *server)
         PyDict_SetItem(environ, st->str_wsgi_multiprocess, Py_False) < 0 ||
         PyDict_SetItem(environ, st->str_wsgi_run_once, Py_False) < 0 ||
         PyDict_SetItem(environ, st->str_wsgi_input_terminated, Py_True) < 0 ||
-        PyDict_SetItem(environ, st->str_wsgi_file_wrapper, (PyObject *)st->file_wrapper_type) <
-            0 ||
+        PyDict_SetItem(environ, st->str_wsgi_file_wrapper, (PyObject *)st->file_wrapper_type) < 0 ||
         PyDict_SetItem(environ, st->str_SCRIPT_NAME, st->str_empty) < 0 ||
         PyDict_SetItem(environ, st->str_SERVER_NAME, name) < 0 ||
         PyDict_SetItem(environ, st->str_SERVER_PORT, port) < 0)
@@ -129,8 +128,8 @@ static int set_owned(PyObject *environ, PyObject *key, PyObject *value)
 /* Splits the request-target into PATH_INFO and QUERY_STRING. The
  * absolute-form (RFC 9112 §3.2.2) also names the host, which then
  * replaces the Host header. */
-static int add_target(PyObject *environ, struct module_state *st, const char *target,
-                      size_t len, int *host_from_target)
+static int add_target(PyObject *environ, struct module_state *st, const char *target, size_t len,
+                      int *host_from_target)
 {
     const char *path = target, *end = target + len;
     *host_from_target = 0;
@@ -155,8 +154,8 @@ static int add_target(PyObject *environ, struct module_state *st, const char *ta
         PyObject *root = path == target ? Py_NewRef(st->str_empty) : PyUnicode_FromString("/");
         if (set_owned(environ, st->str_PATH_INFO, root) < 0)
             return -1;
-    } else if (set_owned(environ, st->str_PATH_INFO,
-                         decode_path(path, (size_t)(path_end - path))) < 0) {
+    } else if (set_owned(environ, st->str_PATH_INFO, decode_path(path, (size_t)(path_end - path))) <
+               0) {
         return -1;
     }
     if (query)
@@ -206,8 +205,8 @@ static int add_headers(PyObject *environ, struct module_state *st, const struct 
             Py_DECREF(key);
             continue;
         }
-        PyObject *value = PyUnicode_DecodeLatin1(base + h->value.offset, (Py_ssize_t)h->value.len,
-                                                 NULL);
+        PyObject *value =
+            PyUnicode_DecodeLatin1(base + h->value.offset, (Py_ssize_t)h->value.len, NULL);
         PyObject *previous = value ? PyDict_GetItemWithError(environ, key) : NULL;
         if (previous) {
             /* RFC 9110 §5.3: repeated fields combine into one list. */
@@ -251,8 +250,8 @@ static PyObject *build_environ(struct worker *w, PyObject **input)
     /* The body is decoded already, so its length is known even when it
      * arrived chunked (then the environ carries the decoded length). */
     if (r->chunked || r->body.len > 0) {
-        if (set_owned(environ, st->str_CONTENT_LENGTH,
-                      PyUnicode_FromFormat("%zu", r->body.len)) < 0)
+        if (set_owned(environ, st->str_CONTENT_LENGTH, PyUnicode_FromFormat("%zu", r->body.len)) <
+            0)
             goto fail;
     }
     *input = input_new(st, base + r->body.offset, (Py_ssize_t)r->body.len);
@@ -299,8 +298,7 @@ static int has_token(const char *list, Py_ssize_t len, const char *token)
         Py_ssize_t end = i;
         while (end > start && (list[end - 1] == ' ' || list[end - 1] == '\t'))
             end--;
-        if ((size_t)(end - start) == token_len &&
-            strncasecmp(list + start, token, token_len) == 0)
+        if ((size_t)(end - start) == token_len && strncasecmp(list + start, token, token_len) == 0)
             return 1;
     }
     return 0;
@@ -334,8 +332,7 @@ static int record_response_head(struct worker *w, PyObject *status, PyObject *he
     }
     int code = response_parse_status(status_text, (size_t)status_len);
     if (code < 0) {
-        PyErr_Format(PyExc_ValueError, "invalid status %R: expected '<3 digits> <reason>'",
-                     status);
+        PyErr_Format(PyExc_ValueError, "invalid status %R: expected '<3 digits> <reason>'", status);
         return -1;
     }
     if (!PyList_Check(headers)) {
@@ -433,8 +430,7 @@ static PyObject *start_response_call(StartResponseObject *self, PyObject *args, 
             return NULL;
         }
     } else if (w->response.status != 0) {
-        PyErr_SetString(PyExc_RuntimeError,
-                        "start_response called a second time without exc_info");
+        PyErr_SetString(PyExc_RuntimeError, "start_response called a second time without exc_info");
         return NULL;
     }
     if (record_response_head(w, status, headers) < 0)
@@ -609,8 +605,9 @@ static int send_with_length(struct worker *w, const char *data, size_t len, long
     if (resp->content_length >= 0) {
         unsigned long long left = (unsigned long long)resp->content_length - resp->body_sent;
         if (len > left) {
-            log_write(LOG_WARNING, "application sent more than its Content-Length of %lld; "
-                                   "extra bytes dropped",
+            log_write(LOG_WARNING,
+                      "application sent more than its Content-Length of %lld; "
+                      "extra bytes dropped",
                       resp->content_length);
             len = (size_t)left;
         }
@@ -653,8 +650,9 @@ static int finish_response(struct worker *w)
     }
     if (!resp->no_body && resp->content_length >= 0 &&
         resp->body_sent < (unsigned long long)resp->content_length) {
-        log_write(LOG_WARNING, "application sent %llu of its Content-Length of %lld bytes; "
-                               "closing the connection",
+        log_write(LOG_WARNING,
+                  "application sent %llu of its Content-Length of %lld bytes; "
+                  "closing the connection",
                   resp->body_sent, resp->content_length);
         resp->must_close = 1;
     }
@@ -848,8 +846,7 @@ void wsgi_handle_request(struct worker *w)
         send_error_response(w, 500);
         goto done;
     }
-    result = PyObject_CallFunctionObjArgs(w->server->application, environ, w->start_response,
-                                          NULL);
+    result = PyObject_CallFunctionObjArgs(w->server->application, environ, w->start_response, NULL);
     if (result == NULL) {
         log_app_exception(w, "Error calling the WSGI application");
         if (!w->response.headers_sent)

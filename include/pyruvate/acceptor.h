@@ -16,7 +16,7 @@ struct acceptor;
 struct acceptor_config {
     const struct listener *listeners;
     unsigned listener_count;
-    struct pool *pool;                     /* where complete requests go */
+    struct pool *pool; /* where complete requests go */
     const struct request_limits *limits;
     int request_timeout_ms;   /* first byte to complete request; then 408 */
     int keepalive_timeout_ms; /* idle time since the last activity; then close */

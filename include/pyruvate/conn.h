@@ -22,16 +22,16 @@ struct conn {
     socklen_t peer_len;
 
     /* current owner only */
-    struct buf in;               /* bytes read and not yet consumed by a request */
+    struct buf in; /* bytes read and not yet consumed by a request */
     struct request request;
     unsigned requests_served;
-    int continue_sent;           /* 100 Continue went out for this request */
-    int lingering;               /* answered and half-closed; draining input */
-    int64_t deadline_ms;         /* monotonic ms when the current wait ends */
-    int64_t request_start_ms;    /* monotonic ms of the request's first byte */
+    int continue_sent;        /* 100 Continue went out for this request */
+    int lingering;            /* answered and half-closed; draining input */
+    int64_t deadline_ms;      /* monotonic ms when the current wait ends */
+    int64_t request_start_ms; /* monotonic ms of the request's first byte */
 
     /* acceptor thread only */
-    unsigned poll_index;         /* slot in the poll set; 0 when not in it */
+    unsigned poll_index; /* slot in the poll set; 0 when not in it */
 
     /* link in a handoff list, owned by that list's lock */
     struct conn *next;

@@ -11,10 +11,10 @@
 
 /* Limits enforced while bytes arrive, before anything beyond them is kept. */
 struct request_limits {
-    size_t max_target_length;     /* request-target bytes; beyond: 414 */
-    size_t max_header_bytes;      /* names + values of all headers; beyond: 431 */
-    unsigned max_headers;         /* header count; beyond: 431 */
-    uint64_t max_body_size;       /* decoded body bytes; beyond: 413 */
+    size_t max_target_length; /* request-target bytes; beyond: 414 */
+    size_t max_header_bytes;  /* names + values of all headers; beyond: 431 */
+    unsigned max_headers;     /* header count; beyond: 431 */
+    uint64_t max_body_size;   /* decoded body bytes; beyond: 413 */
 };
 
 struct request_header {
@@ -38,12 +38,12 @@ struct request {
     struct span target;
     unsigned char http_major, http_minor;
     unsigned header_count;
-    struct span body;           /* decoded: chunked framing is removed in place */
-    int chunked;                /* the body arrived chunked */
-    int keep_alive;             /* the client allows another request */
-    int expect_continue;        /* "Expect: 100-continue" was sent */
-    int headers_complete;       /* the header block has been parsed */
-    size_t consumed;            /* bytes belonging to this request */
+    struct span body;     /* decoded: chunked framing is removed in place */
+    int chunked;          /* the body arrived chunked */
+    int keep_alive;       /* the client allows another request */
+    int expect_continue;  /* "Expect: 100-continue" was sent */
+    int headers_complete; /* the header block has been parsed */
+    size_t consumed;      /* bytes belonging to this request */
 
     /* set when request_feed returned REQUEST_ERROR */
     int error_status;
@@ -51,12 +51,12 @@ struct request {
 
     /* parser internals */
     llhttp_t _parser;
-    char *_base;        /* buffer start during a request_feed call */
-    size_t _len;        /* bytes in _base during a request_feed call */
-    size_t _parsed;     /* offset of the first byte not yet parsed */
+    char *_base;    /* buffer start during a request_feed call */
+    size_t _len;    /* bytes in _base during a request_feed call */
+    size_t _parsed; /* offset of the first byte not yet parsed */
     size_t _header_bytes;
     unsigned _host_count;
-    int _in_field;      /* a header name is being received */
+    int _in_field; /* a header name is being received */
     int _complete;
 };
 

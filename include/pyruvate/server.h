@@ -22,11 +22,11 @@ struct server_options {
     int request_timeout_ms;
     int send_timeout_ms;
     int shutdown_timeout_ms;
-    unsigned max_reuse_count;   /* requests per connection; 0: no limit */
+    unsigned max_reuse_count; /* requests per connection; 0: no limit */
     unsigned max_connections;
-    unsigned max_queue_size;    /* complete requests waiting for a worker */
+    unsigned max_queue_size;      /* complete requests waiting for a worker */
     unsigned qmon_warn_threshold; /* 0: off */
-    int chunked_transfer;       /* chunked framing when the length is unknown */
+    int chunked_transfer;         /* chunked framing when the length is unknown */
     int async_logging;
     int backlog;
 };
@@ -34,15 +34,15 @@ struct server_options {
 struct server {
     /* immutable while serving */
     struct server_options options;
-    PyObject *module;      /* strong reference */
-    PyObject *application; /* strong reference */
+    PyObject *module;           /* strong reference */
+    PyObject *application;      /* strong reference */
     PyObject *environ_template; /* the per-server environ entries, copied per request */
     PyInterpreterState *interpreter;
     struct listener listener;
     struct pool *pool;
     struct acceptor *acceptor;
 
-    atomic_int stopping;   /* set once shutdown begins */
+    atomic_int stopping; /* set once shutdown begins */
 };
 
 /* Runs serve(): returns None after SIGTERM, NULL with an exception set on

@@ -14,16 +14,16 @@ struct server;
 
 /* The response being produced; reset for each request. */
 struct worker_response {
-    int status;                 /* 0 until start_response succeeded */
-    long long content_length;   /* from the app's headers; -1 if none */
+    int status;               /* 0 until start_response succeeded */
+    long long content_length; /* from the app's headers; -1 if none */
     int app_sent_date, app_sent_server;
-    int app_wants_close;        /* the app sent "Connection: close" */
+    int app_wants_close; /* the app sent "Connection: close" */
     int headers_sent;
-    int no_body;                /* HEAD, 1xx, 204, 304 */
+    int no_body; /* HEAD, 1xx, 204, 304 */
     int chunked;
-    int close_delimited;        /* the body ends when the connection closes */
+    int close_delimited; /* the body ends when the connection closes */
     unsigned long long body_sent;
-    int failed;                 /* the connection broke or the app misbehaved */
+    int failed; /* the connection broke or the app misbehaved */
     int must_close;
 };
 
@@ -33,11 +33,11 @@ struct worker {
     PyThreadState *thread_state;
     PyObject *start_response; /* this worker's StartResponse, reused */
 
-    struct conn *conn;        /* the connection being answered */
+    struct conn *conn; /* the connection being answered */
     struct worker_response response;
-    struct buf head;          /* status line and app headers, then framing */
+    struct buf head; /* status line and app headers, then framing */
 
-    time_t date_second;       /* the second `date` was formatted for */
+    time_t date_second; /* the second `date` was formatted for */
     char date[RESPONSE_DATE_LEN + 1];
 };
 
