@@ -8,7 +8,11 @@
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <string.h>
+#include <fcntl.h>
+#include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 int listen_parse_address(const char *address, char *host, size_t host_size, char *port,
@@ -65,6 +69,7 @@ int listen_open(struct listener *l, const char *address, int backlog, char err[P
     struct addrinfo *found = NULL;
     int fd = -1, saved_errno;
     l->fd = -1;
+    l->unix_path[0] = '\0';
     if (listen_parse_address(address, host, sizeof(host), port, sizeof(port), err) < 0) {
         errno = EINVAL;
         return -1;
@@ -115,9 +120,133 @@ fail:
     return -1;
 }
 
+/* Fills server_name/server_port from the socket's own address. */
+static int describe_bound_socket(struct listener *l, char err[PYR_ERR_LEN])
+{
+    struct sockaddr_storage bound;
+    socklen_t bound_len = sizeof(bound);
+    if (getsockname(l->fd, (struct sockaddr *)&bound, &bound_len) < 0) {
+        describe_errno(err, "cannot inspect socket", "", errno);
+        return -1;
+    }
+    l->family = bound.ss_family;
+    if (bound.ss_family == AF_INET) {
+        struct sockaddr_in *in = (struct sockaddr_in *)&bound;
+        inet_ntop(AF_INET, &in->sin_addr, l->server_name, sizeof(l->server_name));
+        snprintf(l->server_port, sizeof(l->server_port), "%u", ntohs(in->sin_port));
+    } else if (bound.ss_family == AF_INET6) {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&bound;
+        inet_ntop(AF_INET6, &in6->sin6_addr, l->server_name, sizeof(l->server_name));
+        snprintf(l->server_port, sizeof(l->server_port), "%u", ntohs(in6->sin6_port));
+    } else if (bound.ss_family == AF_UNIX) {
+        struct sockaddr_un *un = (struct sockaddr_un *)&bound;
+        size_t path_len =
+            bound_len > offsetof(struct sockaddr_un, sun_path)
+                ? strnlen(un->sun_path, bound_len - offsetof(struct sockaddr_un, sun_path))
+                : 0;
+        snprintf(l->server_name, sizeof(l->server_name), "%.*s", (int)path_len, un->sun_path);
+        l->server_port[0] = '\0';
+    } else {
+        snprintf(err, PYR_ERR_LEN, "unsupported socket family %d", bound.ss_family);
+        return -1;
+    }
+    return 0;
+}
+
+int listen_open_unix(struct listener *l, const char *path, unsigned mode, int backlog,
+                     char err[PYR_ERR_LEN])
+{
+    struct sockaddr_un address = {.sun_family = AF_UNIX};
+    int fd = -1, saved_errno;
+    l->fd = -1;
+    l->unix_path[0] = '\0';
+    if (strlen(path) >= sizeof(address.sun_path) || strlen(path) >= sizeof(l->unix_path)) {
+        snprintf(err, PYR_ERR_LEN, "unix socket path too long: %s", path);
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(address.sun_path, path, strlen(path) + 1);
+
+    /* A socket file nobody accepts on is left over from an earlier run. */
+    struct stat info;
+    if (lstat(path, &info) == 0 && S_ISSOCK(info.st_mode)) {
+        int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (probe >= 0) {
+            int alive = connect(probe, (struct sockaddr *)&address, sizeof(address)) == 0;
+            close(probe);
+            if (alive) {
+                snprintf(err, PYR_ERR_LEN, "cannot listen on %s: another server is using it", path);
+                errno = EADDRINUSE;
+                return -1;
+            }
+            unlink(path);
+        }
+    }
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        goto fail;
+    if (bind(fd, (struct sockaddr *)&address, sizeof(address)) < 0)
+        goto fail;
+    memcpy(l->unix_path, path, strlen(path) + 1);
+    if (mode && chmod(path, (mode_t)mode) < 0)
+        goto fail;
+    if (listen(fd, backlog) < 0)
+        goto fail;
+    l->fd = fd;
+    l->family = AF_UNIX;
+    snprintf(l->server_name, sizeof(l->server_name), "%s", path);
+    l->server_port[0] = '\0';
+    return 0;
+fail:
+    saved_errno = errno;
+    describe_errno(err, "cannot listen on", path, saved_errno);
+    if (fd >= 0)
+        close(fd);
+    if (l->unix_path[0])
+        unlink(l->unix_path);
+    l->unix_path[0] = '\0';
+    errno = saved_errno;
+    return -1;
+}
+
+int listen_adopt(struct listener *l, int fd, char err[PYR_ERR_LEN])
+{
+    int accepting = 0, type = 0;
+    socklen_t len = sizeof(accepting);
+    l->fd = -1;
+    l->unix_path[0] = '\0';
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) < 0 || !accepting) {
+        snprintf(err, PYR_ERR_LEN, "file descriptor %d is not a listening socket", fd);
+        close(fd);
+        errno = EINVAL;
+        return -1;
+    }
+    len = sizeof(type);
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 || type != SOCK_STREAM) {
+        snprintf(err, PYR_ERR_LEN, "file descriptor %d is not a stream socket", fd);
+        close(fd);
+        errno = EINVAL;
+        return -1;
+    }
+    int flags = fcntl(fd, F_GETFL);
+    fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
+    l->fd = fd;
+    if (describe_bound_socket(l, err) < 0) {
+        close(fd);
+        l->fd = -1;
+        errno = EINVAL;
+        return -1;
+    }
+    return 0;
+}
+
 void listen_close(struct listener *l)
 {
     if (l->fd >= 0)
         close(l->fd);
     l->fd = -1;
+    if (l->unix_path[0])
+        unlink(l->unix_path);
+    l->unix_path[0] = '\0';
 }

@@ -6,6 +6,7 @@
 #include "pyruvate/module.h"
 
 #include <float.h>
+#include <string.h>
 
 #include "pyruvate/filewrapper.h"
 #include "pyruvate/input.h"
@@ -34,6 +35,61 @@ static int timeout_argument(PyObject *value, const char *name, int *out_ms)
     return 0;
 }
 
+/* socket may be "host:port", "[v6]:port", a Unix socket path ("/..." or
+ * "unix:/..."), None for systemd socket activation, or a listening socket
+ * given as an fd or an object with fileno(). */
+static int socket_argument(PyObject *socket, struct server_bind *bind)
+{
+    if (socket == Py_None)
+        return 0;
+    if (PyUnicode_Check(socket)) {
+        bind->address = PyUnicode_AsUTF8(socket);
+        if (bind->address == NULL)
+            return -1;
+        if (bind->address[0] == '/' || strncmp(bind->address, "unix:", 5) == 0)
+            return 0;
+        char host[256], port[16], err[PYR_ERR_LEN];
+        if (listen_parse_address(bind->address, host, sizeof(host), port, sizeof(port), err) < 0) {
+            PyErr_SetString(PyExc_ValueError, err);
+            return -1;
+        }
+        return 0;
+    }
+    int fd = PyObject_AsFileDescriptor(socket);
+    if (fd < 0) {
+        PyErr_Format(PyExc_TypeError,
+                     "socket must be a str such as \"127.0.0.1:7878\", a Unix socket path, "
+                     "None (systemd) or a listening socket, not %.100s",
+                     Py_TYPE(socket)->tp_name);
+        return -1;
+    }
+    bind->fd = fd;
+    return 0;
+}
+
+/* Permissions for a Unix socket file: an int, or an octal str like "660". */
+static int unix_mode_argument(PyObject *value, struct server_bind *bind)
+{
+    long mode;
+    if (PyUnicode_Check(value)) {
+        PyObject *number = PyLong_FromUnicodeObject(value, 8);
+        if (number == NULL)
+            return -1;
+        mode = PyLong_AsLong(number);
+        Py_DECREF(number);
+    } else {
+        mode = PyLong_AsLong(value);
+    }
+    if (mode == -1 && PyErr_Occurred())
+        return -1;
+    if (mode <= 0 || mode > 07777) {
+        PyErr_SetString(PyExc_ValueError, "unix_socket_perms must be a mode such as 0o660");
+        return -1;
+    }
+    bind->unix_mode = (unsigned)mode;
+    return 0;
+}
+
 static int positive(Py_ssize_t value, const char *name)
 {
     if (value < 1) {
@@ -50,9 +106,10 @@ PyDoc_STRVAR(
     "      max_request_body_size=268435456, keepalive_timeout=60, request_timeout=30,\n"
     "      send_timeout=60, shutdown_timeout=30, max_reuse_count=0, max_connections=10000,\n"
     "      max_queue_size=1024, qmon_warn_threshold=None, chunked_transfer=True,\n"
-    "      async_logging=True, backlog=1024)\n"
+    "      async_logging=True, backlog=1024, unix_socket_perms=None)\n"
     "--\n\n"
-    "Serve a WSGI application on socket (\"host:port\" or \"[ipv6]:port\") with\n"
+    "Serve a WSGI application on socket (\"host:port\", \"[ipv6]:port\", a Unix\n"
+    "socket path, a listening socket or None for systemd socket activation) with\n"
     "`workers` threads until SIGTERM (returns None) or SIGINT (raises\n"
     "KeyboardInterrupt once stopped). Timeouts are in seconds.");
 
@@ -76,6 +133,7 @@ static PyObject *serve(PyObject *module, PyObject *args, PyObject *kwargs)
                                "chunked_transfer",
                                "async_logging",
                                "backlog",
+                               "unix_socket_perms",
                                NULL};
     PyObject *application, *socket;
     Py_ssize_t workers;
@@ -85,33 +143,27 @@ static PyObject *serve(PyObject *module, PyObject *args, PyObject *kwargs)
              *shutdown_timeout = NULL, *qmon = Py_None;
     Py_ssize_t max_reuse = 0, max_connections = 10000, max_queue = 1024, backlog = 1024;
     int chunked = 1, async_logging = 1;
+    PyObject *unix_socket_perms = Py_None;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOn|$nnnLOOOOnnnOppn:serve", keywords,
-                                     &application, &socket, &workers, &max_headers, &max_line,
-                                     &max_header_size, &max_body, &keepalive, &request_timeout,
-                                     &send_timeout, &shutdown_timeout, &max_reuse, &max_connections,
-                                     &max_queue, &qmon, &chunked, &async_logging, &backlog))
+    if (!PyArg_ParseTupleAndKeywords(
+            args, kwargs, "OOn|$nnnLOOOOnnnOppnO:serve", keywords, &application, &socket, &workers,
+            &max_headers, &max_line, &max_header_size, &max_body, &keepalive, &request_timeout,
+            &send_timeout, &shutdown_timeout, &max_reuse, &max_connections, &max_queue, &qmon,
+            &chunked, &async_logging, &backlog, &unix_socket_perms))
         return NULL;
     if (!PyCallable_Check(application)) {
         PyErr_SetString(PyExc_TypeError, "application must be callable");
         return NULL;
     }
-    if (!PyUnicode_Check(socket)) {
-        PyErr_SetString(PyExc_TypeError, "socket must be a str such as \"127.0.0.1:7878\"");
-        return NULL;
-    }
-    const char *address = PyUnicode_AsUTF8(socket);
-    if (address == NULL)
-        return NULL;
     if (workers < 1) {
         PyErr_SetString(PyExc_ValueError, "workers must be at least 1");
         return NULL;
     }
-    char host[256], port[16], err[PYR_ERR_LEN];
-    if (listen_parse_address(address, host, sizeof(host), port, sizeof(port), err) < 0) {
-        PyErr_SetString(PyExc_ValueError, err);
+    struct server_bind bind = {.address = NULL, .fd = -1};
+    if (socket_argument(socket, &bind) < 0)
         return NULL;
-    }
+    if (unix_socket_perms != Py_None && unix_mode_argument(unix_socket_perms, &bind) < 0)
+        return NULL;
 
     struct server_options options = {
         .workers = (unsigned)workers,
@@ -160,7 +212,7 @@ static PyObject *serve(PyObject *module, PyObject *args, PyObject *kwargs)
     options.max_connections = (unsigned)max_connections;
     options.max_queue_size = (unsigned)max_queue;
     options.backlog = (int)backlog;
-    return server_run(module, application, address, &options);
+    return server_run(module, application, &bind, &options);
 }
 
 static PyMethodDef module_methods[] = {

@@ -10,11 +10,13 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "pyruvate/log.h"
+#include "pyruvate/systemd.h"
 #include "pyruvate/worker.h"
 #include "pyruvate/wsgi.h"
 
@@ -140,9 +142,74 @@ static void drop_queued_conn(void *item, void *ctx)
     acceptor_close(s->acceptor, item);
 }
 
+static void close_listeners(struct server *s)
+{
+    for (unsigned i = 0; i < s->listener_count; i++)
+        listen_close(&s->listeners[i]);
+    s->listener_count = 0;
+}
+
+/* Opens every listening socket. Raises OSError (or ValueError for a
+ * missing systemd socket) and returns -1 on failure. */
+static int open_listeners(struct server *s, const struct server_bind *bind, char *description,
+                          size_t description_size)
+{
+    char err[PYR_ERR_LEN] = "";
+    int rc;
+    if (bind->address) {
+        const char *path = bind->address;
+        if (strncmp(path, "unix:", 5) == 0)
+            path += 5;
+        if (path[0] == '/')
+            rc = listen_open_unix(&s->listeners[0], path, bind->unix_mode, s->options.backlog, err);
+        else
+            rc = listen_open(&s->listeners[0], bind->address, s->options.backlog, err);
+        if (rc < 0)
+            goto fail;
+        s->listener_count = 1;
+        snprintf(description, description_size, "%s", bind->address);
+        return 0;
+    }
+    if (bind->fd >= 0) {
+        int fd = dup(bind->fd); /* the caller keeps its own descriptor */
+        if (fd < 0 || listen_adopt(&s->listeners[0], fd, err) < 0)
+            goto fail;
+        s->listener_count = 1;
+        snprintf(description, description_size, "inherited socket %.180s%s%.15s",
+                 s->listeners[0].server_name, s->listeners[0].server_port[0] ? ":" : "",
+                 s->listeners[0].server_port);
+        return 0;
+    }
+    int count = systemd_listen_count();
+    if (count == 0) {
+        PyErr_SetString(PyExc_ValueError, "no socket given and no socket passed by systemd "
+                                          "(LISTEN_PID/LISTEN_FDS are not set for this process)");
+        return -1;
+    }
+    if (count > SERVER_MAX_LISTENERS)
+        count = SERVER_MAX_LISTENERS;
+    for (int i = 0; i < count; i++) {
+        if (listen_adopt(&s->listeners[i], SYSTEMD_FIRST_FD + i, err) < 0)
+            goto fail;
+        s->listener_count++;
+    }
+    snprintf(description, description_size, "%d socket(s) from systemd, first %.180s%s%.15s", count,
+             s->listeners[0].server_name, s->listeners[0].server_port[0] ? ":" : "",
+             s->listeners[0].server_port);
+    return 0;
+fail:;
+    PyObject *exc = PyObject_CallFunction(PyExc_OSError, "is", errno, err);
+    if (exc) {
+        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+        Py_DECREF(exc);
+    }
+    close_listeners(s);
+    return -1;
+}
+
 static void server_free(struct server *s)
 {
-    listen_close(&s->listener);
+    close_listeners(s);
     Py_CLEAR(s->environ_template);
     Py_CLEAR(s->application);
     Py_CLEAR(s->module);
@@ -207,7 +274,7 @@ static int shut_down(struct server *s, int signal_fd)
     return joined;
 }
 
-PyObject *server_run(PyObject *module, PyObject *application, const char *address,
+PyObject *server_run(PyObject *module, PyObject *application, const struct server_bind *bind,
                      const struct server_options *options)
 {
     char err[PYR_ERR_LEN] = "";
@@ -228,16 +295,9 @@ PyObject *server_run(PyObject *module, PyObject *application, const char *addres
     s->module = Py_NewRef(module);
     s->application = Py_NewRef(application);
     s->interpreter = PyInterpreterState_Get();
-    s->listener.fd = -1;
-
-    if (listen_open(&s->listener, address, options->backlog, err) < 0) {
-        PyObject *exc = PyObject_CallFunction(PyExc_OSError, "is", errno, err);
-        if (exc) {
-            PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
-            Py_DECREF(exc);
-        }
+    char address[PYR_ERR_LEN];
+    if (open_listeners(s, bind, address, sizeof(address)) < 0)
         goto fail;
-    }
     s->environ_template = wsgi_environ_template(s);
     if (s->environ_template == NULL)
         goto fail;
@@ -262,8 +322,8 @@ PyObject *server_run(PyObject *module, PyObject *application, const char *addres
         goto fail;
     }
     struct acceptor_config config = {
-        .listeners = &s->listener,
-        .listener_count = 1,
+        .listeners = s->listeners,
+        .listener_count = s->listener_count,
         .pool = s->pool,
         .limits = &s->options.limits,
         .request_timeout_ms = options->request_timeout_ms,
@@ -284,6 +344,8 @@ PyObject *server_run(PyObject *module, PyObject *application, const char *addres
 
     install_signals(module, &saved, signal_pair[1]);
     log_write(LOG_INFO, "pyruvate serving on %s with %u workers", address, options->workers);
+    if (systemd_notify("READY=1") < 0)
+        log_write(LOG_WARNING, "cannot notify systemd (NOTIFY_SOCKET): errno %d", errno);
     PyObject *exc_type = NULL, *exc_value = NULL, *exc_tb = NULL;
     /* Keep what a signal handler raised (KeyboardInterrupt) for the end. */
     if (wait_for_stop(s, signal_pair[0], log_fd) < 0)
@@ -306,7 +368,7 @@ PyObject *server_run(PyObject *module, PyObject *application, const char *addres
     if (stopped_cleanly)
         server_free(s);
     else
-        listen_close(&s->listener);
+        close_listeners(s);
     atomic_store(&serving, 0);
     if (exc_type) {
         PyErr_Restore(exc_type, exc_value, exc_tb);

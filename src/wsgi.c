@@ -44,8 +44,8 @@ PyObject *wsgi_environ_template(struct server *server)
     struct module_state *st = module_get_state(server->module);
     PyObject *environ = PyDict_New();
     PyObject *errors = PySys_GetObject("stderr"); /* borrowed */
-    PyObject *name = PyUnicode_FromString(server->listener.server_name);
-    PyObject *port = PyUnicode_FromString(server->listener.server_port);
+    PyObject *name = PyUnicode_FromString(server->listeners[0].server_name);
+    PyObject *port = PyUnicode_FromString(server->listeners[0].server_port);
     if (environ == NULL || name == NULL || port == NULL)
         goto fail;
     if (PyDict_SetItem(environ, st->str_wsgi_version, st->wsgi_version_value) < 0 ||
@@ -243,8 +243,16 @@ static PyObject *build_environ(struct worker *w, PyObject **input)
         goto fail;
 
     conn_peer_strings(c, host, sizeof(host), port, sizeof(port));
-    if (set_owned(environ, st->str_REMOTE_ADDR, PyUnicode_FromString(host)) < 0 ||
-        set_owned(environ, st->str_REMOTE_PORT, PyUnicode_FromString(port)) < 0)
+    if (set_owned(environ, st->str_REMOTE_ADDR, PyUnicode_FromString(host)) < 0)
+        goto fail;
+    /* A Unix socket peer has no port: REMOTE_PORT is left out then. */
+    if (port[0] && set_owned(environ, st->str_REMOTE_PORT, PyUnicode_FromString(port)) < 0)
+        goto fail;
+    if (c->listener != &w->server->listeners[0] &&
+        (set_owned(environ, st->str_SERVER_NAME, PyUnicode_FromString(c->listener->server_name)) <
+             0 ||
+         set_owned(environ, st->str_SERVER_PORT, PyUnicode_FromString(c->listener->server_port)) <
+             0))
         goto fail;
 
     /* The body is decoded already, so its length is known even when it

@@ -8,8 +8,9 @@
 struct listener {
     int fd;
     int family;            /* AF_INET, AF_INET6 or AF_UNIX */
-    char server_name[256]; /* SERVER_NAME for requests on this socket */
+    char server_name[256]; /* SERVER_NAME: the host, or the path of a Unix socket */
     char server_port[16];  /* SERVER_PORT, the bound port ("" for AF_UNIX) */
+    char unix_path[108];   /* socket file to remove on close; "" if none */
 };
 
 /* Splits "host:port" or "[v6]:port" into host and port. Returns 0, or -1
@@ -21,7 +22,18 @@ int listen_parse_address(const char *address, char *host, size_t host_size, char
  * errno preserved and a message naming the address in err. */
 int listen_open(struct listener *l, const char *address, int backlog, char err[PYR_ERR_LEN]);
 
-/* Closes the listening socket. */
+/* Binds and listens on a Unix socket path. A stale socket file (nobody
+ * accepts on it) is replaced; mode, unless 0, sets its permissions. The file
+ * is removed again by listen_close. Returns 0, or -1 with errno and err. */
+int listen_open_unix(struct listener *l, const char *path, unsigned mode, int backlog,
+                     char err[PYR_ERR_LEN]);
+
+/* Serves on an already bound and listening socket (systemd activation, a
+ * socket passed in). Takes ownership of fd. Returns 0, or -1 with err when
+ * fd is not a listening stream socket. */
+int listen_adopt(struct listener *l, int fd, char err[PYR_ERR_LEN]);
+
+/* Closes the listening socket (and removes a Unix socket file we made). */
 void listen_close(struct listener *l);
 
 #endif

@@ -13,6 +13,16 @@
 #include "pyruvate/pool.h"
 #include "pyruvate/request.h"
 
+/* Where to listen. */
+struct server_bind {
+    const char *address; /* "host:port", "[v6]:port", "/path" or "unix:/path"; or NULL */
+    int fd;              /* a bound, listening socket to serve on; -1 for none */
+    unsigned unix_mode;  /* permissions of a Unix socket file; 0 leaves the umask's */
+};
+/* With address NULL and fd -1, the sockets come from systemd (LISTEN_FDS). */
+
+enum { SERVER_MAX_LISTENERS = 16 };
+
 /* Everything serve() accepts besides the app, the address and the worker
  * count. Times are in milliseconds. */
 struct server_options {
@@ -38,7 +48,8 @@ struct server {
     PyObject *application;      /* strong reference */
     PyObject *environ_template; /* the per-server environ entries, copied per request */
     PyInterpreterState *interpreter;
-    struct listener listener;
+    struct listener listeners[SERVER_MAX_LISTENERS];
+    unsigned listener_count;
     struct pool *pool;
     struct acceptor *acceptor;
 
@@ -48,7 +59,7 @@ struct server {
 /* Runs serve(): returns None after SIGTERM, NULL with an exception set on
  * error or after SIGINT (KeyboardInterrupt, once the server has stopped).
  * Needs the GIL; steals nothing. */
-PyObject *server_run(PyObject *module, PyObject *application, const char *address,
+PyObject *server_run(PyObject *module, PyObject *application, const struct server_bind *bind,
                      const struct server_options *options);
 
 /* The handler serve() installs for SIGTERM while it runs. */

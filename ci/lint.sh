@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Stage "lint": formatting, static analysis, banned calls, Python syntax.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+c_files=$(git ls-files 'src/*.c' 'include/*.h' 'tests/*.c' 'tests/*.h' 2>/dev/null ||
+          find src include tests -name '*.[ch]')
+
+echo "lint: clang-format"
+clang-format --dry-run --Werror $c_files
+
+echo "lint: cppcheck"
+cppcheck --quiet --error-exitcode=1 --std=c11 --enable=warning,performance,portability \
+    --inline-suppr --library=python --library=posix --suppress=missingIncludeSystem -D_GNU_SOURCE -D__linux__ \
+    -Iinclude -I/usr/share/include/llhttp src/
+
+echo "lint: banned functions"
+# Not reentrant or unbounded: each has a safe replacement (strerror_r,
+# gmtime_r, snprintf, memcpy with a known length, strtol).
+banned='\b(strerror|strtok|localtime|gmtime|asctime|ctime|sprintf|vsprintf|strcpy|strcat|atoi|atol|gets)[[:space:]]*\('
+if grep -nE "$banned" src/*.c include/pyruvate/*.h; then
+    echo "lint: banned function used (see above)" >&2
+    exit 1
+fi
+
+echo "lint: python byte-compile"
+${PYTHON:-python3} -m compileall -q pyruvate tests examples >/dev/null
+
+echo "lint: ok"
