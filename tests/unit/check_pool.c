@@ -1,0 +1,314 @@
+/* Tests for src/pool.c: the bounded work queue and its threads. Handlers
+ * block on a gate (mutex + condvar) so that queue states are reached
+ * deterministically; every wait is bounded by WAIT_MS. */
+#include <check.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "pyruvate/pool.h"
+#include "suites.h"
+
+enum { MAX_THREADS = 8, MAX_ITEMS = 256, WAIT_MS = 3000 };
+
+struct worker_state {
+    struct probe *probe;
+    unsigned index;
+};
+
+/* What the callbacks saw. */
+struct probe {
+    pthread_mutex_t mutex;
+    pthread_cond_t changed;
+    int gate_open;       /* under mutex; handlers wait while it is 0 */
+    unsigned waiting;    /* under mutex; handlers blocked at the gate */
+    unsigned fail_index; /* thread_start fails for this index; 0: none */
+    atomic_uint start_calls[MAX_THREADS + 1];
+    atomic_uint stop_calls[MAX_THREADS + 1];
+    atomic_uint handled;
+    atomic_uint handled_at_last_stop;
+    atomic_uint dropped;
+    atomic_uint bad_thread_names;
+    atomic_uint marks[MAX_ITEMS]; /* how often each item was handled */
+    struct worker_state states[MAX_THREADS + 1];
+};
+
+static struct probe probe;
+
+/* A plain value, so that failed assertions print readable expressions. */
+static unsigned count_of(atomic_uint *counter)
+{
+    return atomic_load(counter);
+}
+
+static void *on_thread_start(void *ctx, unsigned index)
+{
+    struct probe *p = ctx;
+    char name[16], expected[16];
+    pthread_getname_np(pthread_self(), name, sizeof(name));
+    snprintf(expected, sizeof(expected), "unit-%u", index);
+    if (strcmp(name, expected) != 0)
+        atomic_fetch_add(&p->bad_thread_names, 1);
+    if (index == 0 || index > MAX_THREADS)
+        return NULL;
+    atomic_fetch_add(&p->start_calls[index], 1);
+    if (index == p->fail_index)
+        return NULL;
+    p->states[index] = (struct worker_state){p, index};
+    return &p->states[index];
+}
+
+static void on_handle(void *thread_state, void *item)
+{
+    struct probe *p = ((struct worker_state *)thread_state)->probe;
+    pthread_mutex_lock(&p->mutex);
+    p->waiting++;
+    pthread_cond_broadcast(&p->changed);
+    while (!p->gate_open)
+        pthread_cond_wait(&p->changed, &p->mutex);
+    p->waiting--;
+    pthread_mutex_unlock(&p->mutex);
+    atomic_fetch_add((atomic_uint *)item, 1);
+    atomic_fetch_add(&p->handled, 1);
+}
+
+static void on_thread_stop(void *thread_state)
+{
+    struct worker_state *w = thread_state;
+    atomic_fetch_add(&w->probe->stop_calls[w->index], 1);
+    atomic_store(&w->probe->handled_at_last_stop, atomic_load(&w->probe->handled));
+}
+
+static void on_drop(void *item, void *ctx)
+{
+    struct probe *p = ctx;
+    atomic_fetch_add((atomic_uint *)item, 1);
+    atomic_fetch_add(&p->dropped, 1);
+}
+
+static const struct pool_callbacks callbacks = {
+    .thread_start = on_thread_start,
+    .handle = on_handle,
+    .thread_stop = on_thread_stop,
+    .ctx = &probe,
+};
+
+static void setup_probe(void)
+{
+    memset(&probe, 0, sizeof(probe));
+    pthread_mutex_init(&probe.mutex, NULL);
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&probe.changed, &attr);
+    pthread_condattr_destroy(&attr);
+    probe.gate_open = 1;
+}
+
+static void teardown_probe(void)
+{
+    pthread_cond_destroy(&probe.changed);
+    pthread_mutex_destroy(&probe.mutex);
+}
+
+static void set_gate(int open)
+{
+    pthread_mutex_lock(&probe.mutex);
+    probe.gate_open = open;
+    pthread_cond_broadcast(&probe.changed);
+    pthread_mutex_unlock(&probe.mutex);
+}
+
+/* Waits until `count` handlers sit at the closed gate; fails after WAIT_MS. */
+static void wait_for_waiting(unsigned count)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += WAIT_MS / 1000;
+    pthread_mutex_lock(&probe.mutex);
+    int rc = 0;
+    while (probe.waiting < count && rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&probe.changed, &probe.mutex, &deadline);
+    unsigned waiting = probe.waiting;
+    pthread_mutex_unlock(&probe.mutex);
+    ck_assert_msg(waiting >= count, "%u handlers blocked, expected %u", waiting, count);
+}
+
+static struct pool *create_pool(unsigned threads, unsigned capacity)
+{
+    char err[PYR_ERR_LEN] = "";
+    struct pool *pool = pool_create("unit", threads, capacity, &callbacks, err);
+    ck_assert_msg(pool != NULL, "pool_create: %s", err);
+    return pool;
+}
+
+static void stop_and_destroy(struct pool *pool)
+{
+    set_gate(1);
+    pool_stop(pool);
+    ck_assert_int_eq(pool_join(pool, WAIT_MS), 0);
+    pool_destroy(pool, on_drop, &probe);
+}
+
+START_TEST(test_every_item_handled_once)
+{
+    enum { THREADS = 4, ITEMS = 200 };
+    struct pool *pool = create_pool(THREADS, MAX_ITEMS);
+    for (unsigned i = 0; i < ITEMS; i++)
+        ck_assert_int_eq(pool_submit(pool, &probe.marks[i]), 0);
+    stop_and_destroy(pool);
+    ck_assert_uint_eq(count_of(&probe.handled), ITEMS);
+    ck_assert_uint_eq(count_of(&probe.dropped), 0);
+    for (unsigned i = 0; i < ITEMS; i++)
+        ck_assert_uint_eq(count_of(&probe.marks[i]), 1);
+}
+END_TEST
+
+START_TEST(test_thread_start_and_stop_once_per_thread)
+{
+    enum { THREADS = 5 };
+    struct pool *pool = create_pool(THREADS, 4);
+    /* pool_create returns once every thread ran thread_start. */
+    for (unsigned i = 1; i <= THREADS; i++)
+        ck_assert_uint_eq(count_of(&probe.start_calls[i]), 1);
+    ck_assert_uint_eq(count_of(&probe.start_calls[0]), 0);
+    ck_assert_uint_eq(count_of(&probe.start_calls[THREADS + 1]), 0);
+    ck_assert_uint_eq(count_of(&probe.bad_thread_names), 0);
+    stop_and_destroy(pool);
+    for (unsigned i = 1; i <= THREADS; i++)
+        ck_assert_uint_eq(count_of(&probe.stop_calls[i]), 1);
+}
+END_TEST
+
+START_TEST(test_stop_drains_queued_items)
+{
+    struct pool *pool = create_pool(1, 8);
+    set_gate(0);
+    ck_assert_int_eq(pool_submit(pool, &probe.marks[0]), 0);
+    wait_for_waiting(1);
+    for (unsigned i = 1; i < 5; i++)
+        ck_assert_int_eq(pool_submit(pool, &probe.marks[i]), 0);
+    ck_assert_uint_eq(pool_queued(pool), 4);
+    pool_stop(pool);
+    set_gate(1);
+    ck_assert_int_eq(pool_join(pool, WAIT_MS), 0);
+    /* Every queued item ran, and thread_stop came after the last one. */
+    ck_assert_uint_eq(count_of(&probe.handled), 5);
+    ck_assert_uint_eq(count_of(&probe.handled_at_last_stop), 5);
+    ck_assert_uint_eq(pool_queued(pool), 0);
+    pool_destroy(pool, on_drop, &probe);
+    ck_assert_uint_eq(count_of(&probe.dropped), 0);
+}
+END_TEST
+
+START_TEST(test_join_times_out_while_a_handler_blocks)
+{
+    struct pool *pool = create_pool(2, 4);
+    set_gate(0);
+    ck_assert_int_eq(pool_submit(pool, &probe.marks[0]), 0);
+    wait_for_waiting(1);
+    pool_stop(pool);
+    /* A behavioural bound, not a timing assertion: the handler cannot finish. */
+    ck_assert_int_eq(pool_join(pool, 50), -1);
+    ck_assert_int_eq(pool_join(pool, 0), -1);
+    set_gate(1);
+    ck_assert_int_eq(pool_join(pool, WAIT_MS), 0);
+    ck_assert_uint_eq(count_of(&probe.marks[0]), 1);
+    pool_destroy(pool, on_drop, &probe);
+}
+END_TEST
+
+START_TEST(test_destroy_drops_leftover_items)
+{
+    /* Without threads nothing is taken off the queue, so items are left over. */
+    struct pool *pool = create_pool(0, 4);
+    for (unsigned i = 0; i < 3; i++)
+        ck_assert_int_eq(pool_submit(pool, &probe.marks[i]), 0);
+    pool_stop(pool);
+    ck_assert_int_eq(pool_join(pool, 0), 0);
+    pool_destroy(pool, on_drop, &probe);
+    ck_assert_uint_eq(count_of(&probe.dropped), 3);
+    for (unsigned i = 0; i < 3; i++)
+        ck_assert_uint_eq(count_of(&probe.marks[i]), 1);
+    ck_assert_uint_eq(count_of(&probe.handled), 0);
+}
+END_TEST
+
+START_TEST(test_submit_full_queue_eagain)
+{
+    struct pool *pool = create_pool(1, 2);
+    set_gate(0);
+    /* The only worker holds item 0, so the queue itself holds the next two. */
+    ck_assert_int_eq(pool_submit(pool, &probe.marks[0]), 0);
+    wait_for_waiting(1);
+    ck_assert_int_eq(pool_submit(pool, &probe.marks[1]), 0);
+    ck_assert_int_eq(pool_submit(pool, &probe.marks[2]), 0);
+    errno = 0;
+    ck_assert_int_eq(pool_submit(pool, &probe.marks[3]), -1);
+    ck_assert_int_eq(errno, EAGAIN);
+    ck_assert_uint_eq(pool_queued(pool), 2);
+
+    /* Released, the worker runs the three accepted items. */
+    stop_and_destroy(pool);
+    ck_assert_uint_eq(count_of(&probe.handled), 3);
+    ck_assert_uint_eq(count_of(&probe.marks[3]), 0); /* still the caller's */
+}
+END_TEST
+
+START_TEST(test_submit_after_stop_ecanceled)
+{
+    struct pool *pool = create_pool(2, 4);
+    pool_stop(pool);
+    errno = 0;
+    ck_assert_int_eq(pool_submit(pool, &probe.marks[0]), -1);
+    ck_assert_int_eq(errno, ECANCELED);
+    ck_assert_int_eq(pool_join(pool, WAIT_MS), 0);
+    pool_destroy(pool, on_drop, &probe);
+    ck_assert_uint_eq(count_of(&probe.marks[0]), 0);
+    ck_assert_uint_eq(count_of(&probe.dropped), 0);
+}
+END_TEST
+
+START_TEST(test_create_fails_when_a_thread_fails_to_start)
+{
+    enum { THREADS = 4 };
+    probe.fail_index = 3;
+    char err[PYR_ERR_LEN] = "";
+    struct pool *pool = pool_create("unit", THREADS, 4, &callbacks, err);
+    ck_assert_ptr_null(pool);
+    ck_assert_msg(strstr(err, "failed to start") != NULL, "message '%s'", err);
+    /* The threads that did start were stopped cleanly; the failed one was not. */
+    for (unsigned i = 1; i <= THREADS; i++) {
+        ck_assert_uint_eq(count_of(&probe.start_calls[i]), 1);
+        ck_assert_uint_eq(count_of(&probe.stop_calls[i]), i == probe.fail_index ? 0 : 1);
+    }
+}
+END_TEST
+
+Suite *make_pool_suite(void)
+{
+    Suite *s = suite_create("pool");
+    TCase *core = tcase_create("core");
+    tcase_add_checked_fixture(core, setup_probe, teardown_probe);
+    tcase_add_test(core, test_every_item_handled_once);
+    tcase_add_test(core, test_thread_start_and_stop_once_per_thread);
+    tcase_add_test(core, test_stop_drains_queued_items);
+    tcase_add_test(core, test_join_times_out_while_a_handler_blocks);
+    tcase_add_test(core, test_destroy_drops_leftover_items);
+    suite_add_tcase(s, core);
+
+    TCase *limits = tcase_create("limits");
+    tcase_add_checked_fixture(limits, setup_probe, teardown_probe);
+    tcase_add_test(limits, test_submit_full_queue_eagain);
+    suite_add_tcase(s, limits);
+
+    TCase *errors = tcase_create("errors");
+    tcase_add_checked_fixture(errors, setup_probe, teardown_probe);
+    tcase_add_test(errors, test_submit_after_stop_ecanceled);
+    tcase_add_test(errors, test_create_fails_when_a_thread_fails_to_start);
+    suite_add_tcase(s, errors);
+    return s;
+}

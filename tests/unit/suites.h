@@ -1,0 +1,16 @@
+/* One suite per Python-free source file; check_main.c runs them all. */
+#ifndef PYRUVATE_TEST_SUITES_H
+#define PYRUVATE_TEST_SUITES_H
+
+#include <check.h>
+
+Suite *make_buf_suite(void);
+Suite *make_conn_suite(void);
+Suite *make_http_status_suite(void);
+Suite *make_listen_suite(void);
+Suite *make_log_suite(void);
+Suite *make_pool_suite(void);
+Suite *make_request_suite(void);
+Suite *make_response_suite(void);
+
+#endif
