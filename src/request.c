@@ -18,6 +18,7 @@ static int on_body(llhttp_t *p, const char *at, size_t len);
 static int on_message_complete(llhttp_t *p);
 static int fail_with(struct request *r, int status, const char *reason);
 static int status_for_parser_error(const struct request *r, llhttp_errno_t err);
+static int unknown_method_status(const struct request *r);
 
 /* llhttp keeps a pointer to its settings for the parser's lifetime. */
 static const llhttp_settings_t parser_settings = {
@@ -48,6 +49,8 @@ static void clear_results(struct request *r)
     r->error_reason = NULL;
     r->_header_bytes = 0;
     r->_host_count = 0;
+    r->_transfer_encoding_count = 0;
+    r->_method_pending = 0;
     r->_in_field = 0;
     r->_complete = 0;
 }
@@ -84,8 +87,23 @@ enum request_state request_feed(struct request *r, char *base, size_t len)
 
     r->_base = base;
     r->_len = len;
-    const char *start = base + r->_parsed;
-    llhttp_errno_t err = llhttp_execute(&r->_parser, start, len - r->_parsed);
+    llhttp_errno_t err;
+    if (r->_method_pending) {
+        err = HPE_INVALID_METHOD; /* llhttp stopped; only our scan goes on */
+    } else {
+        const char *start = base + r->_parsed;
+        err = llhttp_execute(&r->_parser, start, len - r->_parsed);
+    }
+    if (err == HPE_INVALID_METHOD && !r->error_status) {
+        int status = unknown_method_status(r);
+        if (status == 0) {
+            r->_method_pending = 1;
+            r->_base = NULL;
+            return REQUEST_INCOMPLETE;
+        }
+        r->_method_pending = 0;
+        fail_with(r, status, status == 501 ? "unknown method" : "invalid method");
+    }
 
     switch (err) {
     case HPE_OK:
@@ -177,11 +195,26 @@ static int on_message_begin(llhttp_t *p)
     return 0;
 }
 
+/* RFC 9110 §5.6.2 tchar. */
+static int is_token_char(unsigned char c)
+{
+    static const char others[] = "!#$%&'*+-.^_`|~";
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+        return 1;
+    return c != 0 && strchr(others, c) != NULL;
+}
+
 static int on_url(llhttp_t *p, const char *at, size_t len)
 {
     struct request *r = request_of(p);
     if (len > r->limits->max_target_length - r->target.len)
         return fail_with(r, 414, "request target too long");
+    /* RFC 9112 §3.2: no whitespace or control characters in a target. */
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)at[i];
+        if (c <= ' ' || c == 127)
+            return fail_with(r, 400, "invalid character in the request target");
+    }
     span_extend(&r->target, offset_of(r, at), len);
     return 0;
 }
@@ -234,6 +267,31 @@ static int value_is(const struct request *r, const struct request_header *h, con
     return h->value.len == n && strncasecmp(r->_base + h->value.offset, value, n) == 0;
 }
 
+static int valid_name(const struct request *r, const struct request_header *h)
+{
+    if (h->name.len == 0)
+        return 0;
+    for (size_t i = 0; i < h->name.len; i++)
+        if (!is_token_char((unsigned char)r->_base[h->name.offset + i]))
+            return 0;
+    return 1;
+}
+
+/* RFC 9112 §6.1 and §6.3: we decode "chunked" and nothing else. A chunked
+ * body wrapped in another coding is understood but not served (501); a
+ * final coding other than chunked leaves the length unknown (400). */
+static int check_transfer_coding(struct request *r, const struct request_header *h)
+{
+    if (r->_transfer_encoding_count++ == 0 && value_is(r, h, "chunked"))
+        return 0;
+    const char *value = r->_base + h->value.offset;
+    size_t len = h->value.len;
+    if (len >= 7 && strncasecmp(value + len - 7, "chunked", 7) == 0 &&
+        (len == 7 || value[len - 8] == ',' || value[len - 8] == ' ' || value[len - 8] == '\t'))
+        return fail_with(r, 501, "unsupported transfer coding");
+    return fail_with(r, 400, "the final transfer coding is not chunked");
+}
+
 static int on_header_value_complete(llhttp_t *p)
 {
     struct request *r = request_of(p);
@@ -241,17 +299,32 @@ static int on_header_value_complete(llhttp_t *p)
         return 0;
     r->_in_field = 0;
     struct request_header *h = &r->headers[r->header_count - 1];
+    /* RFC 9112 §5.1: no whitespace between name and colon; a name is a token. */
+    if (!valid_name(r, h))
+        return fail_with(r, 400, "invalid header field name");
     /* RFC 9110 §5.5: surrounding whitespace is not part of the value. */
     while (h->value.len > 0 && (r->_base[h->value.offset + h->value.len - 1] == ' ' ||
                                 r->_base[h->value.offset + h->value.len - 1] == '\t'))
         h->value.len--;
-    if (name_is(r, h, "host"))
-        r->_host_count++;
-    else if (name_is(r, h, "expect")) {
+    /* RFC 9112 §5.2: obs-fold puts a line break inside the value; we reject
+     * it rather than hand the app a value with CR or LF in it. */
+    for (size_t i = 0; i < h->value.len; i++) {
+        char c = r->_base[h->value.offset + i];
+        if (c == '\r' || c == '\n' || c == '\0')
+            return fail_with(r, 400, "line folding or control character in a header value");
+    }
+    if (name_is(r, h, "host")) {
+        /* RFC 9112 §3.2: more than one Host is an error in any version. */
+        if (++r->_host_count > 1)
+            return fail_with(r, 400, "more than one Host header");
+    } else if (name_is(r, h, "expect")) {
         /* RFC 9110 §10.1.1: 100-continue is the only expectation defined. */
         if (!value_is(r, h, "100-continue"))
             return fail_with(r, 417, "unsupported expectation");
         r->expect_continue = 1;
+    } else if (name_is(r, h, "transfer-encoding")) {
+        if (check_transfer_coding(r, h))
+            return HPE_USER;
     }
     return 0;
 }
@@ -299,36 +372,65 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
 static int on_message_complete(llhttp_t *p)
 {
     struct request *r = request_of(p);
-    r->keep_alive = llhttp_should_keep_alive(p);
+    /* After an Upgrade or CONNECT, llhttp stops parsing HTTP on this
+     * connection; WSGI cannot take it over, so it ends with this request. */
+    r->keep_alive = llhttp_should_keep_alive(p) && !llhttp_get_upgrade(p);
     r->_complete = 1;
     return HPE_PAUSED;
 }
 
-/* True when the request starts with a well-formed method token followed by a
- * space: the method is syntactically fine, just not one llhttp knows. */
-static int starts_with_token_and_space(const struct request *r)
+/* The status for a method llhttp does not know: 501 when it is a
+ * well-formed token (RFC 9110 §9.1), 400 when it is not, 0 while the token
+ * is still arriving, so that the answer never depends on how TCP split it. */
+static int unknown_method_status(const struct request *r)
 {
-    static const char separators[] = "\"(),/:;<=>?@[\\]{}";
-    for (size_t i = 0; i < r->_len; i++) {
+    size_t i = 0, token = 0;
+    while (i < r->_len && (r->_base[i] == '\r' || r->_base[i] == '\n'))
+        i++; /* RFC 9112 §2.2: empty lines before a request are ignored */
+    for (; i < r->_len; i++, token++) {
         unsigned char c = (unsigned char)r->_base[i];
         if (c == ' ')
-            return i > 0;
-        if (c <= 32 || c >= 127 || strchr(separators, c))
-            return 0;
+            return token > 0 ? 501 : 400;
+        if (!is_token_char(c) || token >= 64)
+            return 400;
     }
     return 0;
+}
+
+/* The request line ends in a well-formed "HTTP/<digit>.<digit>" that is
+ * not one we serve (then 505), rather than being malformed (400). A request
+ * line without any version is HTTP/0.9, which we do not serve either. */
+static int unsupported_version(const struct request *r)
+{
+    const char *line = r->_base;
+    size_t end = 0;
+    while (end < r->_len && line[end] != '\r' && line[end] != '\n')
+        end++;
+    if (end < r->_len && line[end] == '\r' && end + 1 < r->_len && line[end + 1] != '\n')
+        return 0; /* bare CR */
+    size_t spaces = 0, last_space = 0;
+    for (size_t i = 0; i < end; i++)
+        if (line[i] == ' ') {
+            spaces++;
+            last_space = i;
+        }
+    if (spaces == 1 && end < r->_len)
+        return 1; /* "GET /" then CRLF: HTTP/0.9 */
+    if (spaces != 2)
+        return 0;
+    const char *version = line + last_space + 1;
+    size_t len = end - last_space - 1;
+    return len == 8 && memcmp(version, "HTTP/", 5) == 0 && version[5] >= '0' && version[5] <= '9' &&
+           version[6] == '.' && version[7] >= '0' && version[7] <= '9';
 }
 
 static int status_for_parser_error(const struct request *r, llhttp_errno_t err)
 {
     switch (err) {
-    case HPE_INVALID_VERSION:
     case HPE_PAUSED_H2_UPGRADE:
         return 505;
-    case HPE_INVALID_METHOD:
-        return starts_with_token_and_space(r) ? 501 : 400;
-    case HPE_INVALID_TRANSFER_ENCODING:
-        return 501;
+    case HPE_INVALID_VERSION:
+        return unsupported_version(r) ? 505 : 400;
     default:
         return 400;
     }

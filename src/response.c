@@ -31,7 +31,7 @@ int response_parse_status(const char *status, size_t len)
             return -1;
         code = code * 10 + (status[i] - '0');
     }
-    if (code < 100)
+    if (code < 100 || code > 599) /* RFC 9110 §15: 1xx to 5xx */
         return -1;
     for (size_t i = 4; i < len; i++) {
         unsigned char c = (unsigned char)status[i];

@@ -68,12 +68,6 @@ enum request_state feed_request(struct request *r, struct guard_buf *g, const ch
     return state;
 }
 
-int known_bugs_enabled(void)
-{
-    const char *value = getenv("PYRUVATE_KNOWN_BUGS");
-    return value != NULL && strcmp(value, "1") == 0;
-}
-
 void make_socketpair(int fds[2])
 {
     int rc = socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds);

@@ -36,9 +36,6 @@ enum feed_mode {
 enum request_state feed_request(struct request *r, struct guard_buf *g, const char *input,
                                 size_t len, size_t first, size_t step, enum feed_mode mode);
 
-/* True when PYRUVATE_KNOWN_BUGS=1: then the "known_bugs" tcases run. */
-int known_bugs_enabled(void);
-
 /* A connected AF_UNIX stream pair, both ends nonblocking and close-on-exec. */
 void make_socketpair(int fds[2]);
 
