@@ -25,6 +25,8 @@ CFLAGS_debug := -O0 -g
 CFLAGS_asan := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined
 CFLAGS_coverage := -O0 -g --coverage
 CFLAGS_tsan := -O1 -g -fsanitize=thread
+CFLAGS_gcc-check := -O2
+CFLAGS_clang-check := -O2
 VARIANT_CFLAGS := $(CFLAGS_$(VARIANT))
 LDFLAGS_VARIANT := $(filter -f% --coverage,$(VARIANT_CFLAGS))
 
@@ -39,7 +41,8 @@ UNIT_OBJECTS := $(UNIT_SOURCES:tests/unit/%.c=$(BUILD)/unit/%.o)
 UNIT_BINARY := $(BUILD)/check_pyruvate
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt)
 
-.PHONY: all help deps run test unit integration clean
+.PHONY: all help deps run test unit unit-binary integration lint format build-gcc build-clang \
+        coverage test-asan clean
 all: $(EXTENSION)
 
 help:
@@ -49,6 +52,11 @@ help:
 	@echo "make test         unit tests (Check) and integration tests (pytest)"
 	@echo "make unit         Check unit tests only (SUITE=request to pick one)"
 	@echo "make integration  pytest integration tests only (PYTEST_ARGS=...)"
+	@echo "make lint         clang-format, cppcheck, banned functions, Python syntax"
+	@echo "make format       reformat the C sources with clang-format"
+	@echo "make build-gcc    warning-free build with gcc (build-clang: with clang)"
+	@echo "make coverage     coverage build, unit + integration tests, gcovr report in coverage/"
+	@echo "make test-asan    integration tests against an ASan+UBSan build"
 	@echo "make clean        remove build products"
 
 deps:
@@ -83,16 +91,37 @@ $(BUILD)/unit/%.o: tests/unit/%.c
 $(UNIT_BINARY): $(UNIT_OBJECTS) $(CORE_OBJECTS) $(LLHTTP_OBJECTS)
 	$(CC) -pthread $(LDFLAGS_VARIANT) -o $@ $^ $(CHECK_LIBS)
 
+unit-binary: $(UNIT_BINARY)
+
 unit: $(UNIT_BINARY)
 	CK_RUN_SUITE=$(SUITE) $(UNIT_BINARY)
 
 integration: $(EXTENSION)
 	$(VENV_PYTHON) -m pytest tests/integration $(PYTEST_ARGS)
 
+lint:
+	PYTHON=$(VENV_PYTHON) bash ci/lint.sh
+
+format:
+	clang-format -i src/*.c include/pyruvate/*.h tests/unit/*.c tests/unit/*.h
+
+# Both compilers must build the extension and the unit tests warning-free.
+build-gcc:
+	$(MAKE) --no-print-directory CC=gcc VARIANT=gcc-check all unit-binary EXTENSION=build/gcc-check/_pyruvate$(EXT_SUFFIX)
+
+build-clang:
+	$(MAKE) --no-print-directory CC=clang VARIANT=clang-check all unit-binary EXTENSION=build/clang-check/_pyruvate$(EXT_SUFFIX)
+
+coverage:
+	MAKE="$(MAKE)" bash ci/coverage.sh
+
+test-asan:
+	MAKE="$(MAKE)" bash ci/asan.sh
+
+# The README's test command: every CI stage, in order; the last line names
+# the stage that failed.
 test: deps
-	$(MAKE) all
-	$(MAKE) unit
-	$(MAKE) integration
+	MAKE="$(MAKE)" bash ci/test.sh
 
 run: deps all
 	$(VENV_PYTHON) examples/hello.py $(ADDRESS) $(WORKERS)

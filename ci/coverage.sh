@@ -12,6 +12,6 @@ CK_FORK=yes build/coverage/check_pyruvate
 .venv/bin/python -m pytest -q -p no:cacheprovider tests/integration ${PYTEST_ARGS:-}
 
 # The gcov files live in build/coverage; sources are named relative to the root.
-gcovr --config coverage/gcovr.cfg --root . --object-directory build/coverage \
+gcovr --config coverage/gcovr.cfg --root . --filter "src/" --exclude "tests/" \
     --html-details coverage/index.html --txt coverage/summary.txt build/coverage \
     || { cat coverage/summary.txt 2>/dev/null; echo "coverage: below the threshold" >&2; exit 1; }

@@ -37,34 +37,34 @@ static struct module_state *state_of(struct worker *w)
     return module_get_state(w->server->module);
 }
 
-/* ---- environ ---------------------------------------------------------- */
+/* ---- env ---------------------------------------------------------- */
 
 PyObject *wsgi_environ_template(struct server *server)
 {
     struct module_state *st = module_get_state(server->module);
-    PyObject *environ = PyDict_New();
+    PyObject *env = PyDict_New();
     PyObject *errors = PySys_GetObject("stderr"); /* borrowed */
     PyObject *name = PyUnicode_FromString(server->listeners[0].server_name);
     PyObject *port = PyUnicode_FromString(server->listeners[0].server_port);
-    if (environ == NULL || name == NULL || port == NULL)
+    if (env == NULL || name == NULL || port == NULL)
         goto fail;
-    if (PyDict_SetItem(environ, st->str_wsgi_version, st->wsgi_version_value) < 0 ||
-        PyDict_SetItem(environ, st->str_wsgi_url_scheme, st->str_http) < 0 ||
-        PyDict_SetItem(environ, st->str_wsgi_errors, errors ? errors : Py_None) < 0 ||
-        PyDict_SetItem(environ, st->str_wsgi_multithread, Py_True) < 0 ||
-        PyDict_SetItem(environ, st->str_wsgi_multiprocess, Py_False) < 0 ||
-        PyDict_SetItem(environ, st->str_wsgi_run_once, Py_False) < 0 ||
-        PyDict_SetItem(environ, st->str_wsgi_input_terminated, Py_True) < 0 ||
-        PyDict_SetItem(environ, st->str_wsgi_file_wrapper, (PyObject *)st->file_wrapper_type) < 0 ||
-        PyDict_SetItem(environ, st->str_SCRIPT_NAME, st->str_empty) < 0 ||
-        PyDict_SetItem(environ, st->str_SERVER_NAME, name) < 0 ||
-        PyDict_SetItem(environ, st->str_SERVER_PORT, port) < 0)
+    if (PyDict_SetItem(env, st->str_wsgi_version, st->wsgi_version_value) < 0 ||
+        PyDict_SetItem(env, st->str_wsgi_url_scheme, st->str_http) < 0 ||
+        PyDict_SetItem(env, st->str_wsgi_errors, errors ? errors : Py_None) < 0 ||
+        PyDict_SetItem(env, st->str_wsgi_multithread, Py_True) < 0 ||
+        PyDict_SetItem(env, st->str_wsgi_multiprocess, Py_False) < 0 ||
+        PyDict_SetItem(env, st->str_wsgi_run_once, Py_False) < 0 ||
+        PyDict_SetItem(env, st->str_wsgi_input_terminated, Py_True) < 0 ||
+        PyDict_SetItem(env, st->str_wsgi_file_wrapper, (PyObject *)st->file_wrapper_type) < 0 ||
+        PyDict_SetItem(env, st->str_SCRIPT_NAME, st->str_empty) < 0 ||
+        PyDict_SetItem(env, st->str_SERVER_NAME, name) < 0 ||
+        PyDict_SetItem(env, st->str_SERVER_PORT, port) < 0)
         goto fail;
     Py_DECREF(name);
     Py_DECREF(port);
-    return environ;
+    return env;
 fail:
-    Py_XDECREF(environ);
+    Py_XDECREF(env);
     Py_XDECREF(name);
     Py_XDECREF(port);
     return NULL;
@@ -106,21 +106,21 @@ static PyObject *decode_path(const char *path, size_t len)
     return result;
 }
 
-static int set_latin1(PyObject *environ, PyObject *key, const char *value, size_t len)
+static int set_latin1(PyObject *env, PyObject *key, const char *value, size_t len)
 {
     PyObject *v = PyUnicode_DecodeLatin1(value, (Py_ssize_t)len, NULL);
     if (v == NULL)
         return -1;
-    int rc = PyDict_SetItem(environ, key, v);
+    int rc = PyDict_SetItem(env, key, v);
     Py_DECREF(v);
     return rc;
 }
 
-static int set_owned(PyObject *environ, PyObject *key, PyObject *value)
+static int set_owned(PyObject *env, PyObject *key, PyObject *value)
 {
     if (value == NULL)
         return -1;
-    int rc = PyDict_SetItem(environ, key, value);
+    int rc = PyDict_SetItem(env, key, value);
     Py_DECREF(value);
     return rc;
 }
@@ -128,7 +128,7 @@ static int set_owned(PyObject *environ, PyObject *key, PyObject *value)
 /* Splits the request-target into PATH_INFO and QUERY_STRING. The
  * absolute-form (RFC 9112 §3.2.2) also names the host, which then
  * replaces the Host header. */
-static int add_target(PyObject *environ, struct module_state *st, const char *target, size_t len,
+static int add_target(PyObject *env, struct module_state *st, const char *target, size_t len,
                       int *host_from_target)
 {
     const char *path = target, *end = target + len;
@@ -140,8 +140,8 @@ static int add_target(PyObject *environ, struct module_state *st, const char *ta
             const char *authority_end = authority;
             while (authority_end < end && *authority_end != '/' && *authority_end != '?')
                 authority_end++;
-            if (set_latin1(environ, st->str_HTTP_HOST, authority,
-                           (size_t)(authority_end - authority)) < 0)
+            if (set_latin1(env, st->str_HTTP_HOST, authority, (size_t)(authority_end - authority)) <
+                0)
                 return -1;
             *host_from_target = 1;
             path = authority_end;
@@ -152,18 +152,18 @@ static int add_target(PyObject *environ, struct module_state *st, const char *ta
     if (path == path_end) {
         /* An absolute-form target without a path asks for "/". */
         PyObject *root = path == target ? Py_NewRef(st->str_empty) : PyUnicode_FromString("/");
-        if (set_owned(environ, st->str_PATH_INFO, root) < 0)
+        if (set_owned(env, st->str_PATH_INFO, root) < 0)
             return -1;
-    } else if (set_owned(environ, st->str_PATH_INFO, decode_path(path, (size_t)(path_end - path))) <
+    } else if (set_owned(env, st->str_PATH_INFO, decode_path(path, (size_t)(path_end - path))) <
                0) {
         return -1;
     }
     if (query)
-        return set_latin1(environ, st->str_QUERY_STRING, query + 1, (size_t)(end - query - 1));
-    return PyDict_SetItem(environ, st->str_QUERY_STRING, st->str_empty);
+        return set_latin1(env, st->str_QUERY_STRING, query + 1, (size_t)(end - query - 1));
+    return PyDict_SetItem(env, st->str_QUERY_STRING, st->str_empty);
 }
 
-/* Turns a header name into its environ key: CONTENT_TYPE, CONTENT_LENGTH or
+/* Turns a header name into its env key: CONTENT_TYPE, CONTENT_LENGTH or
  * HTTP_<NAME>. Returns NULL without an exception for names with an
  * underscore: dropping them keeps "X_Forwarded_For" from posing as
  * "X-Forwarded-For" once both are HTTP_X_FORWARDED_FOR. */
@@ -188,8 +188,7 @@ static PyObject *header_key(struct module_state *st, const char *name, size_t le
     return key;
 }
 
-static int add_headers(PyObject *environ, struct module_state *st, const struct conn *c,
-                       int skip_host)
+static int add_headers(PyObject *env, struct module_state *st, const struct conn *c, int skip_host)
 {
     const struct request *r = &c->request;
     const char *base = c->in.data;
@@ -207,13 +206,13 @@ static int add_headers(PyObject *environ, struct module_state *st, const struct 
         }
         PyObject *value =
             PyUnicode_DecodeLatin1(base + h->value.offset, (Py_ssize_t)h->value.len, NULL);
-        PyObject *previous = value ? PyDict_GetItemWithError(environ, key) : NULL;
+        PyObject *previous = value ? PyDict_GetItemWithError(env, key) : NULL;
         if (previous) {
             /* RFC 9110 §5.3: repeated fields combine into one list. */
             PyObject *joined = PyUnicode_FromFormat("%U, %U", previous, value);
             Py_SETREF(value, joined);
         }
-        int rc = value && !PyErr_Occurred() ? PyDict_SetItem(environ, key, value) : -1;
+        int rc = value && !PyErr_Occurred() ? PyDict_SetItem(env, key, value) : -1;
         Py_DECREF(key);
         Py_XDECREF(value);
         if (rc < 0)
@@ -232,46 +231,43 @@ static PyObject *build_environ(struct worker *w, PyObject **input)
     int host_from_target;
 
     *input = NULL;
-    PyObject *environ = PyDict_Copy(w->server->environ_template);
-    if (environ == NULL)
+    PyObject *env = PyDict_Copy(w->server->environ_template);
+    if (env == NULL)
         return NULL;
-    if (set_owned(environ, st->str_REQUEST_METHOD, PyUnicode_InternFromString(r->method)) < 0 ||
-        PyDict_SetItem(environ, st->str_SERVER_PROTOCOL,
+    if (set_owned(env, st->str_REQUEST_METHOD, PyUnicode_InternFromString(r->method)) < 0 ||
+        PyDict_SetItem(env, st->str_SERVER_PROTOCOL,
                        r->http_minor == 0 ? st->str_HTTP_1_0 : st->str_HTTP_1_1) < 0 ||
-        add_target(environ, st, base + r->target.offset, r->target.len, &host_from_target) < 0 ||
-        add_headers(environ, st, c, host_from_target) < 0)
+        add_target(env, st, base + r->target.offset, r->target.len, &host_from_target) < 0 ||
+        add_headers(env, st, c, host_from_target) < 0)
         goto fail;
 
     conn_peer_strings(c, host, sizeof(host), port, sizeof(port));
-    if (set_owned(environ, st->str_REMOTE_ADDR, PyUnicode_FromString(host)) < 0)
+    if (set_owned(env, st->str_REMOTE_ADDR, PyUnicode_FromString(host)) < 0)
         goto fail;
     /* A Unix socket peer has no port: REMOTE_PORT is left out then. */
-    if (port[0] && set_owned(environ, st->str_REMOTE_PORT, PyUnicode_FromString(port)) < 0)
+    if (port[0] && set_owned(env, st->str_REMOTE_PORT, PyUnicode_FromString(port)) < 0)
         goto fail;
     if (c->listener != &w->server->listeners[0] &&
-        (set_owned(environ, st->str_SERVER_NAME, PyUnicode_FromString(c->listener->server_name)) <
-             0 ||
-         set_owned(environ, st->str_SERVER_PORT, PyUnicode_FromString(c->listener->server_port)) <
-             0))
+        (set_owned(env, st->str_SERVER_NAME, PyUnicode_FromString(c->listener->server_name)) < 0 ||
+         set_owned(env, st->str_SERVER_PORT, PyUnicode_FromString(c->listener->server_port)) < 0))
         goto fail;
 
     /* The body is decoded already, so its length is known even when it
      * arrived chunked (then the environ carries the decoded length). */
     if (r->chunked || r->body.len > 0) {
-        if (set_owned(environ, st->str_CONTENT_LENGTH, PyUnicode_FromFormat("%zu", r->body.len)) <
-            0)
+        if (set_owned(env, st->str_CONTENT_LENGTH, PyUnicode_FromFormat("%zu", r->body.len)) < 0)
             goto fail;
     }
     *input = input_new(st, base + r->body.offset, (Py_ssize_t)r->body.len);
-    if (*input == NULL || PyDict_SetItem(environ, st->str_wsgi_input, *input) < 0)
+    if (*input == NULL || PyDict_SetItem(env, st->str_wsgi_input, *input) < 0)
         goto fail;
-    return environ;
+    return env;
 fail:
     if (*input) {
         input_detach(*input);
         Py_CLEAR(*input);
     }
-    Py_DECREF(environ);
+    Py_DECREF(env);
     return NULL;
 }
 
@@ -848,13 +844,13 @@ void wsgi_handle_request(struct worker *w)
     w->response = (struct worker_response){.content_length = -1};
     w->head.len = 0;
 
-    PyObject *environ = build_environ(w, &input);
-    if (environ == NULL) {
+    PyObject *env = build_environ(w, &input);
+    if (env == NULL) {
         log_app_exception(w, "Error building the WSGI environ");
         send_error_response(w, 500);
         goto done;
     }
-    result = PyObject_CallFunctionObjArgs(w->server->application, environ, w->start_response, NULL);
+    result = PyObject_CallFunctionObjArgs(w->server->application, env, w->start_response, NULL);
     if (result == NULL) {
         log_app_exception(w, "Error calling the WSGI application");
         if (!w->response.headers_sent)
@@ -882,7 +878,7 @@ done:
     if (input)
         input_detach(input);
     Py_XDECREF(input);
-    Py_XDECREF(environ);
+    Py_XDECREF(env);
     if (w->response.failed)
         w->response.must_close = 1;
 }

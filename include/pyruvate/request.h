@@ -57,8 +57,8 @@ struct request {
     size_t _header_bytes;
     unsigned _host_count;
     unsigned _transfer_encoding_count;
-    int _method_pending;  /* an unknown method token is still arriving */
-    int _in_field; /* a header name is being received */
+    int _method_pending; /* an unknown method token is still arriving */
+    int _in_field;       /* a header name is being received */
     int _complete;
 };
 

@@ -82,8 +82,9 @@ def environ_summary(environ):
                 out[key] = repr(value)
             else:
                 objects.append(key)
-        else:
-            # CGI-style variables must be native strings (PEP 3333).
+        elif "." not in str(key):
+            # CGI-style variables must be native strings (PEP 3333); dotted
+            # names are server extensions and may hold anything.
             non_str[str(key)] = "%s: %r" % (type(value).__name__, value)
     out["__wsgi_objects__"] = sorted(objects)
     out["__non_str_values__"] = non_str

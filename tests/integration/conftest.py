@@ -20,7 +20,7 @@ Environment variables:
                               connections).  Default "{}": our pyruvate keeps
                               connections alive by default.  Rust Pyruvate
                               disables keep-alive unless max_reuse_count > 0
-                              (a u8 there), so use '{"max_reuse_count": 255}'.
+                              (a u8 there), so use '{"max_reuse_count": 100}'.
   PYRUVATE_TEST_LENIENT_EXIT  if "1", the fixture teardown also accepts a
                               server killed by the SIGTERM it sent (Rust
                               Pyruvate does not handle SIGTERM).  The dedicated
@@ -29,7 +29,7 @@ Environment variables:
 Running against the Rust reference implementation:
 
   PYRUVATE_TEST_PYTHON=/work/rustvenv/bin/python PYRUVATE_TEST_NO_REPO_PATH=1 \\
-  PYRUVATE_TEST_KEEPALIVE_OPTIONS='{"max_reuse_count": 255}' \\
+  PYRUVATE_TEST_KEEPALIVE_OPTIONS='{"max_reuse_count": 100}' \\
   PYRUVATE_TEST_LENIENT_EXIT=1 \\
       /work/rustvenv/bin/python -m pytest tests/integration
 """
@@ -46,9 +46,11 @@ from pathlib import Path
 
 import pytest
 
-import httpraw
-
 HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:  # helpers importable under any --import-mode
+    sys.path.insert(0, str(HERE))
+
+import httpraw  # noqa: E402
 REPO_ROOT = HERE.parents[1]
 SERVE_APP = HERE / "serve_app.py"
 
@@ -172,12 +174,17 @@ class Server:
         """Send `sig`, wait (bounded) for exit, return the exit code."""
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
-                pytest.fail("server did not exit within %ss after signal %s\n%s"
-                            % (timeout, sig, self.describe()))
+        return self.wait_exit(timeout, "after signal %s" % sig)
+
+    def wait_exit(self, timeout=SHUTDOWN_TIMEOUT, what="(no signal sent)"):
+        """Wait (bounded) for the server to exit by itself; return the exit
+        code.  Kills it and fails the test on timeout."""
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            pytest.fail("server did not exit within %ss %s\n%s"
+                        % (timeout, what, self.describe()))
         self.returncode = self.proc.returncode
         self._close_logs()
         return self.returncode

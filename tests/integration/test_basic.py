@@ -294,3 +294,24 @@ def test_serve_bind_failure_raises_os_error():
         name, message, stdout = _serve_call("callable", address, 2)
     assert "ISINSTANCE_OSERROR True" in stdout, (name, message)
     assert address in message or str(port) in message, message
+
+
+# --------------------------------------------------------------------------
+# limits
+
+
+def test_max_number_headers(start_server):
+    srv = start_server(options={"max_number_headers": 8})
+    few = [("X-H%d" % i, "v") for i in range(4)]
+    response = srv.request("GET", "/hello", headers=few)
+    assert response.status == 200
+    many = [("X-H%d" % i, "v") for i in range(40)]
+    with srv.connect() as conn:
+        conn.send(httpraw.build_request("GET", "/hello", headers=many))
+        try:
+            response = conn.read_response()
+        except httpraw.IncompleteResponse as exc:
+            assert exc.partial == b"", exc  # closed without a response: ok
+        else:
+            assert 400 <= response.status < 500, response
+    assert srv.request("GET", "/hello").status == 200

@@ -2,6 +2,8 @@
 import json
 import time
 
+import pytest
+
 import httpraw
 
 HELLO = b"Hello, World!"
@@ -140,3 +142,20 @@ def test_close_called_when_client_disconnects_early(server):
     assert _wait_closed_count(server, 1) == 1
     _assert_server_alive(server)
 
+
+
+@pytest.mark.parametrize("request_bytes", [
+    b"GARBAGE\r\n\r\n",
+    b"GET / HTTP/1.1\r\nNo colon header\r\n\r\n",
+    b"GET / HTTP/1.1\r\nContent-Length: abc\r\n\r\n",
+])
+def test_malformed_request_rejected(server, request_bytes):
+    with server.connect() as conn:
+        conn.send(request_bytes)
+        try:
+            response = conn.read_response()
+        except httpraw.IncompleteResponse as exc:
+            assert exc.partial == b"", exc  # closed without a response: ok
+        else:
+            assert response.status == 400, response
+    _assert_server_alive(server)

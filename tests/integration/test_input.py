@@ -3,13 +3,15 @@ import json
 
 import pytest
 
+import httpraw
+
 BODY = b"line one\nline two\r\n\nlast line without newline"
 LINES = [b"line one\n", b"line two\r\n", b"\n", b"last line without newline"]
 
 
 @pytest.fixture
 def input_server(start_server):
-    return start_server("apps:input_app", keepalive=True)
+    return start_server("apps:input_app")
 
 
 def _pieces(srv, path, body=BODY, method="POST"):
@@ -71,11 +73,11 @@ def test_readlines_large_body(input_server):
     assert _pieces(input_server, "/readlines", body=body) == lines + [b""]
 
 
-def test_input_does_not_read_past_content_length(input_server):
-    # Two requests in one send: read() of the first must stop at its
-    # Content-Length and leave the second request intact.
-    import httpraw
-    with input_server.connect() as conn:
+def test_input_does_not_read_past_content_length(start_server):
+    # Two requests in one send (pipelined): read() of the first must stop at
+    # its Content-Length and leave the second request intact.
+    srv = start_server("apps:input_app", keepalive=True)
+    with srv.connect() as conn:
         conn.send(httpraw.build_request("POST", "/read", body=b"first")
                   + httpraw.build_request("POST", "/readlines", body=b"a\nb\n"))
         first = conn.read_response()

@@ -78,11 +78,12 @@ def test_max_reuse_count_limits_requests_per_connection(start_server):
 
 
 def test_keepalive_timeout_closes_idle_connection(start_server):
-    srv = start_server(keepalive=True, options={"keepalive_timeout": 1})
+    srv = start_server(keepalive=True, options={"keepalive_timeout": 2})
     with srv.connect() as conn:
         _assert_hello(conn.request("GET", "/hello"))
+        _assert_hello(conn.request("GET", "/hello"))  # kept alive meanwhile
         # Bounded wait for the server to close the idle connection.
-        assert conn.wait_closed(timeout=8), "idle connection not closed"
+        assert conn.wait_closed(timeout=10), "idle connection not closed"
 
 
 def test_chunked_streaming_response_keeps_connection(start_server):

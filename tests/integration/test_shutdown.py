@@ -62,6 +62,6 @@ def test_graceful_stop_completes_in_flight_request(start_server, sig, expected_c
         response = conn.read_response()
         assert response.status == 200
         assert response.body == b"slow done"
-    code = srv.stop(sig)
+    code = srv.wait_exit(what="after signal %s" % sig)  # no second signal
     assert code == expected_code, srv.describe()
     assert marker in srv.stdout(), srv.describe()

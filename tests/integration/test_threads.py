@@ -19,20 +19,15 @@ def _one_shot(srv):
 
 
 def test_thread_ids_bounded_and_thread_locals_persist(start_server):
-    srv = start_server("apps:thread_info", workers=WORKERS, keepalive=True)
+    srv = start_server("apps:thread_info", workers=WORKERS)
     results = []  # (ident, count) in the order the client observed them
 
-    # Phase 1: sequential, over several keep-alive connections in turn.
+    # Phase 1: sequential requests, each on a new connection.
     sequential = defaultdict(list)
-    connections = [srv.connect() for _ in range(4)]
-    try:
-        for index in range(100):
-            ident, count = _thread_info(connections[index % len(connections)])
-            sequential[ident].append(count)
-            results.append((ident, count))
-    finally:
-        for conn in connections:
-            conn.close()
+    for _ in range(100):
+        ident, count = _one_shot(srv)
+        sequential[ident].append(count)
+        results.append((ident, count))
     for ident, counts in sequential.items():
         assert counts == sorted(counts) and len(set(counts)) == len(counts), (
             "thread-local counter not strictly increasing for thread %s: %r" % (ident, counts))
@@ -50,6 +45,22 @@ def test_thread_ids_bounded_and_thread_locals_persist(start_server):
     for ident, counts in per_thread.items():
         assert sorted(counts) == list(range(1, len(counts) + 1)), (ident, sorted(counts))
     assert sum(len(c) for c in per_thread.values()) == 200
+
+
+def test_thread_locals_with_keepalive_connections(start_server):
+    srv = start_server("apps:thread_info", workers=WORKERS, keepalive=True)
+    per_thread = defaultdict(list)
+    connections = [srv.connect() for _ in range(4)]
+    try:
+        for index in range(60):  # round-robin over 4 open connections
+            ident, count = _thread_info(connections[index % len(connections)])
+            per_thread[ident].append(count)
+    finally:
+        for conn in connections:
+            conn.close()
+    assert 1 <= len(per_thread) <= WORKERS
+    for ident, counts in per_thread.items():
+        assert counts == list(range(1, len(counts) + 1)), (ident, counts)
 
 
 def test_single_worker_uses_one_thread(start_server):
