@@ -295,17 +295,21 @@ PyObject *server_run(PyObject *module, PyObject *application, const struct serve
     s->module = Py_NewRef(module);
     s->application = Py_NewRef(application);
     s->interpreter = PyInterpreterState_Get();
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, signal_pair) < 0 ||
+        (log_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        goto fail;
+    }
+    /* Before the socket exists: a client that can connect may also signal,
+     * and a SIGTERM must then stop us gracefully, not kill the process. */
+    atomic_store(&sigterm_received, 0);
+    install_signals(module, &saved, signal_pair[1]);
     char address[PYR_ERR_LEN];
     if (open_listeners(s, bind, address, sizeof(address)) < 0)
         goto fail;
     s->environ_template = wsgi_environ_template(s);
     if (s->environ_template == NULL)
         goto fail;
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, signal_pair) < 0 ||
-        (log_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
-        PyErr_SetFromErrno(PyExc_OSError);
-        goto fail;
-    }
     log_set_level(logger_level(st->logger));
     log_set_wake_fd(log_fd);
 
@@ -342,7 +346,6 @@ PyObject *server_run(PyObject *module, PyObject *application, const struct serve
         goto fail;
     }
 
-    install_signals(module, &saved, signal_pair[1]);
     log_write(LOG_INFO, "pyruvate serving on %s with %u workers", address, options->workers);
     if (systemd_notify("READY=1") < 0)
         log_write(LOG_WARNING, "cannot notify systemd (NOTIFY_SOCKET): errno %d", errno);
@@ -377,6 +380,7 @@ PyObject *server_run(PyObject *module, PyObject *application, const struct serve
     Py_RETURN_NONE;
 
 fail:
+    restore_signals(&saved);
     log_set_wake_fd(-1);
     if (signal_pair[0] >= 0) {
         close(signal_pair[0]);

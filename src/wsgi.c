@@ -85,7 +85,9 @@ static int hex_value(char c)
  * (PEP 3333 "Unicode Issues"). Malformed escapes stay as they are. */
 static PyObject *decode_path(const char *path, size_t len)
 {
-    char small[1024];
+    if (memchr(path, '%', len) == NULL)
+        return PyUnicode_DecodeLatin1(path, (Py_ssize_t)len, NULL);
+    char small[1024] = "";
     char *out = len <= sizeof(small) ? small : PyMem_Malloc(len);
     if (out == NULL)
         return PyErr_NoMemory();

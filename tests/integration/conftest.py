@@ -73,6 +73,9 @@ def server_env():
     env["PYTHONPATH"] = os.pathsep.join(paths)
     env["PYTHONUNBUFFERED"] = "1"
     env.pop("PYTHONSAFEPATH", None)
+    # ci/asan.sh: the sanitizer runtime goes into the servers only, not pytest.
+    if os.environ.get("PYRUVATE_TEST_LD_PRELOAD"):
+        env["LD_PRELOAD"] = os.environ["PYRUVATE_TEST_LD_PRELOAD"]
     return env
 
 

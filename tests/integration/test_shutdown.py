@@ -65,3 +65,13 @@ def test_graceful_stop_completes_in_flight_request(start_server, sig, expected_c
     code = srv.wait_exit(what="after signal %s" % sig)  # no second signal
     assert code == expected_code, srv.describe()
     assert marker in srv.stdout(), srv.describe()
+
+
+def test_sigterm_right_after_the_port_opens_is_graceful(start_server):
+    """Regression: the SIGTERM handler used to be installed after listen(),
+    so a signal sent as soon as the port accepted connections killed the
+    process (exit -15) instead of stopping it."""
+    srv = start_server()  # returns as soon as a connect succeeds
+    code = srv.stop(signal.SIGTERM)
+    assert code == 0, srv.describe()
+    assert "SERVE_RETURNED None" in srv.stdout(), srv.describe()
