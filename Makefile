@@ -130,3 +130,7 @@ clean:
 	rm -rf build pyruvate/*.so coverage/*.html coverage/*.css coverage/summary.txt
 
 -include $(wildcard $(BUILD)/*.d $(BUILD)/unit/*.d)
+
+# Further targets (fuzzing, benchmarks, slow deployment tests) live beside
+# their scripts in ci/*.mk.
+include $(wildcard ci/*.mk)

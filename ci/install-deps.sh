@@ -26,15 +26,19 @@ if [ ${#missing[@]} -gt 0 ]; then
     fi
 fi
 
-requirements=ci/requirements-test.txt
-stamp=.venv/.requirements-$(sha256sum "$requirements" | cut -c1-16)
+# Every ci/requirements-test*.txt goes into .venv; the stamp holds their hash,
+# so an unchanged set installs nothing.
+requirements=(ci/requirements-test*.txt)
+stamp=.venv/.requirements-$(cat "${requirements[@]}" | sha256sum | cut -c1-16)
 if [ ! -x .venv/bin/python ]; then
     echo "deps: creating .venv with $PYTHON"
     "$PYTHON" -m venv .venv
 fi
 if [ ! -f "$stamp" ]; then
-    echo "deps: installing $requirements into .venv"
-    .venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$requirements"
+    for file in "${requirements[@]}"; do
+        echo "deps: installing $file into .venv"
+        .venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$file"
+    done
     rm -f .venv/.requirements-*
     touch "$stamp"
 fi
