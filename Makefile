@@ -9,11 +9,13 @@ CC ?= gcc
 VARIANT ?= release
 ADDRESS ?= 127.0.0.1:7878
 WORKERS ?= 4
+# V=1 shows the full compiler command lines.
+Q := $(if $(V),,@)
 
 PY_INCLUDE := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
 EXT_SUFFIX := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
 
-CORE_SOURCES := buf listen acceptor pool conn request http_status response log systemd
+CORE_SOURCES := buf listen acceptor pool conn request http_status response log systemd proxy
 PYTHON_SOURCES := module server worker wsgi input filewrapper
 LLHTTP_SOURCES := llhttp api http
 
@@ -65,7 +67,8 @@ deps:
 # The extension is rebuilt when the variant changes, as each variant has its
 # own object directory and the .so is relinked from it.
 $(EXTENSION): $(CORE_OBJECTS) $(PYTHON_OBJECTS) $(LLHTTP_OBJECTS) $(BUILD)/.variant
-	$(CC) -shared -pthread $(LDFLAGS_VARIANT) -o $@ $(CORE_OBJECTS) $(PYTHON_OBJECTS) $(LLHTTP_OBJECTS)
+	@echo "  LINK  $@ ($(VARIANT))"
+	$(Q)$(CC) -shared -pthread $(LDFLAGS_VARIANT) -o $@ $(CORE_OBJECTS) $(PYTHON_OBJECTS) $(LLHTTP_OBJECTS)
 
 $(BUILD)/.variant:
 	@mkdir -p $(BUILD)
@@ -74,22 +77,26 @@ $(BUILD)/.variant:
 
 $(BUILD)/%.o: src/%.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_COMMON) $(WARNINGS) $(VARIANT_CFLAGS) -I$(PY_INCLUDE) -c $< -o $@
+	@echo "  CC    $< ($(VARIANT))"
+	$(Q)$(CC) $(CFLAGS_COMMON) $(WARNINGS) $(VARIANT_CFLAGS) -I$(PY_INCLUDE) -c $< -o $@
 
 # llhttp is generated code from Debian's node-llhttp: compiled as it is,
 # without our warning flags, and never copied into this repository.
 $(BUILD)/llhttp/%.o: $(LLHTTP_DIR)/%.c
 	@mkdir -p $(@D)
-	$(CC) -std=c11 -fPIC -fvisibility=hidden -I$(LLHTTP_INCLUDE) \
+	@echo "  CC    $< ($(VARIANT))"
+	$(Q)$(CC) -std=c11 -fPIC -fvisibility=hidden -I$(LLHTTP_INCLUDE) \
 	    $(filter-out --coverage,$(VARIANT_CFLAGS)) -c $< -o $@
 
 $(BUILD)/unit/%.o: tests/unit/%.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_COMMON) $(WARNINGS) -Wno-missing-prototypes $(VARIANT_CFLAGS) -c $< -o $@
+	@echo "  CC    $< ($(VARIANT))"
+	$(Q)$(CC) $(CFLAGS_COMMON) $(WARNINGS) -Wno-missing-prototypes $(VARIANT_CFLAGS) -c $< -o $@
 
 # The unit tests link only the Python-free sources: no libpython needed.
 $(UNIT_BINARY): $(UNIT_OBJECTS) $(CORE_OBJECTS) $(LLHTTP_OBJECTS)
-	$(CC) -pthread $(LDFLAGS_VARIANT) -o $@ $^ $(CHECK_LIBS)
+	@echo "  LINK  $@"
+	$(Q)$(CC) -pthread $(LDFLAGS_VARIANT) -o $@ $^ $(CHECK_LIBS)
 
 unit-binary: $(UNIT_BINARY)
 

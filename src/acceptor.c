@@ -39,6 +39,7 @@ struct acceptor {
     unsigned nfds, capacity, first_conn;
     int64_t next_sweep_ms;
     int listeners_paused; /* after EMFILE: resume at the next sweep */
+    int64_t last_queue_warning_ms;
 
     /* connections coming back from workers */
     pthread_mutex_t returned_mutex;
@@ -194,12 +195,27 @@ static void reject(struct acceptor *a, struct conn *c, int status, int64_t now)
         acceptor_close(a, c);
 }
 
+/* Pyruvate's queue monitor: a warning (at most one a second) when the
+ * requests waiting for a worker reach the threshold. */
+static void warn_if_queue_long(struct acceptor *a, int64_t now)
+{
+    unsigned queued = pool_queued(a->config.pool);
+    if (queued >= a->config.queue_warn_threshold && now - a->last_queue_warning_ms >= 1000) {
+        log_write(LOG_WARNING, "%u requests are waiting for a worker", queued);
+        a->last_queue_warning_ms = now;
+    }
+}
+
 static void dispatch(struct acceptor *a, struct conn *c, int64_t now)
 {
     if (c->poll_index)
         poll_set_remove(a, c->poll_index);
-    if (pool_submit(a->config.pool, c) == 0)
+    c->queued_us = monotonic_us();
+    if (pool_submit(a->config.pool, c) == 0) {
+        if (a->config.queue_warn_threshold)
+            warn_if_queue_long(a, now);
         return;
+    }
     if (errno == EAGAIN) {
         log_write(LOG_WARNING, "all workers busy and the request queue is full: answering 503");
         reject(a, c, 503, now);

@@ -32,10 +32,8 @@ int log_enabled(int level)
     return level >= log_min_level;
 }
 
-void log_write(int level, const char *format, ...)
+static void log_vwrite(int target, int level, const char *format, va_list args)
 {
-    if (!log_enabled(level))
-        return;
     int saved_errno = errno;
     pthread_mutex_lock(&log_mutex);
     if (log_count == LOG_QUEUE_LEN) {
@@ -45,11 +43,9 @@ void log_write(int level, const char *format, ...)
         return;
     }
     struct log_record *r = &log_ring[(log_head + log_count) % LOG_QUEUE_LEN];
+    r->target = target;
     r->level = level;
-    va_list args;
-    va_start(args, format);
     vsnprintf(r->message, sizeof(r->message), format, args);
-    va_end(args);
     int wake = log_count == 0 ? log_wake_fd : -1;
     log_count++;
     pthread_mutex_unlock(&log_mutex);
@@ -60,6 +56,29 @@ void log_write(int level, const char *format, ...)
         (void)ignored;
     }
     errno = saved_errno;
+}
+
+void log_write(int level, const char *format, ...)
+{
+    if (!log_enabled(level))
+        return;
+    va_list args;
+    va_start(args, format);
+    log_vwrite(LOG_TO_SERVER, level, format, args);
+    va_end(args);
+}
+
+static void log_write_target(int target, int level, const char *format, ...)
+{
+    va_list args;
+    va_start(args, format);
+    log_vwrite(target, level, format, args);
+    va_end(args);
+}
+
+void log_write_access(const char *line)
+{
+    log_write_target(LOG_TO_ACCESS, LOG_INFO, "%s", line);
 }
 
 size_t log_take(struct log_record *out, size_t max, unsigned long *dropped)

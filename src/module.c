@@ -11,6 +11,7 @@
 #include "pyruvate/filewrapper.h"
 #include "pyruvate/input.h"
 #include "pyruvate/listen.h"
+#include "pyruvate/proxy.h"
 #include "pyruvate/server.h"
 #include "pyruvate/wsgi.h"
 
@@ -106,7 +107,8 @@ PyDoc_STRVAR(
     "      max_request_body_size=268435456, keepalive_timeout=60, request_timeout=30,\n"
     "      send_timeout=60, shutdown_timeout=30, max_reuse_count=0, max_connections=10000,\n"
     "      max_queue_size=1024, qmon_warn_threshold=None, chunked_transfer=True,\n"
-    "      async_logging=True, backlog=1024, unix_socket_perms=None)\n"
+    "      async_logging=True, backlog=1024, unix_socket_perms=None,\n"
+    "      trusted_proxy=None, url_scheme='http', url_prefix='', access_log=False)\n"
     "--\n\n"
     "Serve a WSGI application on socket (\"host:port\", \"[ipv6]:port\", a Unix\n"
     "socket path, a listening socket or None for systemd socket activation) with\n"
@@ -134,6 +136,10 @@ static PyObject *serve(PyObject *module, PyObject *args, PyObject *kwargs)
                                "async_logging",
                                "backlog",
                                "unix_socket_perms",
+                               "trusted_proxy",
+                               "url_scheme",
+                               "url_prefix",
+                               "access_log",
                                NULL};
     PyObject *application, *socket;
     Py_ssize_t workers;
@@ -143,13 +149,16 @@ static PyObject *serve(PyObject *module, PyObject *args, PyObject *kwargs)
              *shutdown_timeout = NULL, *qmon = Py_None;
     Py_ssize_t max_reuse = 0, max_connections = 10000, max_queue = 1024, backlog = 1024;
     int chunked = 1, async_logging = 1;
-    PyObject *unix_socket_perms = Py_None;
+    PyObject *unix_socket_perms = Py_None, *trusted_proxy = Py_None;
+    const char *url_scheme = "http", *url_prefix = "";
+    int access_log = 0;
 
     if (!PyArg_ParseTupleAndKeywords(
-            args, kwargs, "OOn|$nnnLOOOOnnnOppnO:serve", keywords, &application, &socket, &workers,
-            &max_headers, &max_line, &max_header_size, &max_body, &keepalive, &request_timeout,
-            &send_timeout, &shutdown_timeout, &max_reuse, &max_connections, &max_queue, &qmon,
-            &chunked, &async_logging, &backlog, &unix_socket_perms))
+            args, kwargs, "OOn|$nnnLOOOOnnnOppnOOssp:serve", keywords, &application, &socket,
+            &workers, &max_headers, &max_line, &max_header_size, &max_body, &keepalive,
+            &request_timeout, &send_timeout, &shutdown_timeout, &max_reuse, &max_connections,
+            &max_queue, &qmon, &chunked, &async_logging, &backlog, &unix_socket_perms,
+            &trusted_proxy, &url_scheme, &url_prefix, &access_log))
         return NULL;
     if (!PyCallable_Check(application)) {
         PyErr_SetString(PyExc_TypeError, "application must be callable");
@@ -212,6 +221,36 @@ static PyObject *serve(PyObject *module, PyObject *args, PyObject *kwargs)
     options.max_connections = (unsigned)max_connections;
     options.max_queue_size = (unsigned)max_queue;
     options.backlog = (int)backlog;
+    options.access_log = access_log;
+    if (strcmp(url_scheme, "http") != 0 && strcmp(url_scheme, "https") != 0) {
+        PyErr_SetString(PyExc_ValueError, "url_scheme must be 'http' or 'https'");
+        return NULL;
+    }
+    snprintf(options.url_scheme, sizeof(options.url_scheme), "%s", url_scheme);
+    /* SCRIPT_NAME never ends with a slash (PEP 3333, "URL Reconstruction"). */
+    size_t prefix_len = strlen(url_prefix);
+    while (prefix_len > 0 && url_prefix[prefix_len - 1] == '/')
+        prefix_len--;
+    if (prefix_len >= sizeof(options.url_prefix) || (prefix_len > 0 && url_prefix[0] != '/')) {
+        PyErr_SetString(PyExc_ValueError, "url_prefix must start with '/' (at most 255 bytes)");
+        return NULL;
+    }
+    memcpy(options.url_prefix, url_prefix, prefix_len);
+    options.url_prefix[prefix_len] = '\0';
+    if (trusted_proxy != Py_None) {
+        char err[PYR_ERR_LEN];
+        const char *spec = PyUnicode_Check(trusted_proxy) ? PyUnicode_AsUTF8(trusted_proxy) : NULL;
+        if (spec == NULL) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_TypeError, "trusted_proxy must be a str such as "
+                                                 "\"127.0.0.1, ::1\" or \"*\"");
+            return NULL;
+        }
+        if (proxy_trust_parse(spec, &options.trusted_proxies, err) < 0) {
+            PyErr_SetString(PyExc_ValueError, err);
+            return NULL;
+        }
+    }
     return server_run(module, application, &bind, &options);
 }
 
@@ -251,8 +290,9 @@ static int module_exec(PyObject *module)
     if (logging == NULL)
         return -1;
     st->logger = PyObject_CallMethod(logging, "getLogger", "s", "pyruvate");
+    st->access_logger = PyObject_CallMethod(logging, "getLogger", "s", "pyruvate.access");
     Py_DECREF(logging);
-    if (st->logger == NULL)
+    if (st->logger == NULL || st->access_logger == NULL)
         return -1;
     return 0;
 }
@@ -265,6 +305,7 @@ static int module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->file_wrapper_type);
     Py_VISIT(st->wsgi_version_value);
     Py_VISIT(st->logger);
+    Py_VISIT(st->access_logger);
     return 0;
 }
 
@@ -276,6 +317,7 @@ static int module_clear(PyObject *module)
     Py_CLEAR(st->file_wrapper_type);
     Py_CLEAR(st->wsgi_version_value);
     Py_CLEAR(st->logger);
+    Py_CLEAR(st->access_logger);
 #define MODULE_STRING_CLEAR(name, text) Py_CLEAR(st->str_##name);
     MODULE_STRINGS(MODULE_STRING_CLEAR)
 #undef MODULE_STRING_CLEAR

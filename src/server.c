@@ -44,7 +44,8 @@ static void relay_logs(struct server *s)
 {
     struct log_record records[64];
     unsigned long dropped;
-    PyObject *logger = module_get_state(s->module)->logger;
+    struct module_state *st = module_get_state(s->module);
+    PyObject *logger = st->logger;
     size_t n;
     while ((n = log_take(records, ARRAY_SIZE(records), &dropped)) > 0 || dropped) {
         if (dropped) {
@@ -55,8 +56,9 @@ static void relay_logs(struct server *s)
             Py_XDECREF(r);
         }
         for (size_t i = 0; i < n; i++) {
+            PyObject *target = records[i].target == LOG_TO_ACCESS ? st->access_logger : logger;
             PyObject *r =
-                PyObject_CallMethod(logger, "log", "is", records[i].level, records[i].message);
+                PyObject_CallMethod(target, "log", "is", records[i].level, records[i].message);
             if (r == NULL)
                 PyErr_Clear();
             Py_XDECREF(r);
@@ -334,6 +336,7 @@ PyObject *server_run(PyObject *module, PyObject *application, const struct serve
         .keepalive_timeout_ms = options->keepalive_timeout_ms,
         .linger_timeout_ms = 2000,
         .max_connections = options->max_connections,
+        .queue_warn_threshold = options->qmon_warn_threshold,
     };
     s->acceptor = acceptor_start(&config, err);
     if (s->acceptor == NULL) {

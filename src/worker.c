@@ -98,8 +98,11 @@ void worker_handle(void *worker, void *item)
          * saves two thread handoffs and keeps responses in order. */
         switch (conn_reset_for_next_request(c)) {
         case REQUEST_COMPLETE:
-            if (!atomic_load(&w->server->stopping))
+            if (!atomic_load(&w->server->stopping)) {
+                c->request_start_ms = monotonic_ms();
+                c->queued_us = monotonic_us();
                 continue;
+            }
             acceptor_close(w->server->acceptor, c);
             return;
         case REQUEST_ERROR:

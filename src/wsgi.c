@@ -18,6 +18,7 @@
 #include "pyruvate/http_status.h"
 #include "pyruvate/input.h"
 #include "pyruvate/log.h"
+#include "pyruvate/proxy.h"
 #include "pyruvate/server.h"
 
 typedef struct {
@@ -27,6 +28,7 @@ typedef struct {
 } StartResponseObject;
 
 static PyObject *build_environ(struct worker *w, PyObject **input);
+static const char *latin1_data(PyObject *s, Py_ssize_t *len);
 static int send_body(struct worker *w, const char *data, size_t len);
 static int finish_response(struct worker *w);
 static void send_error_response(struct worker *w, int status);
@@ -46,27 +48,33 @@ PyObject *wsgi_environ_template(struct server *server)
     PyObject *errors = PySys_GetObject("stderr"); /* borrowed */
     PyObject *name = PyUnicode_FromString(server->listeners[0].server_name);
     PyObject *port = PyUnicode_FromString(server->listeners[0].server_port);
-    if (env == NULL || name == NULL || port == NULL)
+    PyObject *scheme = PyUnicode_InternFromString(server->options.url_scheme);
+    PyObject *prefix = PyUnicode_FromString(server->options.url_prefix);
+    if (env == NULL || name == NULL || port == NULL || scheme == NULL || prefix == NULL)
         goto fail;
     if (PyDict_SetItem(env, st->str_wsgi_version, st->wsgi_version_value) < 0 ||
-        PyDict_SetItem(env, st->str_wsgi_url_scheme, st->str_http) < 0 ||
+        PyDict_SetItem(env, st->str_wsgi_url_scheme, scheme) < 0 ||
         PyDict_SetItem(env, st->str_wsgi_errors, errors ? errors : Py_None) < 0 ||
         PyDict_SetItem(env, st->str_wsgi_multithread, Py_True) < 0 ||
         PyDict_SetItem(env, st->str_wsgi_multiprocess, Py_False) < 0 ||
         PyDict_SetItem(env, st->str_wsgi_run_once, Py_False) < 0 ||
         PyDict_SetItem(env, st->str_wsgi_input_terminated, Py_True) < 0 ||
         PyDict_SetItem(env, st->str_wsgi_file_wrapper, (PyObject *)st->file_wrapper_type) < 0 ||
-        PyDict_SetItem(env, st->str_SCRIPT_NAME, st->str_empty) < 0 ||
+        PyDict_SetItem(env, st->str_SCRIPT_NAME, prefix) < 0 ||
         PyDict_SetItem(env, st->str_SERVER_NAME, name) < 0 ||
         PyDict_SetItem(env, st->str_SERVER_PORT, port) < 0)
         goto fail;
     Py_DECREF(name);
     Py_DECREF(port);
+    Py_DECREF(scheme);
+    Py_DECREF(prefix);
     return env;
 fail:
     Py_XDECREF(env);
     Py_XDECREF(name);
     Py_XDECREF(port);
+    Py_XDECREF(scheme);
+    Py_XDECREF(prefix);
     return NULL;
 }
 
@@ -223,6 +231,105 @@ static int add_headers(PyObject *env, struct module_state *st, const struct conn
     return 0;
 }
 
+/* url_prefix: the application is mounted below it (PEP 3333 SCRIPT_NAME),
+ * so a path inside the prefix loses it from PATH_INFO. */
+static int strip_url_prefix(struct worker *w, PyObject *env)
+{
+    struct module_state *st = state_of(w);
+    PyObject *path = PyDict_GetItemWithError(env, st->str_PATH_INFO); /* borrowed */
+    if (path == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    const char *prefix = w->server->options.url_prefix;
+    Py_ssize_t prefix_len = (Py_ssize_t)strlen(prefix);
+    Py_ssize_t path_len;
+    const char *text = latin1_data(path, &path_len);
+    if (text == NULL || path_len < prefix_len || memcmp(text, prefix, (size_t)prefix_len) != 0 ||
+        (path_len > prefix_len && text[prefix_len] != '/'))
+        return 0;
+    return set_owned(env, st->str_PATH_INFO,
+                     PyUnicode_Substring(path, prefix_len, PyUnicode_GET_LENGTH(path)));
+}
+
+/* A header value of the current request, or NULL. */
+static const struct request_header *header_of(struct worker *w, const char *name)
+{
+    return request_find_header(&w->conn->request, w->conn->in.data, name);
+}
+
+/* Sets key to part of a header value, decoded as latin-1. */
+static int set_from_header(PyObject *env, PyObject *key, const char *value, size_t start,
+                           size_t len)
+{
+    if (len == 0)
+        return 0;
+    return set_latin1(env, key, value + start, len);
+}
+
+/* Behind a trusted proxy, the proxy's headers say who the client is, which
+ * scheme it used and which host it asked for; from anyone else those
+ * headers are dropped, so the app never trusts a client's own claim. RFC
+ * 7239 Forwarded wins over the X-Forwarded-* headers when both came. */
+static int apply_proxy_headers(struct worker *w, PyObject *env)
+{
+    struct module_state *st = state_of(w);
+    const struct server_options *opt = &w->server->options;
+    if (!proxy_is_trusted(&opt->trusted_proxies, &w->conn->peer)) {
+        PyObject *keys[] = {st->str_HTTP_X_FORWARDED_FOR, st->str_HTTP_X_FORWARDED_PROTO,
+                            st->str_HTTP_X_FORWARDED_HOST, st->str_HTTP_FORWARDED};
+        for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
+            if (PyDict_DelItem(env, keys[i]) < 0) {
+                if (!PyErr_ExceptionMatches(PyExc_KeyError))
+                    return -1;
+                PyErr_Clear();
+            }
+        return 0;
+    }
+    const char *base = w->conn->in.data;
+    size_t start, len;
+    const char *scheme = NULL;
+    size_t scheme_len = 0;
+    const struct request_header *h;
+    if ((h = header_of(w, "x-forwarded-for")) != NULL) {
+        proxy_last_element(base + h->value.offset, h->value.len, &start, &len);
+        proxy_strip_port(base + h->value.offset, &start, &len);
+        if (set_from_header(env, st->str_REMOTE_ADDR, base + h->value.offset, start, len) < 0)
+            return -1;
+    }
+    if ((h = header_of(w, "x-forwarded-host")) != NULL) {
+        proxy_last_element(base + h->value.offset, h->value.len, &start, &len);
+        if (set_from_header(env, st->str_HTTP_HOST, base + h->value.offset, start, len) < 0)
+            return -1;
+    }
+    if ((h = header_of(w, "x-forwarded-proto")) != NULL) {
+        proxy_last_element(base + h->value.offset, h->value.len, &start, &len);
+        scheme = base + h->value.offset + start;
+        scheme_len = len;
+    }
+    if ((h = header_of(w, "forwarded")) != NULL) {
+        const char *value = base + h->value.offset;
+        if (proxy_forwarded_param(value, h->value.len, "for", &start, &len)) {
+            proxy_strip_port(value, &start, &len);
+            if (set_from_header(env, st->str_REMOTE_ADDR, value, start, len) < 0)
+                return -1;
+        }
+        if (proxy_forwarded_param(value, h->value.len, "host", &start, &len) &&
+            set_from_header(env, st->str_HTTP_HOST, value, start, len) < 0)
+            return -1;
+        if (proxy_forwarded_param(value, h->value.len, "proto", &start, &len)) {
+            scheme = value + start;
+            scheme_len = len;
+        }
+    }
+    if (scheme) {
+        /* Only the two schemes WSGI knows; anything else is ignored. */
+        if (scheme_len == 5 && strncasecmp(scheme, "https", 5) == 0)
+            return PyDict_SetItem(env, st->str_wsgi_url_scheme, st->str_https);
+        if (scheme_len == 4 && strncasecmp(scheme, "http", 4) == 0)
+            return PyDict_SetItem(env, st->str_wsgi_url_scheme, st->str_http);
+    }
+    return 0;
+}
+
 static PyObject *build_environ(struct worker *w, PyObject **input)
 {
     struct module_state *st = state_of(w);
@@ -252,6 +359,14 @@ static PyObject *build_environ(struct worker *w, PyObject **input)
     if (c->listener != &w->server->listeners[0] &&
         (set_owned(env, st->str_SERVER_NAME, PyUnicode_FromString(c->listener->server_name)) < 0 ||
          set_owned(env, st->str_SERVER_PORT, PyUnicode_FromString(c->listener->server_port)) < 0))
+        goto fail;
+
+    if (w->server->options.url_prefix[0] && strip_url_prefix(w, env) < 0)
+        goto fail;
+    if (w->server->options.trusted_proxies.enabled && apply_proxy_headers(w, env) < 0)
+        goto fail;
+    if (set_owned(env, st->str_queue_wait,
+                  PyFloat_FromDouble((double)(monotonic_us() - c->queued_us) / 1e6)) < 0)
         goto fail;
 
     /* The body is decoded already, so its length is known even when it
@@ -605,6 +720,7 @@ static int send_with_length(struct worker *w, const char *data, size_t len, long
         }
         iov[count++] = (struct iovec){w->head.data, w->head.len};
         resp->headers_sent = 1;
+        resp->sent_status = resp->status;
     }
     if (resp->no_body)
         len = 0;
@@ -671,6 +787,7 @@ static void send_error_response(struct worker *w, int status)
     size_t len = http_status_error_response(status, text, sizeof(text));
     struct iovec iov = {text, len};
     w->response.must_close = 1;
+    w->response.sent_status = status;
     if (len > 0)
         write_iov(w, &iov, 1);
 }
@@ -840,6 +957,57 @@ static void log_app_exception(struct worker *w, const char *what)
     Py_XDECREF(traceback);
 }
 
+/* One line in Common Log Format plus the request's duration in seconds,
+ * for the "pyruvate.access" logger. */
+static void log_access(struct worker *w, PyObject *env)
+{
+    static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    const struct request *r = &w->conn->request;
+    const char *target = w->conn->in.data + r->target.offset;
+    Py_ssize_t addr_len = 0;
+    const char *addr = NULL;
+    PyObject *remote = env ? PyDict_GetItemWithError(env, state_of(w)->str_REMOTE_ADDR) : NULL;
+    if (remote)
+        addr = latin1_data(remote, &addr_len);
+    PyErr_Clear();
+    char quoted[300];
+    size_t n = 0;
+    /* The target is printable ASCII (the parser saw to that) but may hold a
+     * quote, which would end the field early. */
+    for (size_t i = 0; i < r->target.len && n < sizeof(quoted) - 5; i++) {
+        if (target[i] == '"' || target[i] == '\\') {
+            n += (size_t)snprintf(quoted + n, sizeof(quoted) - n, "\\x%02x", target[i]);
+        } else {
+            quoted[n++] = target[i];
+        }
+    }
+    quoted[n] = '\0';
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    double seconds = (double)(monotonic_us() - w->conn->request_start_ms * 1000) / 1e6;
+    if (seconds < 0)
+        seconds = 0;
+    char line[LOG_MESSAGE_LEN];
+    char size[24] = "-";
+    if (w->response.body_sent)
+        snprintf(size, sizeof(size), "%llu", w->response.body_sent);
+    snprintf(line, sizeof(line),
+             "%.*s - - [%02d/%s/%04d:%02d:%02d:%02d +0000] \"%s %s HTTP/%d.%d\" %d %s %.6f",
+             addr && addr_len ? (int)addr_len : 1, addr && addr_len ? addr : "-", tm.tm_mday,
+             months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec, r->method,
+             quoted, r->http_major, r->http_minor, w->response.sent_status, size, seconds);
+    if (w->server->options.async_logging) {
+        log_write_access(line);
+        return;
+    }
+    PyObject *done = PyObject_CallMethod(state_of(w)->access_logger, "info", "s", line);
+    if (done == NULL)
+        PyErr_WriteUnraisable(state_of(w)->access_logger);
+    Py_XDECREF(done);
+}
+
 void wsgi_handle_request(struct worker *w)
 {
     PyObject *input = NULL, *result = NULL;
@@ -877,6 +1045,8 @@ void wsgi_handle_request(struct worker *w)
     call_close(w, result);
 done:
     Py_XDECREF(result);
+    if (w->server->options.access_log)
+        log_access(w, env);
     if (input)
         input_detach(input);
     Py_XDECREF(input);

@@ -18,10 +18,11 @@ struct acceptor_config {
     unsigned listener_count;
     struct pool *pool; /* where complete requests go */
     const struct request_limits *limits;
-    int request_timeout_ms;   /* first byte to complete request; then 408 */
-    int keepalive_timeout_ms; /* idle time since the last activity; then close */
-    int linger_timeout_ms;    /* draining input after an error response */
-    unsigned max_connections; /* beyond it: 503 and close */
+    int request_timeout_ms;        /* first byte to complete request; then 408 */
+    int keepalive_timeout_ms;      /* idle time since the last activity; then close */
+    int linger_timeout_ms;         /* draining input after an error response */
+    unsigned max_connections;      /* beyond it: 503 and close */
+    unsigned queue_warn_threshold; /* warn when this many requests wait; 0: off */
 };
 
 /* Creates the acceptor and starts its thread. NULL on failure, with a

@@ -29,6 +29,7 @@ struct conn {
     int lingering;            /* answered and half-closed; draining input */
     int64_t deadline_ms;      /* monotonic ms when the current wait ends */
     int64_t request_start_ms; /* monotonic ms of the request's first byte */
+    int64_t queued_us;        /* monotonic us when handed to the pool */
 
     /* acceptor thread only */
     unsigned poll_index; /* slot in the poll set; 0 when not in it */

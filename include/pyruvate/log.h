@@ -10,9 +10,13 @@
 /* The numeric levels of Python's logging module. */
 enum log_level { LOG_DEBUG = 10, LOG_INFO = 20, LOG_WARNING = 30, LOG_ERROR = 40 };
 
-enum { LOG_MESSAGE_LEN = 240, LOG_QUEUE_LEN = 1024 };
+enum { LOG_MESSAGE_LEN = 512, LOG_QUEUE_LEN = 1024 };
+
+/* Which Python logger a record is for. */
+enum log_target { LOG_TO_SERVER = 0, LOG_TO_ACCESS = 1 };
 
 struct log_record {
+    int target; /* enum log_target */
     int level;
     char message[LOG_MESSAGE_LEN];
 };
@@ -31,6 +35,10 @@ int log_enabled(int level);
 /* Queues a formatted record. When the queue is full the record is counted
  * as dropped instead. */
 void log_write(int level, const char *format, ...) __attribute__((format(printf, 2, 3)));
+
+/* Queues one access-log line for "pyruvate.access" at INFO, whatever the
+ * server logger's level (the access logger filters for itself). */
+void log_write_access(const char *line);
 
 /* Moves up to max queued records into out, oldest first; returns how many.
  * *dropped receives the number of records lost since the last call. */

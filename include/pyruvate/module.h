@@ -7,36 +7,42 @@
 #include <Python.h>
 
 /* The environ keys and constant values, interned once at import. */
-#define MODULE_STRINGS(X)                             \
-    X(REQUEST_METHOD, "REQUEST_METHOD")               \
-    X(SCRIPT_NAME, "SCRIPT_NAME")                     \
-    X(PATH_INFO, "PATH_INFO")                         \
-    X(QUERY_STRING, "QUERY_STRING")                   \
-    X(CONTENT_TYPE, "CONTENT_TYPE")                   \
-    X(CONTENT_LENGTH, "CONTENT_LENGTH")               \
-    X(SERVER_NAME, "SERVER_NAME")                     \
-    X(SERVER_PORT, "SERVER_PORT")                     \
-    X(SERVER_PROTOCOL, "SERVER_PROTOCOL")             \
-    X(REMOTE_ADDR, "REMOTE_ADDR")                     \
-    X(REMOTE_PORT, "REMOTE_PORT")                     \
-    X(HTTP_HOST, "HTTP_HOST")                         \
-    X(wsgi_version, "wsgi.version")                   \
-    X(wsgi_url_scheme, "wsgi.url_scheme")             \
-    X(wsgi_input, "wsgi.input")                       \
-    X(wsgi_errors, "wsgi.errors")                     \
-    X(wsgi_multithread, "wsgi.multithread")           \
-    X(wsgi_multiprocess, "wsgi.multiprocess")         \
-    X(wsgi_run_once, "wsgi.run_once")                 \
-    X(wsgi_file_wrapper, "wsgi.file_wrapper")         \
-    X(wsgi_input_terminated, "wsgi.input_terminated") \
-    X(HTTP_1_0, "HTTP/1.0")                           \
-    X(HTTP_1_1, "HTTP/1.1")                           \
-    X(http, "http")                                   \
-    X(empty, "")                                      \
-    X(close, "close")                                 \
-    X(fileno, "fileno")                               \
-    X(tell, "tell")                                   \
-    X(read, "read")
+#define MODULE_STRINGS(X)                               \
+    X(REQUEST_METHOD, "REQUEST_METHOD")                 \
+    X(SCRIPT_NAME, "SCRIPT_NAME")                       \
+    X(PATH_INFO, "PATH_INFO")                           \
+    X(QUERY_STRING, "QUERY_STRING")                     \
+    X(CONTENT_TYPE, "CONTENT_TYPE")                     \
+    X(CONTENT_LENGTH, "CONTENT_LENGTH")                 \
+    X(SERVER_NAME, "SERVER_NAME")                       \
+    X(SERVER_PORT, "SERVER_PORT")                       \
+    X(SERVER_PROTOCOL, "SERVER_PROTOCOL")               \
+    X(REMOTE_ADDR, "REMOTE_ADDR")                       \
+    X(REMOTE_PORT, "REMOTE_PORT")                       \
+    X(HTTP_HOST, "HTTP_HOST")                           \
+    X(wsgi_version, "wsgi.version")                     \
+    X(wsgi_url_scheme, "wsgi.url_scheme")               \
+    X(wsgi_input, "wsgi.input")                         \
+    X(wsgi_errors, "wsgi.errors")                       \
+    X(wsgi_multithread, "wsgi.multithread")             \
+    X(wsgi_multiprocess, "wsgi.multiprocess")           \
+    X(wsgi_run_once, "wsgi.run_once")                   \
+    X(wsgi_file_wrapper, "wsgi.file_wrapper")           \
+    X(wsgi_input_terminated, "wsgi.input_terminated")   \
+    X(HTTP_1_0, "HTTP/1.0")                             \
+    X(HTTP_1_1, "HTTP/1.1")                             \
+    X(http, "http")                                     \
+    X(empty, "")                                        \
+    X(close, "close")                                   \
+    X(fileno, "fileno")                                 \
+    X(tell, "tell")                                     \
+    X(read, "read")                                     \
+    X(https, "https")                                   \
+    X(queue_wait, "pyruvate.queue_wait")                \
+    X(HTTP_X_FORWARDED_FOR, "HTTP_X_FORWARDED_FOR")     \
+    X(HTTP_X_FORWARDED_PROTO, "HTTP_X_FORWARDED_PROTO") \
+    X(HTTP_X_FORWARDED_HOST, "HTTP_X_FORWARDED_HOST")   \
+    X(HTTP_FORWARDED, "HTTP_FORWARDED")
 
 struct module_state {
     PyTypeObject *input_type;
@@ -44,6 +50,7 @@ struct module_state {
     PyTypeObject *file_wrapper_type;
     PyObject *wsgi_version_value; /* (1, 0) */
     PyObject *logger;             /* logging.getLogger("pyruvate") */
+    PyObject *access_logger;      /* logging.getLogger("pyruvate.access") */
 #define MODULE_STRING_FIELD(name, text) PyObject *str_##name;
     MODULE_STRINGS(MODULE_STRING_FIELD)
 #undef MODULE_STRING_FIELD

@@ -11,6 +11,7 @@
 #include "pyruvate/acceptor.h"
 #include "pyruvate/listen.h"
 #include "pyruvate/pool.h"
+#include "pyruvate/proxy.h"
 #include "pyruvate/request.h"
 
 /* Where to listen. */
@@ -38,7 +39,11 @@ struct server_options {
     unsigned qmon_warn_threshold; /* 0: off */
     int chunked_transfer;         /* chunked framing when the length is unknown */
     int async_logging;
+    int access_log; /* one "pyruvate.access" record per request */
     int backlog;
+    struct proxy_trust trusted_proxies;
+    char url_scheme[16];  /* wsgi.url_scheme unless a trusted proxy says otherwise */
+    char url_prefix[256]; /* SCRIPT_NAME, stripped from PATH_INFO */
 };
 
 struct server {

@@ -15,6 +15,7 @@ struct server;
 /* The response being produced; reset for each request. */
 struct worker_response {
     int status;               /* 0 until start_response succeeded */
+    int sent_status;          /* the status that went out, for the access log */
     long long content_length; /* from the app's headers; -1 if none */
     int app_sent_date, app_sent_server;
     int app_wants_close; /* the app sent "Connection: close" */
