@@ -119,6 +119,51 @@ static int wait_writable(int fd, int timeout_ms)
     }
 }
 
+/* Drops n written bytes from the front of *iov / *iovcnt. */
+static void advance_iov(struct iovec **iov, int *iovcnt, size_t n)
+{
+    while (*iovcnt > 0 && n >= (*iov)->iov_len) {
+        n -= (*iov)->iov_len;
+        (*iov)++;
+        (*iovcnt)--;
+    }
+    if (*iovcnt > 0) {
+        (*iov)->iov_base = (char *)(*iov)->iov_base + n;
+        (*iov)->iov_len -= n;
+    }
+}
+
+/* One sendmsg of what is left. Returns bytes written or -1 with errno. */
+static ssize_t send_iov(int fd, struct iovec *iov, int iovcnt, int flags)
+{
+    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)(iovcnt > IOV_MAX ? IOV_MAX : iovcnt)};
+    ssize_t n;
+    do
+        n = sendmsg(fd, &msg, MSG_NOSIGNAL | flags);
+    while (n < 0 && errno == EINTR);
+    return n;
+}
+
+int response_write_nowait(int fd, struct iovec *iov, int *iovcnt)
+{
+    int count = *iovcnt;
+    ssize_t n = send_iov(fd, iov, count, MSG_DONTWAIT);
+    if (n < 0)
+        return errno == EAGAIN || errno == EWOULDBLOCK ? 1 : -1;
+    struct iovec *rest = iov;
+    advance_iov(&rest, &count, (size_t)n);
+    while (count > 0 && rest->iov_len == 0) {
+        rest++;
+        count--;
+    }
+    if (count == 0)
+        return 0;
+    /* Move the rest to the front so the caller's array describes it. */
+    memmove(iov, rest, (size_t)count * sizeof(*iov));
+    *iovcnt = count;
+    return 1;
+}
+
 int response_write_all(int fd, struct iovec *iov, int iovcnt, int timeout_ms)
 {
     while (iovcnt > 0) {
@@ -127,12 +172,8 @@ int response_write_all(int fd, struct iovec *iov, int iovcnt, int timeout_ms)
             iovcnt--;
             continue;
         }
-        struct msghdr msg = {.msg_iov = iov,
-                             .msg_iovlen = (size_t)(iovcnt > IOV_MAX ? IOV_MAX : iovcnt)};
-        ssize_t n = sendmsg(fd, &msg, MSG_NOSIGNAL);
+        ssize_t n = send_iov(fd, iov, iovcnt, 0);
         if (n < 0) {
-            if (errno == EINTR)
-                continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
                 if (wait_writable(fd, timeout_ms) < 0)
                     return -1;
@@ -140,16 +181,7 @@ int response_write_all(int fd, struct iovec *iov, int iovcnt, int timeout_ms)
             }
             return -1;
         }
-        size_t left = (size_t)n;
-        while (iovcnt > 0 && left >= iov->iov_len) {
-            left -= iov->iov_len;
-            iov++;
-            iovcnt--;
-        }
-        if (iovcnt > 0) {
-            iov->iov_base = (char *)iov->iov_base + left;
-            iov->iov_len -= left;
-        }
+        advance_iov(&iov, &iovcnt, (size_t)n);
     }
     return 0;
 }

@@ -34,6 +34,11 @@ size_t response_chunk_header(size_t len, char out[24]);
  * iov is modified. */
 int response_write_all(int fd, struct iovec *iov, int iovcnt, int timeout_ms);
 
+/* One nonblocking attempt to write iov. Returns 0 when everything went out,
+ * 1 when some is left (then iov and *iovcnt describe the rest), -1 with
+ * errno when the connection failed. */
+int response_write_nowait(int fd, struct iovec *iov, int *iovcnt);
+
 /* Sends count bytes of in_fd from *offset with sendfile(2), waiting like
  * response_write_all. Returns 0, or -1 with errno (ENODATA if the file ended
  * early). *offset is advanced by what was sent. */
