@@ -72,7 +72,7 @@ enum request_state conn_reset_for_next_request(struct conn *c)
 void conn_send_error(struct conn *c, int status)
 {
     char response[512];
-    size_t len = http_status_error_response(status, response, sizeof(response));
+    size_t len = http_status_error_response(status, time(NULL), response, sizeof(response));
     if (len > 0) {
         ssize_t n;
         do

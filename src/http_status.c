@@ -3,6 +3,8 @@
 
 #include <stdio.h>
 
+#include "pyruvate/response.h"
+
 const char http_status_continue[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
 struct status_entry {
@@ -52,8 +54,10 @@ const char *http_status_reason(int status)
     return "Unknown";
 }
 
-size_t http_status_error_response(int status, char *out, size_t out_size)
+size_t http_status_error_response(int status, time_t now, char *out, size_t out_size)
 {
+    char date[RESPONSE_DATE_LEN + 1];
+    response_http_date(now, date);
     const char *reason = http_status_reason(status);
     char body[96];
     int body_len = snprintf(body, sizeof(body), "%d %s\n", status, reason);
@@ -61,13 +65,15 @@ size_t http_status_error_response(int status, char *out, size_t out_size)
     const char *retry = status == 503 ? "Retry-After: 1\r\n" : "";
     int n = snprintf(out, out_size,
                      "HTTP/1.1 %d %s\r\n"
+                     "Date: %s\r\n"
+                     "Server: pyruvate\r\n"
                      "Content-Type: text/plain; charset=utf-8\r\n"
                      "Content-Length: %d\r\n"
                      "%s"
                      "Connection: close\r\n"
                      "\r\n"
                      "%s",
-                     status, reason, body_len, retry, body);
+                     status, reason, date, body_len, retry, body);
     if (n < 0 || (size_t)n >= out_size)
         return 0;
     return (size_t)n;

@@ -16,9 +16,12 @@ static int on_header_value_complete(llhttp_t *p);
 static int on_headers_complete(llhttp_t *p);
 static int on_body(llhttp_t *p, const char *at, size_t len);
 static int on_message_complete(llhttp_t *p);
+static int on_version_complete(llhttp_t *p);
+static int on_chunk_header(llhttp_t *p);
 static int fail_with(struct request *r, int status, const char *reason);
 static int status_for_parser_error(const struct request *r, llhttp_errno_t err);
 static int unknown_method_status(const struct request *r);
+static int request_line_ended(const struct request *r);
 
 /* llhttp keeps a pointer to its settings for the parser's lifetime. */
 static const llhttp_settings_t parser_settings = {
@@ -30,6 +33,8 @@ static const llhttp_settings_t parser_settings = {
     .on_headers_complete = on_headers_complete,
     .on_body = on_body,
     .on_message_complete = on_message_complete,
+    .on_version_complete = on_version_complete,
+    .on_chunk_header = on_chunk_header,
 };
 
 static void clear_results(struct request *r)
@@ -49,7 +54,10 @@ static void clear_results(struct request *r)
     r->error_reason = NULL;
     r->_header_bytes = 0;
     r->_host_count = 0;
-    r->_transfer_encoding_count = 0;
+    r->_transfer_codings = 0;
+    r->_last_coding_chunked = 0;
+    r->_version_seen = 0;
+    r->_chunk_data_end = 0;
     r->_method_pending = 0;
     r->_in_field = 0;
     r->_complete = 0;
@@ -107,6 +115,14 @@ enum request_state request_feed(struct request *r, char *base, size_t len)
 
     switch (err) {
     case HPE_OK:
+        if (!r->_version_seen) {
+            int status = request_line_ended(r);
+            if (status) {
+                fail_with(r, status,
+                          status == 505 ? "HTTP/0.9 is not supported" : "malformed request line");
+                break;
+            }
+        }
         r->_base = NULL;
         r->_parsed = len;
         return REQUEST_INCOMPLETE;
@@ -132,6 +148,27 @@ enum request_state request_feed(struct request *r, char *base, size_t len)
     r->_base = NULL;
     r->keep_alive = 0;
     return REQUEST_ERROR;
+}
+
+/* Once the request line has ended without llhttp seeing a version: 505
+ * for an HTTP/0.9 line ("GET /" CRLF, which llhttp would wait on), 400 for
+ * anything else; 0 while the line has not ended. Empty lines a client may
+ * send first are skipped (RFC 9112 §2.2). */
+static int request_line_ended(const struct request *r)
+{
+    size_t i = 0;
+    while (i < r->_len && (r->_base[i] == '\r' || r->_base[i] == '\n'))
+        i++;
+    const char *line = r->_base + i;
+    const char *lf = memchr(line, '\n', r->_len - i);
+    if (lf == NULL)
+        return 0;
+    size_t len = (size_t)(lf - line), spaces = 0;
+    if (len == 0 || line[len - 1] != '\r')
+        return 400;
+    for (size_t k = 0; k + 1 < len; k++)
+        spaces += line[k] == ' ';
+    return spaces == 1 ? 505 : 400;
 }
 
 size_t request_next(struct request *r)
@@ -277,17 +314,37 @@ static int valid_name(const struct request *r, const struct request_header *h)
     return 1;
 }
 
+/* Transfer-Encoding may be split over several fields, which together form
+ * one list (RFC 9110 §5.3): count its codings and remember the last. */
+static void note_transfer_codings(struct request *r, const struct request_header *h)
+{
+    const char *value = r->_base + h->value.offset;
+    size_t i = 0, len = h->value.len;
+    while (i < len) {
+        while (i < len && (value[i] == ',' || value[i] == ' ' || value[i] == '\t'))
+            i++;
+        size_t start = i;
+        while (i < len && value[i] != ',')
+            i++;
+        size_t end = i;
+        while (end > start && (value[end - 1] == ' ' || value[end - 1] == '\t'))
+            end--;
+        if (end > start) {
+            r->_transfer_codings++;
+            r->_last_coding_chunked =
+                end - start == 7 && strncasecmp(value + start, "chunked", 7) == 0;
+        }
+    }
+}
+
 /* RFC 9112 §6.1 and §6.3: we decode "chunked" and nothing else. A chunked
  * body wrapped in another coding is understood but not served (501); a
  * final coding other than chunked leaves the length unknown (400). */
-static int check_transfer_coding(struct request *r, const struct request_header *h)
+static int check_transfer_codings(struct request *r)
 {
-    if (r->_transfer_encoding_count++ == 0 && value_is(r, h, "chunked"))
+    if (r->_transfer_codings == 0 || (r->_transfer_codings == 1 && r->_last_coding_chunked))
         return 0;
-    const char *value = r->_base + h->value.offset;
-    size_t len = h->value.len;
-    if (len >= 7 && strncasecmp(value + len - 7, "chunked", 7) == 0 &&
-        (len == 7 || value[len - 8] == ',' || value[len - 8] == ' ' || value[len - 8] == '\t'))
+    if (r->_last_coding_chunked)
         return fail_with(r, 501, "unsupported transfer coding");
     return fail_with(r, 400, "the final transfer coding is not chunked");
 }
@@ -323,8 +380,7 @@ static int on_header_value_complete(llhttp_t *p)
             return fail_with(r, 417, "unsupported expectation");
         r->expect_continue = 1;
     } else if (name_is(r, h, "transfer-encoding")) {
-        if (check_transfer_coding(r, h))
-            return HPE_USER;
+        note_transfer_codings(r, h);
     }
     return 0;
 }
@@ -339,6 +395,12 @@ static int on_headers_complete(llhttp_t *p)
         return fail_with(r, 505, "HTTP version not supported");
     if (r->http_minor == 1 && r->_host_count != 1)
         return fail_with(r, 400, "HTTP/1.1 requires exactly one Host header");
+    if (check_transfer_codings(r))
+        return HPE_USER;
+    /* RFC 9112 §3.2.4: the asterisk-form is for OPTIONS only. */
+    if (r->target.len == 1 && r->_base[r->target.offset] == '*' &&
+        llhttp_get_method(p) != HTTP_OPTIONS)
+        return fail_with(r, 400, "'*' is only a target for OPTIONS");
     r->chunked = (p->flags & F_CHUNKED) != 0;
     if ((p->flags & F_TRANSFER_ENCODING) && r->http_minor == 0)
         return fail_with(r, 400, "Transfer-Encoding is not allowed in HTTP/1.0");
@@ -358,6 +420,8 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
     if (len > r->limits->max_body_size - r->body.len)
         return fail_with(r, 413, "request body too large");
     size_t offset = offset_of(r, at);
+    if (r->chunked)
+        r->_chunk_data_end = offset + len;
     if (r->body.len == 0) {
         r->body.offset = offset;
     } else if (offset != r->body.offset + r->body.len) {
@@ -366,6 +430,25 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
         memmove(r->_base + r->body.offset + r->body.len, at, len);
     }
     r->body.len += len;
+    return 0;
+}
+
+static int on_version_complete(llhttp_t *p)
+{
+    request_of(p)->_version_seen = 1;
+    return 0;
+}
+
+/* RFC 9112 §7.1: chunk data ends with CRLF. llhttp 8.1 skips the two bytes
+ * after the data without looking at them, which lets a request smuggle
+ * bytes past a proxy that reads the framing differently; so we look. The
+ * bytes are still in the buffer: compaction only writes below the data. */
+static int on_chunk_header(llhttp_t *p)
+{
+    struct request *r = request_of(p);
+    size_t end = r->_chunk_data_end;
+    if (end && (r->_base[end] != '\r' || r->_base[end + 1] != '\n'))
+        return fail_with(r, 400, "chunk data not followed by CRLF");
     return 0;
 }
 

@@ -136,7 +136,8 @@ static void advance_iov(struct iovec **iov, int *iovcnt, size_t n)
 /* One sendmsg of what is left. Returns bytes written or -1 with errno. */
 static ssize_t send_iov(int fd, struct iovec *iov, int iovcnt, int flags)
 {
-    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)(iovcnt > IOV_MAX ? IOV_MAX : iovcnt)};
+    struct msghdr msg = {.msg_iov = iov,
+                         .msg_iovlen = (size_t)(iovcnt > IOV_MAX ? IOV_MAX : iovcnt)};
     ssize_t n;
     do
         n = sendmsg(fd, &msg, MSG_NOSIGNAL | flags);

@@ -143,7 +143,17 @@ static int add_target(PyObject *env, struct module_state *st, const char *target
 {
     const char *path = target, *end = target + len;
     *host_from_target = 0;
-    if (len > 0 && target[0] != '/' && target[0] != '*') {
+    /* REQUEST_URI: the target as sent, as uWSGI and mod_wsgi offer it. */
+    if (set_latin1(env, st->str_REQUEST_URI, target, len) < 0)
+        return -1;
+    if (len == 1 && target[0] == '*') {
+        /* OPTIONS * asks about the server, not a path (RFC 9112 §3.2.4);
+         * PATH_INFO stays empty, as PEP 3333 paths start with "/". */
+        if (PyDict_SetItem(env, st->str_PATH_INFO, st->str_empty) < 0)
+            return -1;
+        return PyDict_SetItem(env, st->str_QUERY_STRING, st->str_empty);
+    }
+    if (len > 0 && target[0] != '/') {
         const char *scheme_end = memchr(target, ':', len);
         if (scheme_end && end - scheme_end >= 3 && scheme_end[1] == '/' && scheme_end[2] == '/') {
             const char *authority = scheme_end + 3;
@@ -491,6 +501,11 @@ static int record_response_head(struct worker *w, PyObject *status, PyObject *he
                 PyErr_Format(PyExc_ValueError, "invalid Content-Length %R", item);
                 return -1;
             }
+            /* RFC 9110 §8.6: never in a 1xx or 204 response. */
+            if (code < 200 || code == 204) {
+                fresh.content_length = -1;
+                continue;
+            }
         } else if (is_name(name, name_len, "connection")) {
             /* Hop-by-hop (RFC 9110 §7.6.1): the server writes its own. */
             if (has_token(value, value_len, "close"))
@@ -792,7 +807,7 @@ static int finish_response(struct worker *w)
 static void send_error_response(struct worker *w, int status)
 {
     char text[512];
-    size_t len = http_status_error_response(status, text, sizeof(text));
+    size_t len = http_status_error_response(status, time(NULL), text, sizeof(text));
     struct iovec iov = {text, len};
     w->response.must_close = 1;
     w->response.sent_status = status;

@@ -12,6 +12,7 @@
     X(SCRIPT_NAME, "SCRIPT_NAME")                       \
     X(PATH_INFO, "PATH_INFO")                           \
     X(QUERY_STRING, "QUERY_STRING")                     \
+    X(REQUEST_URI, "REQUEST_URI")                       \
     X(CONTENT_TYPE, "CONTENT_TYPE")                     \
     X(CONTENT_LENGTH, "CONTENT_LENGTH")                 \
     X(SERVER_NAME, "SERVER_NAME")                       \

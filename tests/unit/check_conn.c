@@ -2,6 +2,7 @@
  * requests across conn_reset_for_next_request, and canned error output. */
 #include <arpa/inet.h>
 #include <check.h>
+#include <time.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -185,10 +186,13 @@ END_TEST
 
 START_TEST(test_send_error_writes_response_and_half_closes)
 {
-    char expected[512], got[1024];
-    size_t expected_len = http_status_error_response(413, expected, sizeof(expected));
-    ck_assert_uint_gt(expected_len, 0);
+    char expected[512], later[512], got[1024];
+    time_t before = time(NULL);
     conn_send_error(conn, 413);
+    /* The Date line is the only part that depends on the clock. */
+    size_t expected_len = http_status_error_response(413, before, expected, sizeof(expected));
+    size_t later_len = http_status_error_response(413, time(NULL), later, sizeof(later));
+    ck_assert_uint_gt(expected_len, 0);
     set_blocking(client);
     size_t got_len = 0;
     ssize_t n;
@@ -197,7 +201,8 @@ START_TEST(test_send_error_writes_response_and_half_closes)
         got_len += (size_t)n;
     ck_assert_int_eq(n, 0);
     ck_assert_uint_eq(got_len, expected_len);
-    ck_assert_mem_eq(got, expected, expected_len);
+    ck_assert(memcmp(got, expected, expected_len) == 0 ||
+              (later_len == got_len && memcmp(got, later, later_len) == 0));
     ck_assert_int_ne(fcntl(conn_fd, F_GETFD), -1);
 }
 END_TEST

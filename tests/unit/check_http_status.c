@@ -56,7 +56,7 @@ START_TEST(test_error_response_is_well_formed)
 {
     int status = statuses_sent[_i];
     char out[512];
-    size_t len = http_status_error_response(status, out, sizeof(out));
+    size_t len = http_status_error_response(status, 784111777, out, sizeof(out));
     ck_assert_uint_gt(len, 0);
     ck_assert_uint_eq(strlen(out), len);
 
@@ -64,6 +64,8 @@ START_TEST(test_error_response_is_well_formed)
     snprintf(status_line, sizeof(status_line), "HTTP/1.1 %d %s\r\n", status,
              http_status_reason(status));
     ck_assert_msg(strncmp(out, status_line, strlen(status_line)) == 0, "status line: %s", out);
+    /* RFC 9110 §6.6.1: Date in the server's own responses too. */
+    ck_assert_ptr_nonnull(strstr(out, "\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n"));
 
     const char *head_end = strstr(out, "\r\n\r\n");
     ck_assert_ptr_nonnull(head_end);
@@ -91,12 +93,12 @@ END_TEST
 START_TEST(test_error_response_too_small)
 {
     char out[512];
-    size_t full = http_status_error_response(400, out, sizeof(out));
+    size_t full = http_status_error_response(400, 784111777, out, sizeof(out));
     ck_assert_uint_gt(full, 0);
     /* The NUL terminator needs one byte more than the response. */
-    ck_assert_uint_eq(http_status_error_response(400, out, full), 0);
-    ck_assert_uint_eq(http_status_error_response(400, out, full + 1), full);
-    ck_assert_uint_eq(http_status_error_response(400, out, 16), 0);
+    ck_assert_uint_eq(http_status_error_response(400, 784111777, out, full), 0);
+    ck_assert_uint_eq(http_status_error_response(400, 784111777, out, full + 1), full);
+    ck_assert_uint_eq(http_status_error_response(400, 784111777, out, 16), 0);
 }
 END_TEST
 

@@ -471,12 +471,21 @@ static const struct error_case error_cases[] = {
     /* RFC 9112 §6.1: a coding we cannot undo, in front of chunked: 501. */
     {"Transfer-Encoding: gzip, chunked",
      INPUT("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n"), 501},
+    /* RFC 9110 §5.3: the fields form one list, "gzip, chunked". */
     {"Transfer-Encoding split over two fields",
      INPUT("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: "
            "chunked\r\n\r\n0\r\n\r\n"),
-     400},
+     501},
     {"obs-fold in the middle of a value",
      INPUT("GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n\tb\r\nY: c\r\n\r\n"), 400},
+    /* RFC 9112 §7.1: CRLF after chunk data; llhttp 8.1 alone skips any two
+     * bytes there (a smuggling vector). */
+    {"chunk data followed by XX", INPUT(CHUNKED_HEAD "5\r\nhelloXX0\r\n\r\n"), 400},
+    {"second chunk data followed by XX", INPUT(CHUNKED_HEAD "1\r\na\r\n1\r\nbXX0\r\n\r\n"), 400},
+    /* RFC 9112 §3.2.4: "*" is a target for OPTIONS only. */
+    {"GET *", INPUT("GET * HTTP/1.1\r\nHost: a\r\n\r\n"), 400},
+    /* HTTP/0.9: a clear 505 as soon as the line ends, not a wait. */
+    {"HTTP/0.9 line alone", INPUT("GET /\r\n"), 505},
     {"malformed method G@T", INPUT("G@T / HTTP/1.1\r\nHost: a\r\n\r\n"), 400},
     {"LF inside the target", INPUT("GET /a\nb HTTP/1.1\r\nHost: a\r\n\r\n"), 400},
     {"header without colon", INPUT("GET / HTTP/1.1\r\nHost: a\r\nNoColon\r\n\r\n"), 400},
