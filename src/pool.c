@@ -121,6 +121,19 @@ int pool_submit(struct pool *pool, void *item)
     return 0;
 }
 
+void *pool_try_take(struct pool *pool)
+{
+    void *item = NULL;
+    pthread_mutex_lock(&pool->mutex);
+    if (pool->count > 0) {
+        item = pool->ring[pool->head];
+        pool->head = (pool->head + 1) % pool->capacity;
+        pool->count--;
+    }
+    pthread_mutex_unlock(&pool->mutex);
+    return item;
+}
+
 unsigned pool_queued(struct pool *pool)
 {
     pthread_mutex_lock(&pool->mutex);

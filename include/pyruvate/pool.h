@@ -28,6 +28,10 @@ struct pool *pool_create(const char *name, unsigned threads, unsigned capacity,
  * then the caller still owns the item. */
 int pool_submit(struct pool *pool, void *item);
 
+/* Takes a queued item without waiting, for a thread that is free and wants
+ * to go on; NULL when the queue is empty. The caller owns the item. */
+void *pool_try_take(struct pool *pool);
+
 /* Items waiting for a worker. */
 unsigned pool_queued(struct pool *pool);
 

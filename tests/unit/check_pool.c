@@ -258,6 +258,27 @@ START_TEST(test_submit_full_queue_eagain)
 }
 END_TEST
 
+START_TEST(test_try_take_returns_queued_items_in_order)
+{
+    struct pool *pool = create_pool(1, 4);
+    ck_assert_ptr_null(pool_try_take(pool));
+    set_gate(0);
+    /* The worker holds item 0; items 1 and 2 wait in the queue. */
+    ck_assert_int_eq(pool_submit(pool, &probe.marks[0]), 0);
+    wait_for_waiting(1);
+    ck_assert_int_eq(pool_submit(pool, &probe.marks[1]), 0);
+    ck_assert_int_eq(pool_submit(pool, &probe.marks[2]), 0);
+    ck_assert_ptr_eq(pool_try_take(pool), &probe.marks[1]);
+    ck_assert_uint_eq(pool_queued(pool), 1);
+    ck_assert_ptr_eq(pool_try_take(pool), &probe.marks[2]);
+    ck_assert_ptr_null(pool_try_take(pool));
+    stop_and_destroy(pool);
+    /* Taken items belong to the taker: the pool never ran them. */
+    ck_assert_uint_eq(count_of(&probe.handled), 1);
+    ck_assert_uint_eq(count_of(&probe.marks[1]), 0);
+}
+END_TEST
+
 START_TEST(test_submit_after_stop_ecanceled)
 {
     struct pool *pool = create_pool(2, 4);
@@ -298,6 +319,7 @@ Suite *make_pool_suite(void)
     tcase_add_test(core, test_stop_drains_queued_items);
     tcase_add_test(core, test_join_times_out_while_a_handler_blocks);
     tcase_add_test(core, test_destroy_drops_leftover_items);
+    tcase_add_test(core, test_try_take_returns_queued_items_in_order);
     suite_add_tcase(s, core);
 
     TCase *limits = tcase_create("limits");
