@@ -712,6 +712,11 @@ static int complete_head(struct worker *w, long long known_length)
             resp->close_delimited = 1;
         }
     }
+    /* A 1xx cannot be a final response (WSGI has no interim ones): the
+     * client would take the next response for this request's, so the
+     * connection ends here. */
+    if (resp->status < 200)
+        resp->must_close = 1;
     if (!r->keep_alive || resp->app_wants_close || resp->close_delimited ||
         atomic_load(&w->server->stopping) ||
         (opt->max_reuse_count && w->conn->requests_served + 1 >= opt->max_reuse_count))
