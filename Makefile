@@ -59,6 +59,7 @@ help:
 	@echo "make build-gcc    warning-free build with gcc (build-clang: with clang)"
 	@echo "make coverage     coverage build, unit + integration tests, gcovr report in coverage/"
 	@echo "make test-asan    integration tests against an ASan+UBSan build"
+	@echo "make bench        benchmark against the peers (tests/bench/RESULTS.md)"
 	@echo "make clean        remove build products"
 
 deps:

@@ -1,0 +1,11 @@
+# make bench: pyruvate against its peers (the Rust Pyruvate, bjoern, granian,
+# waitress, gunicorn, uWSGI, nginx) under wrk; prints a markdown table and
+# writes tests/bench/RESULTS.md. The peers go into build/bench/ virtualenvs.
+#   make bench BENCH_ARGS="--quick"                    about a minute
+#   make bench BENCH_ARGS="--servers pyruvate,bjoern --apps hello,sleep"
+#   $(PYTHON) tests/bench/bench.py --help              every option
+BENCH_ARGS ?=
+
+.PHONY: bench
+bench: all
+	$(PYTHON) tests/bench/bench.py $(BENCH_ARGS)
