@@ -134,6 +134,14 @@ void *pool_try_take(struct pool *pool)
     return item;
 }
 
+int pool_has_spare_thread(struct pool *pool)
+{
+    pthread_mutex_lock(&pool->mutex);
+    int spare = pool->count == 0 && pool->idle_threads > 0;
+    pthread_mutex_unlock(&pool->mutex);
+    return spare;
+}
+
 unsigned pool_queued(struct pool *pool)
 {
     pthread_mutex_lock(&pool->mutex);

@@ -32,6 +32,10 @@ int pool_submit(struct pool *pool, void *item);
  * to go on; NULL when the queue is empty. The caller owns the item. */
 void *pool_try_take(struct pool *pool);
 
+/* True when the queue is empty and another thread sits idle: then a thread
+ * may spend a moment on something else without delaying any item. */
+int pool_has_spare_thread(struct pool *pool);
+
 /* Items waiting for a worker. */
 unsigned pool_queued(struct pool *pool);
 
