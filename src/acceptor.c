@@ -21,10 +21,15 @@
 #include <unistd.h>
 
 #include "pyruvate/http_status.h"
+#include "pyruvate/idle.h"
 #include "pyruvate/log.h"
 
 /* How often idle and slow connections are checked against their deadlines. */
 enum { SWEEP_INTERVAL_MS = 250 };
+
+/* A keep-alive connection quiet for this long moves to the idle set, so
+ * that the acceptor's poll() only watches connections in use. */
+enum { IDLE_AFTER_MS = 1000 };
 
 struct acceptor {
     struct acceptor_config config;
@@ -32,6 +37,7 @@ struct acceptor {
     int wake_fd;
     atomic_int stopping;
     atomic_uint open_connections;
+    struct idle_set *idle;
 
     /* acceptor thread only */
     struct pollfd *fds;
@@ -56,6 +62,8 @@ static void take_returned(struct acceptor *a, int64_t now);
 static void advance(struct acceptor *a, struct conn *c, int64_t now);
 static void sweep(struct acceptor *a, int64_t now);
 static void wake(struct acceptor *a);
+static void idle_woke(struct conn *c, void *ctx);
+static void idle_expired(struct conn *c, void *ctx);
 
 struct acceptor *acceptor_start(const struct acceptor_config *config, char err[PYR_ERR_LEN])
 {
@@ -73,8 +81,13 @@ struct acceptor *acceptor_start(const struct acceptor_config *config, char err[P
         if (poll_set_add(a, config->listeners[i].fd, NULL) < 0)
             goto fail;
     a->first_conn = a->nfds;
+    struct idle_callbacks idle_callbacks = {.wake = idle_woke, .expire = idle_expired, .ctx = a};
+    a->idle = idle_start(&idle_callbacks, err);
+    if (a->idle == NULL)
+        goto fail;
     int rc = pthread_create(&a->thread, NULL, acceptor_main, a);
     if (rc != 0) {
+        idle_stop(a->idle);
         errno = rc;
         goto fail;
     }
@@ -118,6 +131,20 @@ void acceptor_stop(struct acceptor *a)
     atomic_store(&a->stopping, 1);
     wake(a);
     pthread_join(a->thread, NULL);
+    /* Give-backs are refused now, so the idle set closes what it holds. */
+    idle_stop(a->idle);
+    a->idle = NULL;
+}
+
+/* Idle set callbacks, on its thread. */
+static void idle_woke(struct conn *c, void *ctx)
+{
+    acceptor_give_back(ctx, c);
+}
+
+static void idle_expired(struct conn *c, void *ctx)
+{
+    acceptor_close(ctx, c);
 }
 
 void acceptor_destroy(struct acceptor *a)
@@ -277,6 +304,7 @@ static void connection_ready(struct acceptor *a, struct conn *c, int64_t now)
             drop(a, c);
         return;
     }
+    c->idle_since_ms = 0;
     if (c->request_start_ms == 0) {
         c->request_start_ms = now;
         c->deadline_ms = now + a->config.request_timeout_ms;
@@ -315,6 +343,7 @@ static void accept_ready(struct acceptor *a, const struct listener *l, int64_t n
             continue;
         }
         c->deadline_ms = now + a->config.keepalive_timeout_ms;
+        c->idle_since_ms = now;
         if (open > a->config.max_connections) {
             c->request.error_reason = "too many connections";
             reject(a, c, 503, now);
@@ -343,8 +372,9 @@ static void take_returned(struct acceptor *a, int64_t now)
             /* Part of the next request came with the previous one. */
             c->request_start_ms = now;
             c->deadline_ms = now + a->config.request_timeout_ms;
-        } else {
+        } else if (c->idle_since_ms == 0) {
             c->deadline_ms = now + a->config.keepalive_timeout_ms;
+            c->idle_since_ms = now;
         }
         if (poll_set_add(a, c->fd, c) < 0) {
             acceptor_close(a, c);
@@ -361,8 +391,15 @@ static void sweep(struct acceptor *a, int64_t now)
 {
     for (unsigned i = a->nfds; i-- > a->first_conn;) {
         struct conn *c = a->conns[i];
-        if (now < c->deadline_ms)
+        if (now < c->deadline_ms) {
+            if (c->idle_since_ms && now - c->idle_since_ms >= IDLE_AFTER_MS && !c->lingering &&
+                c->in.len == 0) {
+                poll_set_remove(a, i);
+                if (idle_add(a->idle, c) < 0)
+                    poll_set_add(a, c->fd, c);
+            }
             continue;
+        }
         if (!c->lingering && c->in.len > 0) {
             /* RFC 9110 §15.5.9: the request did not arrive in time. */
             log_write(LOG_DEBUG, "request timeout on fd %d", c->fd);

@@ -105,7 +105,7 @@ PyDoc_STRVAR(
     "serve($module, /, application, socket, workers, *, max_number_headers=32,\n"
     "      max_request_line_size=8192, max_request_header_size=65536,\n"
     "      max_request_body_size=268435456, keepalive_timeout=60, request_timeout=30,\n"
-    "      send_timeout=60, shutdown_timeout=30, max_reuse_count=0, max_connections=10000,\n"
+    "      send_timeout=60, shutdown_timeout=30, max_reuse_count=0, max_connections=50000,\n"
     "      max_queue_size=1024, qmon_warn_threshold=None, chunked_transfer=True,\n"
     "      async_logging=True, backlog=1024, unix_socket_perms=None,\n"
     "      trusted_proxy=None, url_scheme='http', url_prefix='', access_log=False)\n"
@@ -147,7 +147,7 @@ static PyObject *serve(PyObject *module, PyObject *args, PyObject *kwargs)
     long long max_body = 256LL * 1024 * 1024;
     PyObject *keepalive = NULL, *request_timeout = NULL, *send_timeout = NULL,
              *shutdown_timeout = NULL, *qmon = Py_None;
-    Py_ssize_t max_reuse = 0, max_connections = 10000, max_queue = 1024, backlog = 1024;
+    Py_ssize_t max_reuse = 0, max_connections = 50000, max_queue = 1024, backlog = 1024;
     int chunked = 1, async_logging = 1;
     PyObject *unix_socket_perms = Py_None, *trusted_proxy = Py_None;
     const char *url_scheme = "http", *url_prefix = "";

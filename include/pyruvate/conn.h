@@ -30,6 +30,7 @@ struct conn {
     int64_t deadline_ms;      /* monotonic ms when the current wait ends */
     int64_t request_start_ms; /* monotonic ms of the request's first byte */
     int64_t queued_us;        /* monotonic us when handed to the pool */
+    int64_t idle_since_ms;    /* acceptor: when it last went quiet; 0 while busy */
 
     /* acceptor thread only */
     unsigned poll_index; /* slot in the poll set; 0 when not in it */

@@ -7,6 +7,7 @@
 Suite *make_buf_suite(void);
 Suite *make_conn_suite(void);
 Suite *make_http_status_suite(void);
+Suite *make_idle_suite(void);
 Suite *make_listen_suite(void);
 Suite *make_log_suite(void);
 Suite *make_pool_suite(void);

@@ -1,0 +1,31 @@
+/* struct idle_set: a second poll() thread that holds keep-alive connections
+ * which have been quiet for a while. poll() costs time in proportion to the
+ * descriptors it watches, so thousands of idle clients in the acceptor's set
+ * would slow every request; here they cost nothing until one speaks. */
+#ifndef PYRUVATE_IDLE_H
+#define PYRUVATE_IDLE_H
+
+#include "pyruvate/common.h"
+#include "pyruvate/conn.h"
+
+struct idle_set;
+
+struct idle_callbacks {
+    /* A connection became readable (or hung up): back to the acceptor. */
+    void (*wake)(struct conn *c, void *ctx);
+    /* A connection's keep-alive deadline passed: close it. */
+    void (*expire)(struct conn *c, void *ctx);
+    void *ctx;
+};
+
+/* Starts the thread. NULL on failure, with a message in err. */
+struct idle_set *idle_start(const struct idle_callbacks *callbacks, char err[PYR_ERR_LEN]);
+
+/* Takes ownership of an idle connection (c->deadline_ms still applies).
+ * Returns 0, or -1 when the set is stopping (the caller keeps c). */
+int idle_add(struct idle_set *set, struct conn *c);
+
+/* Stops the thread; every connection still held goes to expire(). */
+void idle_stop(struct idle_set *set);
+
+#endif

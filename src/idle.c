@@ -1,0 +1,177 @@
+/* The idle set: quiet keep-alive connections, watched by their own poll()
+ * thread and handed back to the acceptor when they speak. */
+#include "pyruvate/idle.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+/* How often deadlines are checked; idle connections need no precision. */
+enum { IDLE_SWEEP_MS = 500 };
+
+struct idle_set {
+    struct idle_callbacks callbacks;
+    pthread_t thread;
+    int wake_fd;
+
+    pthread_mutex_t mutex;
+    struct conn *incoming; /* under mutex */
+    int stopping;          /* under mutex */
+
+    /* idle thread only; slot 0 is wake_fd */
+    struct pollfd *fds;
+    struct conn **conns;
+    unsigned nfds, capacity;
+};
+
+static void *idle_main(void *arg);
+
+struct idle_set *idle_start(const struct idle_callbacks *callbacks, char err[PYR_ERR_LEN])
+{
+    struct idle_set *set = calloc(1, sizeof(*set));
+    if (set == NULL)
+        goto fail;
+    set->callbacks = *callbacks;
+    set->capacity = 64;
+    set->fds = malloc(set->capacity * sizeof(*set->fds));
+    set->conns = malloc(set->capacity * sizeof(*set->conns));
+    set->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (set->fds == NULL || set->conns == NULL || set->wake_fd < 0)
+        goto fail;
+    set->fds[0] = (struct pollfd){.fd = set->wake_fd, .events = POLLIN};
+    set->conns[0] = NULL;
+    set->nfds = 1;
+    pthread_mutex_init(&set->mutex, NULL);
+    if (pthread_create(&set->thread, NULL, idle_main, set) != 0) {
+        pthread_mutex_destroy(&set->mutex);
+        goto fail;
+    }
+    return set;
+fail:
+    snprintf(err, PYR_ERR_LEN, "cannot start the idle connection thread");
+    if (set) {
+        if (set->wake_fd >= 0)
+            close(set->wake_fd);
+        free(set->fds);
+        free(set->conns);
+        free(set);
+    }
+    return NULL;
+}
+
+int idle_add(struct idle_set *set, struct conn *c)
+{
+    pthread_mutex_lock(&set->mutex);
+    if (set->stopping) {
+        pthread_mutex_unlock(&set->mutex);
+        return -1;
+    }
+    int was_empty = set->incoming == NULL;
+    c->next = set->incoming;
+    set->incoming = c;
+    pthread_mutex_unlock(&set->mutex);
+    if (was_empty) {
+        uint64_t one = 1;
+        ssize_t ignored = write(set->wake_fd, &one, sizeof(one));
+        (void)ignored;
+    }
+    return 0;
+}
+
+void idle_stop(struct idle_set *set)
+{
+    pthread_mutex_lock(&set->mutex);
+    set->stopping = 1;
+    pthread_mutex_unlock(&set->mutex);
+    uint64_t one = 1;
+    ssize_t ignored = write(set->wake_fd, &one, sizeof(one));
+    (void)ignored;
+    pthread_join(set->thread, NULL);
+    for (unsigned i = 1; i < set->nfds; i++)
+        set->callbacks.expire(set->conns[i], set->callbacks.ctx);
+    for (struct conn *c = set->incoming, *next; c; c = next) {
+        next = c->next;
+        c->next = NULL;
+        set->callbacks.expire(c, set->callbacks.ctx);
+    }
+    pthread_mutex_destroy(&set->mutex);
+    close(set->wake_fd);
+    free(set->fds);
+    free(set->conns);
+    free(set);
+}
+
+static int append(struct idle_set *set, struct conn *c)
+{
+    if (set->nfds == set->capacity) {
+        unsigned capacity = set->capacity * 2;
+        struct pollfd *fds = realloc(set->fds, capacity * sizeof(*fds));
+        if (fds == NULL)
+            return -1;
+        set->fds = fds;
+        struct conn **conns = realloc(set->conns, capacity * sizeof(*conns));
+        if (conns == NULL)
+            return -1;
+        set->conns = conns;
+        set->capacity = capacity;
+    }
+    set->fds[set->nfds] = (struct pollfd){.fd = c->fd, .events = POLLIN};
+    set->conns[set->nfds] = c;
+    set->nfds++;
+    return 0;
+}
+
+/* Removes slot i by moving the last one into it. */
+static struct conn *take_slot(struct idle_set *set, unsigned i)
+{
+    struct conn *c = set->conns[i];
+    set->nfds--;
+    set->fds[i] = set->fds[set->nfds];
+    set->conns[i] = set->conns[set->nfds];
+    return c;
+}
+
+static void *idle_main(void *arg)
+{
+    struct idle_set *set = arg;
+    int64_t next_sweep = monotonic_ms() + IDLE_SWEEP_MS;
+    for (;;) {
+        int64_t wait = next_sweep - monotonic_ms();
+        int n = poll(set->fds, set->nfds, wait < 0 ? 0 : (int)wait);
+        if (n < 0 && errno != EINTR)
+            continue;
+        if (set->fds[0].revents) {
+            uint64_t count;
+            ssize_t ignored = read(set->wake_fd, &count, sizeof(count));
+            (void)ignored;
+        }
+        pthread_mutex_lock(&set->mutex);
+        struct conn *incoming = set->incoming;
+        set->incoming = NULL;
+        int stopping = set->stopping;
+        pthread_mutex_unlock(&set->mutex);
+        for (struct conn *c = incoming, *next; c; c = next) {
+            next = c->next;
+            c->next = NULL;
+            if (append(set, c) < 0)
+                set->callbacks.expire(c, set->callbacks.ctx);
+        }
+        if (stopping)
+            return NULL;
+        /* Backwards, so the slot moved into i has been looked at already. */
+        for (unsigned i = set->nfds; n > 0 && i-- > 1;)
+            if (set->fds[i].revents)
+                set->callbacks.wake(take_slot(set, i), set->callbacks.ctx);
+        int64_t now = monotonic_ms();
+        if (now >= next_sweep) {
+            for (unsigned i = set->nfds; i-- > 1;)
+                if (now >= set->conns[i]->deadline_ms)
+                    set->callbacks.expire(take_slot(set, i), set->callbacks.ctx);
+            next_sweep = now + IDLE_SWEEP_MS;
+        }
+    }
+}
