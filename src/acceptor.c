@@ -353,6 +353,9 @@ static void accept_ready(struct acceptor *a, const struct listener *l, int64_t n
             acceptor_close(a, c);
             continue;
         }
+        /* With TCP_DEFER_ACCEPT the request is usually here already: read
+         * it now rather than after another round through poll(). */
+        connection_ready(a, c, now);
     }
 }
 

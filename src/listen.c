@@ -95,6 +95,10 @@ int listen_open(struct listener *l, const char *address, int backlog, char err[P
         goto fail;
     if (listen(fd, backlog) < 0)
         goto fail;
+    /* Clients speak first in HTTP: let the kernel hand over a connection
+     * once its first bytes are in (or after a second without any). */
+    int defer_seconds = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer_seconds, sizeof(defer_seconds));
 
     struct sockaddr_storage bound;
     socklen_t bound_len = sizeof(bound);
