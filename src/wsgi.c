@@ -208,13 +208,40 @@ static PyObject *header_key(struct module_state *st, const char *name, size_t le
     return key;
 }
 
-static int add_headers(PyObject *env, struct module_state *st, const struct conn *c, int skip_host)
+/* The environ key for a header name, from the worker's small cache of
+ * names it has seen: the same few names arrive in nearly every request. */
+static PyObject *cached_header_key(struct worker *w, const char *name, size_t len)
+{
+    if (len > WORKER_KEY_NAME_LEN)
+        return header_key(state_of(w), name, len);
+    uint32_t hash = 2166136261u;
+    for (size_t i = 0; i < len; i++)
+        hash = (hash ^ (unsigned char)name[i]) * 16777619u;
+    struct worker_key *slot = &w->keys[hash % WORKER_KEY_SLOTS];
+    if (slot->key && slot->len == len && memcmp(slot->name, name, len) == 0)
+        return Py_NewRef(slot->key);
+    PyObject *key = header_key(state_of(w), name, len);
+    if (key == NULL && PyErr_Occurred())
+        return NULL;
+    /* Names that get no key (underscores) are remembered as None. */
+    Py_XSETREF(slot->key, Py_NewRef(key ? key : Py_None));
+    memcpy(slot->name, name, len);
+    slot->len = len;
+    return key ? key : Py_NewRef(Py_None);
+}
+
+static int add_headers(PyObject *env, struct module_state *st, struct worker *w,
+                       const struct conn *c, int skip_host)
 {
     const struct request *r = &c->request;
     const char *base = c->in.data;
     for (unsigned i = 0; i < r->header_count; i++) {
         const struct request_header *h = &r->headers[i];
-        PyObject *key = header_key(st, base + h->name.offset, h->name.len);
+        PyObject *key = cached_header_key(w, base + h->name.offset, h->name.len);
+        if (key == Py_None) {
+            Py_DECREF(key);
+            continue;
+        }
         if (key == NULL) {
             if (PyErr_Occurred())
                 return -1;
@@ -357,7 +384,7 @@ static PyObject *build_environ(struct worker *w, PyObject **input)
         PyDict_SetItem(env, st->str_SERVER_PROTOCOL,
                        r->http_minor == 0 ? st->str_HTTP_1_0 : st->str_HTTP_1_1) < 0 ||
         add_target(env, st, base + r->target.offset, r->target.len, &host_from_target) < 0 ||
-        add_headers(env, st, c, host_from_target) < 0)
+        add_headers(env, st, w, c, host_from_target) < 0)
         goto fail;
 
     conn_peer_strings(c, host, sizeof(host), port, sizeof(port));
@@ -939,17 +966,29 @@ static int send_result(struct worker *w, PyObject *result)
     return rc;
 }
 
+/* getattr(obj, name, NULL) without building an AttributeError, which
+ * costs a formatted message each time: 1 found, 0 absent, -1 error. */
+static int lookup_optional(PyObject *obj, PyObject *name, PyObject **result)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    return PyObject_GetOptionalAttr(obj, name, result);
+#else
+    return _PyObject_LookupAttr(obj, name, result);
+#endif
+}
+
 static void call_close(struct worker *w, PyObject *result)
 {
-    struct module_state *st = state_of(w);
-    PyObject *close = PyObject_GetAttr(result, st->str_close);
-    if (close == NULL) {
-        if (PyErr_ExceptionMatches(PyExc_AttributeError))
-            PyErr_Clear();
-        else
-            log_app_exception(w, "Error looking up the result's close()");
+    /* The usual result, a list or tuple, has no close(). */
+    if (PyList_CheckExact(result) || PyTuple_CheckExact(result))
+        return;
+    PyObject *close = NULL;
+    if (lookup_optional(result, state_of(w)->str_close, &close) < 0) {
+        log_app_exception(w, "Error looking up the result's close()");
         return;
     }
+    if (close == NULL)
+        return;
     PyObject *ignored = PyObject_CallNoArgs(close);
     Py_DECREF(close);
     if (ignored == NULL)

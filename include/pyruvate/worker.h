@@ -12,6 +12,16 @@
 
 struct server;
 
+enum { WORKER_KEY_SLOTS = 64, WORKER_KEY_NAME_LEN = 40 };
+
+/* A header name and its environ key ("HTTP_USER_AGENT"), or None for a
+ * name that is left out of the environ. Needs the GIL. */
+struct worker_key {
+    size_t len;
+    char name[WORKER_KEY_NAME_LEN];
+    PyObject *key;
+};
+
 /* The response being produced; reset for each request. */
 struct worker_response {
     int status;               /* 0 until start_response succeeded */
@@ -38,7 +48,8 @@ struct worker {
     struct worker_response response;
     struct buf head; /* status line and app headers, then framing */
 
-    time_t date_second; /* the second `date` was formatted for */
+    struct worker_key keys[WORKER_KEY_SLOTS]; /* cache for header_key() */
+    time_t date_second;                       /* the second `date` was formatted for */
     char date[RESPONSE_DATE_LEN + 1];
 };
 

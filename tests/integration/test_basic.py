@@ -155,6 +155,18 @@ def test_environ_cgi_variables(server):
     assert env.get("REMOTE_PORT") == str(local_port)
 
 
+def test_header_names_with_underscores_are_dropped(server):
+    """A client's "X_Forwarded_For" must not pose as X-Forwarded-For once both
+    become HTTP_X_FORWARDED_FOR; the same names again on one connection go
+    through the worker's cache of header keys and stay dropped."""
+    with server.connect() as conn:
+        for _ in range(3):
+            env = _environ(server, "/environ", conn=conn,
+                           headers=[("X_Forwarded_For", "6.6.6.6"), ("X-Real", "yes")])
+            assert "HTTP_X_FORWARDED_FOR" not in env
+            assert env["HTTP_X_REAL"] == "yes"
+
+
 def test_environ_values_are_native_strings(server):
     env = _environ(server, "/environ", method="POST", body=b"abc")
     assert env["__non_str_keys__"] == []
