@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
-APT_PACKAGES=(node-llhttp check pkg-config gcovr clang clang-format cppcheck)
+APT_PACKAGES=(node-llhttp check pkg-config gcovr clang clang-format cppcheck nginx-light systemd)
 
 missing=()
 for package in "${APT_PACKAGES[@]}"; do

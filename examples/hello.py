@@ -2,6 +2,8 @@
 
 Usage: python examples/hello.py [ADDRESS] [WORKERS]
        (defaults: 127.0.0.1:7878, 4 workers)
+   or: python -m pyruvate hello:application --bind 127.0.0.1:7878 (from examples/)
+   or: PYTHONPATH=examples pserve examples/paste.ini
 """
 import sys
 
@@ -17,6 +19,12 @@ def application(environ, start_response):
         ],
     )
     return [BODY]
+
+
+def make_app(global_conf, **settings):
+    """PasteDeploy application factory (examples/paste.ini:
+    ``use = call:hello:make_app``)."""
+    return application
 
 
 if __name__ == "__main__":

@@ -2,84 +2,206 @@
 
 Every option of :func:`pyruvate.serve` can be given in the ini file as a
 string; it is converted here, and an unknown or malformed option stops the
-start-up with a message that names it.
+start-up with a ``ValueError`` that names it::
+
+    [server:main]
+    use = egg:pyruvate#main
+    socket = 127.0.0.1:8080
+    workers = 2
+    keepalive_timeout = 30
+    chunked_transfer = yes
+
+Without ``socket`` the listening sockets come from systemd (socket
+activation: ``LISTEN_PID``/``LISTEN_FDS``).
+
+The same table of options drives the command line (``pyruvate.__main__``).
+When the application is Zope, a warning is logged if ``workers`` exceeds the
+ZODB connection pool size.
 """
 
-from pyruvate._pyruvate import serve
+import logging
+import sys
+
+logger = logging.getLogger("pyruvate")
 
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
 
 
-def _boolean(name, text):
+class OptionError(ValueError):
+    """A serve() option given as text could not be used."""
+
+
+def boolean(name, text):
     value = text.strip().lower()
     if value in _TRUE:
         return True
     if value in _FALSE:
         return False
-    raise ValueError(f"pyruvate option {name} = {text!r}: expected true/false/yes/no/on/off/1/0")
+    raise OptionError(f"pyruvate option {name} = {text!r}: expected true/false/yes/no/on/off/1/0")
 
 
-def _integer(name, text):
+def integer(name, text):
     try:
         return int(text.strip())
     except ValueError:
-        raise ValueError(f"pyruvate option {name} = {text!r}: expected an integer") from None
+        raise OptionError(f"pyruvate option {name} = {text!r}: expected an integer") from None
 
 
-def _number(name, text):
+def seconds(name, text):
     try:
-        return float(text.strip())
+        value = float(text.strip())
     except ValueError:
-        raise ValueError(f"pyruvate option {name} = {text!r}: expected a number") from None
+        value = float("nan")
+    if not value > 0:
+        raise OptionError(
+            f"pyruvate option {name} = {text!r}: expected a positive number of seconds")
+    return int(value) if value.is_integer() else value
 
 
-def _optional_integer(name, text):
+def optional_integer(name, text):
     if text.strip().lower() in ("", "none"):
         return None
-    return _integer(name, text)
+    return integer(name, text)
 
 
-CONVERTERS = {
-    "workers": _integer,
-    "max_number_headers": _integer,
-    "max_request_line_size": _integer,
-    "max_request_header_size": _integer,
-    "max_request_body_size": _integer,
-    "keepalive_timeout": _number,
-    "request_timeout": _number,
-    "send_timeout": _number,
-    "shutdown_timeout": _number,
-    "max_reuse_count": _integer,
-    "max_connections": _integer,
-    "max_queue_size": _integer,
-    "qmon_warn_threshold": _optional_integer,
-    "chunked_transfer": _boolean,
-    "async_logging": _boolean,
-    "backlog": _integer,
+def octal_mode(name, text):
+    digits = text.strip().lower()
+    if digits.startswith("0o"):
+        digits = digits[2:]
+    try:
+        mode = int(digits, 8)
+    except ValueError:
+        mode = -1
+    if not 0 < mode <= 0o7777:
+        raise OptionError(
+            f"pyruvate option {name} = {text!r}: expected an octal file mode such as 660")
+    return mode
+
+
+def optional_text(name, text):
+    text = text.strip()
+    return None if text.lower() in ("", "none") else text
+
+
+def plain_text(name, text):
+    return text.strip()
+
+
+# name: (converter, default as shown in --help, help text). The order is the
+# order of serve()'s keyword arguments and of the --help output.
+OPTIONS = {
+    "max_number_headers": (integer, "32", "more request header fields are answered with 431"),
+    "max_request_line_size": (integer, "8192", "a longer request target is answered with 414"),
+    "max_request_header_size": (integer, "65536", "more header bytes are answered with 431"),
+    "max_request_body_size": (
+        integer, "268435456", "a larger body is answered with 413 (bodies are buffered)"),
+    "keepalive_timeout": (seconds, "60", "seconds an idle keep-alive connection is kept"),
+    "request_timeout": (seconds, "30", "seconds from a request's first byte to its last (408)"),
+    "send_timeout": (seconds, "60", "seconds a client may stop reading a response"),
+    "shutdown_timeout": (
+        seconds, "30", "seconds in-flight requests get to finish after SIGTERM/SIGINT"),
+    "max_reuse_count": (integer, "0", "requests per connection, 0 for no limit"),
+    "max_connections": (integer, "10000", "connections beyond it get 503"),
+    "max_queue_size": (integer, "1024", "requests waiting for a worker beyond it get 503"),
+    "qmon_warn_threshold": (
+        optional_integer, "None", "accepted for compatibility with Pyruvate (Rust)"),
+    "chunked_transfer": (
+        boolean, "true", "chunked responses when the app gives no Content-Length"),
+    "async_logging": (boolean, "true", "log records are queued in C and emitted by one thread"),
+    "backlog": (integer, "1024", "listen backlog"),
+    "unix_socket_perms": (
+        octal_mode, "None", "permissions of a Unix socket file, octal (e.g. 660)"),
+    "trusted_proxy": (
+        optional_text, "None",
+        "comma-separated proxy addresses (or *) whose X-Forwarded-*/Forwarded are used"),
+    "url_scheme": (plain_text, "http", "wsgi.url_scheme of every request"),
+    "url_prefix": (plain_text, "''", "SCRIPT_NAME; stripped from PATH_INFO"),
+    "access_log": (
+        boolean, "false", "one Common Log Format line per request on logger pyruvate.access"),
 }
+
+DEFAULT_WORKERS = 4
+
+
+def convert_option(name, value):
+    """One option from text (ini or command line) to its serve() value."""
+    entry = OPTIONS.get(name)
+    if entry is None:
+        known = ", ".join(("socket", "workers") + tuple(OPTIONS))
+        raise OptionError(f"unknown pyruvate option {name!r}; known options: {known}")
+    if not isinstance(value, str):  # already converted (Python callers)
+        return value
+    return entry[0](name, value)
 
 
 def convert_options(options):
-    """Turns ini strings into serve() keyword arguments."""
-    converted = {}
-    for name, value in options.items():
-        if name == "socket":
+    """Turns ini strings into serve() keyword arguments (without socket and
+    workers)."""
+    return {name: convert_option(name, value) for name, value in options.items()
+            if name not in ("socket", "workers")}
+
+
+def convert_workers(value):
+    if value is None:
+        return DEFAULT_WORKERS
+    workers = integer("workers", value) if isinstance(value, str) else value
+    if workers < 1:
+        raise OptionError(f"pyruvate option workers = {value!r}: expected at least 1")
+    return workers
+
+
+def convert_socket(value):
+    """None or an empty value: sockets from systemd (socket activation)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = value.strip()
+        if value.lower() in ("", "none", "systemd"):
+            return None
+    return value
+
+
+def zodb_databases():
+    """(name, DB) of the ZODB databases Zope opened in this process, if any."""
+    zope2 = sys.modules.get("Zope2")
+    db = getattr(zope2, "DB", None) if zope2 is not None else None
+    if db is None:
+        return []
+    databases = getattr(db, "databases", None) or {"main": db}
+    return sorted(databases.items(), key=lambda item: str(item[0]))
+
+
+def check_zodb_pool(workers):
+    """Warns when more workers than ZODB connections may be busy at once.
+
+    Zope opens one ZODB connection per request; a connection beyond the
+    pool size is discarded after use (with its object cache), and ZODB
+    logs a warning for every open beyond it. Returns the warnings logged."""
+    messages = []
+    for name, database in zodb_databases():
+        try:
+            pool_size = database.getPoolSize()
+        except Exception:  # noqa: BLE001 - a stand-in database without pools
             continue
-        converter = CONVERTERS.get(name)
-        if converter is None:
-            known = ", ".join(sorted(("socket",) + tuple(CONVERTERS)))
-            raise ValueError(f"unknown pyruvate option {name!r}; known options: {known}")
-        converted[name] = converter(name, value) if isinstance(value, str) else value
-    return converted
+        if pool_size is not None and workers > pool_size:
+            message = (
+                f"{workers} workers but the ZODB connection pool of database {name!r} holds "
+                f"{pool_size} connections: use at most {pool_size} workers or raise "
+                f"pool-size in zope.conf (Zope's threads must not exceed it)")
+            logger.warning(message)
+            messages.append(message)
+    return messages
 
 
 def serve_paste(app, global_conf, **options):
     """The ``paste.server_runner`` entry point ``main``."""
+    from pyruvate import serve
+
+    options = dict(options)
+    socket = convert_socket(options.pop("socket", None))
+    workers = convert_workers(options.pop("workers", None))
     kwargs = convert_options(options)
-    workers = kwargs.pop("workers", 4)
-    socket = options.get("socket")
-    if socket is None:
-        raise ValueError("pyruvate: the 'socket' option is required (e.g. 127.0.0.1:8080)")
+    check_zodb_pool(workers)
     serve(app, socket, workers, **kwargs)
     return 0

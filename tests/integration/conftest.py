@@ -276,3 +276,25 @@ def start_server(tmp_path):
 def server(start_server):
     """Server running apps:router with 2 workers."""
     return start_server()
+
+
+# -- deployment tests (test_deploy_*.py; helpers in deploy_support.py) -----
+
+@pytest.fixture(scope="session")
+def installed_venv(tmp_path_factory):
+    """A scratch venv with pyruvate installed by `pip install <repository>`
+    (built once per session); see deploy_support.InstalledVenv."""
+    import deploy_support
+    return deploy_support.InstalledVenv.create(tmp_path_factory.mktemp("installed-venv") / "venv")
+
+
+@pytest.fixture
+def procs(tmp_path):
+    """Factory for server subprocesses (deploy_support.Procs): each one still
+    running at teardown gets SIGTERM and must exit with its expected code."""
+    import deploy_support
+    started = deploy_support.Procs(tmp_path)
+    yield started
+    failures = started.finish()
+    if failures:
+        pytest.fail("\n\n".join(failures))

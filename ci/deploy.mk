@@ -1,0 +1,12 @@
+# Slow deployment test: the Plone/Zope buildout (zc.buildout +
+# plone.recipe.zope2instance, pyruvate as a develop egg from this tree,
+# examples/pyruvate.ini.in). A fresh venv gets zc.buildout, then buildout
+# fetches Zope and its dependencies from PyPI (a few minutes).
+# The other deployment tests (tests/integration/test_deploy_*.py) run in
+# `make integration`.
+
+.PHONY: test-buildout
+
+test-buildout: deps $(EXTENSION)
+	PYRUVATE_TEST_BUILDOUT=1 $(VENV_PYTHON) -m pytest tests/integration/test_deploy_buildout.py \
+	    -v -rsx $(PYTEST_ARGS)
