@@ -208,6 +208,14 @@ static void drop(struct acceptor *a, struct conn *c)
     acceptor_close(a, c);
 }
 
+/* The access-log record for a response the server sent on its own. */
+static void log_access_error(const struct conn *c, int status)
+{
+    char line[LOG_MESSAGE_LEN];
+    conn_access_line(c, NULL, status, 0, line, sizeof(line));
+    log_write_access(line);
+}
+
 /* Answers with an error the server decided on, then keeps reading (and
  * discarding) for a while: closing with unread input would make the kernel
  * send a reset that can destroy the response before the client reads it. */
@@ -216,6 +224,8 @@ static void reject(struct acceptor *a, struct conn *c, int status, int64_t now)
     log_write(LOG_DEBUG, "answering %d to fd %d: %s", status, c->fd,
               c->request.error_reason ? c->request.error_reason : "");
     conn_send_error(c, status);
+    if (a->config.access_log)
+        log_access_error(c, status);
     c->lingering = 1;
     c->deadline_ms = now + a->config.linger_timeout_ms;
     if (!c->poll_index && poll_set_add(a, c->fd, c) < 0)
@@ -407,6 +417,8 @@ static void sweep(struct acceptor *a, int64_t now)
             /* RFC 9110 §15.5.9: the request did not arrive in time. */
             log_write(LOG_DEBUG, "request timeout on fd %d", c->fd);
             conn_send_error(c, 408);
+            if (a->config.access_log)
+                log_access_error(c, 408);
         }
         drop(a, c);
     }

@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -96,6 +97,48 @@ void conn_peer_strings(const struct conn *c, char *host, size_t host_size, char 
         inet_ntop(AF_INET6, &in6->sin6_addr, host, (socklen_t)host_size);
         snprintf(port, port_size, "%u", ntohs(in6->sin6_port));
     }
+}
+
+void conn_access_line(const struct conn *c, const char *address, int status,
+                      unsigned long long body_bytes, char *out, size_t out_size)
+{
+    static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    const struct request *r = &c->request;
+    char peer[64], port[16];
+    if (address == NULL || address[0] == '\0') {
+        conn_peer_strings(c, peer, sizeof(peer), port, sizeof(port));
+        address = peer[0] ? peer : "-";
+    }
+    /* The request line as "METHOD target HTTP/x.y"; the target is printable
+     * ASCII (the parser saw to that) but a quote would end the field early. */
+    char request_line[320] = "-";
+    if (r->method && r->target.len > 0 && c->in.data) {
+        const char *target = c->in.data + r->target.offset;
+        size_t n = (size_t)snprintf(request_line, sizeof(request_line), "%s ", r->method);
+        for (size_t i = 0; i < r->target.len && n < sizeof(request_line) - 16; i++) {
+            if (target[i] == '"' || target[i] == '\\')
+                n += (size_t)snprintf(request_line + n, sizeof(request_line) - n, "\\x%02x",
+                                      (unsigned char)target[i]);
+            else
+                request_line[n++] = target[i];
+        }
+        snprintf(request_line + n, sizeof(request_line) - n, " HTTP/%d.%d", r->http_major,
+                 r->http_minor);
+    }
+    char size[24] = "-";
+    if (body_bytes)
+        snprintf(size, sizeof(size), "%llu", body_bytes);
+    double seconds =
+        c->request_start_ms ? (double)(monotonic_us() - c->request_start_ms * 1000) / 1e6 : 0;
+    if (seconds < 0)
+        seconds = 0;
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    snprintf(out, out_size, "%s - - [%02d/%s/%04d:%02d:%02d:%02d +0000] \"%s\" %d %s %.6f", address,
+             tm.tm_mday, months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
+             tm.tm_sec, request_line, status, size, seconds);
 }
 
 void conn_free(struct conn *c)

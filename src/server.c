@@ -39,6 +39,20 @@ PyObject *server_on_sigterm(PyObject *module, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* After a failed logging call: an ordinary exception is dropped (logging
+ * must not stop the server), but KeyboardInterrupt or SystemExit, raised by
+ * a signal handler while logging ran Python code, is kept for serve().
+ * Returns 1 when it kept one. */
+static int keep_interrupt(struct server *s)
+{
+    if (PyErr_ExceptionMatches(PyExc_Exception) || s->interrupt_type != NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    PyErr_Fetch(&s->interrupt_type, &s->interrupt_value, &s->interrupt_traceback);
+    return 1;
+}
+
 /* Hands queued records to logging.getLogger("pyruvate"). */
 static void relay_logs(struct server *s)
 {
@@ -52,15 +66,18 @@ static void relay_logs(struct server *s)
             PyObject *r = PyObject_CallMethod(logger, "warning", "sk",
                                               "%lu log records were dropped", dropped);
             if (r == NULL)
-                PyErr_Clear();
+                keep_interrupt(s);
             Py_XDECREF(r);
         }
         for (size_t i = 0; i < n; i++) {
             PyObject *target = records[i].target == LOG_TO_ACCESS ? st->access_logger : logger;
             PyObject *r =
                 PyObject_CallMethod(target, "log", "is", records[i].level, records[i].message);
+            /* The interrupt cut this record's handling short: once more. */
+            if (r == NULL && keep_interrupt(s))
+                r = PyObject_CallMethod(target, "log", "is", records[i].level, records[i].message);
             if (r == NULL)
-                PyErr_Clear();
+                keep_interrupt(s);
             Py_XDECREF(r);
         }
         if (n < ARRAY_SIZE(records))
@@ -235,6 +252,11 @@ static int wait_for_stop(struct server *s, int signal_fd, int log_fd)
         if (read(log_fd, &count, sizeof(count)) < 0 && errno != EAGAIN)
             log_write(LOG_DEBUG, "reading the log wake-up failed (errno %d)", errno);
         relay_logs(s);
+        if (s->interrupt_type) {
+            PyErr_Restore(s->interrupt_type, s->interrupt_value, s->interrupt_traceback);
+            s->interrupt_type = s->interrupt_value = s->interrupt_traceback = NULL;
+            return -1;
+        }
         if (PyErr_CheckSignals() < 0)
             return -1;
         if (atomic_exchange(&sigterm_received, 0))
@@ -252,6 +274,9 @@ static int shut_down(struct server *s, int signal_fd)
     acceptor_stop(s->acceptor);
     pool_stop(s->pool);
     Py_END_ALLOW_THREADS
+    /* New clients are refused at once instead of waiting in the backlog
+     * for an answer that will never come. */
+    close_listeners(s);
 
     int64_t deadline = monotonic_ms() + s->options.shutdown_timeout_ms;
     int joined = -1;
@@ -337,6 +362,7 @@ PyObject *server_run(PyObject *module, PyObject *application, const struct serve
         .linger_timeout_ms = 2000,
         .max_connections = options->max_connections,
         .queue_warn_threshold = options->qmon_warn_threshold,
+        .access_log = options->access_log,
     };
     s->acceptor = acceptor_start(&config, err);
     if (s->acceptor == NULL) {
@@ -366,6 +392,18 @@ PyObject *server_run(PyObject *module, PyObject *application, const struct serve
         stopped_cleanly = 0;
     }
     relay_logs(s);
+    if (s->interrupt_type) {
+        if (exc_type == NULL) {
+            exc_type = s->interrupt_type;
+            exc_value = s->interrupt_value;
+            exc_tb = s->interrupt_traceback;
+        } else {
+            Py_DECREF(s->interrupt_type);
+            Py_XDECREF(s->interrupt_value);
+            Py_XDECREF(s->interrupt_traceback);
+        }
+        s->interrupt_type = s->interrupt_value = s->interrupt_traceback = NULL;
+    }
     restore_signals(&saved);
     log_set_wake_fd(-1);
     close(signal_pair[0]);

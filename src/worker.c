@@ -133,6 +133,11 @@ static void serve_connection(struct worker *w, struct conn *c)
             return;
         case REQUEST_ERROR:
             conn_send_error(c, c->request.error_status);
+            if (w->server->options.access_log) {
+                char line[LOG_MESSAGE_LEN];
+                conn_access_line(c, NULL, c->request.error_status, 0, line, sizeof(line));
+                log_write_access(line);
+            }
             c->lingering = 1;
             acceptor_give_back(w->server->acceptor, c);
             return;

@@ -555,7 +555,8 @@ static int record_response_head(struct worker *w, PyObject *status, PyObject *he
     fresh.status = code;
     const struct request *r = &w->conn->request;
     /* RFC 9110 §6.4.1: these responses never have content. */
-    fresh.no_body = code < 200 || code == 204 || code == 304 || strcmp(r->method, "HEAD") == 0;
+    fresh.head_request = strcmp(r->method, "HEAD") == 0;
+    fresh.no_body = code < 200 || code == 204 || code == 304 || fresh.head_request;
     *resp = fresh;
     return 0;
 nomemory:
@@ -738,6 +739,15 @@ static int complete_head(struct worker *w, long long known_length)
         } else {
             resp->close_delimited = 1;
         }
+    } else if (resp->head_request && resp->content_length < 0 && known_length > 0 &&
+               resp->status >= 200 && resp->status != 204 && resp->status != 304) {
+        /* RFC 9110 §9.3.2: HEAD gets the header fields GET would have,
+         * including a length the server worked out (an empty result says
+         * nothing about GET's length, so it adds none). */
+        char line[48];
+        int n = snprintf(line, sizeof(line), "Content-Length: %lld\r\n", known_length);
+        if (buf_append(&w->head, line, (size_t)n) < 0)
+            return -1;
     }
     /* A 1xx cannot be a final response (WSGI has no interim ones): the
      * client would take the next response for this request's, so the
@@ -1028,43 +1038,21 @@ static void log_app_exception(struct worker *w, const char *what)
  * for the "pyruvate.access" logger. */
 static void log_access(struct worker *w, PyObject *env)
 {
-    static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-    const struct request *r = &w->conn->request;
-    const char *target = w->conn->in.data + r->target.offset;
+    /* REMOTE_ADDR from the environ: behind a trusted proxy, the client's. */
     Py_ssize_t addr_len = 0;
     const char *addr = NULL;
     PyObject *remote = env ? PyDict_GetItemWithError(env, state_of(w)->str_REMOTE_ADDR) : NULL;
     if (remote)
         addr = latin1_data(remote, &addr_len);
     PyErr_Clear();
-    char quoted[300];
-    size_t n = 0;
-    /* The target is printable ASCII (the parser saw to that) but may hold a
-     * quote, which would end the field early. */
-    for (size_t i = 0; i < r->target.len && n < sizeof(quoted) - 5; i++) {
-        if (target[i] == '"' || target[i] == '\\') {
-            n += (size_t)snprintf(quoted + n, sizeof(quoted) - n, "\\x%02x", target[i]);
-        } else {
-            quoted[n++] = target[i];
-        }
+    char address[64] = "";
+    if (addr && addr_len > 0 && (size_t)addr_len < sizeof(address)) {
+        memcpy(address, addr, (size_t)addr_len);
+        address[addr_len] = '\0';
     }
-    quoted[n] = '\0';
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    double seconds = (double)(monotonic_us() - w->conn->request_start_ms * 1000) / 1e6;
-    if (seconds < 0)
-        seconds = 0;
     char line[LOG_MESSAGE_LEN];
-    char size[24] = "-";
-    if (w->response.body_sent)
-        snprintf(size, sizeof(size), "%llu", w->response.body_sent);
-    snprintf(line, sizeof(line),
-             "%.*s - - [%02d/%s/%04d:%02d:%02d:%02d +0000] \"%s %s HTTP/%d.%d\" %d %s %.6f",
-             addr && addr_len ? (int)addr_len : 1, addr && addr_len ? addr : "-", tm.tm_mday,
-             months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec, r->method,
-             quoted, r->http_major, r->http_minor, w->response.sent_status, size, seconds);
+    conn_access_line(w->conn, address, w->response.sent_status, w->response.body_sent, line,
+                     sizeof(line));
     if (w->server->options.async_logging) {
         log_write_access(line);
         return;

@@ -23,6 +23,7 @@ struct acceptor_config {
     int linger_timeout_ms;         /* draining input after an error response */
     unsigned max_connections;      /* beyond it: 503 and close */
     unsigned queue_warn_threshold; /* warn when this many requests wait; 0: off */
+    int access_log;                /* log the responses it sends itself */
 };
 
 /* Creates the acceptor and starts its thread. NULL on failure, with a

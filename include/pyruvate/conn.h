@@ -63,6 +63,13 @@ void conn_send_error(struct conn *c, int status);
 void conn_peer_strings(const struct conn *c, char *host, size_t host_size, char *port,
                        size_t port_size);
 
+/* Formats the access-log line for the request on c: Common Log Format plus
+ * the seconds since its first byte. address overrides the peer address
+ * when not empty (a trusted proxy's client); a request that never got a
+ * request line shows as "-". */
+void conn_access_line(const struct conn *c, const char *address, int status,
+                      unsigned long long body_bytes, char *out, size_t out_size);
+
 /* Closes the socket and frees c. */
 void conn_free(struct conn *c);
 

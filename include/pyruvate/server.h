@@ -59,6 +59,9 @@ struct server {
     struct acceptor *acceptor;
 
     atomic_int stopping; /* set once shutdown begins */
+
+    /* needs the GIL: a KeyboardInterrupt raised while relaying log records */
+    PyObject *interrupt_type, *interrupt_value, *interrupt_traceback;
 };
 
 /* Runs serve(): returns None after SIGTERM, NULL with an exception set on

@@ -31,6 +31,7 @@ struct worker_response {
     int app_wants_close; /* the app sent "Connection: close" */
     int headers_sent;
     int no_body; /* HEAD, 1xx, 204, 304 */
+    int head_request;
     int chunked;
     int close_delimited; /* the body ends when the connection closes */
     unsigned long long body_sent;

@@ -140,9 +140,6 @@ def test_head_sends_no_body_and_closes_the_file(server, data_file):
     assert _wait_closed(port, "file", 1), _closed(port)
 
 
-@pytest.mark.xfail(reason="finding: HEAD gets no Content-Length when the server computes it "
-                          "(complete_head() skips it for every no_body response, HEAD "
-                          "included); RFC 9110 9.3.2: same header fields as GET", strict=False)
 def test_head_has_the_content_length_of_get(server, data_file):
     proc, port = server
     path, _ = data_file
