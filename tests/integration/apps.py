@@ -404,8 +404,17 @@ _ROUTES = {
 }
 
 
+def queue_wait(environ, start_response):
+    value = environ.get("pyruvate.queue_wait")
+    body = ("%s %r" % (type(value).__name__, value)).encode()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
 def router(environ, start_response):
     path = environ.get("PATH_INFO", "/")
+    if path == "/queue-wait":
+        return queue_wait(environ, start_response)
     if path == "/closed-count":
         return _json_response(start_response, {"count": closed_count()})
     if path in _ROUTES:

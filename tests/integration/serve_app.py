@@ -12,6 +12,8 @@ pyruvate.serve().  Prints marker lines on stdout that the tests check:
 Any other exception propagates (traceback on stderr, exit code 1).
 """
 import importlib
+import os
+import resource
 import json
 import logging
 import sys
@@ -23,6 +25,10 @@ def main(argv):
         return 2
     target, address, workers = argv[1], argv[2], int(argv[3])
     options = json.loads(argv[4]) if len(argv) == 5 else {}
+    # PYRUVATE_TEST_NOFILE: a low descriptor limit, to test running out.
+    if os.environ.get("PYRUVATE_TEST_NOFILE"):
+        limit = int(os.environ["PYRUVATE_TEST_NOFILE"])
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
 
     logging.basicConfig(
         stream=sys.stderr,
