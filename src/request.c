@@ -21,7 +21,10 @@ static int on_chunk_header(llhttp_t *p);
 static int fail_with(struct request *r, int status, const char *reason);
 static int status_for_parser_error(const struct request *r, llhttp_errno_t err);
 static int unknown_method_status(const struct request *r);
+static int version_status(const struct request *r);
 static int request_line_ended(const struct request *r);
+static void check_span_before_error(struct request *r, const char *stop);
+static int line_ends_before_error(const struct request *r);
 
 /* llhttp keeps a pointer to its settings for the parser's lifetime. */
 static const llhttp_settings_t parser_settings = {
@@ -58,7 +61,7 @@ static void clear_results(struct request *r)
     r->_last_coding_chunked = 0;
     r->_version_seen = 0;
     r->_chunk_data_end = 0;
-    r->_method_pending = 0;
+    r->_pending_error = HPE_OK;
     r->_in_field = 0;
     r->_complete = 0;
 }
@@ -96,21 +99,44 @@ enum request_state request_feed(struct request *r, char *base, size_t len)
     r->_base = base;
     r->_len = len;
     llhttp_errno_t err;
-    if (r->_method_pending) {
-        err = HPE_INVALID_METHOD; /* llhttp stopped; only our scan goes on */
+    if (r->_pending_error) {
+        err = r->_pending_error; /* llhttp stopped; only our scan goes on */
     } else {
         const char *start = base + r->_parsed;
         err = llhttp_execute(&r->_parser, start, len - r->_parsed);
+        /* An offset: the buffer may move before the position is looked at. */
+        const char *stop = llhttp_get_error_pos(&r->_parser);
+        r->_error_offset = err != HPE_OK && stop ? (size_t)(stop - base) : len;
+        if (err != HPE_OK && err != HPE_USER && err != HPE_PAUSED && err != HPE_PAUSED_UPGRADE)
+            check_span_before_error(r, stop);
     }
-    if (err == HPE_INVALID_METHOD && !r->error_status) {
-        int status = unknown_method_status(r);
+    /* Some errors are only fully known once more bytes arrive: the status
+     * must not depend on how TCP split the stream. */
+    if ((err == HPE_INVALID_METHOD || err == HPE_INVALID_VERSION) && !r->error_status) {
+        int status = err == HPE_INVALID_METHOD ? unknown_method_status(r) : version_status(r);
         if (status == 0) {
-            r->_method_pending = 1;
+            r->_pending_error = err;
             r->_base = NULL;
             return REQUEST_INCOMPLETE;
         }
-        r->_method_pending = 0;
-        fail_with(r, status, status == 501 ? "unknown method" : "invalid method");
+        r->_pending_error = HPE_OK;
+        fail_with(r, status,
+                  err == HPE_INVALID_VERSION
+                      ? (status == 505 ? "HTTP version not supported" : "malformed request line")
+                  : status == 501 ? "unknown method"
+                                  : "invalid method");
+    }
+    /* A request line that ended without a version (HTTP/0.9, or a bare LF)
+     * is the first problem, whatever llhttp found in the bytes after it
+     * (it reads them as headers). */
+    if (err != HPE_OK && err != HPE_PAUSED && err != HPE_INVALID_METHOD &&
+        err != HPE_INVALID_VERSION && !r->_version_seen && line_ends_before_error(r)) {
+        int status = request_line_ended(r);
+        if (status) {
+            r->error_status = status;
+            r->error_reason =
+                status == 505 ? "HTTP/0.9 is not supported" : "malformed request line";
+        }
     }
 
     switch (err) {
@@ -150,6 +176,17 @@ enum request_state request_feed(struct request *r, char *base, size_t len)
     return REQUEST_ERROR;
 }
 
+/* True when the first line ended before the byte llhttp stopped at: then
+ * the line was the first problem, and the status must be about it. */
+static int line_ends_before_error(const struct request *r)
+{
+    size_t i = 0;
+    while (i < r->_len && (r->_base[i] == '\r' || r->_base[i] == '\n'))
+        i++;
+    const char *lf = memchr(r->_base + i, '\n', r->_len - i);
+    return lf != NULL && (size_t)(lf - r->_base) < r->_error_offset;
+}
+
 /* Once the request line has ended without llhttp seeing a version: 505
  * for an HTTP/0.9 line ("GET /" CRLF, which llhttp would wait on), 400 for
  * anything else; 0 while the line has not ended. Empty lines a client may
@@ -169,6 +206,32 @@ static int request_line_ended(const struct request *r)
     for (size_t k = 0; k + 1 < len; k++)
         spaces += line[k] == ' ';
     return spaces == 1 ? 505 : 400;
+}
+
+/* llhttp's span callbacks; their addresses say which element an unfinished
+ * span belongs to. */
+int llhttp__on_url(llhttp_t *s, const char *p, const char *endp);
+int llhttp__on_header_field(llhttp_t *s, const char *p, const char *endp);
+int llhttp__on_header_value(llhttp_t *s, const char *p, const char *endp);
+
+/* When llhttp stops at a bad byte, the piece of the element before it was
+ * never handed to our callbacks (llhttp only does that at the element's end
+ * or the end of the fed bytes). Checking it now makes a limit passed before
+ * the bad byte win, as it does when the piece happened to arrive earlier:
+ * the status must not depend on how the stream was split. */
+static void check_span_before_error(struct request *r, const char *stop)
+{
+    llhttp_t *p = &r->_parser;
+    const char *start = p->_span_pos0;
+    if (start == NULL || stop == NULL || stop <= start)
+        return;
+    size_t len = (size_t)(stop - start);
+    if (p->_span_cb0 == (void *)llhttp__on_url)
+        on_url(p, start, len);
+    else if (p->_span_cb0 == (void *)llhttp__on_header_field)
+        on_header_field(p, start, len);
+    else if (p->_span_cb0 == (void *)llhttp__on_header_value)
+        on_header_value(p, start, len);
 }
 
 size_t request_next(struct request *r)
@@ -244,10 +307,12 @@ static int is_token_char(unsigned char c)
 static int on_url(llhttp_t *p, const char *at, size_t len)
 {
     struct request *r = request_of(p);
-    if (len > r->limits->max_target_length - r->target.len)
-        return fail_with(r, 414, "request target too long");
-    /* RFC 9112 §3.2: no whitespace or control characters in a target. */
+    /* Byte by byte, so that whichever problem comes first in the stream is
+     * the one reported, however the bytes were split. */
     for (size_t i = 0; i < len; i++) {
+        if (r->target.len + i >= r->limits->max_target_length)
+            return fail_with(r, 414, "request target too long");
+        /* RFC 9112 §3.2: no whitespace or control characters in a target. */
         unsigned char c = (unsigned char)at[i];
         if (c <= ' ' || c == 127)
             return fail_with(r, 400, "invalid character in the request target");
@@ -258,8 +323,10 @@ static int on_url(llhttp_t *p, const char *at, size_t len)
 
 static int count_header_bytes(struct request *r, size_t len)
 {
-    if (len > r->limits->max_header_bytes - r->_header_bytes)
-        return fail_with(r, 431, "request header fields too large");
+    if (len > r->limits->max_header_bytes - r->_header_bytes) {
+        fail_with(r, 431, "request header fields too large");
+        return 1;
+    }
     r->_header_bytes += len;
     return 0;
 }
@@ -320,6 +387,7 @@ static void note_transfer_codings(struct request *r, const struct request_header
 {
     const char *value = r->_base + h->value.offset;
     size_t i = 0, len = h->value.len;
+    unsigned before = r->_transfer_codings;
     while (i < len) {
         while (i < len && (value[i] == ',' || value[i] == ' ' || value[i] == '\t'))
             i++;
@@ -334,6 +402,11 @@ static void note_transfer_codings(struct request *r, const struct request_header
             r->_last_coding_chunked =
                 end - start == 7 && strncasecmp(value + start, "chunked", 7) == 0;
         }
+    }
+    /* A field that names no coding leaves the framing unknown (400). */
+    if (r->_transfer_codings == before) {
+        r->_transfer_codings++;
+        r->_last_coding_chunked = 0;
     }
 }
 
@@ -391,6 +464,12 @@ static int on_headers_complete(llhttp_t *p)
     r->http_major = llhttp_get_http_major(p);
     r->http_minor = llhttp_get_http_minor(p);
     r->method = llhttp_method_name(llhttp_get_method(p));
+    if (!r->_version_seen) {
+        /* llhttp read a line without a version as HTTP/0.9; judge it as
+         * the byte-by-byte path does (505 for CRLF, 400 for a bare LF). */
+        int status = request_line_ended(r);
+        return fail_with(r, status ? status : 505, "HTTP/0.9 is not supported");
+    }
     if (r->http_major != 1 || r->http_minor > 1)
         return fail_with(r, 505, "HTTP version not supported");
     if (r->http_minor == 1 && r->_host_count != 1)
@@ -480,31 +559,41 @@ static int unknown_method_status(const struct request *r)
     return 0;
 }
 
-/* The request line ends in a well-formed "HTTP/<digit>.<digit>" that is
- * not one we serve (then 505), rather than being malformed (400). A request
- * line without any version is HTTP/0.9, which we do not serve either. */
-static int unsupported_version(const struct request *r)
+/* For a version llhttp refused: 505 when the request line ends in a
+ * well-formed "HTTP/<digit>.<digit>" and CRLF (a version we do not serve),
+ * 400 when it is malformed, 0 while the line's end has not arrived. A
+ * request line without any version is HTTP/0.9, which we do not serve. */
+static int version_status(const struct request *r)
 {
     const char *line = r->_base;
     size_t end = 0;
     while (end < r->_len && line[end] != '\r' && line[end] != '\n')
         end++;
-    if (end < r->_len && line[end] == '\r' && end + 1 < r->_len && line[end + 1] != '\n')
-        return 0; /* bare CR */
     size_t spaces = 0, last_space = 0;
     for (size_t i = 0; i < end; i++)
         if (line[i] == ' ') {
             spaces++;
             last_space = i;
         }
-    if (spaces == 1 && end < r->_len)
-        return 1; /* "GET /" then CRLF: HTTP/0.9 */
-    if (spaces != 2)
-        return 0;
     const char *version = line + last_space + 1;
     size_t len = end - last_space - 1;
-    return len == 8 && memcmp(version, "HTTP/", 5) == 0 && version[5] >= '0' && version[5] <= '9' &&
-           version[6] == '.' && version[7] >= '0' && version[7] <= '9';
+    int well_formed = spaces == 2 && len == 8 && memcmp(version, "HTTP/", 5) == 0 &&
+                      version[5] >= '0' && version[5] <= '9' && version[6] == '.' &&
+                      version[7] >= '0' && version[7] <= '9';
+    if (spaces == 1 && end + 1 < r->_len && line[end] == '\r' && line[end + 1] == '\n')
+        return 505; /* "GET /" CRLF */
+    if (!well_formed) {
+        /* A prefix of a version may still become a good one. */
+        static const char pattern[] = "HTTP/9.9";
+        int prefix = spaces == 2 && end == r->_len && len < 8;
+        for (size_t i = 0; prefix && i < len; i++)
+            prefix = pattern[i] == '9' ? version[i] >= '0' && version[i] <= '9'
+                                       : version[i] == pattern[i];
+        return prefix ? 0 : 400;
+    }
+    if (end == r->_len || (end + 1 == r->_len && line[end] == '\r'))
+        return 0; /* is a CRLF coming? */
+    return line[end] == '\r' && line[end + 1] == '\n' ? 505 : 400;
 }
 
 static int status_for_parser_error(const struct request *r, llhttp_errno_t err)
@@ -513,7 +602,7 @@ static int status_for_parser_error(const struct request *r, llhttp_errno_t err)
     case HPE_PAUSED_H2_UPGRADE:
         return 505;
     case HPE_INVALID_VERSION:
-        return unsupported_version(r) ? 505 : 400;
+        return version_status(r) == 505 ? 505 : 400;
     default:
         return 400;
     }

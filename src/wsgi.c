@@ -564,6 +564,15 @@ nomemory:
     return -1;
 }
 
+/* start_response and write() act only for the request they were given to:
+ * on its worker's thread (another thread could change the response while
+ * the worker writes it without the GIL) and while it runs. A callable kept
+ * past its request is cut loose by wsgi_handle_request. */
+static int belongs_to_current_request(const struct worker *w)
+{
+    return w != NULL && w->conn != NULL && PyThreadState_Get() == w->thread_state;
+}
+
 static PyObject *start_response_call(StartResponseObject *self, PyObject *args, PyObject *kwargs)
 {
     static char *keywords[] = {"status", "headers", "exc_info", NULL};
@@ -572,7 +581,7 @@ static PyObject *start_response_call(StartResponseObject *self, PyObject *args, 
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|O:start_response", keywords, &status,
                                      &headers, &exc_info))
         return NULL;
-    if (w == NULL || w->conn == NULL) {
+    if (!belongs_to_current_request(w)) {
         PyErr_SetString(PyExc_RuntimeError, "start_response called outside of its request");
         return NULL;
     }
@@ -605,7 +614,7 @@ static PyObject *start_response_call(StartResponseObject *self, PyObject *args, 
 static PyObject *start_response_write(StartResponseObject *self, PyObject *data)
 {
     struct worker *w = self->worker;
-    if (w == NULL || w->conn == NULL || w->response.status == 0) {
+    if (!belongs_to_current_request(w) || w->response.status == 0) {
         PyErr_SetString(PyExc_RuntimeError, "write() called before start_response");
         return NULL;
     }
@@ -662,6 +671,22 @@ PyType_Spec wsgi_start_response_spec = {
              Py_TPFLAGS_DISALLOW_INSTANTIATION,
     .slots = start_response_slots,
 };
+
+/* When the app kept start_response or its write() beyond the request, the
+ * next request gets new ones, and the kept ones raise from now on. */
+static void renew_start_response_if_kept(struct worker *w)
+{
+    StartResponseObject *old = (StartResponseObject *)w->start_response;
+    if (Py_REFCNT(old) == 1 && Py_REFCNT(old->write) == 1)
+        return;
+    PyObject *fresh = wsgi_start_response_new(w);
+    if (fresh == NULL) {
+        PyErr_Clear(); /* keep the old one; try again after the next request */
+        return;
+    }
+    old->worker = NULL;
+    Py_SETREF(w->start_response, fresh);
+}
 
 PyObject *wsgi_start_response_new(struct worker *w)
 {
@@ -1100,6 +1125,7 @@ void wsgi_handle_request(struct worker *w)
     call_close(w, result);
 done:
     Py_XDECREF(result);
+    renew_start_response_if_kept(w);
     if (w->server->options.access_log)
         log_access(w, env);
     if (input)

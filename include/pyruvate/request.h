@@ -56,12 +56,13 @@ struct request {
     size_t _parsed; /* offset of the first byte not yet parsed */
     size_t _header_bytes;
     unsigned _host_count;
-    unsigned _transfer_codings; /* codings listed in all Transfer-Encoding fields */
-    int _last_coding_chunked;   /* the last one listed is "chunked" */
-    int _version_seen;          /* llhttp finished the request line's version */
-    size_t _chunk_data_end;     /* raw offset after the last chunk's data; 0: none */
-    int _method_pending;        /* an unknown method token is still arriving */
-    int _in_field;              /* a header name is being received */
+    unsigned _transfer_codings;    /* codings listed in all Transfer-Encoding fields */
+    int _last_coding_chunked;      /* the last one listed is "chunked" */
+    int _version_seen;             /* llhttp finished the request line's version */
+    size_t _chunk_data_end;        /* raw offset after the last chunk's data; 0: none */
+    llhttp_errno_t _pending_error; /* an error whose status waits for more bytes */
+    size_t _error_offset;          /* where llhttp stopped, for a pending error */
+    int _in_field;                 /* a header name is being received */
     int _complete;
 };
 

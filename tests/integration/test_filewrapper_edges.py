@@ -1,0 +1,183 @@
+"""Edge paths of pyruvate.FileWrapper (src/filewrapper.c) and of the
+server's sendfile decision (try_sendfile in src/wsgi.c): a bad blksize, the
+default blksize, file-likes without close() or without a usable fileno(),
+pipes, a tell() that fails, a file at its end, and FileWrapper iterated
+directly in Python.
+
+Iterated file-likes have no length the server knows, so on HTTP/1.1 they go
+out chunked; sendfile always sends a Content-Length.  The framing thus shows
+which way a body went.  The apps are in edge_apps.py (FILE_DATA is
+bytes(range(256)) * 400)."""
+import json
+
+import pytest
+
+from strict_apps import assert_alive, launch, stop_launched, wait_for_log
+
+FILE_DATA = bytes(range(256)) * 400
+
+
+@pytest.fixture(scope="module")
+def srv(tmp_path_factory):
+    server = launch(tmp_path_factory.mktemp("filewrapper-edges"), app="edge_apps:app")
+    yield server
+    stop_launched(server)
+
+
+def direct(srv, case):
+    response = srv.request("GET", "/f/direct?case=" + case)
+    assert response.status == 200, response
+    out = json.loads(response.body)
+    assert out["same_type"] is True  # wsgi.file_wrapper is pyruvate.FileWrapper
+    return out
+
+
+def assert_iterated(response, body):
+    """Sent by iterating the wrapper: chunked, no Content-Length."""
+    assert response.status == 200, response
+    assert response.body == body
+    assert response.chunked and response.header("Content-Length") is None, response
+
+
+def assert_sendfile(response, body):
+    """Sent with sendfile: exact Content-Length, not chunked."""
+    assert response.status == 200, response
+    assert response.header_all("Content-Length") == [str(len(body))], response
+    assert not response.chunked and response.header("Transfer-Encoding") is None, response
+    assert response.body == body
+
+
+# -- FileWrapper in Python ----------------------------------------------------
+
+@pytest.mark.parametrize("case", ["blksize-zero", "blksize-zero-keyword"])
+def test_blksize_zero_is_valueerror(srv, case):
+    assert direct(srv, case)["outcome"] == "raised ValueError: blksize must be positive"
+
+
+def test_default_blksize_is_8192(srv):
+    out = direct(srv, "default-blksize")
+    assert out["outcome"] == 8192
+    assert out["filelike_kept"] is True
+
+
+def test_iterating_directly_gives_blocks(srv):
+    data = "abc" * 10
+    assert direct(srv, "blocks")["outcome"] == [data[i:i + 4] for i in range(0, 30, 4)]
+
+
+def test_read_raising_propagates(srv):
+    assert direct(srv, "read-raises")["outcome"] == \
+        "raised ValueError: edge_apps: read fails on purpose"
+
+
+# -- FileWrapper as the result ------------------------------------------------
+
+def test_filelike_without_close(srv):
+    """read() only: iterated; closing the wrapper finds no close() and that
+    is no error (the next response on the connection comes after close())."""
+    with srv.connect() as conn:
+        assert_iterated(conn.request("GET", "/f/no-close"), FILE_DATA[:20000])
+        assert conn.request("GET", "/_/hello").status == 200
+    text = srv.stderr()
+    assert "_ReadOnly" not in text and "has no attribute 'close'" not in text, text[-3000:]
+
+
+def test_bytesio_is_iterated_and_closed(srv):
+    """io.BytesIO has no file descriptor (fileno() raises): iterated, and
+    close() reaches the BytesIO."""
+    with srv.connect() as conn:
+        assert_iterated(conn.request("GET", "/f/bytesio?tag=bytesio-1"), FILE_DATA[:10000])
+        report = conn.request("GET", "/x/report")
+    assert "bytesio-1" in json.loads(report.body)["closed"], report
+
+
+def test_real_file_whose_fileno_raises_is_iterated(srv):
+    """A real file whose fileno() raises io.UnsupportedOperation: no
+    sendfile, iterated whole."""
+    assert_iterated(srv.request("GET", "/f/fileno-raises"), FILE_DATA)
+
+
+def test_pipe_is_iterated_not_sendfile(srv):
+    """A pipe has a descriptor but is no regular file: iterated."""
+    assert_iterated(srv.request("GET", "/f/pipe"), FILE_DATA[:30000])
+    assert_alive(srv)
+
+
+def test_tell_raising_uses_the_descriptor_offset(srv):
+    """A real file at offset 1000 whose tell() raises: sendfile from the
+    descriptor's offset, so exactly the rest of the file."""
+    assert_sendfile(srv.request("GET", "/f/tell-raises"), FILE_DATA[1000:])
+
+
+def test_file_at_its_end_is_empty(srv):
+    """A real file positioned at its end: an empty body, Content-Length 0,
+    and the connection stays usable."""
+    with srv.connect() as conn:
+        response = conn.request("GET", "/f/at-end")
+        assert_sendfile(response, b"")
+        assert not response.has_token("Connection", "close"), response
+        assert conn.request("GET", "/_/hello").status == 200
+
+
+@pytest.mark.parametrize("value", ["-1", "str"])
+def test_unusable_fileno_is_iterated(srv, value):
+    """fileno() returning -1 or something that is no int: no descriptor to
+    send from, so the file is iterated whole."""
+    assert_iterated(srv.request("GET", "/f/fileno-bogus?v=" + value), FILE_DATA)
+
+
+def test_negative_tell_is_iterated(srv):
+    """tell() reporting -1 (unknown position): no sendfile, the file is
+    iterated from where it really is (its start)."""
+    assert_iterated(srv.request("GET", "/f/tell-bogus?v=-1"), FILE_DATA)
+
+
+def test_position_beyond_the_end_is_empty(srv):
+    """A file positioned past its end has nothing left to send: an empty
+    200 response, correctly framed, on a connection that stays usable."""
+    with srv.connect() as conn:
+        response = conn.request("GET", "/f/beyond-end")
+        assert (response.status, response.body) == (200, b""), response
+        assert response.header("Content-Length") == "0", response
+        assert conn.request("GET", "/_/hello").status == 200
+
+
+def test_tell_not_an_int_is_500(srv):
+    """tell() returning a str is an application error: a 500 (nothing was
+    sent yet), logged, the server goes on."""
+    response = srv.request("GET", "/f/tell-bogus?v=str")
+    assert response.status == 500, response
+    assert response.has_token("Connection", "close"), response
+    assert wait_for_log(srv, "TypeError: 'str' object cannot be interpreted as an integer")
+    assert_alive(srv)
+
+
+# -- more of FileWrapper in Python --------------------------------------------
+
+@pytest.mark.parametrize("case", ["no-arguments", "blksize-str"])
+def test_bad_arguments_are_typeerror(srv, case):
+    assert direct(srv, case)["outcome"].startswith("raised TypeError: "), case
+
+
+def test_read_returning_no_sized_object_is_typeerror(srv):
+    """read() must return bytes; an int (no length) raises TypeError from
+    the iteration instead of ending it silently."""
+    assert direct(srv, "read-returns-int")["outcome"].startswith("raised TypeError: ")
+
+
+def test_close_without_filelike_close_returns_none(srv):
+    assert direct(srv, "close-without-close")["outcome"] == "None"
+
+
+def test_close_lookup_error_propagates(srv):
+    """Only a missing close() is ignored; another error while looking it up
+    reaches the caller."""
+    assert direct(srv, "close-lookup-raises")["outcome"] == (
+        "raised RuntimeError: edge_apps: looking up the file's close fails on purpose")
+
+
+def test_wrapper_is_gc_tracked_and_refers_to_its_filelike(srv):
+    """The wrapper takes part in cyclic GC: it is tracked and reports its
+    file-like as a referent (tp_traverse)."""
+    out = direct(srv, "gc-referents")
+    assert out["outcome"] is True and out["tracked"] is True, out
