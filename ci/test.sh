@@ -23,6 +23,7 @@ run_stage build-clang $MAKE --no-print-directory build-clang
 run_stage build $MAKE --no-print-directory all
 run_stage unit $MAKE --no-print-directory unit
 run_stage integration $MAKE --no-print-directory integration
+run_stage fuzz-replay $MAKE --no-print-directory fuzz-replay
 run_stage coverage $MAKE --no-print-directory coverage
 echo "==> coverage summary"
 cat coverage/summary.txt

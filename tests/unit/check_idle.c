@@ -147,6 +147,30 @@ START_TEST(test_hangup_is_handed_back)
 }
 END_TEST
 
+START_TEST(test_many_connections_grow_the_set)
+{
+    enum { COUNT = 150 }; /* more than the set's first allocation */
+    char err[PYR_ERR_LEN];
+    struct idle_set *set = idle_start(&callbacks, err);
+    ck_assert_ptr_nonnull(set);
+    int clients[COUNT];
+    struct conn *conns[COUNT];
+    for (int i = 0; i < COUNT; i++) {
+        conns[i] = new_conn(&clients[i], monotonic_ms() + 60000);
+        ck_assert_int_eq(idle_add(set, conns[i]), 0);
+    }
+    ck_assert_int_eq(write(clients[COUNT - 1], "G", 1), 1);
+    wait_count(&record.woken_count, 1);
+    ck_assert_ptr_eq(record.woken[0], conns[COUNT - 1]);
+    idle_stop(set);
+    ck_assert_uint_eq(record.expired_count, COUNT - 1);
+    for (int i = 0; i < COUNT; i++) {
+        conn_free(conns[i]);
+        close(clients[i]);
+    }
+}
+END_TEST
+
 Suite *make_idle_suite(void)
 {
     Suite *s = suite_create("idle");
@@ -155,6 +179,7 @@ Suite *make_idle_suite(void)
     tcase_add_test(core, test_readable_connection_is_handed_back);
     tcase_add_test(core, test_deadline_closes_connection);
     tcase_add_test(core, test_hangup_is_handed_back);
+    tcase_add_test(core, test_many_connections_grow_the_set);
     suite_add_tcase(s, core);
     return s;
 }

@@ -7,6 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "pyruvate/listen.h"
 #include "suites.h"
@@ -149,6 +152,100 @@ START_TEST(test_open_bad_address)
 }
 END_TEST
 
+/* A fresh socket path in a new private directory. */
+static void temp_socket_path(char *path, size_t size, char *dir, size_t dir_size)
+{
+    snprintf(dir, dir_size, "/tmp/pyruvate-unit-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(path, size, "%s/s.sock", dir);
+}
+
+START_TEST(test_unix_socket_mode_stale_file_and_removal)
+{
+    char dir[64], path[96], err[PYR_ERR_LEN];
+    temp_socket_path(path, sizeof(path), dir, sizeof(dir));
+    /* A socket file left by a dead server: nobody accepts on it. */
+    int stale = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un address = {.sun_family = AF_UNIX};
+    snprintf(address.sun_path, sizeof(address.sun_path), "%s", path);
+    ck_assert_int_eq(bind(stale, (struct sockaddr *)&address, sizeof(address)), 0);
+    close(stale);
+
+    struct listener l;
+    ck_assert_int_eq(listen_open_unix(&l, path, 0600, 16, err), 0);
+    ck_assert_int_eq(l.family, AF_UNIX);
+    ck_assert_str_eq(l.server_name, path);
+    ck_assert_str_eq(l.server_port, "");
+    struct stat info;
+    ck_assert_int_eq(stat(path, &info), 0);
+    ck_assert_int_eq(info.st_mode & 0777, 0600);
+
+    /* A second server on the same live path is refused. */
+    struct listener second;
+    errno = 0;
+    ck_assert_int_eq(listen_open_unix(&second, path, 0, 16, err), -1);
+    ck_assert_int_eq(errno, EADDRINUSE);
+    ck_assert_ptr_nonnull(strstr(err, path));
+
+    listen_close(&l);
+    ck_assert_int_eq(stat(path, &info), -1); /* removed on close */
+    rmdir(dir);
+}
+END_TEST
+
+START_TEST(test_unix_socket_errors)
+{
+    char err[PYR_ERR_LEN], long_path[200];
+    struct listener l;
+    memset(long_path, 'a', sizeof(long_path) - 1);
+    long_path[0] = '/';
+    long_path[sizeof(long_path) - 1] = '\0';
+    ck_assert_int_eq(listen_open_unix(&l, long_path, 0, 16, err), -1);
+    ck_assert_int_eq(errno, ENAMETOOLONG);
+    ck_assert_int_eq(listen_open_unix(&l, "/nonexistent-dir/x.sock", 0, 16, err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "/nonexistent-dir/x.sock"));
+    ck_assert_int_eq(l.fd, -1);
+}
+END_TEST
+
+START_TEST(test_adopt_listening_sockets)
+{
+    char err[PYR_ERR_LEN], dir[64], path[96];
+    struct listener opened, adopted;
+    ck_assert_int_eq(listen_open(&opened, "[::1]:0", 16, err), 0);
+    ck_assert_int_eq(listen_adopt(&adopted, dup(opened.fd), err), 0);
+    ck_assert_int_eq(adopted.family, AF_INET6);
+    ck_assert_str_eq(adopted.server_name, "::1");
+    ck_assert_str_eq(adopted.server_port, opened.server_port);
+    ck_assert_int_ne(fcntl(adopted.fd, F_GETFL) & O_NONBLOCK, 0);
+    listen_close(&adopted);
+    listen_close(&opened);
+
+    temp_socket_path(path, sizeof(path), dir, sizeof(dir));
+    ck_assert_int_eq(listen_open_unix(&opened, path, 0, 16, err), 0);
+    ck_assert_int_eq(listen_adopt(&adopted, dup(opened.fd), err), 0);
+    ck_assert_int_eq(adopted.family, AF_UNIX);
+    ck_assert_str_eq(adopted.server_name, path);
+    listen_close(&adopted);
+    listen_close(&opened);
+    rmdir(dir);
+}
+END_TEST
+
+START_TEST(test_adopt_refuses_other_descriptors)
+{
+    char err[PYR_ERR_LEN];
+    struct listener l;
+    int unbound = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_eq(listen_adopt(&l, unbound, err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "not a listening socket"));
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    ck_assert_int_eq(listen_adopt(&l, fds[0], err), -1);
+    close(fds[1]);
+}
+END_TEST
+
 Suite *make_listen_suite(void)
 {
     Suite *s = suite_create("listen");
@@ -156,6 +253,8 @@ Suite *make_listen_suite(void)
     tcase_add_loop_test(core, test_parse_address, 0, ARRAY_SIZE(address_cases));
     tcase_add_test(core, test_open_ipv4_ephemeral);
     tcase_add_test(core, test_open_ipv6_ephemeral);
+    tcase_add_test(core, test_unix_socket_mode_stale_file_and_removal);
+    tcase_add_test(core, test_adopt_listening_sockets);
     suite_add_tcase(s, core);
 
     TCase *limits = tcase_create("limits");
@@ -165,6 +264,8 @@ Suite *make_listen_suite(void)
     TCase *errors = tcase_create("errors");
     tcase_add_test(errors, test_open_port_in_use);
     tcase_add_test(errors, test_open_bad_address);
+    tcase_add_test(errors, test_unix_socket_errors);
+    tcase_add_test(errors, test_adopt_refuses_other_descriptors);
     suite_add_tcase(s, errors);
     return s;
 }

@@ -14,5 +14,6 @@ Suite *make_pool_suite(void);
 Suite *make_proxy_suite(void);
 Suite *make_request_suite(void);
 Suite *make_response_suite(void);
+Suite *make_systemd_suite(void);
 
 #endif
