@@ -4,6 +4,7 @@
 #include "pyruvate/request.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -62,6 +63,7 @@ static void clear_results(struct request *r)
     r->_version_seen = 0;
     r->_chunk_data_end = 0;
     r->_pending_error = HPE_OK;
+    r->_fail_offset = SIZE_MAX;
     r->_in_field = 0;
     r->_complete = 0;
 }
@@ -184,7 +186,10 @@ static int line_ends_before_error(const struct request *r)
     while (i < r->_len && (r->_base[i] == '\r' || r->_base[i] == '\n'))
         i++;
     const char *lf = memchr(r->_base + i, '\n', r->_len - i);
-    return lf != NULL && (size_t)(lf - r->_base) < r->_error_offset;
+    if (lf == NULL)
+        return 0;
+    size_t line_end = (size_t)(lf - r->_base);
+    return line_end < r->_error_offset && line_end < r->_fail_offset;
 }
 
 /* Once the request line has ended without llhttp seeing a version: 505
@@ -281,6 +286,14 @@ static void span_extend(struct span *s, size_t offset, size_t len)
     s->len += len;
 }
 
+/* fail_with for a problem found at a byte of the buffer: its position
+ * decides which of two problems came first in the stream. */
+static int fail_at(struct request *r, const char *at, int status, const char *reason)
+{
+    r->_fail_offset = offset_of(r, at);
+    return fail_with(r, status, reason);
+}
+
 static int fail_with(struct request *r, int status, const char *reason)
 {
     r->error_status = status;
@@ -311,20 +324,20 @@ static int on_url(llhttp_t *p, const char *at, size_t len)
      * the one reported, however the bytes were split. */
     for (size_t i = 0; i < len; i++) {
         if (r->target.len + i >= r->limits->max_target_length)
-            return fail_with(r, 414, "request target too long");
+            return fail_at(r, at + i, 414, "request target too long");
         /* RFC 9112 §3.2: no whitespace or control characters in a target. */
         unsigned char c = (unsigned char)at[i];
         if (c <= ' ' || c == 127)
-            return fail_with(r, 400, "invalid character in the request target");
+            return fail_at(r, at + i, 400, "invalid character in the request target");
     }
     span_extend(&r->target, offset_of(r, at), len);
     return 0;
 }
 
-static int count_header_bytes(struct request *r, size_t len)
+static int count_header_bytes(struct request *r, const char *at, size_t len)
 {
     if (len > r->limits->max_header_bytes - r->_header_bytes) {
-        fail_with(r, 431, "request header fields too large");
+        fail_at(r, at, 431, "request header fields too large");
         return 1;
     }
     r->_header_bytes += len;
@@ -334,13 +347,13 @@ static int count_header_bytes(struct request *r, size_t len)
 static int on_header_field(llhttp_t *p, const char *at, size_t len)
 {
     struct request *r = request_of(p);
-    if (count_header_bytes(r, len))
+    if (count_header_bytes(r, at, len))
         return HPE_USER;
     if (r->headers_complete)
         return 0; /* trailer fields of a chunked body are read and dropped */
     if (!r->_in_field) {
         if (r->header_count == r->limits->max_headers)
-            return fail_with(r, 431, "too many request header fields");
+            return fail_at(r, at, 431, "too many request header fields");
         r->headers[r->header_count++] = (struct request_header){{0, 0}, {0, 0}};
         r->_in_field = 1;
     }
@@ -351,7 +364,7 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
     struct request *r = request_of(p);
-    if (count_header_bytes(r, len))
+    if (count_header_bytes(r, at, len))
         return HPE_USER;
     if (r->headers_complete)
         return 0;

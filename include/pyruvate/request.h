@@ -62,6 +62,7 @@ struct request {
     size_t _chunk_data_end;        /* raw offset after the last chunk's data; 0: none */
     llhttp_errno_t _pending_error; /* an error whose status waits for more bytes */
     size_t _error_offset;          /* where llhttp stopped, for a pending error */
+    size_t _fail_offset;           /* where one of our checks failed; SIZE_MAX: none */
     int _in_field;                 /* a header name is being received */
     int _complete;
 };
