@@ -9,3 +9,10 @@ BENCH_ARGS ?=
 .PHONY: bench
 bench: all
 	$(PYTHON) tests/bench/bench.py $(BENCH_ARGS)
+
+# make soak: one server under mixed, verified and hostile traffic for
+# SOAK_SECONDS, then requests and errors by kind and RSS at start and end.
+SOAK_SECONDS ?= 600
+.PHONY: soak
+soak: all
+	$(PYTHON) tests/bench/soak.py --seconds $(SOAK_SECONDS)

@@ -411,8 +411,19 @@ def queue_wait(environ, start_response):
     return [body]
 
 
+def memory(environ, start_response):
+    """Live Python objects (after a collection) and the process RSS."""
+    import gc
+    gc.collect()
+    with open("/proc/self/status") as status:
+        rss = next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+    return _json_response(start_response, {"objects": len(gc.get_objects()), "rss_kib": rss})
+
+
 def router(environ, start_response):
     path = environ.get("PATH_INFO", "/")
+    if path == "/memory":
+        return memory(environ, start_response)
     if path == "/queue-wait":
         return queue_wait(environ, start_response)
     if path == "/closed-count":
