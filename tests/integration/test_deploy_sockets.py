@@ -239,10 +239,16 @@ def test_systemd_socket_activate_tool(procs, tmp_path, kind):
     else:
         path = tmp_path / "tool.sock"
         listen, where, name, port = str(path), path, str(path), ""
-    env = ds.repo_env()
+    # Under `make test-asan` only the service gets the sanitizer runtime,
+    # not systemd's tool itself.
+    env = ds.repo_env(preload=False)
     cmd = [SOCKET_ACTIVATE, "-l", listen]
-    for variable in ("PYTHONPATH", "PYTHONUNBUFFERED", "PYTHONNOUSERSITE"):
-        cmd += ["-E", variable]
+    for variable in ("PYTHONPATH", "PYTHONUNBUFFERED", "PYTHONNOUSERSITE", "ASAN_OPTIONS",
+                     "LSAN_OPTIONS", "UBSAN_OPTIONS", "PYTHONMALLOC"):
+        if variable in env:
+            cmd += ["-E", variable]
+    if os.environ.get("PYRUVATE_TEST_LD_PRELOAD"):
+        cmd += ["-E", "LD_PRELOAD=" + os.environ["PYRUVATE_TEST_LD_PRELOAD"]]
     cmd += [sys.executable, ds.LAUNCH, "systemd-native", "deploy_wsgi:app", "2", "{}"]
     proc = procs.start(cmd, env=env)
     deadline = time.monotonic() + ds.STARTUP_TIMEOUT

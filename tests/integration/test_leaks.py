@@ -3,6 +3,7 @@ thousands more requests of every kind (keep-alive, close, POST bodies,
 errors, client aborts) leave the count of live Python objects and the RSS
 flat. `make soak` is the long version."""
 import json
+import os
 import socket
 
 import httpraw
@@ -38,4 +39,7 @@ def test_memory_flat_under_mixed_traffic(start_server):
     after = _memory(server)
     # Per request, even one leaked object would add thousands.
     assert after["objects"] - before["objects"] < 500, (before, after)
-    assert after["rss_kib"] - before["rss_kib"] < 4096, (before, after)
+    # Under AddressSanitizer freed memory sits in its quarantine, so RSS
+    # says nothing there; the object count still does.
+    if not os.environ.get("PYRUVATE_TEST_LD_PRELOAD"):
+        assert after["rss_kib"] - before["rss_kib"] < 4096, (before, after)
