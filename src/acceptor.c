@@ -29,7 +29,7 @@ enum { SWEEP_INTERVAL_MS = 250 };
 
 /* A keep-alive connection quiet for this long moves to the idle set, so
  * that the acceptor's poll() only watches connections in use. */
-enum { IDLE_AFTER_MS = 1000 };
+enum { IDLE_AFTER_MS = 250 };
 
 struct acceptor {
     struct acceptor_config config;
