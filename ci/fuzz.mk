@@ -5,8 +5,8 @@
 #   make unit-tsan            the Check suite built with -fsanitize=thread
 #   make unit-valgrind        the Check suite under valgrind memcheck (CK_FORK=no)
 # FUZZ_TOLERATE=error-status,empty-te in the environment makes the harness
-# look past the known bugs kept in tests/fuzz/regressions (see the comment at
-# the top of tests/fuzz/fuzz_request.c); without it every check is strict.
+# look past a known class of bug while it is open (see the comment at the top
+# of tests/fuzz/fuzz_request.c); without it every check is strict.
 
 FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 60

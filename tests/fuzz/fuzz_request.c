@@ -9,14 +9,13 @@
  * chunks and fed one byte at a time into a moving buffer must give the same
  * transcript (states, statuses, span offsets and bytes). A broken invariant
  * or a difference prints both and calls __builtin_trap().
- * Known bugs make the final error status depend on the split (files in
- * tests/fuzz/regressions/: version-status-*, 400 or 505; limit-status-*,
- * 400 or 413/414/431; http09-status-*, 505 or another). With
- * FUZZ_TOLERATE=error-status in the environment two final ERROR lines count
- * as equal whatever their (allowed) statuses, so that a long run can look
- * past them. Likewise FUZZ_TOLERATE=empty-te accepts a request whose
- * Transfer-Encoding fields name no coding as if they were absent (the
- * te-empty-* regressions; RFC 9112 §6.3 wants 400). Unset, it is strict. */
+ * The regressions in tests/fuzz/regressions/ are past findings: error
+ * statuses that depended on the split (*-status-*) and Transfer-Encoding
+ * fields naming no coding (te-empty-*, RFC 9112 §6.3: 400). While such a
+ * bug is open, FUZZ_TOLERATE=error-status (two final ERROR lines count as
+ * equal whatever their allowed statuses) or FUZZ_TOLERATE=empty-te (such
+ * fields count as absent) in the environment lets a long run look past it;
+ * unset, the harness is strict. */
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
