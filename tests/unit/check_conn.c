@@ -174,6 +174,25 @@ START_TEST(test_body_larger_than_one_read)
 }
 END_TEST
 
+START_TEST(test_access_line)
+{
+    char line[512];
+    /* Before any request line: "-" stands for it. */
+    conn_access_line(conn, NULL, 408, 0, line, sizeof(line));
+    ck_assert_msg(strstr(line, "127.0.0.1 - - [") == line, "%s", line);
+    ck_assert_ptr_nonnull(strstr(line, "] \"-\" 408 - "));
+
+    /* A quote in the target would end the field: it is escaped. */
+    send_text("GET /a\"b HTTP/1.1\r\nHost: x\r\n\r\n");
+    ck_assert_int_gt(conn_read(conn), 0);
+    ck_assert_int_eq(conn_parse(conn), REQUEST_COMPLETE);
+    conn->request_start_ms = monotonic_ms();
+    conn_access_line(conn, "10.0.0.9", 200, 13, line, sizeof(line));
+    ck_assert_msg(strstr(line, "10.0.0.9 - - [") == line, "%s", line);
+    ck_assert_msg(strstr(line, "\"GET /a\\x22b HTTP/1.1\" 200 13 ") != NULL, "%s", line);
+}
+END_TEST
+
 START_TEST(test_parse_error_is_reported)
 {
     send_text("GET / HTTP/1.1\r\nX: y\r\n\r\n"); /* no Host */
@@ -282,6 +301,7 @@ Suite *make_conn_suite(void)
     TCase *core = tcase_create("core");
     tcase_add_checked_fixture(core, setup_conn, teardown_conn);
     tcase_add_test(core, test_read_and_parse);
+    tcase_add_test(core, test_access_line);
     tcase_add_test(core, test_read_eagain_then_eof);
     tcase_add_test(core, test_pipelined_requests);
     tcase_add_test(core, test_peer_strings);
