@@ -367,6 +367,24 @@ static int apply_proxy_headers(struct worker *w, PyObject *env)
     return 0;
 }
 
+/* REQUEST_METHOD as a str. llhttp names methods with static strings, so
+ * the pointer identifies the method: the worker keeps the str of the last
+ * few it saw instead of building one per request. New reference. */
+static PyObject *method_string(struct worker *w, const char *method)
+{
+    for (unsigned i = 0; i < WORKER_METHOD_SLOTS; i++)
+        if (w->methods[i].name == method)
+            return Py_NewRef(w->methods[i].str);
+    PyObject *str = PyUnicode_InternFromString(method);
+    if (str == NULL)
+        return NULL;
+    struct worker_method *slot = &w->methods[w->next_method_slot];
+    w->next_method_slot = (w->next_method_slot + 1) % WORKER_METHOD_SLOTS;
+    slot->name = method;
+    Py_XSETREF(slot->str, Py_NewRef(str));
+    return str;
+}
+
 static PyObject *build_environ(struct worker *w, PyObject **input)
 {
     struct module_state *st = state_of(w);
@@ -380,7 +398,7 @@ static PyObject *build_environ(struct worker *w, PyObject **input)
     PyObject *env = PyDict_Copy(w->server->environ_template);
     if (env == NULL)
         return NULL;
-    if (set_owned(env, st->str_REQUEST_METHOD, PyUnicode_InternFromString(r->method)) < 0 ||
+    if (set_owned(env, st->str_REQUEST_METHOD, method_string(w, r->method)) < 0 ||
         PyDict_SetItem(env, st->str_SERVER_PROTOCOL,
                        r->http_minor == 0 ? st->str_HTTP_1_0 : st->str_HTTP_1_1) < 0 ||
         add_target(env, st, base + r->target.offset, r->target.len, &host_from_target) < 0 ||

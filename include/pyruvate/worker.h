@@ -12,7 +12,13 @@
 
 struct server;
 
-enum { WORKER_KEY_SLOTS = 64, WORKER_KEY_NAME_LEN = 40 };
+enum { WORKER_KEY_SLOTS = 64, WORKER_KEY_NAME_LEN = 40, WORKER_METHOD_SLOTS = 4 };
+
+/* A method name from llhttp (a static string) and its str. Needs the GIL. */
+struct worker_method {
+    const char *name;
+    PyObject *str;
+};
 
 /* A header name and its environ key ("HTTP_USER_AGENT"), or None for a
  * name that is left out of the environ. Needs the GIL. */
@@ -50,7 +56,11 @@ struct worker {
     struct buf head; /* status line and app headers, then framing */
 
     struct worker_key keys[WORKER_KEY_SLOTS]; /* cache for header_key() */
-    time_t date_second;                       /* the second `date` was formatted for */
+
+    struct worker_method methods[WORKER_METHOD_SLOTS]; /* cache for REQUEST_METHOD */
+
+    unsigned next_method_slot;
+    time_t date_second; /* the second `date` was formatted for */
     char date[RESPONSE_DATE_LEN + 1];
 };
 
