@@ -13,11 +13,12 @@ close() call, ...) is kept in module-level state and exposed on ``/x/...``
 routes.
 """
 import io
-import json
 import os
 import tempfile
 import threading
 from urllib.parse import parse_qs
+
+from strict_apps import _json, _text  # the same response helpers
 
 HELLO = b"Hello, World!"
 FILE_DATA = bytes(range(256)) * 400  # 102400 bytes, every offset distinguishable
@@ -40,17 +41,6 @@ def _query_all(environ, name):
     return parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True).get(name, [])
 
 
-def _json(start_response, obj, status="200 OK", extra=()):
-    body = json.dumps(obj, sort_keys=True).encode("utf-8")
-    start_response(status, [("Content-Type", "application/json"),
-                            ("Content-Length", str(len(body)))] + list(extra))
-    return [body]
-
-
-def _text(start_response, body, status="200 OK", extra=()):
-    start_response(status, [("Content-Type", "text/plain"),
-                            ("Content-Length", str(len(body)))] + list(extra))
-    return [body]
 
 
 # --------------------------------------------------------------------------
