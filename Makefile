@@ -60,6 +60,7 @@ help:
 	@echo "make coverage     coverage build, unit + integration tests, gcovr report in coverage/"
 	@echo "make test-asan    integration tests against an ASan+UBSan build"
 	@echo "make bench        benchmark against the peers (tests/bench/RESULTS.md)"
+	@echo "make bench-zope   Zope and Plone under pyruvate and peers (tests/bench/RESULTS-zope.md)"
 	@echo "make clean        remove build products"
 
 deps:

@@ -104,6 +104,7 @@ class Server:
         self.restarts = 0
         self.events = []
         self.log_mode = "wb"  # the first start of a run truncates the log
+        self.start_timeout = 20  # seconds until it must listen
 
     def supports(self, app):
         if app == "idle":
@@ -140,7 +141,7 @@ class Server:
             return "cannot run: %s" % e
         finally:
             logf.close()
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 return "exited with status %s: %s" % (self.proc.returncode, self.log_tail())
@@ -150,7 +151,7 @@ class Server:
             except OSError:
                 time.sleep(0.05)
         self.stop()
-        return "not listening after 20 s: %s" % self.log_tail()
+        return "not listening after %d s: %s" % (self.start_timeout, self.log_tail())
 
     def stop(self):
         if self.proc is None:
@@ -376,17 +377,18 @@ def read_response(s):
     return data, "timeout"
 
 
-def keepalive_probe(port):
-    """Two GETs on one connection: None if keep-alive works, else what happens."""
-    req = b"GET /hello HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+def keepalive_probe(port, path="/hello", body_end=b"Hello, World!"):
+    """Two GETs on one connection: None if keep-alive works, else what happens.
+    body_end: how the body ends, to spot bytes sent after it (None: unknown)."""
+    req = b"GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" % path.encode()
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
             s.sendall(req)
             first, how = read_response(s)
             if how != "complete":
                 return "no complete answer to a GET (%s)" % how
-            if not first.endswith(b"Hello, World!"):
-                extra = first[first.find(b"Hello, World!") + 13:]
+            if body_end is not None and not first.endswith(body_end):
+                extra = first[first.find(body_end) + len(body_end):]
                 return "keep-alive: sends %r after the body" % extra[:20]
             if b"\r\nconnection: close" in first.lower():
                 return "closes after each response (says Connection: close)"

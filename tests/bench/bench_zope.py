@@ -1,0 +1,925 @@
+"""`make bench-zope`: a real Zope and a real Plone site served by pyruvate,
+waitress (Zope's default), the Rust Pyruvate and granian, under wrk.
+
+Usage: python tests/bench/bench_zope.py [--quick] [--servers a,b] [--pages a,b]
+           [--conns 1,4,16] [--threads 2,4] [--rounds N] [--duration S]
+           [--output FILE] [--setup-only] [--reinstall]
+
+Setup (idempotent, skipped when nothing changed), all under build/bench-zope/:
+- zope/: a virtualenv with Zope 6 as pinned for the deployment tests
+  (ci/requirements-test-deploy.txt) and granian (tests/bench/requirements.txt);
+- plone/: a virtualenv with Plone 6 (tests/bench/requirements-plone.txt);
+- pyruvate from this tree (`pip install .`) in both, reinstalled when its
+  sources change; the Rust Pyruvate (tests/bench/requirements-rust.txt) in
+  rust-pyruvate/, put first on PYTHONPATH for that server only, as both
+  packages are called pyruvate;
+- seed-zope/ and seed-plone/: instances made with mkwsgiinstance; the Plone
+  one gets a site /Plone made through Zope's app object (zope_site.py).
+
+Each server runs each site through PasteDeploy: Zope's runwsgi with the
+server's [server:NAME] section of the generated zope.ini (pyruvate, the Rust
+Pyruvate, waitress) or granian with the app from paste.deploy.loadapp
+(zope_app.py). Every server gets its own copy of the instance (a FileStorage
+is opened by one process only), fresh for every thread count.
+
+Pages: Zope's root `/` (plain Zope instance), the Plone front page `/Plone`,
+a listing of the 50 documents of /Plone/bench-folder, and a write: an
+authenticated plone.restapi PATCH of a random document's title and
+description (see RESULTS-zope.md's notes for why that endpoint).
+
+Measurement: bench.py's. For each thread count, for each site, all servers
+run at once; each round runs every page at every connection count on every
+server (order rotated every round); req/s, p50/p99, CPU and context switches
+per request are medians of the rounds, errors their sum.
+
+A run with the full default set writes tests/bench/RESULTS-zope.md; any
+other run writes build/bench-zope/RESULTS-zope.md.
+"""
+import argparse
+import base64
+import datetime
+import hashlib
+import http.client
+import json
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+
+import bench
+
+HERE = bench.HERE
+ROOT = bench.ROOT
+WORK = os.path.join(ROOT, "build", "bench-zope")
+LOGS = os.path.join(WORK, "logs")
+RUN = os.path.join(WORK, "run")
+RUST_PATH = os.path.join(WORK, "rust-pyruvate")
+VENV = {"zope": os.path.join(WORK, "zope"), "plone": os.path.join(WORK, "plone")}
+SEED = {"zope": os.path.join(WORK, "seed-zope"), "plone": os.path.join(WORK, "seed-plone")}
+REQUIREMENTS = {
+    "zope": ["-r", os.path.join(ROOT, "ci", "requirements-test-deploy.txt"),
+             "-c", os.path.join(HERE, "requirements.txt"), "granian"],
+    "plone": ["-r", os.path.join(HERE, "requirements-plone.txt")],
+}
+LUA_EDIT = os.path.join(HERE, "bench-zope.lua")
+ADMIN = ("admin", "admin")
+AUTH = "Basic " + base64.b64encode(("%s:%s" % ADMIN).encode()).decode()
+FOLDER = "/Plone/bench-folder"
+DOCUMENTS = 50  # zope_site.py makes them
+REFERENCES = ["waitress", "rust-pyruvate"]
+REF_LABEL = {"waitress": "waitress", "rust-pyruvate": "Rust"}
+
+# page: (site, method, path, text)
+PAGES = {
+    "root": ("zope", "GET", "/", "Zope `/`"),
+    "front": ("plone", "GET", "/Plone", "Plone `/Plone`"),
+    "listing": ("plone", "GET", FOLDER + "?b_size=%d" % DOCUMENTS, "listing of 50 documents"),
+    "edit": ("plone", "PATCH", FOLDER + "/doc-N", "edit (restapi PATCH)"),
+}
+PAGE_ORDER = ["root", "front", "listing", "edit"]
+CONNS = [1, 4, 16]
+THREADS = [2, 4]
+# The full default run: 2 thread counts x 12 scenarios x 4 servers x 3
+# rounds of 2 s, plus start-ups and warm-ups: about 15 minutes.
+DEFAULT_ROUNDS = 3
+DEFAULT_DURATION = 2
+
+
+def log(msg):
+    bench.log(msg)
+
+
+# ---------------------------------------------------------------- servers
+
+class ZopeServer(bench.Server):
+    """One server of one site; phase() picks the instance and thread count."""
+
+    def __init__(self, name, label):
+        super().__init__(name, label)
+        self.start_timeout = 180  # Plone starts in ~10 s alone, far slower on a busy box
+        self.site = None
+        self.threads = None
+        self.instance = None
+
+    def phase(self, site, threads):
+        self.site, self.threads = site, threads
+        self.instance = os.path.join(RUN, "%s-%s" % (site, self.name))
+        self.log_path = os.path.join(LOGS, "%s-%s.log" % (site, self.name))
+        self.proc = None
+
+    def python_bin(self, name):
+        return os.path.join(VENV[self.site], "bin", name)
+
+    def ini(self):
+        return os.path.join(self.instance, "etc", "zope.ini")
+
+    def argv(self, port):
+        return [self.python_bin("runwsgi"), "--server-name", self.name, self.ini(),
+                "http_port=%d" % port, "threads=%d" % self.threads]
+
+    def env(self):
+        env = super().env()
+        env.pop("BENCH_FILE", None)
+        return env
+
+
+class RustZopeServer(ZopeServer):
+    def env(self):
+        env = super().env()
+        env["PYTHONPATH"] = RUST_PATH  # before the venv's site-packages, and our pyruvate
+        return env
+
+
+class GranianZopeServer(ZopeServer):
+    """granian has no PasteDeploy server runner: zope_app.py loads the app."""
+
+    def argv(self, port):
+        return [self.python_bin("granian"), "--interface", "wsgi", "--host", "127.0.0.1",
+                "--port", str(port), "--workers", "1", "--blocking-threads",
+                str(self.threads), "--no-access-log", "zope_app:application"]
+
+    def env(self):
+        env = super().env()
+        env["BENCH_ZOPE_INI"] = self.ini()
+        return env
+
+
+def all_servers():
+    return [
+        ZopeServer("pyruvate", "**pyruvate (ours)**"),
+        RustZopeServer("rust-pyruvate", "Rust Pyruvate"),
+        ZopeServer("waitress", "waitress"),
+        GranianZopeServer("granian", "granian"),
+    ]
+
+
+# ---------------------------------------------------------------- instances
+
+# The servers' sections; runwsgi fills in http_port and threads. Logging as
+# mkwsgiinstance's, without the access log (no server under test writes one).
+ZOPE_INI = """\
+[app:zope]
+use = egg:Zope#main
+zope_conf = %(here)s/zope.conf
+
+[pipeline:main]
+pipeline =
+    egg:Zope#httpexceptions
+    zope
+
+[server:pyruvate]
+use = egg:pyruvate#main
+socket = 127.0.0.1:%(http_port)s
+workers = %(threads)s
+
+# 1.6.1: max_reuse_count=255 wedges it, 1-254 close after each response;
+# see tests/bench/serve.py.
+[server:rust-pyruvate]
+use = egg:pyruvate#main
+socket = 127.0.0.1:%(http_port)s
+workers = %(threads)s
+max_reuse_count = 254
+chunked_transfer = True
+
+[server:waitress]
+use = egg:waitress#main
+listen = 127.0.0.1:%(http_port)s
+threads = %(threads)s
+
+[loggers]
+keys = root
+
+[handlers]
+keys = console
+
+[formatters]
+keys = generic
+
+[logger_root]
+level = INFO
+handlers = console
+
+[handler_console]
+class = StreamHandler
+args = (sys.stderr,)
+level = NOTSET
+formatter = generic
+
+[formatter_generic]
+format = %(asctime)s %(levelname)s [%(name)s:%(lineno)s][%(threadName)s] %(message)s
+datefmt = %H:%M:%S
+"""
+
+
+def make_instance(server):
+    """A fresh copy of the seed instance for one server."""
+    seed = SEED[server.site]
+    target = server.instance
+    shutil.rmtree(target, ignore_errors=True)
+    os.makedirs(os.path.join(target, "var", "log"))
+    shutil.copytree(os.path.join(seed, "etc"), os.path.join(target, "etc"))
+    for name in ("Data.fs", "Data.fs.index"):
+        if os.path.exists(os.path.join(seed, "var", name)):
+            shutil.copy2(os.path.join(seed, "var", name), os.path.join(target, "var", name))
+    cache = os.path.join(seed, "var", "cache")  # compiled templates: a faster start
+    if os.path.isdir(cache):
+        shutil.copytree(cache, os.path.join(target, "var", "cache"))
+    conf = os.path.join(target, "etc", "zope.conf")
+    with open(conf) as f:
+        text = f.read()
+    with open(conf, "w") as f:
+        f.write(text.replace(seed, target))
+    with open(server.ini(), "w") as f:
+        f.write(ZOPE_INI)
+
+
+def seed_zope_conf(seed):
+    """plone.recipe.zope2instance's default ZODB cache (30000 objects per
+    connection) rather than ZODB's 5000, which a Plone page outgrows."""
+    conf = os.path.join(seed, "etc", "zope.conf")
+    with open(conf) as f:
+        text = f.read()
+    if "cache-size" not in text:
+        text = text.replace("<zodb_db main>\n", "<zodb_db main>\n   cache-size 30000\n", 1)
+        with open(conf, "w") as f:
+            f.write(text)
+
+
+def ensure_seed(site, reinstall):
+    seed = SEED[site]
+    done = os.path.join(seed, "bench-seed-done")
+    if os.path.exists(done) and not reinstall:
+        return None
+    shutil.rmtree(seed, ignore_errors=True)
+    log("creating the %s instance %s" % (site, os.path.relpath(seed, ROOT)))
+    rc, out = bench.sh([os.path.join(VENV[site], "bin", "mkwsgiinstance"), "-d", seed,
+                        "-u", "%s:%s" % ADMIN], 300, cwd=WORK)
+    if rc != 0:
+        return "mkwsgiinstance failed: %s" % out.strip()[-300:]
+    seed_zope_conf(seed)
+    if site == "plone":
+        log("creating the Plone site (about a minute)")
+        rc, out = bench.sh([os.path.join(VENV[site], "bin", "zconsole"), "run",
+                            os.path.join(seed, "etc", "zope.conf"),
+                            os.path.join(HERE, "zope_site.py")], 900, cwd=seed)
+        with open(os.path.join(LOGS, "create-plone-site.log"), "w") as f:
+            f.write(out)
+        if rc != 0 or "created /Plone" not in out:
+            return "creating the Plone site failed: %s" % out.strip()[-300:]
+    with open(done, "w") as f:
+        f.write(time.strftime("%Y-%m-%d %H:%M:%S\n"))
+    return None
+
+
+# ---------------------------------------------------------------- setup
+
+def digest_of(paths, extra=b""):
+    h = hashlib.sha256(extra + sys.version.encode())
+    for path in sorted(paths):
+        h.update(path.encode())
+        with open(path, "rb") as f:
+            h.update(f.read())
+    return h.hexdigest()
+
+
+def pyruvate_sources():
+    found = []
+    for folder, exts in (("src", (".c",)), ("include", (".h",)), ("pyruvate", (".py", ".pyi"))):
+        for dirpath, _dirs, files in os.walk(os.path.join(ROOT, folder)):
+            found += [os.path.join(dirpath, f) for f in files if f.endswith(exts)]
+    return found + [os.path.join(ROOT, "setup.py"), os.path.join(ROOT, "pyproject.toml")]
+
+
+def stamped(stamp, digest, action, reinstall):
+    """Runs action() unless stamp holds digest; returns None or a failure."""
+    if not reinstall and os.path.exists(stamp):
+        with open(stamp) as f:
+            if f.read().strip() == digest:
+                return None
+    failure = action()
+    if failure is None:
+        with open(stamp, "w") as f:
+            f.write(digest + "\n")
+    return failure
+
+
+def pip(venv, args, timeout=1800):
+    rc, out = bench.sh([os.path.join(venv, "bin", "python"), "-m", "pip", "install", "-q",
+                        "--disable-pip-version-check"] + args, timeout)
+    if rc != 0:
+        tail = [ln for ln in out.splitlines() if ln.strip() and "is ignored" not in ln]
+        return " / ".join(tail[-3:])[:300] or "pip exit status %d" % rc
+    return None
+
+
+def ensure_venv(site, reinstall):
+    venv = VENV[site]
+    reqs = [a for a in REQUIREMENTS[site] if a.endswith(".txt")]
+
+    def install():
+        if not os.path.exists(os.path.join(venv, "bin", "python")):
+            log("creating %s" % os.path.relpath(venv, ROOT))
+            rc, out = bench.sh([sys.executable, "-m", "venv", venv], 300)
+            if rc != 0:
+                return "venv failed: %s" % out.strip()[-300:]
+        log("pip install %s into %s (a few minutes the first time)" % (
+            " ".join(os.path.relpath(a, ROOT) if a.endswith(".txt") else a
+                     for a in REQUIREMENTS[site]), os.path.relpath(venv, ROOT)))
+        return pip(venv, REQUIREMENTS[site])
+
+    failure = stamped(os.path.join(venv, "bench-requirements.sha256"), digest_of(reqs),
+                      install, reinstall)
+    if failure:
+        return failure
+
+    def install_ours():
+        log("pip install . into %s" % os.path.relpath(venv, ROOT))
+        return pip(venv, ["--no-deps", "--no-build-isolation", ROOT], 600)
+
+    return stamped(os.path.join(venv, "bench-pyruvate.sha256"), digest_of(pyruvate_sources()),
+                   install_ours, reinstall)
+
+
+def ensure_rust(reinstall):
+    reqs = os.path.join(HERE, "requirements-rust.txt")
+
+    def install():
+        log("pip install --target %s -r %s" % (os.path.relpath(RUST_PATH, ROOT),
+                                               os.path.relpath(reqs, ROOT)))
+        shutil.rmtree(RUST_PATH, ignore_errors=True)
+        return pip(VENV["plone"], ["--no-deps", "--target", RUST_PATH, "-r", reqs], 600)
+
+    os.makedirs(RUST_PATH, exist_ok=True)
+    return stamped(os.path.join(WORK, "rust-pyruvate.sha256"), digest_of([reqs]), install,
+                   reinstall)
+
+
+def ensure_wrk():
+    if shutil.which("wrk"):
+        return
+    if os.geteuid() != 0:
+        sys.exit("wrk is missing: apt-get install wrk")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    rc, _ = bench.sh(["apt-get", "install", "-y", "--no-install-recommends", "wrk"], 600, env=env)
+    if rc != 0:
+        bench.sh(["apt-get", "update"], 300, env=env)
+        bench.sh(["apt-get", "install", "-y", "--no-install-recommends", "wrk"], 600, env=env)
+    if not shutil.which("wrk"):
+        sys.exit("wrk is missing and apt-get could not install it")
+
+
+VERSION_NAMES = ["Zope", "Plone", "Products.CMFPlone", "plone.restapi", "waitress", "granian",
+                 "ZODB", "PasteDeploy"]
+
+
+def venv_versions(site):
+    code = ("import json, importlib.metadata as m\nv = {}\nfor n in %r:\n"
+            "    try: v[n] = m.version(n)\n    except Exception: pass\nprint(json.dumps(v))"
+            % (VERSION_NAMES,))
+    rc, out = bench.sh([os.path.join(VENV[site], "bin", "python"), "-I", "-c", code], 60,
+                       cwd=WORK)
+    try:
+        return json.loads(out.strip().splitlines()[-1]) if rc == 0 else {}
+    except (ValueError, IndexError):
+        return {}
+
+
+def setup(servers, sites, reinstall):
+    """Returns {site: {package: version}} and marks servers that cannot run."""
+    os.makedirs(LOGS, exist_ok=True)
+    ensure_wrk()
+    versions = {}
+    for site in sites:
+        failure = ensure_venv(site, reinstall) or ensure_seed(site, reinstall)
+        if failure:
+            log("%s: %s" % (site, failure))
+            for s in servers:
+                s.notes.append("%s site not set up: %s" % (site, failure))
+        versions[site] = venv_versions(site)
+    rust_failure = None
+    if any(s.name == "rust-pyruvate" for s in servers):
+        rust_failure = ensure_rust(reinstall)
+    rev = bench.sh(["git", "-C", ROOT, "describe", "--always", "--dirty"], 30)[1].strip()
+    for s in servers:
+        if s.name == "pyruvate":
+            s.version = "this tree (%s)" % rev
+        elif s.name == "rust-pyruvate":
+            meta = [d for d in os.listdir(RUST_PATH) if d.startswith("pyruvate-")
+                    and d.endswith(".dist-info")] if os.path.isdir(RUST_PATH) else []
+            s.version = meta[0][len("pyruvate-"):-len(".dist-info")] if meta else "?"
+            if rust_failure or not meta:
+                s.status = "not installed: %s" % (rust_failure or "pip failed")
+        else:
+            vs = versions.get(sites[0], {})
+            s.version = vs.get(s.name, "?")
+    return versions
+
+
+# ---------------------------------------------------------------- checks
+
+def page_request(port, page, doc=1, title=None):
+    site, method, path, _ = PAGES[page]
+    headers = {}
+    body = None
+    if page == "edit":
+        path = path.replace("doc-N", "doc-%d" % doc)
+        headers = {"Authorization": AUTH, "Accept": "application/json",
+                   "Content-Type": "application/json"}
+        body = json.dumps({"title": title or "Checked"}).encode()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        conn.request(method, path, body=body, headers=headers)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def check_page(port, page):
+    """None if the page answers as expected, else what is wrong."""
+    status, data = page_request(port, page)
+    if page == "root":
+        ok = status == 200 and b"Zope" in data
+    elif page == "front":
+        ok = status == 200 and b"plone" in data.lower()
+    elif page == "listing":
+        shown = sum(1 for i in range(1, DOCUMENTS + 1)
+                    if b"/bench-folder/doc-%d\"" % i in data)
+        if status == 200 and shown != DOCUMENTS:
+            return "the listing shows %d of %d documents" % (shown, DOCUMENTS)
+        ok = status == 200
+    else:
+        title = "Checked %d" % time.time_ns()
+        status, data = page_request(port, "edit", doc=1, title=title)
+        if status != 204:
+            return "PATCH answered %d: %r" % (status, data[:200])
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        try:
+            conn.request("GET", FOLDER + "/doc-1", headers={"Accept": "application/json",
+                                                            "Authorization": AUTH})
+            resp = conn.getresponse()
+            got = json.loads(resp.read()).get("title")
+        except (ValueError, OSError, http.client.HTTPException) as e:
+            return "reading the edit back failed: %s" % e
+        finally:
+            conn.close()
+        return None if got == title else "the edit did not stick (title %r)" % got
+    return None if ok else "%s answered %d (%d bytes)" % (PAGES[page][2], status, len(data))
+
+
+def check_server(server, pages):
+    """Checks every page one request at a time, which also compiles the page
+    templates before any concurrency (CPython 3.11.7's compile() is not
+    thread-safe: two threads compiling at once may fail with "AST constructor
+    recursion depth mismatch", and Chameleon keeps that failed template)."""
+    problems = []
+    for page in pages:
+        try:
+            problem = check_page(server.port, page)
+        except (OSError, http.client.HTTPException) as e:
+            problem = "%s failed: %s" % (PAGES[page][3], e)
+        if problem:
+            problems.append(problem)
+    ka = bench.keepalive_probe(server.port, path=PAGES[pages[0]][2], body_end=None)
+    if ka:
+        problems.append(ka)
+    if server.name in ("pyruvate", "rust-pyruvate"):
+        want = RUST_PATH if server.name == "rust-pyruvate" else VENV[server.site]
+        rc, out = bench.sh([server.python_bin("python"), "-c",
+                            "import pyruvate; print(pyruvate.__file__)"], 60,
+                           env=server.env(), cwd=HERE)
+        if rc != 0 or not out.strip().startswith(want + "/"):
+            problems.append("WRONG pyruvate imported: %s" % out.strip()[-200:])
+    return problems
+
+
+# ---------------------------------------------------------------- wrk
+
+# What the server logs say about the run: (key, text in a log line, heading).
+LOG_COUNTS = [
+    ("conflicts", "Request will be retried", "ConflictErrors retried"),
+    ("no_seek", "has no attribute 'seek'", "retries failed: wsgi.input has no seek()"),
+    ("app_errors", "Traceback (most recent call last)", "tracebacks"),
+    ("compile", "Compilation failed", "templates failed to compile"),
+]
+
+
+def count_log(path):
+    counts = dict.fromkeys((key for key, _, _ in LOG_COUNTS), 0)
+    try:
+        with open(path, errors="replace") as f:
+            for line in f:
+                for key, text, _ in LOG_COUNTS:
+                    if text in line:
+                        counts[key] += 1
+    except OSError:
+        pass
+    return counts
+
+
+def task_switches(pgid):
+    """Voluntary and involuntary context switches of every thread in the group."""
+    vol = invol = threads = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.getpgid(int(entry)) != pgid:
+                continue
+            tasks = os.listdir("/proc/%s/task" % entry)
+        except OSError:
+            continue
+        for tid in tasks:
+            try:
+                with open("/proc/%s/task/%s/status" % (entry, tid)) as f:
+                    for line in f:
+                        if line.startswith("voluntary_ctxt_switches:"):
+                            vol += int(line.split()[1])
+                        elif line.startswith("nonvoluntary_ctxt_switches:"):
+                            invol += int(line.split()[1])
+            except OSError:
+                continue
+            threads += 1
+    return vol, invol, threads
+
+
+def run_wrk(port, page, conns, duration):
+    _, method, path, _ = PAGES[page]
+    argv = ["wrk", "-t", str(min(2, conns)), "-c", str(conns), "-d", "%ds" % duration,
+            "--timeout", "10s"]
+    env = dict(os.environ)
+    if page == "edit":
+        argv += ["-s", LUA_EDIT, "-H", "Authorization: " + AUTH,
+                 "-H", "Accept: application/json", "-H", "Content-Type: application/json"]
+        env.update(BENCH_LUA=bench.LUA, WRK_EDIT_PREFIX=FOLDER + "/doc-",
+                   WRK_EDIT_DOCUMENTS=str(DOCUMENTS))
+        path = FOLDER
+    else:
+        argv += ["-s", bench.LUA]
+    argv.append("http://127.0.0.1:%d%s" % (port, path))
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, env=env,
+                             timeout=duration + 30).stdout
+    except subprocess.TimeoutExpired:
+        return {"error": "wrk did not finish within %d s" % (duration + 30)}
+    for line in out.splitlines():
+        if line.startswith("BENCH_JSON "):
+            return json.loads(line[len("BENCH_JSON "):])
+    return {"error": "no wrk summary: %s" % out.strip()[-200:]}
+
+
+def measure(server, page, conns, duration):
+    pgid = server.proc.pid
+    cpu0 = bench.group_cpu_seconds(pgid)
+    vol0, invol0, _ = task_switches(pgid)
+    wrk = run_wrk(server.port, page, conns, duration)
+    cpu1 = bench.group_cpu_seconds(pgid)
+    vol1, invol1, threads = task_switches(pgid)
+    result = dict(wrk)
+    if "error" in wrk:
+        server.events.append("%s, %s: %s" % (server.label, scenario_name((page, conns,
+                                                                           server.threads)),
+                                             wrk["error"]))
+        return result
+    n = wrk["requests"]
+    result["rps"] = n / (wrk["duration_us"] / 1e6)
+    if not n:
+        result["p50_us"] = result["p99_us"] = None
+    result["errors"] = sum(wrk[k] for k in ("connect", "read", "write", "timeout", "status"))
+    result["cpu_us"] = (cpu1 - cpu0) * 1e6 / n if n else None
+    result["vcsw"] = (vol1 - vol0) / n if n else None
+    result["ivcsw"] = (invol1 - invol0) / n if n else None
+    result["threads"] = threads
+    return result
+
+
+def summarize(runs):
+    s = bench.summarize(runs)
+    ok = [r for r in runs if "rps" in r]
+    for key in ("vcsw", "ivcsw", "threads"):
+        vals = [r[key] for r in ok if r.get(key) is not None]
+        s[key] = statistics.median(vals) if vals else None
+    return s
+
+
+# ---------------------------------------------------------------- report
+
+def scenario_name(sc):
+    page, conns, threads = sc
+    return "%s, %d conn%s, %d thr" % (PAGES[page][3], conns, "" if conns == 1 else "s", threads)
+
+
+def fmt_num(v, digits=1):
+    return "–" if v is None else ("%.*f" % (digits, v) if v < 100 else "%.0f" % v)
+
+
+def report(servers, scenarios, results, log_counts, versions, args, started, load_start,
+           elapsed):
+    lines = []
+    out = lines.append
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cpu_model = "?"
+    with open("/proc/cpuinfo") as f:
+        for ln in f:
+            if ln.startswith("model name"):
+                cpu_model = ln.split(":", 1)[1].strip()
+                break
+    wrk_version = bench.sh(["wrk", "-v"], 30)[1].split(" Copyright")[0].strip()
+    out("# pyruvate under Zope and Plone")
+    out("")
+    out("- Date: %s (UTC); run took %.1f min." % (now.strftime("%Y-%m-%d %H:%M"), elapsed / 60))
+    out("- Machine: nproc %d, %s, Linux %s, Python %s; load average %s at the start, %s at "
+        "the end." % (len(os.sched_getaffinity(0)), cpu_model, platform.release(),
+                      platform.python_version(), load_start,
+                      " ".join("%.2f" % x for x in os.getloadavg())))
+    for site in sorted(versions):
+        vs = versions[site]
+        out("- %s site: %s." % (site.capitalize(), ", ".join(
+            "%s %s" % (k, vs[k]) for k in VERSION_NAMES if k in vs)))
+    out("- Load: %s, keep-alive; %d rounds, each running every scenario on every server "
+        "(order rotated each round); %d s per wrk run, wrk threads min(2, conns)." % (
+            wrk_version, args.rounds, args.duration))
+    out("- Command: `python tests/bench/bench_zope.py%s`." % "".join(" " + a for a in args.argv))
+    out("- req/s, p50, p99, CPU and context switches: medians of the rounds; errors: summed "
+        "over the rounds (wrk socket errors + non-2xx). CPU: user+sys of the server's "
+        "process group per request. csw: voluntary / involuntary context switches of all "
+        "the server's threads per request. ×X: ratio to server X in the same run (req/s: "
+        "higher is better; CPU: lower is better).")
+    out("")
+
+    def table(header, rows):
+        out("| " + " | ".join(header) + " |")
+        out("|" + "---|" * len(header))
+        for cells in rows:
+            cells = [str(c).replace("|", "/") for c in cells]
+            cells += [""] * (len(header) - len(cells))
+            out("| " + " | ".join(cells) + " |")
+        out("")
+
+    def get(sc, name):
+        return results.get((sc, name)) or {}
+
+    def down(s, r):
+        return s.status if s.status != "ok" else r.get("failed", "not run")
+
+    out("## Servers")
+    out("")
+    table(["server", "version", "status and notes", "command (2 threads, Plone)"],
+          [[s.label, s.version, "; ".join([s.status] + sorted(set(s.notes))),
+            "`%s`" % s.command if s.command else "–"] for s in servers])
+
+    if any(s.name == "pyruvate" for s in servers):
+        out("## Summary: pyruvate against waitress and the Rust Pyruvate")
+        out("")
+        rows = []
+        for sc in scenarios:
+            me = get(sc, "pyruvate")
+            if "rps" not in me:
+                rows.append([scenario_name(sc), me.get("failed", "not run")])
+                continue
+            rows.append([scenario_name(sc), bench.fmt_rps(me["rps"])] +
+                        [bench.fmt_ratio(me["rps"], get(sc, ref).get("rps"))
+                         for ref in REFERENCES] +
+                        [bench.fmt_ms(me["p50"]), bench.fmt_ms(me["p99"]),
+                         bench.fmt_errors(me), fmt_num(me["cpu_us"], 0)] +
+                        [bench.fmt_ratio(me["cpu_us"], get(sc, ref).get("cpu_us"))
+                         for ref in REFERENCES])
+        table(["scenario", "req/s"] + ["×" + REF_LABEL[r] for r in REFERENCES] +
+              ["p50 ms", "p99 ms", "errors", "CPU µs/req"] +
+              ["CPU ×" + REF_LABEL[r] for r in REFERENCES], rows)
+
+    out("## All servers")
+    out("")
+    rows = []
+    for sc in scenarios:
+        for s in servers:
+            r = get(sc, s.name)
+            if "rps" not in r:
+                rows.append([scenario_name(sc), s.label, down(s, r)])
+                continue
+            rows.append([scenario_name(sc), s.label, bench.fmt_rps(r["rps"])] +
+                        [bench.fmt_ratio(r["rps"], get(sc, ref).get("rps"))
+                         for ref in REFERENCES] +
+                        [bench.fmt_ms(r["p50"]), bench.fmt_ms(r["p99"]), bench.fmt_errors(r),
+                         fmt_num(r["cpu_us"], 0)] +
+                        [bench.fmt_ratio(r["cpu_us"], get(sc, ref).get("cpu_us"))
+                         for ref in REFERENCES] +
+                        ["%s / %s" % (fmt_num(r["vcsw"]), fmt_num(r["ivcsw"])),
+                         "–" if r["threads"] is None else "%d" % r["threads"]])
+    table(["scenario", "server", "req/s"] + ["×" + REF_LABEL[r] for r in REFERENCES] +
+          ["p50 ms", "p99 ms", "errors", "CPU µs/req"] +
+          ["CPU ×" + REF_LABEL[r] for r in REFERENCES] + ["csw/req vol / invol", "threads"],
+          rows)
+
+    if log_counts:
+        out("## Server logs")
+        out("")
+        out("Lines counted in each server's log over its whole run (checks, warm-up and "
+            "all rounds): what went wrong inside Zope, e.g. the write conflicts behind "
+            "non-2xx answers.")
+        out("")
+        table(["site, threads", "server"] + [head for _, _, head in LOG_COUNTS],
+              [["%s, %d thr" % (site, t), next(s.label for s in servers if s.name == name)] +
+               ["%d" % counts[key] for key, _, _ in LOG_COUNTS]
+               for (site, t, name), counts in sorted(log_counts.items())])
+    out("## Notes")
+    out("")
+    out("- Sites: Zope `/` is a plain Zope instance (mkwsgiinstance, Zope's own venv); the "
+        "Plone pages come from a Plone instance with the site made by "
+        "tests/bench/zope_site.py (classic UI, default content, plone.restapi, a published "
+        "folder of %d published documents). Both: ZODB FileStorage, pool-size 7, "
+        "cache-size 30000 objects per connection (plone.recipe.zope2instance's default), "
+        "pipeline `egg:Zope#httpexceptions` + Zope, no access log." % DOCUMENTS)
+    out("- The listing is the folder's default view (listing_view) with `b_size=%d`, so "
+        "all %d documents are listed: catalog (ZODB) reads on every request." % (
+            DOCUMENTS, DOCUMENTS))
+    out("- The write: `PATCH %s/doc-<random 1..%d>` with a JSON title and description, "
+        "authenticated by basic auth as the Zope admin. plone.restapi is a legitimate "
+        "write path that ships with Plone 6: its update service marks the request "
+        "IDisableCSRFProtection because a JSON API request with an Authorization header "
+        "cannot come from a cross-site form, so plone.protect's auto-CSRF does not reject "
+        "it (a browser-view POST would need a CSRF token read from a form first). Each "
+        "request commits a transaction (new title every time, reindexed in the catalog). "
+        "Concurrent edits may conflict; Zope retries a ConflictError up to 3 times, and "
+        "what is still failing counts as non-2xx. Zope's retry (HTTPRequest.retry) "
+        "calls `wsgi.input.seek(0)`: a server whose wsgi.input cannot seek turns every "
+        "conflict into a 500 (see Server logs)." % (FOLDER, DOCUMENTS))
+    out("- Every server gets the same thread count: pyruvate/Rust `workers`, waitress "
+        "`threads`, granian `--workers 1 --blocking-threads N`; each runs its own copy of "
+        "the instance, fresh for each thread count.")
+    out("- The Rust Pyruvate 1.6.1 runs with `max_reuse_count=254, chunked_transfer=True` "
+        "(see tests/bench/RESULTS.md): it closes every connection after the response while "
+        "announcing keep-alive, so wrk counts a read error per request and reconnects; its "
+        "rows measure a new connection per request.")
+    out("- csw: many voluntary switches per request mean threads block (GIL hand-offs, "
+        "waits for a worker); involuntary ones, threads preempted by the 2 cores' load. "
+        "The threads column counts the server's threads at the end of a run.")
+    out("- Server logs of the run: build/bench-zope/logs/.")
+    out("")
+    events = [e for s in servers for e in s.events]
+    if events:
+        out("## Events")
+        out("")
+        for e in events:
+            out("- %s" % e)
+        out("")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- main
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true",
+                   help="smoke test: 1 round of 1 s, 4 connections, 2 threads, every page "
+                        "and server")
+    p.add_argument("--servers", help="comma-separated subset of pyruvate,rust-pyruvate,"
+                                     "waitress,granian")
+    p.add_argument("--pages", help="comma-separated subset of %s" % ",".join(PAGE_ORDER))
+    p.add_argument("--conns", help="comma-separated connection counts (default 1,4,16)")
+    p.add_argument("--threads", help="comma-separated thread counts (default 2,4)")
+    p.add_argument("--rounds", type=int, default=None)
+    p.add_argument("--duration", type=int, default=None, help="seconds per wrk run (integer)")
+    p.add_argument("--output", help="results file (default: see above)")
+    p.add_argument("--setup-only", action="store_true")
+    p.add_argument("--reinstall", action="store_true",
+                   help="reinstall the virtualenvs and remake the instances")
+    args = p.parse_args(argv)
+    args.argv = argv
+    args.full = not (args.quick or args.servers or args.pages or args.conns or args.threads or
+                     args.rounds is not None or args.duration is not None)
+    if args.rounds is None:
+        args.rounds = 1 if args.quick else DEFAULT_ROUNDS
+    if args.duration is None:
+        args.duration = 1 if args.quick else DEFAULT_DURATION
+    return args
+
+
+def csv(text, default, cast=str):
+    return [cast(x) for x in text.split(",")] if text else list(default)
+
+
+def on_sigterm(signum, frame):
+    raise KeyboardInterrupt
+
+
+def warm_up(server, pages):
+    """Every worker thread's ZODB connection and templates warm before measuring."""
+    for page in pages:
+        run_wrk(server.port, page, server.threads, 1)
+
+
+def run_phase(servers, site, threads, pages, conns, args, results_raw, log_counts):
+    log("---- %s site, %d threads" % (site, threads))
+    running = []
+    try:
+        for s in servers:
+            if s.status != "ok":
+                continue
+            s.phase(site, threads)
+            make_instance(s)
+            err = s.start()
+            if err:
+                s.notes.append("%s, %d threads: failed to start: %s" % (site, threads, err))
+                log("%-14s failed to start: %s" % (s.name, err))
+                continue
+            problems = check_server(s, pages)
+            s.notes.extend("%s: %s" % (site, p) for p in problems)
+            log("%-14s %-22s port %d%s" % (s.name, s.version, s.port,
+                                           ("; " + "; ".join(problems)) if problems else ""))
+            warm_up(s, pages)
+            running.append(s)
+        for rnd in range(args.rounds):
+            order = running[rnd % len(running):] + running[:rnd % len(running)] if running else []
+            for page in pages:
+                for c in conns:
+                    sc = (page, c, threads)
+                    for s in order:
+                        key = (sc, s.name)
+                        if not s.alive():
+                            results_raw.setdefault(key, []).append(
+                                {"down": "exited: %s" % s.log_tail()})
+                            continue
+                        r = measure(s, page, c, args.duration)
+                        results_raw.setdefault(key, []).append(r)
+                        if "rps" in r:
+                            log("[r%d] %-40s %-14s %8s req/s p99 %7s ms err %d cpu %s µs "
+                                "csw %s/%s" % (rnd + 1, scenario_name(sc), s.name,
+                                                bench.fmt_rps(r["rps"]),
+                                                bench.fmt_ms(r["p99_us"]), r["errors"],
+                                                fmt_num(r["cpu_us"], 0), fmt_num(r["vcsw"]),
+                                                fmt_num(r["ivcsw"])))
+                        else:
+                            log("[r%d] %-40s %-14s %s" % (rnd + 1, scenario_name(sc), s.name,
+                                                          r.get("error")))
+        for s in running:
+            if not s.alive():
+                s.events.append("%s exited (status %s) during %s/%d threads: %s" % (
+                    s.label, s.proc.returncode if s.proc else None, site, threads,
+                    s.log_tail()))
+    finally:
+        for s in servers:
+            s.stop()
+    for s in running:
+        log_counts[(site, threads, s.name)] = count_log(s.log_path)
+
+
+def main(argv):
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, on_sigterm)
+    servers = all_servers()
+    if args.servers:
+        names = args.servers.split(",")
+        unknown = set(names) - {s.name for s in servers}
+        if unknown:
+            sys.exit("unknown servers: %s" % ", ".join(sorted(unknown)))
+        servers = [s for s in servers if s.name in names]
+    pages = csv(args.pages, PAGE_ORDER)
+    unknown = set(pages) - set(PAGES)
+    if unknown:
+        sys.exit("unknown pages: %s (known: %s)" % (", ".join(sorted(unknown)),
+                                                    ",".join(PAGE_ORDER)))
+    pages = [p for p in PAGE_ORDER if p in pages]
+    conns = csv(args.conns, [4] if args.quick else CONNS, int)
+    threads = csv(args.threads, [2] if args.quick else THREADS, int)
+    sites = [site for site in ("zope", "plone") if any(PAGES[p][0] == site for p in pages)]
+    output = args.output or (os.path.join(HERE, "RESULTS-zope.md") if args.full else
+                             os.path.join(WORK, "RESULTS-zope.md"))
+
+    os.makedirs(WORK, exist_ok=True)
+    versions = setup(servers, sites, args.reinstall)
+    if args.setup_only:
+        for s in servers:
+            log("%-14s %-22s %s" % (s.name, s.version, s.status))
+        return 0
+
+    scenarios = [(p, c, t) for t in threads for p in pages for c in conns]
+    runs = len(scenarios) * len(servers) * args.rounds
+    log("%d runs of %d s, plus %d server starts: about %.0f min" % (
+        runs, args.duration, len(threads) * len(sites) * len(servers),
+        (runs * (args.duration + 0.5) + len(threads) * len(servers) *
+         (len(sites) * 15 + len(pages))) / 60))
+    started = time.monotonic()
+    load_start = " ".join("%.2f" % x for x in os.getloadavg())
+    results_raw = {}
+    log_counts = {}
+    for t in threads:
+        for site in sites:
+            site_pages = [p for p in pages if PAGES[p][0] == site]
+            run_phase(servers, site, t, site_pages, conns, args, results_raw, log_counts)
+    results = {key: summarize(r) for key, r in results_raw.items()}
+    text = report(servers, scenarios, results, log_counts, versions, args, started,
+                  load_start, time.monotonic() - started)
+    print(text)
+    with open(output, "w") as f:
+        f.write(text + "\n")
+    log("written to %s" % os.path.relpath(output, ROOT))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
