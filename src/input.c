@@ -1,5 +1,7 @@
 /* wsgi.input over the buffered request body (PEP 3333 "Input and Error
- * Streams"): read, readline, readlines and iteration. */
+ * Streams"): read, readline, readlines and iteration, plus seek, tell and
+ * seekable, which PEP 3333 does not ask for but Zope needs: it retries a
+ * request after a ConflictError by seeking wsgi.input back to 0. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
@@ -131,6 +133,62 @@ static PyObject *input_iternext(InputObject *self)
     return take(self, n);
 }
 
+/* seek(offset, whence=0) as io.BytesIO's, except that a position past the
+ * end stops at the end: reading there gives b"" either way. */
+static PyObject *input_seek(InputObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 1 || nargs > 2) {
+        PyErr_SetString(PyExc_TypeError, "seek() takes an offset and an optional whence");
+        return NULL;
+    }
+    Py_ssize_t offset = PyNumber_AsSsize_t(args[0], PyExc_OverflowError);
+    if (offset == -1 && PyErr_Occurred())
+        return NULL;
+    long whence = 0;
+    if (nargs == 2) {
+        whence = PyLong_AsLong(args[1]);
+        if (whence == -1 && PyErr_Occurred())
+            return NULL;
+    }
+    Py_ssize_t base;
+    switch (whence) {
+    case 0: /* SEEK_SET: io.BytesIO refuses a negative absolute position */
+        if (offset < 0) {
+            PyErr_Format(PyExc_ValueError, "negative seek value %zd", offset);
+            return NULL;
+        }
+        base = 0;
+        break;
+    case 1: /* SEEK_CUR */
+        base = self->pos;
+        break;
+    case 2: /* SEEK_END */
+        base = self->len;
+        break;
+    default:
+        PyErr_Format(PyExc_ValueError, "invalid whence (%ld, should be 0, 1 or 2)", whence);
+        return NULL;
+    }
+    /* Clamped to [0, len] without overflow (offset may be any Py_ssize_t;
+     * 0 <= base <= len). */
+    if (offset < 0)
+        self->pos = offset <= -base ? 0 : base + offset;
+    else
+        self->pos = offset >= self->len - base ? self->len : base + offset;
+    return PyLong_FromSsize_t(self->pos);
+}
+
+static PyObject *input_tell(InputObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromSsize_t(self->pos);
+}
+
+static PyObject *input_seekable(InputObject *self, PyObject *Py_UNUSED(ignored))
+{
+    (void)self;
+    Py_RETURN_TRUE;
+}
+
 static PyMethodDef input_methods[] = {
     {"read", (PyCFunction)(void (*)(void))input_read, METH_FASTCALL,
      "read($self, size=-1, /)\n--\n\nRead up to size bytes of the body (all if negative)."},
@@ -138,6 +196,13 @@ static PyMethodDef input_methods[] = {
      "readline($self, size=-1, /)\n--\n\nRead one line, at most size bytes."},
     {"readlines", (PyCFunction)(void (*)(void))input_readlines, METH_FASTCALL,
      "readlines($self, hint=-1, /)\n--\n\nRead lines until about hint bytes (all if <= 0)."},
+    {"seek", (PyCFunction)(void (*)(void))input_seek, METH_FASTCALL,
+     "seek($self, offset, whence=0, /)\n--\n\nMove to offset from the start (0), the current "
+     "position (1) or the end (2), within the body; return the new position."},
+    {"tell", (PyCFunction)input_tell, METH_NOARGS,
+     "tell($self, /)\n--\n\nThe current position in the body."},
+    {"seekable", (PyCFunction)input_seekable, METH_NOARGS,
+     "seekable($self, /)\n--\n\nTrue: the body is in memory."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -313,6 +313,31 @@ def input_app(environ, start_response):
         pieces.append(stream.readline())
         pieces.append(stream.read(3))
         pieces.extend(stream.readlines())
+    elif path == "/seek":
+        # What Zope does to retry a request after a ConflictError (read the
+        # body, seek back to 0, read it again), then the other whences.
+        pieces.append(stream.read())
+        pieces.append(b"%d" % stream.tell())
+        pieces.append(b"%d" % stream.seek(0))
+        pieces.append(stream.read())
+        pieces.append(b"%d" % stream.seek(-4, 2))
+        pieces.append(stream.read())
+        pieces.append(b"%d" % stream.seek(5))
+        pieces.append(b"%d" % stream.seek(3, 1))
+        pieces.append(stream.readline())
+        pieces.append(b"%d" % stream.seek(1000))
+        pieces.append(stream.read())
+        pieces.append(b"%d" % stream.seek(-1000, 1))
+        pieces.append(b"%r" % stream.seekable())
+    elif path == "/seek-errors":
+        for args in ((-1,), (0, 3), ("x",), ()):
+            try:
+                stream.seek(*args)
+                pieces.append(b"no error")
+            except (TypeError, ValueError) as e:
+                pieces.append(type(e).__name__.encode())
+        pieces.append(b"%d" % stream.tell())
+        pieces.append(stream.read())
     else:
         return _json_response(start_response, {"error": path}, "404 Not Found")
     for piece in pieces:

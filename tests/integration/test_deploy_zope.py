@@ -141,6 +141,24 @@ def test_zope_instance_with_runwsgi(procs, installed_venv, tmp_path):
     assert proc.stop() == 0, proc.describe()
 
 
+def test_zope_retries_a_conflict_with_the_post_body_read_again(procs, installed_venv, tmp_path):
+    # After a ConflictError Zope publishes the request again: HTTPRequest.retry()
+    # seeks wsgi.input back to 0 and parses the body anew. Without seek() on
+    # wsgi.input the retry itself failed, and every write conflict was a 500.
+    instance, ini, port = _make_instance(installed_venv, tmp_path, workers=2)
+    proc = _runwsgi(procs, installed_venv, instance, ini, port)
+    body = b"probe_conflict=1&probe_value=posted+body"
+    response = ds.tcp_request("127.0.0.1", port, method="POST", target="/", body=body,
+                              headers=[("Content-Type", "application/x-www-form-urlencoded")],
+                              timeout=30)
+    assert response.status == 200, (response.status, proc.stderr()[-3000:])
+    attempts = [r for r in _probe(port) if r["path"] == "/"]
+    assert [(r["retry_count"], r["form"].get("probe_value")) for r in attempts] == [
+        (0, "posted body"), (1, "posted body")], attempts
+    assert "has no attribute 'seek'" not in proc.stderr()
+    assert proc.stop() == 0, proc.describe()
+
+
 def test_zope_warns_when_workers_exceed_the_zodb_pool(procs, installed_venv, tmp_path):
     instance, ini, port = _make_instance(installed_venv, tmp_path, workers=3, pool_size=2)
     proc = _runwsgi(procs, installed_venv, instance, ini, port)

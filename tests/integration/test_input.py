@@ -1,4 +1,5 @@
-"""wsgi.input: read(), read(n), readline(), readline(n), readlines(), iteration."""
+"""wsgi.input: read(), read(n), readline(), readline(n), readlines(), iteration,
+seek(), tell() and seekable()."""
 import json
 
 import pytest
@@ -64,6 +65,23 @@ def test_iteration(input_server):
 def test_mixed_reads(input_server):
     assert _pieces(input_server, "/mixed") == [
         b"line one\n", b"lin", b"e two\r\n", b"\n", b"last line without newline"]
+
+
+def test_seek_to_zero_rereads_the_body_for_a_zope_conflict_retry(input_server):
+    # Zope's HTTPRequest.retry() seeks wsgi.input back to 0 before it
+    # publishes a request again after a ConflictError: without seek() every
+    # conflict under concurrent writes became a 500.
+    pieces = _pieces(input_server, "/seek")
+    assert pieces == [
+        BODY, b"%d" % len(BODY), b"0", BODY,
+        b"%d" % (len(BODY) - 4), BODY[-4:],
+        b"5", b"8", BODY[8:BODY.index(b"\n", 8) + 1],
+        b"%d" % len(BODY), b"", b"0", b"True"]
+
+
+def test_seek_rejects_bad_arguments_and_keeps_the_position(input_server):
+    pieces = _pieces(input_server, "/seek-errors")
+    assert pieces == [b"ValueError", b"ValueError", b"TypeError", b"TypeError", b"0", BODY]
 
 
 def test_readlines_large_body(input_server):

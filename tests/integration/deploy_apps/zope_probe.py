@@ -6,7 +6,9 @@ transaction manager; GET /__probe__ returns the records as JSON.
 It subscribes to ZPublisher's IPubAfterTraversal event (the request has
 traversed from the ZODB root then), registered in code, so no ZCML and no
 product is needed. ?probe_sleep=S keeps the request (and its ZODB
-connection) busy for S seconds.
+connection) busy for S seconds. A form field probe_conflict (e.g. in a POST
+body) makes the first attempt of the request fail with a ConflictError, as
+a concurrent write would, so that Zope retries it.
 """
 import json
 import threading
@@ -30,7 +32,12 @@ def after_traversal(event):
             "txn_manager": id(transaction.manager.manager),
             "db_pool_size": jar.db().getPoolSize(),
             "path": request.get("PATH_INFO"),
+            "retry_count": request.retry_count,
+            "form": {k: v for k, v in request.form.items() if k.startswith("probe_")},
         })
+    if "probe_conflict" in request.form and request.retry_count == 0:
+        from ZODB.POSException import ConflictError
+        raise ConflictError("provoked by zope_probe")
     sleep = parse_qs(request.environ.get("QUERY_STRING", "")).get("probe_sleep")
     if sleep:
         time.sleep(float(sleep[0]))
