@@ -24,7 +24,7 @@ soak: all
 # virtualenvs, instances and the site go to build/bench-zope/ (a few minutes
 # the first time; pinned in tests/bench/requirements-plone.txt and
 # ci/requirements-test-deploy.txt). The full run takes about 15 minutes.
-#   make bench-zope BENCH_ZOPE_ARGS="--quick"           smoke test, ~2 min
+#   make bench-zope BENCH_ZOPE_ARGS="--quick"           smoke test, ~1.5 min
 #   $(PYTHON) tests/bench/bench_zope.py --help          every option
 BENCH_ZOPE_ARGS ?=
 

@@ -104,11 +104,17 @@ class ZopeServer(bench.Server):
         self.site = None
         self.threads = None
         self.instance = None
+        self.logs_started = set()
+        self.log_offset = 0  # where this phase's lines start in log_path
 
     def phase(self, site, threads):
         self.site, self.threads = site, threads
         self.instance = os.path.join(RUN, "%s-%s" % (site, self.name))
         self.log_path = os.path.join(LOGS, "%s-%s.log" % (site, self.name))
+        # One log per site and server: truncated at its first start in this run.
+        self.log_mode = "ab" if self.log_path in self.logs_started else "wb"
+        self.logs_started.add(self.log_path)
+        self.log_offset = os.path.getsize(self.log_path) if self.log_mode == "ab" else 0
         self.proc = None
 
     def python_bin(self, name):
@@ -508,10 +514,11 @@ LOG_COUNTS = [
 ]
 
 
-def count_log(path):
+def count_log(path, offset):
     counts = dict.fromkeys((key for key, _, _ in LOG_COUNTS), 0)
     try:
         with open(path, errors="replace") as f:
+            f.seek(offset)
             for line in f:
                 for key, text, _ in LOG_COUNTS:
                     if text in line:
@@ -668,7 +675,7 @@ def report(servers, scenarios, results, log_counts, versions, args, started, loa
 
     out("## Servers")
     out("")
-    table(["server", "version", "status and notes", "command (2 threads, Plone)"],
+    table(["server", "version", "status and notes", "command (its last start)"],
           [[s.label, s.version, "; ".join([s.status] + sorted(set(s.notes))),
             "`%s`" % s.command if s.command else "–"] for s in servers])
 
@@ -715,12 +722,29 @@ def report(servers, scenarios, results, log_counts, versions, args, started, loa
           ["CPU ×" + REF_LABEL[r] for r in REFERENCES] + ["csw/req vol / invol", "threads"],
           rows)
 
+    thread_counts = sorted({sc[2] for sc in scenarios})
+    if len(thread_counts) > 1:
+        low, high = thread_counts[0], thread_counts[-1]
+        out("## Thread scaling: req/s with %d threads ÷ req/s with %d" % (high, low))
+        out("")
+        out("Above 1: the server gains from the extra threads (a Zope thread waits on "
+            "I/O or the GIL is released long enough); about 1 or below: the GIL bounds it.")
+        out("")
+        rows = []
+        for page in [p for p in PAGE_ORDER if any(sc[0] == p for sc in scenarios)]:
+            for c in sorted({sc[1] for sc in scenarios}):
+                rows.append(["%s, %d conn%s" % (PAGES[page][3], c, "" if c == 1 else "s")] +
+                            [bench.fmt_ratio(get((page, c, high), s.name).get("rps"),
+                                             get((page, c, low), s.name).get("rps"))
+                             for s in servers])
+        table(["scenario"] + [s.label for s in servers], rows)
+
     if log_counts:
         out("## Server logs")
         out("")
-        out("Lines counted in each server's log over its whole run (checks, warm-up and "
-            "all rounds): what went wrong inside Zope, e.g. the write conflicts behind "
-            "non-2xx answers.")
+        out("Lines counted in each server's log for each site and thread count (checks, "
+            "warm-up and all rounds): what went wrong inside Zope, e.g. the write "
+            "conflicts behind non-2xx answers.")
         out("")
         table(["site, threads", "server"] + [head for _, _, head in LOG_COUNTS],
               [["%s, %d thr" % (site, t), next(s.label for s in servers if s.name == name)] +
@@ -747,7 +771,13 @@ def report(servers, scenarios, results, log_counts, versions, args, started, loa
         "Concurrent edits may conflict; Zope retries a ConflictError up to 3 times, and "
         "what is still failing counts as non-2xx. Zope's retry (HTTPRequest.retry) "
         "calls `wsgi.input.seek(0)`: a server whose wsgi.input cannot seek turns every "
-        "conflict into a 500 (see Server logs)." % (FOLDER, DOCUMENTS))
+        "conflict into a 500 (see Server logs); pyruvate's can since this harness "
+        "found it could not. A retry first sleeps up to 2^n s (HTTPRequest.delay_retry), "
+        "holding its worker thread." % (FOLDER, DOCUMENTS))
+    out("- ZODB pool: pool-size 7 is above every thread count measured, so no request "
+        "waits for a ZODB connection and none is opened beyond the pool.")
+    out("- p99 of the slow Plone pages at 1 connection rests on a few dozen requests "
+        "per run: compare p50 there.")
     out("- Every server gets the same thread count: pyruvate/Rust `workers`, waitress "
         "`threads`, granian `--workers 1 --blocking-threads N`; each runs its own copy of "
         "the instance, fresh for each thread count.")
@@ -865,7 +895,7 @@ def run_phase(servers, site, threads, pages, conns, args, results_raw, log_count
         for s in servers:
             s.stop()
     for s in running:
-        log_counts[(site, threads, s.name)] = count_log(s.log_path)
+        log_counts[(site, threads, s.name)] = count_log(s.log_path, s.log_offset)
 
 
 def main(argv):
@@ -901,8 +931,8 @@ def main(argv):
     runs = len(scenarios) * len(servers) * args.rounds
     log("%d runs of %d s, plus %d server starts: about %.0f min" % (
         runs, args.duration, len(threads) * len(sites) * len(servers),
-        (runs * (args.duration + 0.5) + len(threads) * len(servers) *
-         (len(sites) * 15 + len(pages))) / 60))
+        (runs * (args.duration + 0.4) + len(threads) * len(servers) *
+         (len(sites) * 10 + len(pages))) / 60))
     started = time.monotonic()
     load_start = " ".join("%.2f" % x for x in os.getloadavg())
     results_raw = {}
