@@ -120,8 +120,8 @@ OPTIONS = {
         octal_mode, "None", "permissions of a Unix socket file, octal (e.g. 660)"),
     "trusted_proxy": (
         optional_text, "None",
-        "comma-separated addresses of the proxies (or *, or unix) whose forwarding "
-        "headers are used"),
+        "comma-separated addresses or networks of the proxies (or *, or unix) whose "
+        "forwarding headers are used"),
     "trusted_proxy_headers": (
         header_list, "x-forwarded-for",
         "the forwarding headers the proxy sets, e.g. 'x-forwarded-for x-forwarded-proto' "

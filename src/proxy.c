@@ -27,6 +27,60 @@ static void trim(const char *s, size_t *start, size_t *len)
         (*len)--;
 }
 
+/* The bits of an IPv4 address within the v4-mapped IPv6 space. */
+enum { MAPPED_PREFIX_BITS = 96 };
+
+static void map_ipv4(const struct in_addr *v4, struct in6_addr *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->s6_addr[10] = 0xff;
+    out->s6_addr[11] = 0xff;
+    memcpy(&out->s6_addr[12], v4, 4);
+}
+
+/* "10.0.0.1", "10.0.0.0/8", "2001:db8::/32": the address (IPv4 as
+ * v4-mapped) and the length of its network prefix. Returns 0 or -1. */
+static int parse_network(char *entry, struct in6_addr *address, unsigned char *prefix_bits)
+{
+    unsigned bits = 128, max_bits = 128, offset = 0;
+    char *slash = strchr(entry, '/');
+    if (slash) {
+        *slash = '\0';
+        size_t digits = strspn(slash + 1, "0123456789");
+        if (digits == 0 || digits > 3 || slash[1 + digits] != '\0')
+            return -1;
+        bits = 0;
+        for (size_t i = 1; i <= digits; i++)
+            bits = bits * 10 + (unsigned)(slash[i] - '0');
+    }
+    struct in_addr v4;
+    if (inet_pton(AF_INET, entry, &v4) == 1) {
+        map_ipv4(&v4, address);
+        max_bits = 32;
+        offset = MAPPED_PREFIX_BITS;
+    } else if (inet_pton(AF_INET6, entry, address) != 1) {
+        return -1;
+    }
+    if (slash == NULL)
+        bits = max_bits;
+    if (bits > max_bits)
+        return -1;
+    *prefix_bits = (unsigned char)(offset + bits);
+    return 0;
+}
+
+/* True if the first `bits` bits of a and b agree. */
+static int same_network(const struct in6_addr *a, const struct in6_addr *b, unsigned bits)
+{
+    unsigned whole = bits / 8, rest = bits % 8;
+    if (memcmp(a->s6_addr, b->s6_addr, whole) != 0)
+        return 0;
+    if (rest == 0)
+        return 1;
+    unsigned char mask = (unsigned char)(0xff << (8 - rest));
+    return (a->s6_addr[whole] & mask) == (b->s6_addr[whole] & mask);
+}
+
 int proxy_trust_parse(const char *spec, struct proxy_trust *trust, char err[PYR_ERR_LEN])
 {
     memset(trust, 0, sizeof(*trust));
@@ -42,7 +96,7 @@ int proxy_trust_parse(const char *spec, struct proxy_trust *trust, char err[PYR_
         pos = end + 1;
         if (len == 0)
             continue;
-        char entry[INET6_ADDRSTRLEN + 1];
+        char entry[INET6_ADDRSTRLEN + 5]; /* room for "/128" */
         if (len >= sizeof(entry)) {
             snprintf(err, PYR_ERR_LEN, "trusted_proxy: '%.*s' is not an IP address", (int)len,
                      spec + start);
@@ -62,15 +116,12 @@ int proxy_trust_parse(const char *spec, struct proxy_trust *trust, char err[PYR_
             snprintf(err, PYR_ERR_LEN, "trusted_proxy: more than %d addresses", PROXY_MAX_TRUSTED);
             return -1;
         }
-        struct in6_addr *address = &trust->addresses[trust->count];
-        struct in_addr v4;
-        if (inet_pton(AF_INET, entry, &v4) == 1) {
-            memset(address, 0, sizeof(*address));
-            address->s6_addr[10] = 0xff;
-            address->s6_addr[11] = 0xff;
-            memcpy(&address->s6_addr[12], &v4, 4);
-        } else if (inet_pton(AF_INET6, entry, address) != 1) {
-            snprintf(err, PYR_ERR_LEN, "trusted_proxy: '%s' is not an IP address", entry);
+        if (parse_network(entry, &trust->addresses[trust->count],
+                          &trust->prefix_bits[trust->count]) < 0) {
+            snprintf(err, PYR_ERR_LEN,
+                     "trusted_proxy: '%.*s' is not an IP address or network (such as "
+                     "10.0.0.0/8)",
+                     (int)len, spec + start);
             return -1;
         }
         trust->count++;
@@ -88,17 +139,14 @@ int proxy_is_trusted(const struct proxy_trust *trust, const struct sockaddr_stor
     if (peer->ss_family == AF_UNIX)
         return trust->unix_peers;
     if (peer->ss_family == AF_INET) {
-        memset(&address, 0, sizeof(address));
-        address.s6_addr[10] = 0xff;
-        address.s6_addr[11] = 0xff;
-        memcpy(&address.s6_addr[12], &((const struct sockaddr_in *)peer)->sin_addr, 4);
+        map_ipv4(&((const struct sockaddr_in *)peer)->sin_addr, &address);
     } else if (peer->ss_family == AF_INET6) {
         address = ((const struct sockaddr_in6 *)peer)->sin6_addr;
     } else {
         return 0;
     }
     for (unsigned i = 0; i < trust->count; i++)
-        if (memcmp(&trust->addresses[i], &address, sizeof(address)) == 0)
+        if (same_network(&trust->addresses[i], &address, trust->prefix_bits[i]))
             return 1;
     return 0;
 }

@@ -36,6 +36,7 @@ struct proxy_trust {
     int unix_peers; /* "unix": peers on Unix sockets */
     unsigned count;
     struct in6_addr addresses[PROXY_MAX_TRUSTED]; /* IPv4 as v4-mapped */
+    unsigned char prefix_bits[PROXY_MAX_TRUSTED]; /* network prefix; 128 for one address */
     unsigned headers; /* PROXY_* bits: the headers the proxies set or strip */
     unsigned hops;    /* proxies in the chain; the client is this many entries from the right */
 };
@@ -49,9 +50,9 @@ struct proxy_forwarded {
     struct span host; /* in the request buffer; len 0 when none */
 };
 
-/* Parses trusted_proxy: a comma-separated list of IP addresses, "*" or
- * "unix". Sets headers and hops to their defaults. Returns 0, or -1 with a
- * message in err naming the entry that is not an address. */
+/* Parses trusted_proxy: a comma-separated list of IP addresses, networks
+ * ("10.0.0.0/8", "fd00::/8"), "*" or "unix". Sets headers and hops to their defaults. Returns 0, or
+ * -1 with a message in err naming the entry that is not an address. */
 int proxy_trust_parse(const char *spec, struct proxy_trust *trust, char err[PYR_ERR_LEN]);
 
 /* Parses trusted_proxy_headers: header names separated by commas or
@@ -59,7 +60,8 @@ int proxy_trust_parse(const char *spec, struct proxy_trust *trust, char err[PYR_
  * bits in *headers, or -1 with a message in err. */
 int proxy_headers_parse(const char *spec, unsigned *headers, char err[PYR_ERR_LEN]);
 
-/* True if the peer address is one of the trusted proxies. */
+/* True if the peer is a trusted proxy: one of the addresses or networks,
+ * any peer with "*", a Unix socket peer with "unix". */
 int proxy_is_trusted(const struct proxy_trust *trust, const struct sockaddr_storage *peer);
 
 /* True if the app must not see the header `name`: a forwarding header

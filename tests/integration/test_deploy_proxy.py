@@ -1,8 +1,8 @@
 """Proxy support, off by default: trusted_proxy, trusted_proxy_headers,
 trusted_proxy_count, url_scheme, url_prefix.
 
-trusted_proxy (str: comma-separated IPs, "*" for any peer, "unix" for Unix
-socket peers; default None = off) says which peers are proxies;
+trusted_proxy (str: comma-separated IPs or networks such as 10.0.0.0/8, "*"
+for any peer, "unix" for Unix socket peers; default None = off) says which peers are proxies;
 trusted_proxy_headers (default "x-forwarded-for", with a start-up warning)
 which forwarding headers they set; trusted_proxy_count (default 1) how many
 proxies are chained. From a trusted peer, the entry trusted_proxy_count from
@@ -38,7 +38,7 @@ SIBLINGS = [("X-Forwarded-Port", "8443"), ("X-Forwarded-Prefix", "/admin"),
             ("True-Client-IP", "10.0.0.1")]
 
 
-@pytest.mark.parametrize("trusted", ["127.0.0.1", "*", "10.0.0.1, 127.0.0.1"])
+@pytest.mark.parametrize("trusted", ["127.0.0.1", "*", "10.0.0.1, 127.0.0.1", "127.0.0.0/8"])
 def test_trusted_proxy_x_forwarded(procs, trusted):
     proc, port = ds.launch_tcp(procs, options={"trusted_proxy": trusted,
                                                "trusted_proxy_headers": X_HEADERS})
@@ -69,8 +69,9 @@ def test_trusted_proxy_forwarded_ipv6_node(procs):
     ds.assert_stopped_cleanly(proc)
 
 
-def test_untrusted_peer_loses_the_proxy_headers(procs):
-    proc, port = ds.launch_tcp(procs, options={"trusted_proxy": "10.9.9.9",
+@pytest.mark.parametrize("trusted", ["10.9.9.9", "128.0.0.0/1, ::1/128", "unix"])
+def test_untrusted_peer_loses_the_proxy_headers(procs, trusted):
+    proc, port = ds.launch_tcp(procs, options={"trusted_proxy": trusted,
                                                "trusted_proxy_headers": X_HEADERS})
     values, present = _environ(port, headers=XFF + SIBLINGS + [("Forwarded", "for=192.0.2.60")])
     assert values["REMOTE_ADDR"] == "127.0.0.1"

@@ -61,6 +61,32 @@ START_TEST(test_trust_any_and_unix)
 }
 END_TEST
 
+START_TEST(test_trust_networks)
+{
+    struct proxy_trust trust;
+    char err[PYR_ERR_LEN];
+    ck_assert_int_eq(
+        proxy_trust_parse("10.0.0.0/8, 192.168.1.1/31, fd00::/8, 172.16.0.0/0x", &trust, err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "172.16.0.0/0x"));
+    ck_assert_int_eq(proxy_trust_parse("10.0.0.0/8, 192.168.1.1/31, fd00::/8", &trust, err), 0);
+    struct sockaddr_storage in[] = {ipv4("10.255.0.1"), ipv4("192.168.1.0"), ipv6("fd12::1"),
+                                    ipv6("::ffff:10.1.2.3")};
+    struct sockaddr_storage out[] = {ipv4("11.0.0.1"), ipv4("192.168.1.2"), ipv6("fe80::1"),
+                                     ipv6("::a01:203")};
+    for (size_t i = 0; i < ARRAY_SIZE(in); i++) {
+        ck_assert(proxy_is_trusted(&trust, &in[i]));
+        ck_assert(!proxy_is_trusted(&trust, &out[i]));
+    }
+    ck_assert_int_eq(proxy_trust_parse("0.0.0.0/0", &trust, err), 0);
+    ck_assert(proxy_is_trusted(&trust, &out[0]));
+    ck_assert(!proxy_is_trusted(&trust, &out[2])); /* an IPv4 network holds no IPv6 peer */
+    ck_assert_int_eq(proxy_trust_parse("10.0.0.0/33", &trust, err), -1);
+    ck_assert_int_eq(proxy_trust_parse("::/129", &trust, err), -1);
+    ck_assert_int_eq(proxy_trust_parse("10.0.0.0/", &trust, err), -1);
+    ck_assert_int_eq(proxy_trust_parse("::1/128", &trust, err), 0);
+}
+END_TEST
+
 START_TEST(test_trust_errors)
 {
     struct proxy_trust trust;
@@ -337,6 +363,7 @@ Suite *make_proxy_suite(void)
     TCase *core = tcase_create("core");
     tcase_add_test(core, test_trust_list);
     tcase_add_test(core, test_trust_any_and_unix);
+    tcase_add_test(core, test_trust_networks);
     tcase_add_test(core, test_headers_parse_and_drop);
     tcase_add_loop_test(core, test_resolve, 0, ARRAY_SIZE(resolve_cases));
     tcase_add_loop_test(core, test_parse_address, 0, ARRAY_SIZE(address_cases));
