@@ -82,7 +82,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     struct proxy_forwarded out;
     proxy_resolve(&trust, &f.request, f.base, &out);
-    int host_is_proxys = out.host.len == 10 && memcmp(f.base + out.host.offset, "p1.example", 10) == 0;
+    int host_is_proxys =
+        out.host.len == 10 && memcmp(f.base + out.host.offset, "p1.example", 10) == 0;
     check(out.address[0] == '\0' || strcmp(out.address, "192.0.2.1") == 0, "address spoofed");
     check(out.host.len == 0 || host_is_proxys, "host spoofed");
     check(out.scheme != PROXY_SCHEME_HTTP, "scheme spoofed");
