@@ -163,7 +163,7 @@ static const char *const forwarding_headers[] = {
     "x-url-scheme",       "front-end-https",  "true-client-ip",
     "x-client-ip",        "cf-connecting-ip", "x-cluster-client-ip",
 };
-_Static_assert(ARRAY_SIZE(forwarding_headers) < 31, "forwarding header bits overflow");
+_Static_assert(ARRAY_SIZE(forwarding_headers) < 30, "forwarding header bits overflow");
 
 static const char forwarded_prefix[] = "x-forwarded-";
 
@@ -173,7 +173,7 @@ static unsigned header_kind(const char *name, size_t len)
     if (len == 0)
         return 0;
     char first = (char)(name[0] | 0x20);
-    if ((first != 'f' && first != 'x' && first != 't' && first != 'c'))
+    if (first != 'f' && first != 'x' && first != 't' && first != 'c')
         return 0;
     for (size_t i = 0; i < ARRAY_SIZE(forwarding_headers); i++)
         if (strlen(forwarding_headers[i]) == len &&

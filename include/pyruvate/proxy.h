@@ -22,7 +22,7 @@ enum {
     PROXY_X_FORWARDED_FOR = 1u << 1,
     PROXY_X_FORWARDED_PROTO = 1u << 2,
     PROXY_X_FORWARDED_HOST = 1u << 3,
-    PROXY_UNLISTED = 1u << 31, /* another X-Forwarded-*: never trusted */
+    PROXY_UNLISTED = 1u << 30, /* another X-Forwarded-*: never trusted */
 };
 
 /* trusted_proxy_headers when only trusted_proxy is given: the one header
