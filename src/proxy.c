@@ -342,7 +342,8 @@ static int parse_ip(int family, const char *s, size_t len, unsigned char binary[
     return inet_pton(family, text, binary) == 1;
 }
 
-int proxy_parse_address(const char *s, size_t len, char out[INET6_ADDRSTRLEN])
+int proxy_parse_address(const char *s, size_t len, char out[INET6_ADDRSTRLEN],
+                        char out_port[PROXY_PORT_LEN])
 {
     const char *address = s, *port = NULL;
     size_t address_len = len, port_len = 0;
@@ -379,6 +380,11 @@ int proxy_parse_address(const char *s, size_t len, char out[INET6_ADDRSTRLEN])
         inet_ntop(family, binary, text, sizeof(text)) == NULL)
         return 0;
     memcpy(out, text, sizeof(text));
+    /* An obfuscated port ("_x") is no port number. */
+    size_t copied = port && port[0] != '_' ? port_len : 0;
+    if (copied > 0)
+        memcpy(out_port, port, copied);
+    out_port[copied] = '\0';
     return 1;
 }
 
@@ -445,7 +451,7 @@ void proxy_resolve(const struct proxy_trust *trust, const struct request *r, con
         forwarded_params(base, entry, params);
         const struct span *p = &params[FORWARDED_FOR];
         if (p->len)
-            proxy_parse_address(base + p->offset, p->len, out->address);
+            proxy_parse_address(base + p->offset, p->len, out->address, out->port);
         p = &params[FORWARDED_PROTO];
         out->scheme = scheme_of(base + p->offset, p->len);
         p = &params[FORWARDED_HOST];
@@ -454,7 +460,7 @@ void proxy_resolve(const struct proxy_trust *trust, const struct request *r, con
     }
     if (!out->address[0] && (trust->headers & PROXY_X_FORWARDED_FOR) &&
         nth_entry(r, base, "x-forwarded-for", 0, hops, &entry))
-        proxy_parse_address(base + entry.offset, entry.len, out->address);
+        proxy_parse_address(base + entry.offset, entry.len, out->address, out->port);
     if (out->scheme == PROXY_SCHEME_NONE && (trust->headers & PROXY_X_FORWARDED_PROTO) &&
         nth_entry(r, base, "x-forwarded-proto", 0, hops, &entry))
         out->scheme = scheme_of(base + entry.offset, entry.len);

@@ -287,6 +287,17 @@ static int strip_url_prefix(struct worker *w, PyObject *env)
                      PyUnicode_Substring(path, prefix_len, PyUnicode_GET_LENGTH(path)));
 }
 
+/* Removes key from env if it is there. */
+static int delete_key(PyObject *env, PyObject *key)
+{
+    if (PyDict_DelItem(env, key) == 0)
+        return 0;
+    if (!PyErr_ExceptionMatches(PyExc_KeyError))
+        return -1;
+    PyErr_Clear();
+    return 0;
+}
+
 /* With trusted_proxy set, the forwarding headers the operator did not name
  * (all of them from an untrusted peer) leave the environ, so neither we nor
  * the app believe a client's own claim; proxy.c decides which, and reads
@@ -309,21 +320,23 @@ static int apply_proxy_headers(struct worker *w, PyObject *env)
             continue;
         }
         /* A repeated field was deleted with its first line already. */
-        int rc = key == Py_None ? 0 : PyDict_DelItem(env, key);
+        int rc = key == Py_None ? 0 : delete_key(env, key);
         Py_DECREF(key);
-        if (rc < 0) {
-            if (!PyErr_ExceptionMatches(PyExc_KeyError))
-                return -1;
-            PyErr_Clear();
-        }
+        if (rc < 0)
+            return -1;
     }
     if (!peer_trusted)
         return 0;
     struct proxy_forwarded forwarded;
     proxy_resolve(trust, &c->request, base, &forwarded);
-    if (forwarded.address[0] &&
-        set_owned(env, st->str_REMOTE_ADDR, PyUnicode_FromString(forwarded.address)) < 0)
-        return -1;
+    if (forwarded.address[0]) {
+        /* The peer's port belongs to the proxy, not to the client. */
+        if (set_owned(env, st->str_REMOTE_ADDR, PyUnicode_FromString(forwarded.address)) < 0 ||
+            (forwarded.port[0]
+                 ? set_owned(env, st->str_REMOTE_PORT, PyUnicode_FromString(forwarded.port))
+                 : delete_key(env, st->str_REMOTE_PORT)) < 0)
+            return -1;
+    }
     if (forwarded.host.len &&
         set_latin1(env, st->str_HTTP_HOST, base + forwarded.host.offset, forwarded.host.len) < 0)
         return -1;

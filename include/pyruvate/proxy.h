@@ -12,7 +12,7 @@
 #include "pyruvate/common.h"
 #include "pyruvate/request.h"
 
-enum { PROXY_MAX_TRUSTED = 32, PROXY_MAX_HOPS = 32 };
+enum { PROXY_MAX_TRUSTED = 32, PROXY_MAX_HOPS = 32, PROXY_PORT_LEN = 6 };
 
 /* Forwarding headers as bits of proxy_trust.headers. The first four are
  * applied to the environ; the others (X-Forwarded-Port, X-Real-IP, ...)
@@ -46,6 +46,7 @@ enum proxy_scheme { PROXY_SCHEME_NONE = 0, PROXY_SCHEME_HTTP, PROXY_SCHEME_HTTPS
 /* What the trusted headers of one request say; only validated values. */
 struct proxy_forwarded {
     char address[INET6_ADDRSTRLEN]; /* the client's IP, canonical; "" when none */
+    char port[PROXY_PORT_LEN];      /* the client's port if the proxy said; else "" */
     enum proxy_scheme scheme;
     struct span host; /* in the request buffer; len 0 when none */
 };
@@ -79,8 +80,11 @@ void proxy_resolve(const struct proxy_trust *trust, const struct request *r, con
 /* Validators, exposed for the unit tests. Each returns 1 if valid. */
 
 /* An IPv4 or IPv6 literal, optionally with a port ("1.2.3.4:80",
- * "[2001:db8::1]:80", bare "2001:db8::1"), written canonically to out. */
-int proxy_parse_address(const char *s, size_t len, char out[INET6_ADDRSTRLEN]);
+ * "[2001:db8::1]:80", bare "2001:db8::1"), written canonically to out and
+ * the port to out_port ("" when none or obfuscated). Both untouched when
+ * invalid. */
+int proxy_parse_address(const char *s, size_t len, char out[INET6_ADDRSTRLEN],
+                        char out_port[PROXY_PORT_LEN]);
 
 /* RFC 9110 §7.2 Host: uri-host [ ":" port ]. */
 int proxy_valid_host(const char *s, size_t len);

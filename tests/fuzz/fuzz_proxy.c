@@ -85,6 +85,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int host_is_proxys =
         out.host.len == 10 && memcmp(f.base + out.host.offset, "p1.example", 10) == 0;
     check(out.address[0] == '\0' || strcmp(out.address, "192.0.2.1") == 0, "address spoofed");
+    check(out.port[0] == '\0', "port spoofed"); /* the proxies send none */
     check(out.host.len == 0 || host_is_proxys, "host spoofed");
     check(out.scheme != PROXY_SCHEME_HTTP, "scheme spoofed");
     if (trust.headers & PROXY_X_FORWARDED_FOR)
@@ -96,16 +97,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!(trust.headers & (PROXY_FORWARDED | PROXY_X_FORWARDED_FOR)))
         check(out.address[0] == '\0', "address from an untrusted header");
     /* The validators agree with what they let through. */
-    char again[INET6_ADDRSTRLEN];
+    char again[INET6_ADDRSTRLEN], port[PROXY_PORT_LEN];
     if (out.address[0])
-        check(proxy_parse_address(out.address, strlen(out.address), again) &&
+        check(proxy_parse_address(out.address, strlen(out.address), again, port) &&
                   strcmp(again, out.address) == 0,
               "address not canonical");
     if (out.host.len)
         check(proxy_valid_host(f.base + out.host.offset, out.host.len), "host invalid");
     /* The validators alone, on the raw client bytes. */
     size_t len = (size_t)(end - (const char *)data - 2);
-    if (proxy_parse_address((const char *)data + 2, len, again))
+    if (proxy_parse_address((const char *)data + 2, len, again, port))
         check(strlen(again) > 0, "empty address");
     proxy_valid_host((const char *)data + 2, len);
     return 0;

@@ -42,8 +42,9 @@ SIBLINGS = [("X-Forwarded-Port", "8443"), ("X-Forwarded-Prefix", "/admin"),
 def test_trusted_proxy_x_forwarded(procs, trusted):
     proc, port = ds.launch_tcp(procs, options={"trusted_proxy": trusted,
                                                "trusted_proxy_headers": X_HEADERS})
-    values, _ = _environ(port, headers=XFF)
+    values, present = _environ(port, headers=XFF)
     assert values["REMOTE_ADDR"] == "198.51.100.2"  # the rightmost entry
+    assert not present["REMOTE_PORT"]  # the peer's port was the proxy's
     assert values["wsgi.url_scheme"] == "https"
     assert values["HTTP_HOST"] == "shop.example.org"
     ds.assert_stopped_cleanly(proc)
@@ -66,6 +67,7 @@ def test_trusted_proxy_forwarded_ipv6_node(procs):
                                                "trusted_proxy_headers": "Forwarded"})
     values, _ = _environ(port, headers=[("Forwarded", 'for="[2001:db8:cafe::17]:4711"')])
     assert values["REMOTE_ADDR"] == "2001:db8:cafe::17"
+    assert values["REMOTE_PORT"] == "4711"
     ds.assert_stopped_cleanly(proc)
 
 
@@ -74,7 +76,7 @@ def test_untrusted_peer_loses_the_proxy_headers(procs, trusted):
     proc, port = ds.launch_tcp(procs, options={"trusted_proxy": trusted,
                                                "trusted_proxy_headers": X_HEADERS})
     values, present = _environ(port, headers=XFF + SIBLINGS + [("Forwarded", "for=192.0.2.60")])
-    assert values["REMOTE_ADDR"] == "127.0.0.1"
+    assert values["REMOTE_ADDR"] == "127.0.0.1" and values["REMOTE_PORT"].isdigit()
     assert values["wsgi.url_scheme"] == "http"
     assert values["HTTP_HOST"] == "localhost"
     forwarding = [name for name in present if name.startswith("HTTP_") and name != "HTTP_HOST"]

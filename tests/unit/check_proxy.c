@@ -292,35 +292,40 @@ END_TEST
 struct address_case {
     const char *value;
     const char *address; /* NULL: invalid */
+    const char *port;
 };
 
 static const struct address_case address_cases[] = {
-    {"10.0.0.1", "10.0.0.1"},
-    {"10.0.0.1:555", "10.0.0.1"},
-    {"[2001:db8::1]:4711", "2001:db8::1"},
-    {"[2001:db8::1]", "2001:db8::1"},
-    {"2001:DB8:0::1", "2001:db8::1"},
-    {"[2001:db8::1]:_port", "2001:db8::1"},
-    {"127.0.0.1 - admin", NULL},
-    {"unknown", NULL},
-    {"_hidden", NULL},
-    {"010.0.0.1", NULL},
-    {"10.0.0.1:99999", NULL},
-    {"10.0.0.1:", NULL},
-    {"[2001:db8::1", NULL},
-    {"[2001:db8::1]x", NULL},
-    {"[10.0.0.1]", NULL},
-    {"fe80::1%eth0", NULL},
-    {"", NULL},
-    {"example.org", NULL},
+    {"10.0.0.1", "10.0.0.1", ""},
+    {"10.0.0.1:555", "10.0.0.1", "555"},
+    {"[2001:db8::1]:4711", "2001:db8::1", "4711"},
+    {"[2001:db8::1]", "2001:db8::1", ""},
+    {"2001:DB8:0::1", "2001:db8::1", ""},
+    {"[2001:db8::1]:_port", "2001:db8::1", ""},
+    {"10.0.0.1:65535", "10.0.0.1", "65535"},
+    {"127.0.0.1 - admin", NULL, NULL},
+    {"unknown", NULL, NULL},
+    {"_hidden", NULL, NULL},
+    {"010.0.0.1", NULL, NULL},
+    {"10.0.0.1:99999", NULL, NULL},
+    {"10.0.0.1:123456", NULL, NULL},
+    {"10.0.0.1:", NULL, NULL},
+    {"[2001:db8::1", NULL, NULL},
+    {"[2001:db8::1]x", NULL, NULL},
+    {"[10.0.0.1]", NULL, NULL},
+    {"fe80::1%eth0", NULL, NULL},
+    {"", NULL, NULL},
+    {"example.org", NULL, NULL},
 };
 
 START_TEST(test_parse_address)
 {
     const struct address_case *c = &address_cases[_i];
-    char out[INET6_ADDRSTRLEN] = "untouched";
-    ck_assert_int_eq(proxy_parse_address(c->value, strlen(c->value), out), c->address != NULL);
+    char out[INET6_ADDRSTRLEN] = "untouched", port[PROXY_PORT_LEN] = "none";
+    ck_assert_int_eq(proxy_parse_address(c->value, strlen(c->value), out, port),
+                     c->address != NULL);
     ck_assert_str_eq(out, c->address ? c->address : "untouched");
+    ck_assert_str_eq(port, c->port ? c->port : "none");
 }
 END_TEST
 
