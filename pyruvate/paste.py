@@ -88,6 +88,12 @@ def plain_text(name, text):
     return text.strip()
 
 
+def header_list(name, text):
+    """Header names; "none" (or nothing) trusts no header at all."""
+    text = text.strip()
+    return "" if text.lower() == "none" else text
+
+
 # name: (converter, default as shown in --help, help text). The order is the
 # order of serve()'s keyword arguments and of the --help output.
 OPTIONS = {
@@ -114,7 +120,14 @@ OPTIONS = {
         octal_mode, "None", "permissions of a Unix socket file, octal (e.g. 660)"),
     "trusted_proxy": (
         optional_text, "None",
-        "comma-separated proxy addresses (or *) whose X-Forwarded-*/Forwarded are used"),
+        "comma-separated addresses or networks of the proxies (or *, or unix) whose "
+        "forwarding headers are used"),
+    "trusted_proxy_headers": (
+        header_list, "x-forwarded-for",
+        "the forwarding headers the proxy sets, e.g. 'x-forwarded-for x-forwarded-proto' "
+        "or 'forwarded'; the others are removed"),
+    "trusted_proxy_count": (
+        integer, "1", "proxies in the chain: the client is this many entries from the right"),
     "url_scheme": (plain_text, "http", "wsgi.url_scheme of every request"),
     "url_prefix": (plain_text, "''", "SCRIPT_NAME; stripped from PATH_INFO"),
     "access_log": (

@@ -100,6 +100,69 @@ static int positive(Py_ssize_t value, const char *name)
     return 0;
 }
 
+/* A str option, or NULL with TypeError naming it and an example. */
+static const char *text_argument(PyObject *value, const char *name, const char *example)
+{
+    if (!PyUnicode_Check(value)) {
+        PyErr_Format(PyExc_TypeError, "%s must be a str such as %s", name, example);
+        return NULL;
+    }
+    return PyUnicode_AsUTF8(value);
+}
+
+/* trusted_proxy (which peers), trusted_proxy_headers (which of their
+ * headers) and trusted_proxy_count (how many proxies in the chain). The
+ * last two mean nothing without the first. */
+static int trusted_proxy_argument(PyObject *module, PyObject *peers, PyObject *headers,
+                                  PyObject *count, struct proxy_trust *trust)
+{
+    char err[PYR_ERR_LEN];
+    if (peers == Py_None) {
+        if (headers != Py_None || count != NULL) {
+            PyErr_SetString(PyExc_ValueError, "trusted_proxy_headers and trusted_proxy_count "
+                                              "need trusted_proxy (the proxies' addresses or *)");
+            return -1;
+        }
+        return 0;
+    }
+    const char *spec = text_argument(peers, "trusted_proxy", "\"127.0.0.1, ::1\" or \"*\"");
+    if (spec == NULL)
+        return -1;
+    if (proxy_trust_parse(spec, trust, err) < 0) {
+        PyErr_SetString(PyExc_ValueError, err);
+        return -1;
+    }
+    if (count != NULL) {
+        Py_ssize_t hops = PyNumber_AsSsize_t(count, PyExc_OverflowError);
+        if (hops == -1 && PyErr_Occurred())
+            return -1;
+        if (hops < 1 || hops > PROXY_MAX_HOPS) {
+            PyErr_Format(PyExc_ValueError, "trusted_proxy_count must be 1 to %d", PROXY_MAX_HOPS);
+            return -1;
+        }
+        trust->hops = (unsigned)hops;
+    }
+    if (headers == Py_None) {
+        /* The operator has not said which headers the proxy controls. */
+        PyObject *done = PyObject_CallMethod(
+            module_get_state(module)->logger, "warning", "s",
+            "trusted_proxy is set without trusted_proxy_headers: only " PROXY_DEFAULT_HEADERS_TEXT
+            " is used; other forwarding headers (Forwarded, X-Forwarded-Proto, "
+            "X-Forwarded-Host, ...) are removed. Name the headers your proxy sets with "
+            "trusted_proxy_headers");
+        Py_XDECREF(done);
+        return done == NULL ? -1 : 0;
+    }
+    spec = text_argument(headers, "trusted_proxy_headers", "\"x-forwarded-for x-forwarded-proto\"");
+    if (spec == NULL)
+        return -1;
+    if (proxy_headers_parse(spec, &trust->headers, err) < 0) {
+        PyErr_SetString(PyExc_ValueError, err);
+        return -1;
+    }
+    return 0;
+}
+
 PyDoc_STRVAR(
     serve_doc,
     "serve($module, /, application, socket, workers, *, max_number_headers=32,\n"
@@ -108,7 +171,8 @@ PyDoc_STRVAR(
     "      send_timeout=60, shutdown_timeout=30, max_reuse_count=0, max_connections=50000,\n"
     "      max_queue_size=1024, qmon_warn_threshold=None, chunked_transfer=True,\n"
     "      async_logging=True, backlog=1024, unix_socket_perms=None,\n"
-    "      trusted_proxy=None, url_scheme='http', url_prefix='', access_log=False)\n"
+    "      trusted_proxy=None, trusted_proxy_headers=None, trusted_proxy_count=1,\n"
+    "      url_scheme='http', url_prefix='', access_log=False)\n"
     "--\n\n"
     "Serve a WSGI application on socket (\"host:port\", \"[ipv6]:port\", a Unix\n"
     "socket path, a listening socket or None for systemd socket activation) with\n"
@@ -137,6 +201,8 @@ static PyObject *serve(PyObject *module, PyObject *args, PyObject *kwargs)
                                "backlog",
                                "unix_socket_perms",
                                "trusted_proxy",
+                               "trusted_proxy_headers",
+                               "trusted_proxy_count",
                                "url_scheme",
                                "url_prefix",
                                "access_log",
@@ -150,15 +216,17 @@ static PyObject *serve(PyObject *module, PyObject *args, PyObject *kwargs)
     Py_ssize_t max_reuse = 0, max_connections = 50000, max_queue = 1024, backlog = 1024;
     int chunked = 1, async_logging = 1;
     PyObject *unix_socket_perms = Py_None, *trusted_proxy = Py_None;
+    PyObject *trusted_proxy_headers = Py_None, *trusted_proxy_count = NULL;
     const char *url_scheme = "http", *url_prefix = "";
     int access_log = 0;
 
-    if (!PyArg_ParseTupleAndKeywords(
-            args, kwargs, "OOn|$nnnLOOOOnnnOppnOOssp:serve", keywords, &application, &socket,
-            &workers, &max_headers, &max_line, &max_header_size, &max_body, &keepalive,
-            &request_timeout, &send_timeout, &shutdown_timeout, &max_reuse, &max_connections,
-            &max_queue, &qmon, &chunked, &async_logging, &backlog, &unix_socket_perms,
-            &trusted_proxy, &url_scheme, &url_prefix, &access_log))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOn|$nnnLOOOOnnnOppnOOOOssp:serve", keywords,
+                                     &application, &socket, &workers, &max_headers, &max_line,
+                                     &max_header_size, &max_body, &keepalive, &request_timeout,
+                                     &send_timeout, &shutdown_timeout, &max_reuse, &max_connections,
+                                     &max_queue, &qmon, &chunked, &async_logging, &backlog,
+                                     &unix_socket_perms, &trusted_proxy, &trusted_proxy_headers,
+                                     &trusted_proxy_count, &url_scheme, &url_prefix, &access_log))
         return NULL;
     if (!PyCallable_Check(application)) {
         PyErr_SetString(PyExc_TypeError, "application must be callable");
@@ -237,20 +305,9 @@ static PyObject *serve(PyObject *module, PyObject *args, PyObject *kwargs)
     }
     memcpy(options.url_prefix, url_prefix, prefix_len);
     options.url_prefix[prefix_len] = '\0';
-    if (trusted_proxy != Py_None) {
-        char err[PYR_ERR_LEN];
-        const char *spec = PyUnicode_Check(trusted_proxy) ? PyUnicode_AsUTF8(trusted_proxy) : NULL;
-        if (spec == NULL) {
-            if (!PyErr_Occurred())
-                PyErr_SetString(PyExc_TypeError, "trusted_proxy must be a str such as "
-                                                 "\"127.0.0.1, ::1\" or \"*\"");
-            return NULL;
-        }
-        if (proxy_trust_parse(spec, &options.trusted_proxies, err) < 0) {
-            PyErr_SetString(PyExc_ValueError, err);
-            return NULL;
-        }
-    }
+    if (trusted_proxy_argument(module, trusted_proxy, trusted_proxy_headers, trusted_proxy_count,
+                               &options.trusted_proxies) < 0)
+        return NULL;
     return server_run(module, application, &bind, &options);
 }
 

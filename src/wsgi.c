@@ -287,83 +287,63 @@ static int strip_url_prefix(struct worker *w, PyObject *env)
                      PyUnicode_Substring(path, prefix_len, PyUnicode_GET_LENGTH(path)));
 }
 
-/* A header value of the current request, or NULL. */
-static const struct request_header *header_of(struct worker *w, const char *name)
+/* Removes key from env if it is there. */
+static int delete_key(PyObject *env, PyObject *key)
 {
-    return request_find_header(&w->conn->request, w->conn->in.data, name);
-}
-
-/* Sets key to part of a header value, decoded as latin-1. */
-static int set_from_header(PyObject *env, PyObject *key, const char *value, size_t start,
-                           size_t len)
-{
-    if (len == 0)
+    if (PyDict_DelItem(env, key) == 0)
         return 0;
-    return set_latin1(env, key, value + start, len);
+    if (!PyErr_ExceptionMatches(PyExc_KeyError))
+        return -1;
+    PyErr_Clear();
+    return 0;
 }
 
-/* Behind a trusted proxy, the proxy's headers say who the client is, which
- * scheme it used and which host it asked for; from anyone else those
- * headers are dropped, so the app never trusts a client's own claim. RFC
- * 7239 Forwarded wins over the X-Forwarded-* headers when both came. */
+/* With trusted_proxy set, the forwarding headers the operator did not name
+ * (all of them from an untrusted peer) leave the environ, so neither we nor
+ * the app believe a client's own claim; proxy.c decides which, and reads
+ * the client's address, scheme and host from the trusted ones. */
 static int apply_proxy_headers(struct worker *w, PyObject *env)
 {
     struct module_state *st = state_of(w);
-    const struct server_options *opt = &w->server->options;
-    if (!proxy_is_trusted(&opt->trusted_proxies, &w->conn->peer)) {
-        PyObject *keys[] = {st->str_HTTP_X_FORWARDED_FOR, st->str_HTTP_X_FORWARDED_PROTO,
-                            st->str_HTTP_X_FORWARDED_HOST, st->str_HTTP_FORWARDED};
-        for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
-            if (PyDict_DelItem(env, keys[i]) < 0) {
-                if (!PyErr_ExceptionMatches(PyExc_KeyError))
-                    return -1;
-                PyErr_Clear();
-            }
-        return 0;
-    }
-    const char *base = w->conn->in.data;
-    size_t start, len;
-    const char *scheme = NULL;
-    size_t scheme_len = 0;
-    const struct request_header *h;
-    if ((h = header_of(w, "x-forwarded-for")) != NULL) {
-        proxy_last_element(base + h->value.offset, h->value.len, &start, &len);
-        proxy_strip_port(base + h->value.offset, &start, &len);
-        if (set_from_header(env, st->str_REMOTE_ADDR, base + h->value.offset, start, len) < 0)
-            return -1;
-    }
-    if ((h = header_of(w, "x-forwarded-host")) != NULL) {
-        proxy_last_element(base + h->value.offset, h->value.len, &start, &len);
-        if (set_from_header(env, st->str_HTTP_HOST, base + h->value.offset, start, len) < 0)
-            return -1;
-    }
-    if ((h = header_of(w, "x-forwarded-proto")) != NULL) {
-        proxy_last_element(base + h->value.offset, h->value.len, &start, &len);
-        scheme = base + h->value.offset + start;
-        scheme_len = len;
-    }
-    if ((h = header_of(w, "forwarded")) != NULL) {
-        const char *value = base + h->value.offset;
-        if (proxy_forwarded_param(value, h->value.len, "for", &start, &len)) {
-            proxy_strip_port(value, &start, &len);
-            if (set_from_header(env, st->str_REMOTE_ADDR, value, start, len) < 0)
+    const struct proxy_trust *trust = &w->server->options.trusted_proxies;
+    const struct conn *c = w->conn;
+    const char *base = c->in.data;
+    int peer_trusted = proxy_is_trusted(trust, &c->peer);
+    for (unsigned i = 0; i < c->request.header_count; i++) {
+        const struct span *name = &c->request.headers[i].name;
+        if (!proxy_header_dropped(trust, peer_trusted, base + name->offset, name->len))
+            continue;
+        PyObject *key = cached_header_key(w, base + name->offset, name->len);
+        if (key == NULL) {
+            if (PyErr_Occurred())
                 return -1;
+            continue;
         }
-        if (proxy_forwarded_param(value, h->value.len, "host", &start, &len) &&
-            set_from_header(env, st->str_HTTP_HOST, value, start, len) < 0)
+        /* A repeated field was deleted with its first line already. */
+        int rc = key == Py_None ? 0 : delete_key(env, key);
+        Py_DECREF(key);
+        if (rc < 0)
             return -1;
-        if (proxy_forwarded_param(value, h->value.len, "proto", &start, &len)) {
-            scheme = value + start;
-            scheme_len = len;
-        }
     }
-    if (scheme) {
-        /* Only the two schemes WSGI knows; anything else is ignored. */
-        if (scheme_len == 5 && strncasecmp(scheme, "https", 5) == 0)
-            return PyDict_SetItem(env, st->str_wsgi_url_scheme, st->str_https);
-        if (scheme_len == 4 && strncasecmp(scheme, "http", 4) == 0)
-            return PyDict_SetItem(env, st->str_wsgi_url_scheme, st->str_http);
+    if (!peer_trusted)
+        return 0;
+    struct proxy_forwarded forwarded;
+    proxy_resolve(trust, &c->request, base, &forwarded);
+    if (forwarded.address[0]) {
+        /* The peer's port belongs to the proxy, not to the client. */
+        if (set_owned(env, st->str_REMOTE_ADDR, PyUnicode_FromString(forwarded.address)) < 0 ||
+            (forwarded.port[0]
+                 ? set_owned(env, st->str_REMOTE_PORT, PyUnicode_FromString(forwarded.port))
+                 : delete_key(env, st->str_REMOTE_PORT)) < 0)
+            return -1;
     }
+    if (forwarded.host.len &&
+        set_latin1(env, st->str_HTTP_HOST, base + forwarded.host.offset, forwarded.host.len) < 0)
+        return -1;
+    if (forwarded.scheme != PROXY_SCHEME_NONE)
+        return PyDict_SetItem(env, st->str_wsgi_url_scheme,
+                              forwarded.scheme == PROXY_SCHEME_HTTPS ? st->str_https
+                                                                     : st->str_http);
     return 0;
 }
 

@@ -189,7 +189,9 @@ def test_example_service_command_line_parses():
     argv = exec_start.split("=", 1)[1].split()[1:]  # without the script path
     code = ("import sys; from pyruvate.__main__ import build_parser; "
             "args = build_parser().parse_args(sys.argv[1:]); "
-            "print(args.workers, args.trusted_proxy, args.shutdown_timeout, args.bind)")
+            "print(args.workers, args.trusted_proxy, args.trusted_proxy_headers, "
+            "args.shutdown_timeout, args.bind)")
     result = _run([sys.executable, "-c", code] + argv)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["4", "*", "30", "None"]
+    assert result.stdout.split() == [
+        "4", "unix", "x-forwarded-for,x-forwarded-proto,x-forwarded-host", "30", "None"]
