@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "pyruvate/fdlimit.h"
 #include "pyruvate/log.h"
 #include "pyruvate/systemd.h"
 #include "pyruvate/worker.h"
@@ -226,6 +227,31 @@ fail:;
     return -1;
 }
 
+/* Raises the open file limit as far as allowed and lowers max_connections
+ * to what fits under it, so that running out of descriptors ends in an
+ * eviction or a 503 rather than in accept() failing while clients wait. */
+static unsigned fit_connections_to_descriptors(unsigned requested)
+{
+    struct fd_budget budget;
+    if (fdlimit_raise(&budget) < 0) {
+        log_write(LOG_WARNING, "cannot read the open file limit (errno %d)", errno);
+        return requested;
+    }
+    if (budget.soft != budget.soft_before)
+        log_write(LOG_INFO, "raised the open file limit (RLIMIT_NOFILE) from %lu to %lu",
+                  budget.soft_before, budget.soft);
+    else if (budget.soft < budget.hard)
+        log_write(LOG_WARNING, "cannot raise the open file limit from %lu to %lu", budget.soft,
+                  budget.hard);
+    unsigned fitted = fdlimit_max_connections(requested, &budget);
+    if (fitted < requested)
+        log_write(LOG_WARNING,
+                  "max_connections lowered from %u to %u: the open file limit is %lu "
+                  "(%u descriptors in use, %u kept for the application)",
+                  requested, fitted, budget.soft, budget.in_use, budget.reserve);
+    return fitted;
+}
+
 static void server_free(struct server *s)
 {
     close_listeners(s);
@@ -352,15 +378,17 @@ PyObject *server_run(PyObject *module, PyObject *application, const struct serve
         PyErr_SetString(PyExc_RuntimeError, err);
         goto fail;
     }
+    s->options.max_connections = fit_connections_to_descriptors(options->max_connections);
     struct acceptor_config config = {
         .listeners = s->listeners,
         .listener_count = s->listener_count,
         .pool = s->pool,
         .limits = &s->options.limits,
         .request_timeout_ms = options->request_timeout_ms,
+        .header_timeout_ms = options->header_timeout_ms,
         .keepalive_timeout_ms = options->keepalive_timeout_ms,
         .linger_timeout_ms = 2000,
-        .max_connections = options->max_connections,
+        .max_connections = s->options.max_connections,
         .queue_warn_threshold = options->qmon_warn_threshold,
         .access_log = options->access_log,
     };
