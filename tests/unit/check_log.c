@@ -209,6 +209,32 @@ START_TEST(test_concurrent_writers_keep_per_thread_order)
 }
 END_TEST
 
+START_TEST(test_escape_makes_printable_ascii)
+{
+    char out[64];
+    const char in[] = "a\"b\\c\x01\x7f\xff\xc3\xa9 ~";
+    ck_assert_uint_eq(log_escape(out, sizeof(out), in, sizeof(in) - 1), strlen(out));
+    ck_assert_str_eq(out, "a\\x22b\\x5cc\\x01\\x7f\\xff\\xc3\\xa9 ~");
+    /* Truncated before an escape that does not fit, never inside one. */
+    ck_assert_uint_eq(log_escape(out, 7, "ab\xff\xff", 4), 6);
+    ck_assert_str_eq(out, "ab\\xff");
+    ck_assert_uint_eq(log_escape(out, 1, "ab", 2), 0);
+    ck_assert_str_eq(out, "");
+}
+END_TEST
+
+START_TEST(test_records_are_always_text)
+{
+    /* Valid UTF-8 stays; a stray byte, a bad sequence and a control
+     * character are escaped, so Python can decode every record. */
+    log_write(LOG_INFO, "socket /tmp/s\xc3\xa9 /tmp/\xff \xe2\x82 tab\tnl\n");
+    unsigned long dropped;
+    ck_assert_uint_eq(log_take(records, 1, &dropped), 1);
+    ck_assert_str_eq(records[0].message,
+                     "socket /tmp/s\xc3\xa9 /tmp/\\xff \\xe2\\x82 tab\\x09nl\\x0a");
+}
+END_TEST
+
 Suite *make_log_suite(void)
 {
     Suite *s = suite_create("log");
@@ -221,6 +247,8 @@ Suite *make_log_suite(void)
     tcase_add_test(core, test_write_keeps_errno);
     tcase_add_test(core, test_wake_fd_written_when_queue_becomes_non_empty);
     tcase_add_test(core, test_concurrent_writers_keep_per_thread_order);
+    tcase_add_test(core, test_escape_makes_printable_ascii);
+    tcase_add_test(core, test_records_are_always_text);
     suite_add_tcase(s, core);
 
     TCase *limits = tcase_create("limits");
