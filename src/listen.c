@@ -213,35 +213,46 @@ fail:
     return -1;
 }
 
-int listen_adopt(struct listener *l, int fd, char err[PYR_ERR_LEN])
+int listen_check(int fd, char err[PYR_ERR_LEN])
 {
-    int accepting = 0, type = 0;
+    int accepting = 0, type = 0, domain = 0;
     socklen_t len = sizeof(accepting);
-    l->fd = -1;
-    l->unix_path[0] = '\0';
     if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) < 0 || !accepting) {
         snprintf(err, PYR_ERR_LEN, "file descriptor %d is not a listening socket", fd);
-        close(fd);
         errno = EINVAL;
         return -1;
     }
     len = sizeof(type);
     if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 || type != SOCK_STREAM) {
         snprintf(err, PYR_ERR_LEN, "file descriptor %d is not a stream socket", fd);
-        close(fd);
+        errno = EINVAL;
+        return -1;
+    }
+    len = sizeof(domain);
+    if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0 ||
+        (domain != AF_INET && domain != AF_INET6 && domain != AF_UNIX)) {
+        snprintf(err, PYR_ERR_LEN, "file descriptor %d is not a TCP or Unix socket", fd);
+        errno = EINVAL;
+        return -1;
+    }
+    return 0;
+}
+
+int listen_adopt(struct listener *l, int fd, char err[PYR_ERR_LEN])
+{
+    l->fd = -1;
+    l->unix_path[0] = '\0';
+    if (listen_check(fd, err) < 0)
+        return -1;
+    l->fd = fd;
+    if (describe_bound_socket(l, err) < 0) {
+        l->fd = -1;
         errno = EINVAL;
         return -1;
     }
     int flags = fcntl(fd, F_GETFL);
     fcntl(fd, F_SETFL, flags | O_NONBLOCK);
     fcntl(fd, F_SETFD, FD_CLOEXEC);
-    l->fd = fd;
-    if (describe_bound_socket(l, err) < 0) {
-        close(fd);
-        l->fd = -1;
-        errno = EINVAL;
-        return -1;
-    }
     return 0;
 }
 

@@ -191,9 +191,19 @@ static int open_listeners(struct server *s, const struct server_bind *bind, char
         return 0;
     }
     if (bind->fd >= 0) {
-        int fd = dup(bind->fd); /* the caller keeps its own descriptor */
-        if (fd < 0 || listen_adopt(&s->listeners[0], fd, err) < 0)
+        /* Checked before the dup: nothing happens to a descriptor that is
+         * not a listening socket. The caller keeps its own. */
+        if (listen_check(bind->fd, err) < 0)
             goto fail;
+        int fd = dup(bind->fd);
+        if (fd < 0) {
+            snprintf(err, PYR_ERR_LEN, "cannot duplicate file descriptor %d", bind->fd);
+            goto fail;
+        }
+        if (listen_adopt(&s->listeners[0], fd, err) < 0) {
+            close(fd);
+            goto fail;
+        }
         s->listener_count = 1;
         snprintf(description, description_size, "inherited socket %.180s%s%.15s",
                  s->listeners[0].server_name, s->listeners[0].server_port[0] ? ":" : "",
@@ -208,6 +218,11 @@ static int open_listeners(struct server *s, const struct server_bind *bind, char
     }
     if (count > SERVER_MAX_LISTENERS)
         count = SERVER_MAX_LISTENERS;
+    /* Every one checked before any is taken: with a wrong environment the
+     * descriptors may be the application's files, and they stay as they were. */
+    for (int i = 0; i < count; i++)
+        if (listen_check(SYSTEMD_FIRST_FD + i, err) < 0)
+            goto fail;
     for (int i = 0; i < count; i++) {
         if (listen_adopt(&s->listeners[i], SYSTEMD_FIRST_FD + i, err) < 0)
             goto fail;

@@ -242,6 +242,15 @@ START_TEST(test_adopt_refuses_other_descriptors)
     int fds[2];
     ck_assert_int_eq(pipe(fds), 0);
     ck_assert_int_eq(listen_adopt(&l, fds[0], err), -1);
+    /* Refused descriptors are not ours: still open, flags untouched. */
+    ck_assert_int_eq(fcntl(unbound, F_GETFD), 0);
+    ck_assert_int_eq(fcntl(fds[0], F_GETFL) & O_NONBLOCK, 0);
+    int datagram = socket(AF_INET, SOCK_DGRAM, 0);
+    ck_assert_int_eq(listen_check(datagram, err), -1);
+    ck_assert_int_eq(fcntl(datagram, F_GETFD), 0);
+    close(datagram);
+    close(unbound);
+    close(fds[0]);
     close(fds[1]);
 }
 END_TEST
