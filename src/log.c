@@ -117,8 +117,11 @@ static void copy_as_text(char *out, size_t out_size, const char *text)
 static void log_vwrite(int target, int level, const char *format, va_list args)
 {
     int saved_errno = errno;
+    /* Access records leave the last slots to server records, so that a
+     * flood of requests cannot crowd out a warning or "pyruvate stopping". */
+    size_t room = target == LOG_TO_ACCESS ? LOG_QUEUE_LEN - LOG_SERVER_RESERVE : LOG_QUEUE_LEN;
     pthread_mutex_lock(&log_mutex);
-    if (log_count == LOG_QUEUE_LEN) {
+    if (log_count >= room) {
         log_dropped++;
         pthread_mutex_unlock(&log_mutex);
         errno = saved_errno;

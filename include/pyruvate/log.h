@@ -10,7 +10,10 @@
 /* The numeric levels of Python's logging module. */
 enum log_level { LOG_DEBUG = 10, LOG_INFO = 20, LOG_WARNING = 30, LOG_ERROR = 40 };
 
-enum { LOG_MESSAGE_LEN = 512, LOG_QUEUE_LEN = 1024 };
+/* The queue holds LOG_QUEUE_LEN records, of which access records may use
+ * all but LOG_SERVER_RESERVE. Records that do not fit are counted, never
+ * waited for: a blocked logging handler must not stop the server. */
+enum { LOG_MESSAGE_LEN = 512, LOG_QUEUE_LEN = 1024, LOG_SERVER_RESERVE = 64 };
 
 /* Which Python logger a record is for. */
 enum log_target { LOG_TO_SERVER = 0, LOG_TO_ACCESS = 1 };

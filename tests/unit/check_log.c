@@ -96,6 +96,20 @@ START_TEST(test_overflow_counts_dropped)
 }
 END_TEST
 
+START_TEST(test_access_records_leave_room_for_server_records)
+{
+    for (int i = 0; i < LOG_QUEUE_LEN; i++)
+        log_write_access("GET /");
+    log_write(LOG_WARNING, "still heard");
+    unsigned long dropped = 0;
+    size_t n = log_take(records, LOG_QUEUE_LEN, &dropped);
+    ck_assert_uint_eq(n, LOG_QUEUE_LEN - LOG_SERVER_RESERVE + 1);
+    ck_assert_uint_eq(dropped, LOG_SERVER_RESERVE);
+    ck_assert_int_eq(records[n - 1].target, LOG_TO_SERVER);
+    ck_assert_str_eq(records[n - 1].message, "still heard");
+}
+END_TEST
+
 START_TEST(test_long_message_is_truncated)
 {
     char text[LOG_MESSAGE_LEN * 2];
@@ -255,6 +269,7 @@ Suite *make_log_suite(void)
     tcase_add_checked_fixture(limits, reset_log, free_records);
     tcase_add_test(limits, test_overflow_counts_dropped);
     tcase_add_test(limits, test_long_message_is_truncated);
+    tcase_add_test(limits, test_access_records_leave_room_for_server_records);
     suite_add_tcase(s, limits);
     return s;
 }
