@@ -6,6 +6,8 @@ import re
 import socket
 import threading
 
+import pytest
+
 RECORD = re.compile(r"INFO pyruvate\.access \S+: (?P<message>.*)$", re.M)
 
 
@@ -33,10 +35,13 @@ def _get(target):
     return b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
 
 
-def test_target_that_is_not_utf8_is_logged_escaped(start_server):
+@pytest.mark.parametrize("async_logging", [True, False])
+def test_target_that_is_not_utf8_is_logged_escaped(start_server, async_logging):
     """Audit: "GET /admin/delete?id=1&\\xff" was served but left out of the
-    access log (the line failed to decode as UTF-8)."""
-    srv = start_server("apps:router", options={"access_log": True})
+    access log (the line failed to decode as UTF-8). With async_logging
+    False the worker logs the record itself: the same line."""
+    srv = start_server("apps:router", options={"access_log": True,
+                                               "async_logging": async_logging})
     assert _exchange(srv.port, _get(b"/hello?id=1&\xff")).startswith(b"HTTP/1.1 200 ")
     assert _exchange(srv.port, _get(b'/hello?q="x"\\y\xc3\xa9')).startswith(b"HTTP/1.1 200 ")
     assert _exchange(srv.port, _get(b"/hello")).startswith(b"HTTP/1.1 200 ")
