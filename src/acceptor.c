@@ -47,6 +47,7 @@ struct acceptor {
     int listeners_paused; /* after EMFILE: resume at the next wake-up or sweep */
     int64_t last_queue_warning_ms;
     int64_t last_eviction_warning_ms;
+    int64_t last_accept_warning_ms;
 
     /* connections coming back from workers */
     pthread_mutex_t returned_mutex;
@@ -389,8 +390,10 @@ static void accept_ready(struct acceptor *a, const struct listener *l, int64_t n
                 errno == ENOMEM) {
                 /* Stop polling the listeners until an eviction is done or
                  * the next sweep, instead of spinning on a ready backlog. */
-                if (evicted < 0)
+                if (evicted < 0 && now - a->last_accept_warning_ms >= 1000) {
                     log_write(LOG_WARNING, "cannot accept: out of file descriptors or memory");
+                    a->last_accept_warning_ms = now;
+                }
                 pause_listeners(a, 1);
             }
             return;
