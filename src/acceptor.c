@@ -381,13 +381,14 @@ static void accept_ready(struct acceptor *a, const struct listener *l, int64_t n
         socklen_t peer_len = sizeof(peer);
         int fd = accept4(l->fd, (struct sockaddr *)&peer, &peer_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED)
+            int error = errno;
+            if (error == EINTR || error == ECONNABORTED)
                 continue;
-            int evicted = errno == EMFILE || errno == ENFILE ? evict_idle(a, now) : -1;
+            int evicted = error == EMFILE || error == ENFILE ? evict_idle(a, now) : -1;
             if (evicted == 1)
                 continue;
-            if (evicted == 0 || errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
-                errno == ENOMEM) {
+            if (evicted == 0 || error == EMFILE || error == ENFILE || error == ENOBUFS ||
+                error == ENOMEM) {
                 /* Stop polling the listeners until an eviction is done or
                  * the next sweep, instead of spinning on a ready backlog. */
                 if (evicted < 0 && now - a->last_accept_warning_ms >= 1000) {
