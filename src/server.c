@@ -201,7 +201,9 @@ static int open_listeners(struct server *s, const struct server_bind *bind, char
             goto fail;
         }
         if (listen_adopt(&s->listeners[0], fd, err) < 0) {
+            int saved_errno = errno;
             close(fd);
+            errno = saved_errno;
             goto fail;
         }
         s->listener_count = 1;
@@ -224,8 +226,12 @@ static int open_listeners(struct server *s, const struct server_bind *bind, char
         if (listen_check(SYSTEMD_FIRST_FD + i, err) < 0)
             goto fail;
     for (int i = 0; i < count; i++) {
-        if (listen_adopt(&s->listeners[i], SYSTEMD_FIRST_FD + i, err) < 0)
+        if (listen_adopt(&s->listeners[i], SYSTEMD_FIRST_FD + i, err) < 0) {
+            /* Not taken after all: left open for whoever passed them. */
+            for (unsigned j = 0; j < s->listener_count; j++)
+                s->listeners[j].fd = -1;
             goto fail;
+        }
         s->listener_count++;
     }
     snprintf(description, description_size, "%d socket(s) from systemd, first %.180s%s%.15s", count,
