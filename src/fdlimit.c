@@ -3,7 +3,6 @@
 #include "pyruvate/fdlimit.h"
 
 #include <dirent.h>
-#include <errno.h>
 #include <stddef.h>
 #include <sys/resource.h>
 
