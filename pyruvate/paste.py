@@ -104,11 +104,15 @@ OPTIONS = {
         integer, "268435456", "a larger body is answered with 413 (bodies are buffered)"),
     "keepalive_timeout": (seconds, "60", "seconds an idle keep-alive connection is kept"),
     "request_timeout": (seconds, "30", "seconds from a request's first byte to its last (408)"),
+    "header_timeout": (
+        seconds, "10", "seconds a new connection may take to send its first byte"),
     "send_timeout": (seconds, "60", "seconds a client may stop reading a response"),
     "shutdown_timeout": (
         seconds, "30", "seconds in-flight requests get to finish after SIGTERM/SIGINT"),
     "max_reuse_count": (integer, "0", "requests per connection, 0 for no limit"),
-    "max_connections": (integer, "10000", "connections beyond it get 503"),
+    "max_connections": (
+        integer, "50000",
+        "beyond it the longest idle connection is closed, else 503 (lowered to fit the open file limit)"),
     "max_queue_size": (integer, "1024", "requests waiting for a worker beyond it get 503"),
     "qmon_warn_threshold": (
         optional_integer, "None", "accepted for compatibility with Pyruvate (Rust)"),

@@ -44,8 +44,10 @@ struct acceptor {
     struct conn **conns; /* conns[i] belongs to fds[i]; NULL for fixed slots */
     unsigned nfds, capacity, first_conn;
     int64_t next_sweep_ms;
-    int listeners_paused; /* after EMFILE: resume at the next sweep */
+    int listeners_paused; /* after EMFILE: resume at the next wake-up or sweep */
     int64_t last_queue_warning_ms;
+    int64_t last_eviction_warning_ms;
+    int64_t last_accept_warning_ms;
 
     /* connections coming back from workers */
     pthread_mutex_t returned_mutex;
@@ -64,6 +66,7 @@ static void sweep(struct acceptor *a, int64_t now);
 static void wake(struct acceptor *a);
 static void idle_woke(struct conn *c, void *ctx);
 static void idle_expired(struct conn *c, void *ctx);
+static void idle_evicted(void *ctx);
 
 struct acceptor *acceptor_start(const struct acceptor_config *config, char err[PYR_ERR_LEN])
 {
@@ -81,7 +84,8 @@ struct acceptor *acceptor_start(const struct acceptor_config *config, char err[P
         if (poll_set_add(a, config->listeners[i].fd, NULL) < 0)
             goto fail;
     a->first_conn = a->nfds;
-    struct idle_callbacks idle_callbacks = {.wake = idle_woke, .expire = idle_expired, .ctx = a};
+    struct idle_callbacks idle_callbacks = {
+        .wake = idle_woke, .expire = idle_expired, .evicted = idle_evicted, .ctx = a};
     a->idle = idle_start(&idle_callbacks, err);
     if (a->idle == NULL)
         goto fail;
@@ -145,6 +149,12 @@ static void idle_woke(struct conn *c, void *ctx)
 static void idle_expired(struct conn *c, void *ctx)
 {
     acceptor_close(ctx, c);
+}
+
+/* Descriptors were freed: paused listeners may accept again. */
+static void idle_evicted(void *ctx)
+{
+    wake(ctx);
 }
 
 void acceptor_destroy(struct acceptor *a)
@@ -293,6 +303,47 @@ static void advance(struct acceptor *a, struct conn *c, int64_t now)
     }
 }
 
+/* Makes room for one more connection under descriptor pressure by closing
+ * the connection that has been idle longest (no request in progress: a
+ * keep-alive connection between requests, or one that has not sent a byte
+ * yet), as nginx does. The oldest are in the idle set, which closes one
+ * asynchronously; else the oldest quiet one of ours goes at once.
+ * Returns 1 when one was closed now, 0 when one will be closed shortly, -1
+ * when no connection is idle. */
+static int evict_idle(struct acceptor *a, int64_t now)
+{
+    int rc = -1;
+    if (idle_evict(a->idle) == 0) {
+        rc = 0;
+    } else {
+        struct conn *oldest = NULL;
+        for (unsigned i = a->first_conn; i < a->nfds; i++) {
+            struct conn *c = a->conns[i];
+            if (c->idle_since_ms && !c->lingering && c->in.len == 0 &&
+                (oldest == NULL || c->idle_since_ms < oldest->idle_since_ms))
+                oldest = c;
+        }
+        if (oldest) {
+            log_write(LOG_DEBUG, "closing idle connection fd %d to make room", oldest->fd);
+            drop(a, oldest);
+            rc = 1;
+        }
+    }
+    if (rc >= 0 && now - a->last_eviction_warning_ms >= 1000) {
+        log_write(LOG_WARNING, "out of connections or file descriptors: closing the "
+                               "longest idle connections to make room");
+        a->last_eviction_warning_ms = now;
+    }
+    return rc;
+}
+
+static void pause_listeners(struct acceptor *a, int paused)
+{
+    for (unsigned s = 1; s < a->first_conn; s++)
+        a->fds[s].events = paused ? 0 : POLLIN;
+    a->listeners_paused = paused;
+}
+
 static void connection_ready(struct acceptor *a, struct conn *c, int64_t now)
 {
     if (c->lingering) {
@@ -330,15 +381,21 @@ static void accept_ready(struct acceptor *a, const struct listener *l, int64_t n
         socklen_t peer_len = sizeof(peer);
         int fd = accept4(l->fd, (struct sockaddr *)&peer, &peer_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED)
+            int error = errno;
+            if (error == EINTR || error == ECONNABORTED)
                 continue;
-            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-                /* Out of descriptors: stop polling the listeners until the
-                 * next sweep instead of spinning on a ready backlog. */
-                log_write(LOG_WARNING, "cannot accept: out of file descriptors or memory");
-                for (unsigned s = 1; s < a->first_conn; s++)
-                    a->fds[s].events = 0;
-                a->listeners_paused = 1;
+            int evicted = error == EMFILE || error == ENFILE ? evict_idle(a, now) : -1;
+            if (evicted == 1)
+                continue;
+            if (evicted == 0 || error == EMFILE || error == ENFILE || error == ENOBUFS ||
+                error == ENOMEM) {
+                /* Stop polling the listeners until an eviction is done or
+                 * the next sweep, instead of spinning on a ready backlog. */
+                if (evicted < 0 && now - a->last_accept_warning_ms >= 1000) {
+                    log_write(LOG_WARNING, "cannot accept: out of file descriptors or memory");
+                    a->last_accept_warning_ms = now;
+                }
+                pause_listeners(a, 1);
             }
             return;
         }
@@ -352,9 +409,12 @@ static void accept_ready(struct acceptor *a, const struct listener *l, int64_t n
             atomic_fetch_sub(&a->open_connections, 1);
             continue;
         }
-        c->deadline_ms = now + a->config.keepalive_timeout_ms;
+        /* Nothing sent yet: header_timeout, never longer than keep-alive. */
+        c->deadline_ms = now + (a->config.header_timeout_ms < a->config.keepalive_timeout_ms
+                                    ? a->config.header_timeout_ms
+                                    : a->config.keepalive_timeout_ms);
         c->idle_since_ms = now;
-        if (open > a->config.max_connections) {
+        if (open > a->config.max_connections && evict_idle(a, now) < 0) {
             c->request.error_reason = "too many connections";
             reject(a, c, 503, now);
             continue;
@@ -422,11 +482,8 @@ static void sweep(struct acceptor *a, int64_t now)
         }
         drop(a, c);
     }
-    if (a->listeners_paused) {
-        for (unsigned s = 1; s < a->first_conn; s++)
-            a->fds[s].events = POLLIN;
-        a->listeners_paused = 0;
-    }
+    if (a->listeners_paused)
+        pause_listeners(a, 0);
     a->next_sweep_ms = now + SWEEP_INTERVAL_MS;
 }
 
@@ -448,6 +505,8 @@ static void *acceptor_main(void *arg)
                 ssize_t ignored = read(a->wake_fd, &count, sizeof(count));
                 (void)ignored;
                 take_returned(a, now);
+                if (a->listeners_paused)
+                    pause_listeners(a, 0);
             }
             for (unsigned s = 1; s < a->first_conn; s++)
                 if (a->fds[s].revents & POLLIN)

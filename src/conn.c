@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "pyruvate/http_status.h"
+#include "pyruvate/log.h"
 
 /* Read at least this much at a time so that a typical request arrives in
  * one read() call. */
@@ -105,24 +106,22 @@ void conn_access_line(const struct conn *c, const char *address, int status,
     static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                        "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
     const struct request *r = &c->request;
-    char peer[64], port[16];
+    char peer[64], port[16], shown_address[64];
     if (address == NULL || address[0] == '\0') {
         conn_peer_strings(c, peer, sizeof(peer), port, sizeof(port));
         address = peer[0] ? peer : "-";
     }
-    /* The request line as "METHOD target HTTP/x.y"; the target is printable
-     * ASCII (the parser saw to that) but a quote would end the field early. */
+    /* A trusted proxy's client address is the proxy's text. */
+    log_escape(shown_address, sizeof(shown_address), address, strlen(address));
+    /* The request line as "METHOD target HTTP/x.y", escaped like every
+     * field that comes from the client: a target may hold any byte from
+     * 0x80 up, '"' and '\\' (the parser refuses control characters). */
     char request_line[320] = "-";
     if (r->method && r->target.len > 0 && c->in.data) {
-        const char *target = c->in.data + r->target.offset;
         size_t n = (size_t)snprintf(request_line, sizeof(request_line), "%s ", r->method);
-        for (size_t i = 0; i < r->target.len && n < sizeof(request_line) - 16; i++) {
-            if (target[i] == '"' || target[i] == '\\')
-                n += (size_t)snprintf(request_line + n, sizeof(request_line) - n, "\\x%02x",
-                                      (unsigned char)target[i]);
-            else
-                request_line[n++] = target[i];
-        }
+        if (n < sizeof(request_line) - 16)
+            n += log_escape(request_line + n, sizeof(request_line) - 16 - n,
+                            c->in.data + r->target.offset, r->target.len);
         snprintf(request_line + n, sizeof(request_line) - n, " HTTP/%d.%d", r->http_major,
                  r->http_minor);
     }
@@ -136,9 +135,9 @@ void conn_access_line(const struct conn *c, const char *address, int status,
     time_t now = time(NULL);
     struct tm tm;
     gmtime_r(&now, &tm);
-    snprintf(out, out_size, "%s - - [%02d/%s/%04d:%02d:%02d:%02d +0000] \"%s\" %d %s %.6f", address,
-             tm.tm_mday, months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
-             tm.tm_sec, request_line, status, size, seconds);
+    snprintf(out, out_size, "%s - - [%02d/%s/%04d:%02d:%02d:%02d +0000] \"%s\" %d %s %.6f",
+             shown_address, tm.tm_mday, months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour,
+             tm.tm_min, tm.tm_sec, request_line, status, size, seconds);
 }
 
 void conn_free(struct conn *c)

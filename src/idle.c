@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
@@ -21,6 +22,9 @@ struct idle_set {
     pthread_mutex_t mutex;
     struct conn *incoming; /* under mutex */
     int stopping;          /* under mutex */
+
+    atomic_uint held;          /* connections in incoming or in the set */
+    atomic_uint evict_pending; /* evictions asked for and not yet done */
 
     /* idle thread only; slot 0 is wake_fd */
     struct pollfd *fds;
@@ -71,6 +75,7 @@ int idle_add(struct idle_set *set, struct conn *c)
         return -1;
     }
     int was_empty = set->incoming == NULL;
+    atomic_fetch_add(&set->held, 1);
     c->next = set->incoming;
     set->incoming = c;
     pthread_mutex_unlock(&set->mutex);
@@ -79,6 +84,18 @@ int idle_add(struct idle_set *set, struct conn *c)
         ssize_t ignored = write(set->wake_fd, &one, sizeof(one));
         (void)ignored;
     }
+    return 0;
+}
+
+int idle_evict(struct idle_set *set)
+{
+    /* One caller (the acceptor), so this check and the add cannot race. */
+    if (atomic_load(&set->held) <= atomic_load(&set->evict_pending))
+        return -1;
+    atomic_fetch_add(&set->evict_pending, 1);
+    uint64_t one = 1;
+    ssize_t ignored = write(set->wake_fd, &one, sizeof(one));
+    (void)ignored;
     return 0;
 }
 
@@ -129,10 +146,26 @@ static int append(struct idle_set *set, struct conn *c)
 static struct conn *take_slot(struct idle_set *set, unsigned i)
 {
     struct conn *c = set->conns[i];
+    atomic_fetch_sub(&set->held, 1);
     set->nfds--;
     set->fds[i] = set->fds[set->nfds];
     set->conns[i] = set->conns[set->nfds];
     return c;
+}
+
+/* Closes the count connections that have been idle longest. */
+static void evict_oldest(struct idle_set *set, unsigned count)
+{
+    unsigned evicted = 0;
+    for (; evicted < count && set->nfds > 1; evicted++) {
+        unsigned oldest = 1;
+        for (unsigned i = 2; i < set->nfds; i++)
+            if (set->conns[i]->idle_since_ms < set->conns[oldest]->idle_since_ms)
+                oldest = i;
+        set->callbacks.expire(take_slot(set, oldest), set->callbacks.ctx);
+    }
+    if (evicted > 0 && set->callbacks.evicted)
+        set->callbacks.evicted(set->callbacks.ctx);
 }
 
 static void *idle_main(void *arg)
@@ -157,8 +190,10 @@ static void *idle_main(void *arg)
         for (struct conn *c = incoming, *next; c; c = next) {
             next = c->next;
             c->next = NULL;
-            if (append(set, c) < 0)
+            if (append(set, c) < 0) {
+                atomic_fetch_sub(&set->held, 1);
                 set->callbacks.expire(c, set->callbacks.ctx);
+            }
         }
         if (stopping)
             return NULL;
@@ -166,6 +201,12 @@ static void *idle_main(void *arg)
         for (unsigned i = set->nfds; n > 0 && i-- > 1;)
             if (set->fds[i].revents)
                 set->callbacks.wake(take_slot(set, i), set->callbacks.ctx);
+        /* After the wake-ups: a connection that just spoke is not idle. */
+        unsigned evictions = atomic_load(&set->evict_pending);
+        if (evictions > 0) {
+            evict_oldest(set, evictions);
+            atomic_fetch_sub(&set->evict_pending, evictions);
+        }
         int64_t now = monotonic_ms();
         if (now >= next_sweep) {
             for (unsigned i = set->nfds; i-- > 1;)

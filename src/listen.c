@@ -157,6 +157,41 @@ static int describe_bound_socket(struct listener *l, char err[PYR_ERR_LEN])
     return 0;
 }
 
+/* A socket file that refuses connections is left over from an earlier run
+ * and is removed. Anything else stays: a file that is not a socket, a
+ * socket that accepts (or whose backlog is full), and one we cannot probe
+ * (EACCES: it may be another user's live socket). Returns 0 when the path
+ * is free to bind, -1 with errno and err when it must not be touched. */
+static int remove_stale_socket(const char *path, const struct sockaddr_un *address,
+                               char err[PYR_ERR_LEN])
+{
+    struct stat info;
+    if (lstat(path, &info) < 0 || !S_ISSOCK(info.st_mode))
+        return 0; /* bind() reports what is in the way */
+    int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (probe < 0) {
+        describe_errno(err, "cannot probe", path, errno);
+        return -1;
+    }
+    int rc = connect(probe, (const struct sockaddr *)address, sizeof(*address));
+    int error = rc == 0 ? 0 : errno;
+    close(probe);
+    if (error == ECONNREFUSED) {
+        unlink(path);
+        return 0;
+    }
+    if (error == 0 || error == EAGAIN) {
+        snprintf(err, PYR_ERR_LEN, "cannot listen on %s: another server is using it", path);
+        errno = EADDRINUSE;
+        return -1;
+    }
+    char reason[128];
+    snprintf(err, PYR_ERR_LEN, "cannot listen on %s: cannot tell whether the socket is in use (%s)",
+             path, strerror_r(error, reason, sizeof(reason)));
+    errno = EADDRINUSE;
+    return -1;
+}
+
 int listen_open_unix(struct listener *l, const char *path, unsigned mode, int backlog,
                      char err[PYR_ERR_LEN])
 {
@@ -171,28 +206,21 @@ int listen_open_unix(struct listener *l, const char *path, unsigned mode, int ba
     }
     memcpy(address.sun_path, path, strlen(path) + 1);
 
-    /* A socket file nobody accepts on is left over from an earlier run. */
-    struct stat info;
-    if (lstat(path, &info) == 0 && S_ISSOCK(info.st_mode)) {
-        int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (probe >= 0) {
-            int alive = connect(probe, (struct sockaddr *)&address, sizeof(address)) == 0;
-            close(probe);
-            if (alive) {
-                snprintf(err, PYR_ERR_LEN, "cannot listen on %s: another server is using it", path);
-                errno = EADDRINUSE;
-                return -1;
-            }
-            unlink(path);
-        }
-    }
+    if (remove_stale_socket(path, &address, err) < 0)
+        return -1;
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
+        goto fail;
+    /* The file bind() creates takes the socket's mode (less the umask):
+     * set it now rather than chmod() the path afterwards, which would
+     * follow a symlink put there meanwhile. */
+    if (mode && fchmod(fd, (mode_t)mode) < 0)
         goto fail;
     if (bind(fd, (struct sockaddr *)&address, sizeof(address)) < 0)
         goto fail;
     memcpy(l->unix_path, path, strlen(path) + 1);
-    if (mode && chmod(path, (mode_t)mode) < 0)
+    /* Bits the umask took away are added back, refusing a symlink. */
+    if (mode && fchmodat(AT_FDCWD, path, (mode_t)mode, AT_SYMLINK_NOFOLLOW) < 0)
         goto fail;
     if (listen(fd, backlog) < 0)
         goto fail;
@@ -213,35 +241,46 @@ fail:
     return -1;
 }
 
-int listen_adopt(struct listener *l, int fd, char err[PYR_ERR_LEN])
+int listen_check(int fd, char err[PYR_ERR_LEN])
 {
-    int accepting = 0, type = 0;
+    int accepting = 0, type = 0, domain = 0;
     socklen_t len = sizeof(accepting);
-    l->fd = -1;
-    l->unix_path[0] = '\0';
     if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) < 0 || !accepting) {
         snprintf(err, PYR_ERR_LEN, "file descriptor %d is not a listening socket", fd);
-        close(fd);
         errno = EINVAL;
         return -1;
     }
     len = sizeof(type);
     if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 || type != SOCK_STREAM) {
         snprintf(err, PYR_ERR_LEN, "file descriptor %d is not a stream socket", fd);
-        close(fd);
+        errno = EINVAL;
+        return -1;
+    }
+    len = sizeof(domain);
+    if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0 ||
+        (domain != AF_INET && domain != AF_INET6 && domain != AF_UNIX)) {
+        snprintf(err, PYR_ERR_LEN, "file descriptor %d is not a TCP or Unix socket", fd);
+        errno = EINVAL;
+        return -1;
+    }
+    return 0;
+}
+
+int listen_adopt(struct listener *l, int fd, char err[PYR_ERR_LEN])
+{
+    l->fd = -1;
+    l->unix_path[0] = '\0';
+    if (listen_check(fd, err) < 0)
+        return -1;
+    l->fd = fd;
+    if (describe_bound_socket(l, err) < 0) {
+        l->fd = -1;
         errno = EINVAL;
         return -1;
     }
     int flags = fcntl(fd, F_GETFL);
     fcntl(fd, F_SETFL, flags | O_NONBLOCK);
     fcntl(fd, F_SETFD, FD_CLOEXEC);
-    l->fd = fd;
-    if (describe_bound_socket(l, err) < 0) {
-        close(fd);
-        l->fd = -1;
-        errno = EINVAL;
-        return -1;
-    }
     return 0;
 }
 

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 static pthread_mutex_t log_mutex = PTHREAD_MUTEX_INITIALIZER;
@@ -32,11 +33,95 @@ int log_enabled(int level)
     return level >= log_min_level;
 }
 
+size_t log_escape(char *out, size_t out_size, const char *in, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t n = 0;
+    if (out_size == 0)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)in[i];
+        if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
+            if (n + 1 >= out_size)
+                break;
+            out[n++] = (char)c;
+            continue;
+        }
+        if (n + 4 >= out_size)
+            break;
+        out[n++] = '\\';
+        out[n++] = 'x';
+        out[n++] = hex[c >> 4];
+        out[n++] = hex[c & 15];
+    }
+    out[n] = '\0';
+    return n;
+}
+
+/* Length of the valid UTF-8 sequence at s (at most len bytes), or 0. */
+static size_t utf8_sequence(const unsigned char *s, size_t len)
+{
+    size_t need;
+    unsigned min;
+    if (s[0] < 0x80)
+        return 1;
+    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+        need = 2;
+        min = 0x80;
+    } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+        need = 3;
+        min = 0x800;
+    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+        need = 4;
+        min = 0x10000;
+    } else {
+        return 0;
+    }
+    if (len < need)
+        return 0;
+    unsigned code = s[0] & (0x7f >> need);
+    for (size_t i = 1; i < need; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        code = (code << 6) | (s[i] & 0x3f);
+    }
+    if (code < min || code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff))
+        return 0;
+    return need;
+}
+
+/* Copies text to out, escaping control characters and bytes that are not
+ * UTF-8 (Python would refuse the whole record otherwise). */
+static void copy_as_text(char *out, size_t out_size, const char *text)
+{
+    const unsigned char *in = (const unsigned char *)text;
+    size_t len = strlen(text), n = 0;
+    for (size_t i = 0; i < len;) {
+        size_t seq = in[i] < 0x20 || in[i] == 0x7f ? 0 : utf8_sequence(in + i, len - i);
+        if (seq == 0) {
+            if (n + 4 >= out_size)
+                break;
+            n += log_escape(out + n, out_size - n, text + i, 1);
+            i++;
+            continue;
+        }
+        if (n + seq >= out_size)
+            break;
+        memcpy(out + n, in + i, seq);
+        n += seq;
+        i += seq;
+    }
+    out[n] = '\0';
+}
+
 static void log_vwrite(int target, int level, const char *format, va_list args)
 {
     int saved_errno = errno;
+    /* Access records leave the last slots to server records, so that a
+     * flood of requests cannot crowd out a warning or "pyruvate stopping". */
+    size_t room = target == LOG_TO_ACCESS ? LOG_QUEUE_LEN - LOG_SERVER_RESERVE : LOG_QUEUE_LEN;
     pthread_mutex_lock(&log_mutex);
-    if (log_count == LOG_QUEUE_LEN) {
+    if (log_count >= room) {
         log_dropped++;
         pthread_mutex_unlock(&log_mutex);
         errno = saved_errno;
@@ -45,7 +130,9 @@ static void log_vwrite(int target, int level, const char *format, va_list args)
     struct log_record *r = &log_ring[(log_head + log_count) % LOG_QUEUE_LEN];
     r->target = target;
     r->level = level;
-    vsnprintf(r->message, sizeof(r->message), format, args);
+    char text[LOG_MESSAGE_LEN];
+    vsnprintf(text, sizeof(text), format, args);
+    copy_as_text(r->message, sizeof(r->message), text);
     int wake = log_count == 0 ? log_wake_fd : -1;
     log_count++;
     pthread_mutex_unlock(&log_mutex);

@@ -163,21 +163,21 @@ static int trusted_proxy_argument(PyObject *module, PyObject *peers, PyObject *h
     return 0;
 }
 
-PyDoc_STRVAR(
-    serve_doc,
-    "serve($module, /, application, socket, workers, *, max_number_headers=32,\n"
-    "      max_request_line_size=8192, max_request_header_size=65536,\n"
-    "      max_request_body_size=268435456, keepalive_timeout=60, request_timeout=30,\n"
-    "      send_timeout=60, shutdown_timeout=30, max_reuse_count=0, max_connections=50000,\n"
-    "      max_queue_size=1024, qmon_warn_threshold=None, chunked_transfer=True,\n"
-    "      async_logging=True, backlog=1024, unix_socket_perms=None,\n"
-    "      trusted_proxy=None, trusted_proxy_headers=None, trusted_proxy_count=1,\n"
-    "      url_scheme='http', url_prefix='', access_log=False)\n"
-    "--\n\n"
-    "Serve a WSGI application on socket (\"host:port\", \"[ipv6]:port\", a Unix\n"
-    "socket path, a listening socket or None for systemd socket activation) with\n"
-    "`workers` threads until SIGTERM (returns None) or SIGINT (raises\n"
-    "KeyboardInterrupt once stopped). Timeouts are in seconds.");
+PyDoc_STRVAR(serve_doc,
+             "serve($module, /, application, socket, workers, *, max_number_headers=32,\n"
+             "      max_request_line_size=8192, max_request_header_size=65536,\n"
+             "      max_request_body_size=268435456, keepalive_timeout=60, request_timeout=30,\n"
+             "      header_timeout=10, send_timeout=60, shutdown_timeout=30, max_reuse_count=0, "
+             "max_connections=50000,\n"
+             "      max_queue_size=1024, qmon_warn_threshold=None, chunked_transfer=True,\n"
+             "      async_logging=True, backlog=1024, unix_socket_perms=None,\n"
+             "      trusted_proxy=None, trusted_proxy_headers=None, trusted_proxy_count=1,\n"
+             "      url_scheme='http', url_prefix='', access_log=False)\n"
+             "--\n\n"
+             "Serve a WSGI application on socket (\"host:port\", \"[ipv6]:port\", a Unix\n"
+             "socket path, a listening socket or None for systemd socket activation) with\n"
+             "`workers` threads until SIGTERM (returns None) or SIGINT (raises\n"
+             "KeyboardInterrupt once stopped). Timeouts are in seconds.");
 
 static PyObject *serve(PyObject *module, PyObject *args, PyObject *kwargs)
 {
@@ -190,6 +190,7 @@ static PyObject *serve(PyObject *module, PyObject *args, PyObject *kwargs)
                                "max_request_body_size",
                                "keepalive_timeout",
                                "request_timeout",
+                               "header_timeout",
                                "send_timeout",
                                "shutdown_timeout",
                                "max_reuse_count",
@@ -211,8 +212,8 @@ static PyObject *serve(PyObject *module, PyObject *args, PyObject *kwargs)
     Py_ssize_t workers;
     Py_ssize_t max_headers = 32, max_line = 8192, max_header_size = 65536;
     long long max_body = 256LL * 1024 * 1024;
-    PyObject *keepalive = NULL, *request_timeout = NULL, *send_timeout = NULL,
-             *shutdown_timeout = NULL, *qmon = Py_None;
+    PyObject *keepalive = NULL, *request_timeout = NULL, *header_timeout = NULL,
+             *send_timeout = NULL, *shutdown_timeout = NULL, *qmon = Py_None;
     Py_ssize_t max_reuse = 0, max_connections = 50000, max_queue = 1024, backlog = 1024;
     int chunked = 1, async_logging = 1;
     PyObject *unix_socket_perms = Py_None, *trusted_proxy = Py_None;
@@ -220,13 +221,13 @@ static PyObject *serve(PyObject *module, PyObject *args, PyObject *kwargs)
     const char *url_scheme = "http", *url_prefix = "";
     int access_log = 0;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOn|$nnnLOOOOnnnOppnOOOOssp:serve", keywords,
-                                     &application, &socket, &workers, &max_headers, &max_line,
-                                     &max_header_size, &max_body, &keepalive, &request_timeout,
-                                     &send_timeout, &shutdown_timeout, &max_reuse, &max_connections,
-                                     &max_queue, &qmon, &chunked, &async_logging, &backlog,
-                                     &unix_socket_perms, &trusted_proxy, &trusted_proxy_headers,
-                                     &trusted_proxy_count, &url_scheme, &url_prefix, &access_log))
+    if (!PyArg_ParseTupleAndKeywords(
+            args, kwargs, "OOn|$nnnLOOOOOnnnOppnOOOOssp:serve", keywords, &application, &socket,
+            &workers, &max_headers, &max_line, &max_header_size, &max_body, &keepalive,
+            &request_timeout, &header_timeout, &send_timeout, &shutdown_timeout, &max_reuse,
+            &max_connections, &max_queue, &qmon, &chunked, &async_logging, &backlog,
+            &unix_socket_perms, &trusted_proxy, &trusted_proxy_headers, &trusted_proxy_count,
+            &url_scheme, &url_prefix, &access_log))
         return NULL;
     if (!PyCallable_Check(application)) {
         PyErr_SetString(PyExc_TypeError, "application must be callable");
@@ -246,6 +247,7 @@ static PyObject *serve(PyObject *module, PyObject *args, PyObject *kwargs)
         .workers = (unsigned)workers,
         .keepalive_timeout_ms = 60000,
         .request_timeout_ms = 30000,
+        .header_timeout_ms = 10000,
         .send_timeout_ms = 60000,
         .shutdown_timeout_ms = 30000,
         .chunked_transfer = chunked,
@@ -266,6 +268,8 @@ static PyObject *serve(PyObject *module, PyObject *args, PyObject *kwargs)
          timeout_argument(keepalive, "keepalive_timeout", &options.keepalive_timeout_ms) < 0) ||
         (request_timeout &&
          timeout_argument(request_timeout, "request_timeout", &options.request_timeout_ms) < 0) ||
+        (header_timeout &&
+         timeout_argument(header_timeout, "header_timeout", &options.header_timeout_ms) < 0) ||
         (send_timeout &&
          timeout_argument(send_timeout, "send_timeout", &options.send_timeout_ms) < 0) ||
         (shutdown_timeout &&

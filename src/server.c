@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "pyruvate/fdlimit.h"
 #include "pyruvate/log.h"
 #include "pyruvate/systemd.h"
 #include "pyruvate/worker.h"
@@ -190,9 +191,21 @@ static int open_listeners(struct server *s, const struct server_bind *bind, char
         return 0;
     }
     if (bind->fd >= 0) {
-        int fd = dup(bind->fd); /* the caller keeps its own descriptor */
-        if (fd < 0 || listen_adopt(&s->listeners[0], fd, err) < 0)
+        /* Checked before the dup: nothing happens to a descriptor that is
+         * not a listening socket. The caller keeps its own. */
+        if (listen_check(bind->fd, err) < 0)
             goto fail;
+        int fd = dup(bind->fd);
+        if (fd < 0) {
+            snprintf(err, PYR_ERR_LEN, "cannot duplicate file descriptor %d", bind->fd);
+            goto fail;
+        }
+        if (listen_adopt(&s->listeners[0], fd, err) < 0) {
+            int saved_errno = errno;
+            close(fd);
+            errno = saved_errno;
+            goto fail;
+        }
         s->listener_count = 1;
         snprintf(description, description_size, "inherited socket %.180s%s%.15s",
                  s->listeners[0].server_name, s->listeners[0].server_port[0] ? ":" : "",
@@ -207,9 +220,18 @@ static int open_listeners(struct server *s, const struct server_bind *bind, char
     }
     if (count > SERVER_MAX_LISTENERS)
         count = SERVER_MAX_LISTENERS;
-    for (int i = 0; i < count; i++) {
-        if (listen_adopt(&s->listeners[i], SYSTEMD_FIRST_FD + i, err) < 0)
+    /* Every one checked before any is taken: with a wrong environment the
+     * descriptors may be the application's files, and they stay as they were. */
+    for (int i = 0; i < count; i++)
+        if (listen_check(SYSTEMD_FIRST_FD + i, err) < 0)
             goto fail;
+    for (int i = 0; i < count; i++) {
+        if (listen_adopt(&s->listeners[i], SYSTEMD_FIRST_FD + i, err) < 0) {
+            /* Not taken after all: left open for whoever passed them. */
+            for (unsigned j = 0; j < s->listener_count; j++)
+                s->listeners[j].fd = -1;
+            goto fail;
+        }
         s->listener_count++;
     }
     snprintf(description, description_size, "%d socket(s) from systemd, first %.180s%s%.15s", count,
@@ -224,6 +246,31 @@ fail:;
     }
     close_listeners(s);
     return -1;
+}
+
+/* Raises the open file limit as far as allowed and lowers max_connections
+ * to what fits under it, so that running out of descriptors ends in an
+ * eviction or a 503 rather than in accept() failing while clients wait. */
+static unsigned fit_connections_to_descriptors(unsigned requested)
+{
+    struct fd_budget budget;
+    if (fdlimit_raise(&budget) < 0) {
+        log_write(LOG_WARNING, "cannot read the open file limit (errno %d)", errno);
+        return requested;
+    }
+    if (budget.soft != budget.soft_before)
+        log_write(LOG_INFO, "raised the open file limit (RLIMIT_NOFILE) from %lu to %lu",
+                  budget.soft_before, budget.soft);
+    else if (budget.soft < budget.hard)
+        log_write(LOG_WARNING, "cannot raise the open file limit from %lu to %lu", budget.soft,
+                  budget.hard);
+    unsigned fitted = fdlimit_max_connections(requested, &budget);
+    if (fitted < requested)
+        log_write(LOG_WARNING,
+                  "max_connections lowered from %u to %u: the open file limit is %lu "
+                  "(%u descriptors in use, %u kept for the application)",
+                  requested, fitted, budget.soft, budget.in_use, budget.reserve);
+    return fitted;
 }
 
 static void server_free(struct server *s)
@@ -352,15 +399,17 @@ PyObject *server_run(PyObject *module, PyObject *application, const struct serve
         PyErr_SetString(PyExc_RuntimeError, err);
         goto fail;
     }
+    s->options.max_connections = fit_connections_to_descriptors(options->max_connections);
     struct acceptor_config config = {
         .listeners = s->listeners,
         .listener_count = s->listener_count,
         .pool = s->pool,
         .limits = &s->options.limits,
         .request_timeout_ms = options->request_timeout_ms,
+        .header_timeout_ms = options->header_timeout_ms,
         .keepalive_timeout_ms = options->keepalive_timeout_ms,
         .linger_timeout_ms = 2000,
-        .max_connections = options->max_connections,
+        .max_connections = s->options.max_connections,
         .queue_warn_threshold = options->qmon_warn_threshold,
         .access_log = options->access_log,
     };

@@ -19,9 +19,10 @@ struct acceptor_config {
     struct pool *pool; /* where complete requests go */
     const struct request_limits *limits;
     int request_timeout_ms;        /* first byte to complete request; then 408 */
+    int header_timeout_ms;         /* accept to first byte; then close */
     int keepalive_timeout_ms;      /* idle time since the last activity; then close */
     int linger_timeout_ms;         /* draining input after an error response */
-    unsigned max_connections;      /* beyond it: 503 and close */
+    unsigned max_connections;      /* beyond it: close the longest idle, else 503 */
     unsigned queue_warn_threshold; /* warn when this many requests wait; 0: off */
     int access_log;                /* log the responses it sends itself */
 };

@@ -13,8 +13,10 @@ struct idle_set;
 struct idle_callbacks {
     /* A connection became readable (or hung up): back to the acceptor. */
     void (*wake)(struct conn *c, void *ctx);
-    /* A connection's keep-alive deadline passed: close it. */
+    /* A connection's keep-alive deadline passed (or it was evicted): close it. */
     void (*expire)(struct conn *c, void *ctx);
+    /* Evictions asked for by idle_evict were done; may be NULL. */
+    void (*evicted)(void *ctx);
     void *ctx;
 };
 
@@ -24,6 +26,13 @@ struct idle_set *idle_start(const struct idle_callbacks *callbacks, char err[PYR
 /* Takes ownership of an idle connection (c->deadline_ms still applies).
  * Returns 0, or -1 when the set is stopping (the caller keeps c). */
 int idle_add(struct idle_set *set, struct conn *c);
+
+/* Asks the idle thread to close the connection that has been idle
+ * longest, to make room for a new one; it calls expire() and then
+ * evicted(). Returns 0 when one will be closed, -1 when the set holds no
+ * connection that is not already due for eviction. Call from one thread
+ * only (the acceptor). */
+int idle_evict(struct idle_set *set);
 
 /* Stops the thread; every connection still held goes to expire(). */
 void idle_stop(struct idle_set *set);

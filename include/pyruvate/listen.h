@@ -28,9 +28,14 @@ int listen_open(struct listener *l, const char *address, int backlog, char err[P
 int listen_open_unix(struct listener *l, const char *path, unsigned mode, int backlog,
                      char err[PYR_ERR_LEN]);
 
+/* Returns 0 when fd is a listening TCP or Unix stream socket, else -1 with
+ * errno EINVAL and err. Leaves fd alone either way. */
+int listen_check(int fd, char err[PYR_ERR_LEN]);
+
 /* Serves on an already bound and listening socket (systemd activation, a
- * socket passed in). Takes ownership of fd. Returns 0, or -1 with err when
- * fd is not a listening stream socket. */
+ * socket passed in). Takes ownership of fd on success only: on failure
+ * (fd fails listen_check) it is neither changed nor closed. Returns 0, or
+ * -1 with errno and err. */
 int listen_adopt(struct listener *l, int fd, char err[PYR_ERR_LEN]);
 
 /* Closes the listening socket (and removes a Unix socket file we made). */

@@ -31,6 +31,7 @@ struct server_options {
     struct request_limits limits;
     int keepalive_timeout_ms;
     int request_timeout_ms;
+    int header_timeout_ms; /* accept to first byte, at most keepalive_timeout_ms */
     int send_timeout_ms;
     int shutdown_timeout_ms;
     unsigned max_reuse_count; /* requests per connection; 0: no limit */

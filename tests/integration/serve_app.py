@@ -25,10 +25,11 @@ def main(argv):
         return 2
     target, address, workers = argv[1], argv[2], int(argv[3])
     options = json.loads(argv[4]) if len(argv) == 5 else {}
-    # PYRUVATE_TEST_NOFILE: a low descriptor limit, to test running out.
+    # PYRUVATE_TEST_NOFILE: a low descriptor limit, to test running out:
+    # "N" (soft and hard) or "SOFT:HARD".
     if os.environ.get("PYRUVATE_TEST_NOFILE"):
-        limit = int(os.environ["PYRUVATE_TEST_NOFILE"])
-        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+        soft, _, hard = os.environ["PYRUVATE_TEST_NOFILE"].partition(":")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (int(soft), int(hard or soft)))
 
     logging.basicConfig(
         stream=sys.stderr,

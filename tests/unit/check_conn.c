@@ -193,6 +193,21 @@ START_TEST(test_access_line)
 }
 END_TEST
 
+START_TEST(test_access_line_escapes_bytes_that_are_not_text)
+{
+    char line[512];
+    send_text("GET /admin/delete?id=1&\xff\\\xc3\xa9 HTTP/1.1\r\nHost: x\r\n\r\n");
+    ck_assert_int_gt(conn_read(conn), 0);
+    ck_assert_int_eq(conn_parse(conn), REQUEST_COMPLETE);
+    /* A client address from a proxy header is escaped too. */
+    conn_access_line(conn, "10.0.0.9\"\x01", 200, 13, line, sizeof(line));
+    ck_assert_msg(strstr(line, "10.0.0.9\\x22\\x01 - - [") == line, "%s", line);
+    ck_assert_msg(strstr(line, "\"GET /admin/delete?id=1&\\xff\\x5c\\xc3\\xa9 HTTP/1.1\" 200 ") !=
+                      NULL,
+                  "%s", line);
+}
+END_TEST
+
 START_TEST(test_parse_error_is_reported)
 {
     send_text("GET / HTTP/1.1\r\nX: y\r\n\r\n"); /* no Host */
@@ -302,6 +317,7 @@ Suite *make_conn_suite(void)
     tcase_add_checked_fixture(core, setup_conn, teardown_conn);
     tcase_add_test(core, test_read_and_parse);
     tcase_add_test(core, test_access_line);
+    tcase_add_test(core, test_access_line_escapes_bytes_that_are_not_text);
     tcase_add_test(core, test_read_eagain_then_eof);
     tcase_add_test(core, test_pipelined_requests);
     tcase_add_test(core, test_peer_strings);

@@ -171,6 +171,49 @@ START_TEST(test_many_connections_grow_the_set)
 }
 END_TEST
 
+static unsigned evicted_rounds;
+
+static void on_evicted(void *ctx)
+{
+    struct record *r = ctx;
+    pthread_mutex_lock(&r->mutex);
+    evicted_rounds++;
+    pthread_cond_broadcast(&r->changed);
+    pthread_mutex_unlock(&r->mutex);
+}
+
+START_TEST(test_evict_closes_the_longest_idle_first)
+{
+    struct idle_callbacks with_eviction = callbacks;
+    with_eviction.evicted = on_evicted;
+    evicted_rounds = 0;
+    char err[PYR_ERR_LEN];
+    struct idle_set *set = idle_start(&with_eviction, err);
+    ck_assert_ptr_nonnull(set);
+    ck_assert_int_eq(idle_evict(set), -1); /* nothing held */
+    int clients[3];
+    struct conn *conns[3];
+    int64_t idle_since[3] = {300, 100, 200};
+    for (int i = 0; i < 3; i++) {
+        conns[i] = new_conn(&clients[i], monotonic_ms() + 60000);
+        conns[i]->idle_since_ms = idle_since[i];
+        ck_assert_int_eq(idle_add(set, conns[i]), 0);
+    }
+    ck_assert_int_eq(idle_evict(set), 0);
+    wait_count(&record.expired_count, 1);
+    ck_assert_ptr_eq(record.expired[0], conns[1]);
+    wait_count(&evicted_rounds, 1);
+    ck_assert_int_eq(idle_evict(set), 0);
+    wait_count(&record.expired_count, 2);
+    ck_assert_ptr_eq(record.expired[1], conns[2]);
+    idle_stop(set);
+    for (int i = 0; i < 3; i++) {
+        conn_free(conns[i]);
+        close(clients[i]);
+    }
+}
+END_TEST
+
 Suite *make_idle_suite(void)
 {
     Suite *s = suite_create("idle");
@@ -180,6 +223,7 @@ Suite *make_idle_suite(void)
     tcase_add_test(core, test_deadline_closes_connection);
     tcase_add_test(core, test_hangup_is_handed_back);
     tcase_add_test(core, test_many_connections_grow_the_set);
+    tcase_add_test(core, test_evict_closes_the_longest_idle_first);
     suite_add_tcase(s, core);
     return s;
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -160,6 +161,77 @@ static void temp_socket_path(char *path, size_t size, char *dir, size_t dir_size
     snprintf(path, size, "%s/s.sock", dir);
 }
 
+/* The race between bind() and setting the mode cannot be timed from
+ * outside, so this file's own bind() stands in for libc's (the linker
+ * prefers the executable's definition) and, when asked, plays the attacker
+ * right after the real bind: the new socket file is moved away and a
+ * symlink to a victim file put in its place. */
+static const char *swap_path, *swap_victim, *swap_moved;
+static mode_t mode_at_bind;
+
+int bind(int fd, __CONST_SOCKADDR_ARG address, socklen_t len)
+{
+    int rc = (int)syscall(SYS_bind, fd, address.__sockaddr__, len);
+    if (rc == 0 && swap_path) {
+        struct stat info;
+        ck_assert_int_eq(lstat(swap_path, &info), 0);
+        mode_at_bind = info.st_mode & 07777;
+        if (swap_victim) {
+            ck_assert_int_eq(rename(swap_path, swap_moved), 0);
+            ck_assert_int_eq(symlink(swap_victim, swap_path), 0);
+        }
+    }
+    return rc;
+}
+
+START_TEST(test_unix_socket_mode_is_set_before_the_file_exists)
+{
+    char dir[64], path[96], err[PYR_ERR_LEN];
+    temp_socket_path(path, sizeof(path), dir, sizeof(dir));
+    mode_t old_umask = umask(022);
+    swap_path = path;
+    struct listener l;
+    ck_assert_int_eq(listen_open_unix(&l, path, 0660, 16, err), 0);
+    swap_path = NULL;
+    umask(old_umask);
+    /* Never more open than asked, from the start; then exactly as asked. */
+    ck_assert_uint_eq(mode_at_bind, 0640);
+    struct stat info;
+    ck_assert_int_eq(lstat(path, &info), 0);
+    ck_assert_uint_eq(info.st_mode & 07777, 0660);
+    listen_close(&l);
+    rmdir(dir);
+}
+END_TEST
+
+START_TEST(test_unix_socket_mode_does_not_follow_a_symlink)
+{
+    char dir[64], path[96], victim[128], moved[128], err[PYR_ERR_LEN];
+    temp_socket_path(path, sizeof(path), dir, sizeof(dir));
+    snprintf(victim, sizeof(victim), "%s/victim", dir);
+    snprintf(moved, sizeof(moved), "%s/moved.sock", dir);
+    int victim_fd = open(victim, O_CREAT | O_WRONLY, 0600);
+    ck_assert_int_ge(victim_fd, 0);
+    ck_assert_int_eq(fchmod(victim_fd, 0600), 0);
+    close(victim_fd);
+    swap_path = path;
+    swap_victim = victim;
+    swap_moved = moved;
+    struct listener l;
+    int rc = listen_open_unix(&l, path, 0666, 16, err);
+    swap_path = swap_victim = swap_moved = NULL;
+    struct stat info;
+    ck_assert_int_eq(stat(victim, &info), 0);
+    ck_assert_uint_eq(info.st_mode & 07777, 0600); /* the victim is untouched */
+    ck_assert_int_eq(rc, -1);
+    ck_assert_int_eq(lstat(victim, &info), 0); /* and still there */
+    unlink(path);
+    unlink(moved);
+    unlink(victim);
+    rmdir(dir);
+}
+END_TEST
+
 START_TEST(test_unix_socket_mode_stale_file_and_removal)
 {
     char dir[64], path[96], err[PYR_ERR_LEN];
@@ -242,6 +314,15 @@ START_TEST(test_adopt_refuses_other_descriptors)
     int fds[2];
     ck_assert_int_eq(pipe(fds), 0);
     ck_assert_int_eq(listen_adopt(&l, fds[0], err), -1);
+    /* Refused descriptors are not ours: still open, flags untouched. */
+    ck_assert_int_eq(fcntl(unbound, F_GETFD), 0);
+    ck_assert_int_eq(fcntl(fds[0], F_GETFL) & O_NONBLOCK, 0);
+    int datagram = socket(AF_INET, SOCK_DGRAM, 0);
+    ck_assert_int_eq(listen_check(datagram, err), -1);
+    ck_assert_int_eq(fcntl(datagram, F_GETFD), 0);
+    close(datagram);
+    close(unbound);
+    close(fds[0]);
     close(fds[1]);
 }
 END_TEST
@@ -254,6 +335,8 @@ Suite *make_listen_suite(void)
     tcase_add_test(core, test_open_ipv4_ephemeral);
     tcase_add_test(core, test_open_ipv6_ephemeral);
     tcase_add_test(core, test_unix_socket_mode_stale_file_and_removal);
+    tcase_add_test(core, test_unix_socket_mode_is_set_before_the_file_exists);
+    tcase_add_test(core, test_unix_socket_mode_does_not_follow_a_symlink);
     tcase_add_test(core, test_adopt_listening_sockets);
     suite_add_tcase(s, core);
 

@@ -96,6 +96,20 @@ START_TEST(test_overflow_counts_dropped)
 }
 END_TEST
 
+START_TEST(test_access_records_leave_room_for_server_records)
+{
+    for (int i = 0; i < LOG_QUEUE_LEN; i++)
+        log_write_access("GET /");
+    log_write(LOG_WARNING, "still heard");
+    unsigned long dropped = 0;
+    size_t n = log_take(records, LOG_QUEUE_LEN, &dropped);
+    ck_assert_uint_eq(n, LOG_QUEUE_LEN - LOG_SERVER_RESERVE + 1);
+    ck_assert_uint_eq(dropped, LOG_SERVER_RESERVE);
+    ck_assert_int_eq(records[n - 1].target, LOG_TO_SERVER);
+    ck_assert_str_eq(records[n - 1].message, "still heard");
+}
+END_TEST
+
 START_TEST(test_long_message_is_truncated)
 {
     char text[LOG_MESSAGE_LEN * 2];
@@ -209,6 +223,32 @@ START_TEST(test_concurrent_writers_keep_per_thread_order)
 }
 END_TEST
 
+START_TEST(test_escape_makes_printable_ascii)
+{
+    char out[64];
+    const char in[] = "a\"b\\c\x01\x7f\xff\xc3\xa9 ~";
+    ck_assert_uint_eq(log_escape(out, sizeof(out), in, sizeof(in) - 1), strlen(out));
+    ck_assert_str_eq(out, "a\\x22b\\x5cc\\x01\\x7f\\xff\\xc3\\xa9 ~");
+    /* Truncated before an escape that does not fit, never inside one. */
+    ck_assert_uint_eq(log_escape(out, 7, "ab\xff\xff", 4), 6);
+    ck_assert_str_eq(out, "ab\\xff");
+    ck_assert_uint_eq(log_escape(out, 1, "ab", 2), 0);
+    ck_assert_str_eq(out, "");
+}
+END_TEST
+
+START_TEST(test_records_are_always_text)
+{
+    /* Valid UTF-8 stays; a stray byte, a bad sequence and a control
+     * character are escaped, so Python can decode every record. */
+    log_write(LOG_INFO, "socket /tmp/s\xc3\xa9 /tmp/\xff \xe2\x82 tab\tnl\n");
+    unsigned long dropped;
+    ck_assert_uint_eq(log_take(records, 1, &dropped), 1);
+    ck_assert_str_eq(records[0].message,
+                     "socket /tmp/s\xc3\xa9 /tmp/\\xff \\xe2\\x82 tab\\x09nl\\x0a");
+}
+END_TEST
+
 Suite *make_log_suite(void)
 {
     Suite *s = suite_create("log");
@@ -221,12 +261,15 @@ Suite *make_log_suite(void)
     tcase_add_test(core, test_write_keeps_errno);
     tcase_add_test(core, test_wake_fd_written_when_queue_becomes_non_empty);
     tcase_add_test(core, test_concurrent_writers_keep_per_thread_order);
+    tcase_add_test(core, test_escape_makes_printable_ascii);
+    tcase_add_test(core, test_records_are_always_text);
     suite_add_tcase(s, core);
 
     TCase *limits = tcase_create("limits");
     tcase_add_checked_fixture(limits, reset_log, free_records);
     tcase_add_test(limits, test_overflow_counts_dropped);
     tcase_add_test(limits, test_long_message_is_truncated);
+    tcase_add_test(limits, test_access_records_leave_room_for_server_records);
     suite_add_tcase(s, limits);
     return s;
 }

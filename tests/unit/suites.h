@@ -6,6 +6,7 @@
 
 Suite *make_buf_suite(void);
 Suite *make_conn_suite(void);
+Suite *make_fdlimit_suite(void);
 Suite *make_http_status_suite(void);
 Suite *make_idle_suite(void);
 Suite *make_listen_suite(void);
