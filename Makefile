@@ -68,7 +68,7 @@ deps:
 # Checks the tools of a stage and names the Debian package of each missing
 # one (ci/packages.txt), before the stage fails somewhere deep.
 require-%:
-	@PYTHON=$(PYTHON) bash ci/require.sh $*
+	@PYTHON=$(PYTHON) LLHTTP_DIR=$(LLHTTP_DIR) bash ci/require.sh $*
 
 # The extension is rebuilt when the variant changes, as each variant has its
 # own object directory and the .so is relinked from it.

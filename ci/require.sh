@@ -6,11 +6,13 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
+LLHTTP_DIR=${LLHTTP_DIR:-/usr/share/llhttp} # a probe may name it
 
 # Sets `what` to a readable name of the probed thing; true when present.
 present() {
     local probe=$1 path
     what=${probe#*:}
+    what=${what//'$LLHTTP_DIR'/$LLHTTP_DIR}
     case $probe in
     cmd:*) command -v "$what" >/dev/null || [ -x "/usr/sbin/$what" ] ;;
     file:*) [ -e "$what" ] ;;
