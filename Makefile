@@ -45,10 +45,10 @@ CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubu
 
 .PHONY: all help deps run test unit unit-binary integration lint format build-gcc build-clang \
         coverage test-asan clean
-all: $(EXTENSION)
+all: require-build $(EXTENSION)
 
 help:
-	@echo "make deps         install Debian packages (as root) and .venv test tools"
+	@echo "make deps         install Debian packages (as root, ci/packages.txt) and .venv test tools"
 	@echo "make              build $(EXTENSION) in place (VARIANT=release|debug|asan|coverage)"
 	@echo "make run          serve examples/hello.py on http://$(ADDRESS)/"
 	@echo "make test         unit tests (Check) and integration tests (pytest)"
@@ -65,6 +65,11 @@ help:
 
 deps:
 	PYTHON=$(PYTHON) bash ci/install-deps.sh
+
+# Checks the tools of a stage and names the Debian package of each missing
+# one (ci/packages.txt), before the stage fails somewhere deep.
+require-%:
+	@PYTHON=$(PYTHON) LLHTTP_DIR=$(LLHTTP_DIR) bash ci/require.sh $*
 
 # The extension is rebuilt when the variant changes, as each variant has its
 # own object directory and the .so is relinked from it.
@@ -100,15 +105,15 @@ $(UNIT_BINARY): $(UNIT_OBJECTS) $(CORE_OBJECTS) $(LLHTTP_OBJECTS)
 	@echo "  LINK  $@"
 	$(Q)$(CC) -pthread $(LDFLAGS_VARIANT) -o $@ $^ $(CHECK_LIBS)
 
-unit-binary: $(UNIT_BINARY)
+unit-binary: require-build require-unit $(UNIT_BINARY)
 
-unit: $(UNIT_BINARY)
+unit: unit-binary
 	CK_RUN_SUITE=$(SUITE) $(UNIT_BINARY)
 
-integration: $(EXTENSION)
+integration: require-build require-integration $(EXTENSION)
 	$(VENV_PYTHON) -m pytest tests/integration $(PYTEST_ARGS)
 
-lint:
+lint: require-lint
 	PYTHON=$(VENV_PYTHON) bash ci/lint.sh
 
 format:
@@ -118,13 +123,13 @@ format:
 build-gcc:
 	$(MAKE) --no-print-directory CC=gcc VARIANT=gcc-check all unit-binary EXTENSION=build/gcc-check/_pyruvate$(EXT_SUFFIX)
 
-build-clang:
+build-clang: require-build-clang
 	$(MAKE) --no-print-directory CC=clang VARIANT=clang-check all unit-binary EXTENSION=build/clang-check/_pyruvate$(EXT_SUFFIX)
 
-coverage:
+coverage: require-coverage
 	MAKE="$(MAKE)" bash ci/coverage.sh
 
-test-asan:
+test-asan: require-sanitizers
 	MAKE="$(MAKE)" bash ci/asan.sh
 
 # The README's test command: every CI stage, in order; the last line names
@@ -132,8 +137,16 @@ test-asan:
 test: deps
 	MAKE="$(MAKE)" bash ci/test.sh
 
-run: deps all
-	$(VENV_PYTHON) examples/hello.py $(ADDRESS) $(WORKERS)
+# The README's first command, on a fresh machine too: only the packages the
+# build needs, no .venv. The build runs in a second make because this one
+# listed $(LLHTTP_DIR) before node-llhttp was installed (make reads a
+# directory once), so here its rule would find no llhttp source. The example
+# imports the extension built in place; exec, so that a signal sent to make's
+# child stops the server itself.
+run:
+	$(Q)PYTHON=$(PYTHON) bash ci/install-deps.sh build
+	$(Q)$(MAKE) --no-print-directory all
+	PYTHONPATH=$(CURDIR) exec $(PYTHON) examples/hello.py $(ADDRESS) $(WORKERS)
 
 clean:
 	rm -rf build pyruvate/*.so coverage/*.html coverage/*.css coverage/summary.txt

@@ -7,6 +7,8 @@
 
 .PHONY: test-buildout
 
-test-buildout: deps $(EXTENSION)
+# The build runs in a second make, after deps (see `run` in the Makefile).
+test-buildout: deps
+	$(MAKE) --no-print-directory all
 	PYRUVATE_TEST_BUILDOUT=1 $(VENV_PYTHON) -m pytest tests/integration/test_deploy_buildout.py \
 	    -v -rsx $(PYTEST_ARGS)

@@ -35,11 +35,11 @@ $(FUZZ_BINARY): $(FUZZ_SOURCES) $(FUZZ_LLHTTP_OBJECTS) $(wildcard include/pyruva
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(WARNINGS) -fsanitize=fuzzer -o $@ $(FUZZ_SOURCES) \
 	    $(FUZZ_LLHTTP_OBJECTS)
 
-fuzz-build: $(FUZZ_BINARY)
+fuzz-build: require-fuzz $(FUZZ_BINARY)
 
 # One process (one core); bounded by FUZZ_SECONDS. The repository corpus is
 # read, never written.
-fuzz: $(FUZZ_BINARY)
+fuzz: require-fuzz $(FUZZ_BINARY)
 	@mkdir -p $(FUZZ_BUILD)/corpus-work $(FUZZ_BUILD)/artifacts
 	$(FUZZ_BINARY) -max_total_time=$(FUZZ_SECONDS) -max_len=$(FUZZ_MAX_LEN) -timeout=10 \
 	    -dict=tests/fuzz/http.dict -print_final_stats=1 \
@@ -48,7 +48,7 @@ fuzz: $(FUZZ_BINARY)
 
 # Each file runs once; fails on the first crash, leak or broken invariant
 # (the failing file is the last "Running:" line shown).
-fuzz-replay: $(FUZZ_BINARY)
+fuzz-replay: require-fuzz $(FUZZ_BINARY)
 	@files=$$(find tests/fuzz/corpus tests/fuzz/regressions -type f | sort); \
 	$(FUZZ_BINARY) $$files > $(FUZZ_BUILD)/replay.log 2>&1 || \
 	    { grep -v '^Executed' $(FUZZ_BUILD)/replay.log | tail -n 40; exit 1; }; \
@@ -65,7 +65,7 @@ unit-tsan:
 # Valgrind needs an uninstrumented binary: the debug variant (build/debug).
 # CK_FORK=no, so that Check's forked children do not show up as leaks; Check
 # timeouts do not apply then, so the run is bounded by timeout(1).
-unit-valgrind:
+unit-valgrind: require-valgrind
 	$(MAKE) --no-print-directory VARIANT=debug unit-binary
 	CK_FORK=no CK_RUN_SUITE=$(SUITE) timeout 900 valgrind -q --leak-check=full \
 	    --error-exitcode=1 build/debug/check_pyruvate

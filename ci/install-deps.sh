@@ -1,15 +1,26 @@
 #!/usr/bin/env bash
 # Stage "deps": installs what the build and the tests need, and only what is
-# missing. Debian packages with apt-get (as root; otherwise the command is
-# printed), Python packages from the pinned requirements into .venv.
+# missing. Debian packages (ci/packages.txt) with apt-get as root (otherwise
+# the command is printed), Python packages from the pinned requirements into
+# .venv.
+#   bash ci/install-deps.sh            every package of every stage, and .venv
+#   bash ci/install-deps.sh build      only what building the extension needs
+#                                      (`make run`), no .venv
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
-APT_PACKAGES=(node-llhttp check pkg-config gcovr clang clang-format cppcheck nginx-light systemd)
+only_stage=${1:-}
+
+packages=()
+while read -r package probe stages; do
+    if [ -z "$only_stage" ] || [[ " $stages " == *" $only_stage "* ]]; then
+        packages+=("$package")
+    fi
+done < <(grep -v '^#' ci/packages.txt | grep -v '^[[:space:]]*$')
 
 missing=()
-for package in "${APT_PACKAGES[@]}"; do
+for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" ||
         missing+=("$package")
 done
@@ -21,16 +32,18 @@ if [ ${#missing[@]} -gt 0 ]; then
         apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     else
         echo "deps: missing Debian packages; run as root:" >&2
-        echo "  apt-get install -y ${missing[*]}" >&2
+        echo "  apt-get install -y --no-install-recommends ${missing[*]}" >&2
         exit 1
     fi
 fi
+[ -z "$only_stage" ] || exit 0
 
 # Every ci/requirements-test*.txt goes into .venv; the stamp holds their hash,
 # so an unchanged set installs nothing.
 requirements=(ci/requirements-test*.txt)
 stamp=.venv/.requirements-$(cat "${requirements[@]}" | sha256sum | cut -c1-16)
 if [ ! -x .venv/bin/python ]; then
+    PYTHON=$PYTHON bash ci/require.sh venv
     echo "deps: creating .venv with $PYTHON"
     "$PYTHON" -m venv .venv
 fi

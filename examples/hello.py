@@ -33,4 +33,7 @@ if __name__ == "__main__":
     address = sys.argv[1] if len(sys.argv) > 1 else "127.0.0.1:7878"
     workers = int(sys.argv[2]) if len(sys.argv) > 2 else 4
     print("Serving on http://%s/" % address, flush=True)
-    pyruvate.serve(application, address, workers)
+    try:
+        pyruvate.serve(application, address, workers)
+    except KeyboardInterrupt:  # Ctrl-C: the server has stopped gracefully
+        pass

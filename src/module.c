@@ -317,8 +317,9 @@ static PyObject *serve(PyObject *module, PyObject *args, PyObject *kwargs)
 
 static PyMethodDef module_methods[] = {
     {"serve", (PyCFunction)(void (*)(void))serve, METH_VARARGS | METH_KEYWORDS, serve_doc},
-    {"_on_sigterm", server_on_sigterm, METH_VARARGS,
-     "_on_sigterm($module, signum, frame, /)\n--\n\nSIGTERM handler installed by serve()."},
+    {"_on_signal", server_on_signal, METH_VARARGS,
+     "_on_signal($module, signum, frame, /)\n--\n\nSIGTERM and SIGINT handler installed by "
+     "serve()."},
     {NULL, NULL, 0, NULL},
 };
 

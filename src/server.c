@@ -21,37 +21,48 @@
 #include "pyruvate/worker.h"
 #include "pyruvate/wsgi.h"
 
-/* Set by the SIGTERM handler that serve() installs; one serve() at a time. */
+/* Set by the handler that serve() installs for SIGTERM and SIGINT; one
+ * serve() at a time. */
 static atomic_int sigterm_received;
+static atomic_int sigint_received;
 static atomic_int serving;
 
 /* What serve() changes in the process and must put back. */
 struct saved_signals {
     PyObject *signal_module;
     PyObject *previous_sigterm; /* NULL when we did not replace it */
+    PyObject *previous_sigint;  /* NULL when we did not replace it */
     int previous_wakeup_fd;     /* -2 when set_wakeup_fd was not ours to call */
 };
 
-PyObject *server_on_sigterm(PyObject *module, PyObject *args)
+/* Only records the signal. Python runs a signal handler wherever the main
+ * thread happens to be, often inside a logging call of relay_logs(); Python's
+ * own SIGINT handler raised KeyboardInterrupt there, and whether the record
+ * had been written by then could not be known. serve() raises the
+ * KeyboardInterrupt itself, between records. */
+PyObject *server_on_signal(PyObject *module, PyObject *args)
 {
+    int signum;
+    PyObject *frame;
     PYR_UNUSED(module);
-    PYR_UNUSED(args);
-    atomic_store(&sigterm_received, 1);
+    if (!PyArg_ParseTuple(args, "iO", &signum, &frame))
+        return NULL;
+    atomic_store(signum == SIGINT ? &sigint_received : &sigterm_received, 1);
     Py_RETURN_NONE;
 }
 
 /* After a failed logging call: an ordinary exception is dropped (logging
  * must not stop the server), but KeyboardInterrupt or SystemExit, raised by
- * a signal handler while logging ran Python code, is kept for serve().
- * Returns 1 when it kept one. */
-static int keep_interrupt(struct server *s)
+ * an application's own signal handler while logging ran Python code, is
+ * kept for serve(). The record is not logged again: it may have been
+ * written before the handler ran. */
+static void keep_interrupt(struct server *s)
 {
     if (PyErr_ExceptionMatches(PyExc_Exception) || s->interrupt_type != NULL) {
         PyErr_Clear();
-        return 0;
+        return;
     }
     PyErr_Fetch(&s->interrupt_type, &s->interrupt_value, &s->interrupt_traceback);
-    return 1;
 }
 
 /* Hands queued records to logging.getLogger("pyruvate"). */
@@ -74,9 +85,6 @@ static void relay_logs(struct server *s)
             PyObject *target = records[i].target == LOG_TO_ACCESS ? st->access_logger : logger;
             PyObject *r =
                 PyObject_CallMethod(target, "log", "is", records[i].level, records[i].message);
-            /* The interrupt cut this record's handling short: once more. */
-            if (r == NULL && keep_interrupt(s))
-                r = PyObject_CallMethod(target, "log", "is", records[i].level, records[i].message);
             if (r == NULL)
                 keep_interrupt(s);
             Py_XDECREF(r);
@@ -98,12 +106,35 @@ static int logger_level(PyObject *logger)
     return (int)value;
 }
 
-/* Routes SIGTERM to us unless the application installed its own handler,
- * and makes signals wake the waiting loop at once. Only the main thread may
- * do either; elsewhere the loop just polls. */
+/* Installs handler for signum if the current handler is the interpreter's
+ * default (signal.<default_name>): an application's own handler stays in
+ * charge. Returns the replaced handler (a new reference) or NULL. */
+static PyObject *replace_default_handler(PyObject *signal_module, int signum,
+                                         const char *default_name, PyObject *handler)
+{
+    PyObject *replaced = NULL;
+    PyObject *current = PyObject_CallMethod(signal_module, "getsignal", "i", signum);
+    PyObject *default_handler = PyObject_GetAttrString(signal_module, default_name);
+    if (current && default_handler && handler &&
+        PyObject_RichCompareBool(current, default_handler, Py_EQ) == 1) {
+        PyObject *r = PyObject_CallMethod(signal_module, "signal", "iO", signum, handler);
+        if (r)
+            replaced = Py_NewRef(current);
+        Py_XDECREF(r);
+    }
+    PyErr_Clear();
+    Py_XDECREF(current);
+    Py_XDECREF(default_handler);
+    return replaced;
+}
+
+/* Routes SIGTERM and SIGINT to us unless the application installed its own
+ * handlers, and makes signals wake the waiting loop at once. Only the main
+ * thread may do either; elsewhere the loop just polls. */
 static void install_signals(PyObject *module, struct saved_signals *saved, int wake_fd)
 {
     saved->previous_sigterm = NULL;
+    saved->previous_sigint = NULL;
     saved->previous_wakeup_fd = -2;
     saved->signal_module = PyImport_ImportModule("signal");
     if (saved->signal_module == NULL) {
@@ -118,19 +149,12 @@ static void install_signals(PyObject *module, struct saved_signals *saved, int w
     saved->previous_wakeup_fd = (int)PyLong_AsLong(previous);
     Py_DECREF(previous);
 
-    PyObject *current = PyObject_CallMethod(saved->signal_module, "getsignal", "i", SIGTERM);
-    PyObject *default_handler = PyObject_GetAttrString(saved->signal_module, "SIG_DFL");
-    PyObject *handler = PyObject_GetAttrString(module, "_on_sigterm");
-    if (current && default_handler && handler &&
-        PyObject_RichCompareBool(current, default_handler, Py_EQ) == 1) {
-        PyObject *r = PyObject_CallMethod(saved->signal_module, "signal", "iO", SIGTERM, handler);
-        if (r)
-            saved->previous_sigterm = Py_NewRef(current);
-        Py_XDECREF(r);
-    }
+    PyObject *handler = PyObject_GetAttrString(module, "_on_signal");
+    saved->previous_sigterm =
+        replace_default_handler(saved->signal_module, SIGTERM, "SIG_DFL", handler);
+    saved->previous_sigint =
+        replace_default_handler(saved->signal_module, SIGINT, "default_int_handler", handler);
     PyErr_Clear();
-    Py_XDECREF(current);
-    Py_XDECREF(default_handler);
     Py_XDECREF(handler);
 }
 
@@ -144,6 +168,11 @@ static void restore_signals(struct saved_signals *saved)
                                               saved->previous_sigterm);
             Py_XDECREF(r);
         }
+        if (saved->previous_sigint) {
+            PyObject *r = PyObject_CallMethod(saved->signal_module, "signal", "iO", SIGINT,
+                                              saved->previous_sigint);
+            Py_XDECREF(r);
+        }
         if (saved->previous_wakeup_fd != -2) {
             PyObject *r = PyObject_CallMethod(saved->signal_module, "set_wakeup_fd", "i",
                                               saved->previous_wakeup_fd);
@@ -152,6 +181,7 @@ static void restore_signals(struct saved_signals *saved)
         PyErr_Clear();
     }
     Py_CLEAR(saved->previous_sigterm);
+    Py_CLEAR(saved->previous_sigint);
     Py_CLEAR(saved->signal_module);
     PyErr_Restore(exc_type, exc_value, exc_tb);
 }
@@ -283,7 +313,8 @@ static void server_free(struct server *s)
 }
 
 /* Waits for SIGINT/SIGTERM, relaying log records meanwhile. Returns 0 on
- * SIGTERM, -1 with the exception a signal handler raised (SIGINT). */
+ * SIGTERM, -1 with KeyboardInterrupt on SIGINT or with the exception an
+ * application's signal handler raised. */
 static int wait_for_stop(struct server *s, int signal_fd, int log_fd)
 {
     for (;;) {
@@ -306,6 +337,10 @@ static int wait_for_stop(struct server *s, int signal_fd, int log_fd)
         }
         if (PyErr_CheckSignals() < 0)
             return -1;
+        if (atomic_exchange(&sigint_received, 0)) {
+            PyErr_SetNone(PyExc_KeyboardInterrupt);
+            return -1;
+        }
         if (atomic_exchange(&sigterm_received, 0))
             return 0;
     }
@@ -336,8 +371,10 @@ static int shut_down(struct server *s, int signal_fd)
             break;
         char drain[64];
         int signalled = read(signal_fd, drain, sizeof(drain)) > 0;
-        if (signalled || atomic_load(&sigterm_received)) {
-            int interrupted = PyErr_CheckSignals() < 0 || atomic_exchange(&sigterm_received, 0);
+        if (signalled || atomic_load(&sigterm_received) || atomic_load(&sigint_received)) {
+            int interrupted = PyErr_CheckSignals() < 0;
+            interrupted |= atomic_exchange(&sigterm_received, 0);
+            interrupted |= atomic_exchange(&sigint_received, 0);
             PyErr_Clear();
             if (interrupted) {
                 log_write(LOG_WARNING, "second signal: stopping without waiting for workers");
@@ -377,6 +414,7 @@ PyObject *server_run(PyObject *module, PyObject *application, const struct serve
     /* Before the socket exists: a client that can connect may also signal,
      * and a SIGTERM must then stop us gracefully, not kill the process. */
     atomic_store(&sigterm_received, 0);
+    atomic_store(&sigint_received, 0);
     install_signals(module, &saved, signal_pair[1]);
     char address[PYR_ERR_LEN];
     if (open_listeners(s, bind, address, sizeof(address)) < 0)

@@ -71,7 +71,8 @@ struct server {
 PyObject *server_run(PyObject *module, PyObject *application, const struct server_bind *bind,
                      const struct server_options *options);
 
-/* The handler serve() installs for SIGTERM while it runs. */
-PyObject *server_on_sigterm(PyObject *module, PyObject *args);
+/* The handler serve() installs for SIGTERM and SIGINT while it runs: it
+ * only records the signal. */
+PyObject *server_on_signal(PyObject *module, PyObject *args);
 
 #endif
