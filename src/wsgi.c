@@ -695,7 +695,9 @@ PyType_Spec wsgi_start_response_spec = {
 static void renew_start_response_if_kept(struct worker *w)
 {
     StartResponseObject *old = (StartResponseObject *)w->start_response;
-    if (Py_REFCNT(old) == 1 && Py_REFCNT(old->write) == 1)
+    /* Unkept, the worker and old's own write() (its m_self) hold old, and
+     * only old holds its write(). */
+    if (Py_REFCNT(old) == 2 && Py_REFCNT(old->write) == 1)
         return;
     PyObject *fresh = wsgi_start_response_new(w);
     if (fresh == NULL) {
@@ -703,6 +705,9 @@ static void renew_start_response_if_kept(struct worker *w)
         return;
     }
     old->worker = NULL;
+    /* Breaks the old <-> write() cycle: a kept write() still refers to old
+     * and raises, and old itself raises before it would return write(). */
+    Py_CLEAR(old->write);
     Py_SETREF(w->start_response, fresh);
 }
 
@@ -725,21 +730,21 @@ PyObject *wsgi_start_response_new(struct worker *w)
 
 /* ---- sending ---------------------------------------------------------- */
 
-static int write_iov(struct worker *w, struct iovec *iov, int count)
+/* Sends w->out, waiting up to send_timeout each time the socket is full.
+ * Returns 0, or -1 when the connection failed (then nothing more is sent). */
+static int send_out(struct worker *w)
 {
-    int rc, saved_errno = 0;
+    struct response_out *out = &w->out;
     int fd = w->conn->fd, timeout = w->server->options.send_timeout_ms;
     /* Most responses fit the socket buffer: a send that cannot block costs
      * less with the GIL held than the two GIL handoffs around it. Only a
      * write that has to wait lets the other workers run meanwhile. */
-    rc = response_write_nowait(fd, iov, &count);
+    int rc = response_out_try(fd, out), saved_errno = errno;
     if (rc > 0) {
         Py_BEGIN_ALLOW_THREADS
-        rc = response_write_all(fd, iov, count, timeout);
+        rc = response_out_send(fd, out, timeout, 0);
         saved_errno = errno;
         Py_END_ALLOW_THREADS
-    } else if (rc < 0) {
-        saved_errno = errno;
     }
     if (rc < 0) {
         log_write(LOG_DEBUG, "write to client failed (errno %d)", saved_errno);
@@ -810,25 +815,27 @@ static int complete_head(struct worker *w, long long known_length)
     return buf_append_str(&w->head, "\r\n");
 }
 
-/* Sends body bytes, with the head in front of the first ones. Returns 0, or
- * -1 when the connection failed (then nothing more is sent). */
-static int send_with_length(struct worker *w, const char *data, size_t len, long long known)
+/* Frames len body bytes, from data or from file_fd at file_offset (data
+ * NULL), into w->out: the head in front of the first ones, a chunk header
+ * and CRLF around them when chunked, cut to what Content-Length still
+ * allows. Every body byte leaves the server through here. Returns 0, or -1
+ * when the response failed. */
+static int frame_body(struct worker *w, const char *data, int file_fd, off_t file_offset,
+                      size_t len, long long known)
 {
     struct worker_response *resp = &w->response;
-    struct iovec iov[4];
-    int count = 0;
-    char chunk_header[24];
+    struct response_out *out = &w->out;
 
     if (resp->failed)
         return -1;
+    *out = (struct response_out){.file_fd = -1};
     if (!resp->headers_sent) {
-        if (complete_head(w, known) < 0) {
-            resp->failed = resp->must_close = 1;
-            return -1;
-        }
-        iov[count++] = (struct iovec){w->head.data, w->head.len};
+        if (complete_head(w, known) < 0)
+            goto fail;
         resp->headers_sent = 1;
         resp->sent_status = resp->status;
+    } else {
+        w->head.len = 0; /* the head went out with earlier bytes */
     }
     if (resp->no_body)
         len = 0;
@@ -844,27 +851,44 @@ static int send_with_length(struct worker *w, const char *data, size_t len, long
     }
     if (len > 0) {
         if (resp->chunked) {
-            iov[count++] = (struct iovec){chunk_header, response_chunk_header(len, chunk_header)};
-            iov[count++] = (struct iovec){(void *)data, len};
-            iov[count++] = (struct iovec){"\r\n", 2};
+            char chunk_header[24];
+            if (buf_append(&w->head, chunk_header, response_chunk_header(len, chunk_header)) < 0)
+                goto fail;
+            memcpy(out->after, "\r\n", 2);
+            out->after_len = 2;
+        }
+        if (data) {
+            out->data = data;
+            out->data_len = len;
         } else {
-            iov[count++] = (struct iovec){(void *)data, len};
+            out->file_fd = file_fd;
+            out->file_offset = file_offset;
+            out->file_len = len;
         }
         resp->body_sent += len;
     }
-    if (count == 0)
-        return 0;
-    return write_iov(w, iov, count);
+    out->framing = w->head.data;
+    out->framing_len = w->head.len;
+    return 0;
+fail:
+    resp->failed = resp->must_close = 1;
+    return -1;
+}
+
+static int send_framed(struct worker *w, const char *data, int file_fd, off_t file_offset,
+                       size_t len, long long known)
+{
+    if (frame_body(w, data, file_fd, file_offset, len, known) < 0)
+        return -1;
+    return send_out(w);
 }
 
 static int send_body(struct worker *w, const char *data, size_t len)
 {
-    if (len == 0 && w->response.headers_sent)
-        return 0;
     /* PEP 3333: headers go out with the first non-empty chunk. */
     if (len == 0)
         return 0;
-    return send_with_length(w, data, len, -1);
+    return send_framed(w, data, -1, 0, len, -1);
 }
 
 static int finish_response(struct worker *w)
@@ -873,10 +897,10 @@ static int finish_response(struct worker *w)
     if (resp->failed)
         return -1;
     if (!resp->headers_sent)
-        return send_with_length(w, NULL, 0, 0);
+        return send_framed(w, NULL, -1, 0, 0, 0);
     if (resp->chunked) {
-        struct iovec end = {"0\r\n\r\n", 5};
-        return write_iov(w, &end, 1);
+        w->out = (struct response_out){.framing = "0\r\n\r\n", .framing_len = 5, .file_fd = -1};
+        return send_out(w);
     }
     if (!resp->no_body && resp->content_length >= 0 &&
         resp->body_sent < (unsigned long long)resp->content_length) {
@@ -893,11 +917,11 @@ static void send_error_response(struct worker *w, int status)
 {
     char text[512];
     size_t len = http_status_error_response(status, time(NULL), text, sizeof(text));
-    struct iovec iov = {text, len};
     w->response.must_close = 1;
     w->response.sent_status = status;
+    w->out = (struct response_out){.framing = text, .framing_len = len, .file_fd = -1};
     if (len > 0)
-        write_iov(w, &iov, 1);
+        send_out(w);
 }
 
 /* ---- the result ------------------------------------------------------- */
@@ -919,14 +943,20 @@ static long long sequence_length(PyObject *result)
     return total;
 }
 
-/* Sends a FileWrapper around a real file with sendfile(2). Returns 1 when
- * done (or failed on the wire), 0 to fall back to iterating, -1 with an
- * exception set. */
+/* Sends a FileWrapper around a real file with sendfile(2), framed like any
+ * other body (send_framed). Returns 1 when done (or failed on the wire), 0
+ * to fall back to iterating, -1 with an exception set. */
 static int try_sendfile(struct worker *w, PyObject *result)
 {
     struct module_state *st = state_of(w);
     if (Py_TYPE(result) != st->file_wrapper_type)
         return 0;
+    if (w->response.status == 0) {
+        /* Nothing may go out: a head without a status line is no response. */
+        PyErr_SetString(PyExc_RuntimeError,
+                        "the application returned a file before calling start_response");
+        return -1;
+    }
     PyObject *filelike = ((FileWrapperObject *)result)->filelike;
     PyObject *fileno = PyObject_CallMethodNoArgs(filelike, st->str_fileno);
     if (fileno == NULL) {
@@ -954,28 +984,13 @@ static int try_sendfile(struct worker *w, PyObject *result)
         if (offset < 0 && PyErr_Occurred())
             return -1;
     }
-    if (offset < 0 || offset > info.st_size)
+    if (offset < 0)
         return 0;
-    long long available = (long long)(info.st_size - offset);
-    long long to_send = available;
-    if (w->response.content_length >= 0 && w->response.content_length < available)
-        to_send = w->response.content_length;
-    if (send_with_length(w, NULL, 0, available) < 0)
-        return 1;
-    if (w->response.no_body || to_send == 0)
-        return 1;
-    int rc, saved_errno;
-    int sock = w->conn->fd, timeout = w->server->options.send_timeout_ms;
-    Py_BEGIN_ALLOW_THREADS
-    rc = response_sendfile(sock, (int)fd, &offset, (size_t)to_send, timeout);
-    saved_errno = errno;
-    Py_END_ALLOW_THREADS
-    if (rc < 0) {
-        log_write(LOG_DEBUG, "sendfile failed (errno %d)", saved_errno);
-        w->response.failed = w->response.must_close = 1;
-    } else {
-        w->response.body_sent += (unsigned long long)to_send;
-    }
+    size_t available = offset < info.st_size ? (size_t)(info.st_size - offset) : 0;
+    /* The file's size is the body's length only when it is all the body:
+     * after write() the framing chosen then goes on around the file. */
+    long long known = w->response.headers_sent ? -1 : (long long)available;
+    send_framed(w, NULL, (int)fd, offset, available, known);
     return 1;
 }
 
@@ -1010,7 +1025,7 @@ static int send_result(struct worker *w, PyObject *result)
         }
         Py_ssize_t len = PyBytes_GET_SIZE(chunk);
         if (len > 0)
-            send_with_length(w, PyBytes_AS_STRING(chunk), (size_t)len, known);
+            send_framed(w, PyBytes_AS_STRING(chunk), -1, 0, (size_t)len, known);
         Py_DECREF(chunk);
     }
     if (rc == 0 && PyErr_Occurred())

@@ -53,7 +53,8 @@ struct worker {
 
     struct conn *conn; /* the connection being answered */
     struct worker_response response;
-    struct buf head; /* status line and app headers, then framing */
+    struct buf head;         /* status line and app headers, then framing */
+    struct response_out out; /* what is being sent: points into head and the body */
 
     struct worker_key keys[WORKER_KEY_SLOTS]; /* cache for header_key() */
 
