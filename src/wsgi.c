@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
@@ -18,6 +19,7 @@
 #include "pyruvate/http_status.h"
 #include "pyruvate/input.h"
 #include "pyruvate/log.h"
+#include "pyruvate/park.h"
 #include "pyruvate/proxy.h"
 #include "pyruvate/server.h"
 
@@ -31,8 +33,9 @@ static PyObject *build_environ(struct worker *w, PyObject **input);
 static const char *latin1_data(PyObject *s, Py_ssize_t *len);
 static int send_body(struct worker *w, const char *data, size_t len);
 static int finish_response(struct worker *w);
+static int send_or_park(struct worker *w);
 static void send_error_response(struct worker *w, int status);
-static void log_app_exception(struct worker *w, const char *what);
+static void log_app_exception(struct module_state *st, const char *what);
 
 static struct module_state *state_of(struct worker *w)
 {
@@ -754,6 +757,109 @@ static int send_out(struct worker *w)
     return rc;
 }
 
+/* ---- parking ---------------------------------------------------------- */
+
+/* How long a worker waits for a client that does not take the response as
+ * fast as it is written, before it parks the response and goes back to the
+ * pool: long enough that a reading client never notices, short enough that
+ * clients that stopped reading cannot keep the workers from others. */
+enum { PARK_AFTER_MS = 20 };
+
+/* Everything a response in progress needs when it leaves its worker. */
+struct parked_response {
+    struct worker_response response;
+    struct buf head;
+    struct response_out out;
+    PyObject *out_owner, *env, *input, *result, *iterator;
+    long long known_length;
+    int ending;
+};
+
+/* Moves the response from w into c->parked and hands c to the park set.
+ * Returns 0 (then neither w nor the caller may touch c again), or -1 when
+ * the set is full (nothing moved). */
+static int park_response(struct worker *w)
+{
+    struct conn *c = w->conn;
+    if (w->server->park == NULL)
+        return -1;
+    struct parked_response *p = malloc(sizeof(*p));
+    if (p == NULL)
+        return -1;
+    *p = (struct parked_response){
+        .response = w->response,
+        .head = w->head,
+        .out = w->out,
+        .out_owner = w->out_owner,
+        .env = w->env,
+        .input = w->input,
+        .result = w->result,
+        .iterator = w->iterator,
+        .known_length = w->known_length,
+        .ending = w->ending,
+    };
+    c->parked = p;
+    c->deadline_ms = monotonic_ms() + w->server->options.send_timeout_ms;
+    size_t held = w->head.cap + (w->out_owner ? (size_t)PyBytes_GET_SIZE(w->out_owner) : 0);
+    if (park_add(w->server->park, c, held) < 0) {
+        c->parked = NULL;
+        free(p);
+        return -1;
+    }
+    /* The worker keeps a fresh head buffer; the rest now belongs to p. */
+    w->head = (struct buf){0};
+    w->out = (struct response_out){.file_fd = -1};
+    w->out_owner = w->env = w->input = w->result = w->iterator = NULL;
+    return 0;
+}
+
+/* Takes a parked response back from c->parked into w. */
+static void unpark_response(struct worker *w)
+{
+    struct parked_response *p = w->conn->parked;
+    w->conn->parked = NULL;
+    buf_free(&w->head);
+    w->response = p->response;
+    w->head = p->head;
+    w->out = p->out;
+    w->out_owner = p->out_owner;
+    w->env = p->env;
+    w->input = p->input;
+    w->result = p->result;
+    w->iterator = p->iterator;
+    w->known_length = p->known_length;
+    w->ending = p->ending;
+    free(p);
+}
+
+/* Sends w->out. A client that takes none of it for PARK_AFTER_MS gets its
+ * response parked. Returns 0 when sent, 1 when parked (the worker must let
+ * go of the connection), -1 when the connection failed. */
+static int send_or_park(struct worker *w)
+{
+    struct response_out *out = &w->out;
+    int fd = w->conn->fd;
+    int rc = response_out_try(fd, out), saved_errno = errno;
+    if (rc > 0 && w->server->park) {
+        Py_BEGIN_ALLOW_THREADS
+        rc = response_out_send(fd, out, PARK_AFTER_MS, monotonic_ms() + PARK_AFTER_MS);
+        saved_errno = errno;
+        Py_END_ALLOW_THREADS
+        if (rc < 0 && saved_errno == ETIMEDOUT) {
+            if (park_response(w) == 0)
+                return 1;
+            rc = 1; /* too many parked: wait here, as without parking */
+        }
+    }
+    if (rc > 0)
+        return send_out(w);
+    if (rc < 0) {
+        log_write(LOG_DEBUG, "write to client failed (errno %d)", saved_errno);
+        w->response.failed = w->response.must_close = 1;
+    }
+    return rc;
+}
+
 /* Completes the head with Date, Server, framing and Connection, choosing
  * the framing now that the first body bytes (or the end) are known.
  * known_length is the whole body's length when known, else -1. */
@@ -891,6 +997,7 @@ static int send_body(struct worker *w, const char *data, size_t len)
     return send_framed(w, data, -1, 0, len, -1);
 }
 
+/* Ends the body's framing. Returns 0, 1 when parked, -1 when failed. */
 static int finish_response(struct worker *w)
 {
     struct worker_response *resp = &w->response;
@@ -900,7 +1007,7 @@ static int finish_response(struct worker *w)
         return send_framed(w, NULL, -1, 0, 0, 0);
     if (resp->chunked) {
         w->out = (struct response_out){.framing = "0\r\n\r\n", .framing_len = 5, .file_fd = -1};
-        return send_out(w);
+        return send_or_park(w);
     }
     if (!resp->no_body && resp->content_length >= 0 &&
         resp->body_sent < (unsigned long long)resp->content_length) {
@@ -943,9 +1050,9 @@ static long long sequence_length(PyObject *result)
     return total;
 }
 
-/* Sends a FileWrapper around a real file with sendfile(2), framed like any
- * other body (send_framed). Returns 1 when done (or failed on the wire), 0
- * to fall back to iterating, -1 with an exception set. */
+/* Frames a FileWrapper around a real file into w->out, to go out with
+ * sendfile(2), framed like any other body. Returns 1 when framed (or the
+ * response failed), 0 to fall back to iterating, -1 with an exception. */
 static int try_sendfile(struct worker *w, PyObject *result)
 {
     struct module_state *st = state_of(w);
@@ -990,48 +1097,51 @@ static int try_sendfile(struct worker *w, PyObject *result)
     /* The file's size is the body's length only when it is all the body:
      * after write() the framing chosen then goes on around the file. */
     long long known = w->response.headers_sent ? -1 : (long long)available;
-    send_framed(w, NULL, (int)fd, offset, available, known);
+    frame_body(w, NULL, (int)fd, offset, available, known);
     return 1;
 }
 
-/* Iterates the app's result and sends each chunk. Returns 0, or -1 with an
- * exception set when the app misbehaved. */
-static int send_result(struct worker *w, PyObject *result)
+/* Iterates the app's result and sends each chunk, from where it stands (a
+ * resumed response goes on with the iterator it had). Returns 0 when the
+ * body is done, 1 when parked, -1 with an exception set when the app
+ * misbehaved. */
+static int send_result(struct worker *w)
 {
-    int handled = try_sendfile(w, result);
-    if (handled != 0)
-        return handled < 0 ? -1 : 0;
-
-    long long known = sequence_length(result);
-    PyObject *iterator = PyObject_GetIter(result);
-    if (iterator == NULL)
-        return -1;
+    if (w->iterator == NULL) {
+        int framed = try_sendfile(w, w->result);
+        if (framed < 0)
+            return -1;
+        if (framed)
+            return response_out_pending(&w->out) && send_or_park(w) > 0;
+        w->known_length = sequence_length(w->result);
+        w->iterator = PyObject_GetIter(w->result);
+        if (w->iterator == NULL)
+            return -1;
+    }
     PyObject *chunk;
-    int rc = 0;
-    while (!w->response.failed && (chunk = PyIter_Next(iterator)) != NULL) {
+    while (!w->response.failed && (chunk = PyIter_Next(w->iterator)) != NULL) {
         if (!PyBytes_Check(chunk)) {
             PyErr_Format(PyExc_TypeError, "the application yielded %.100s, not bytes",
                          Py_TYPE(chunk)->tp_name);
             Py_DECREF(chunk);
-            rc = -1;
-            break;
+            return -1;
         }
         if (w->response.status == 0) {
             PyErr_SetString(PyExc_RuntimeError,
                             "the application returned data before calling start_response");
             Py_DECREF(chunk);
-            rc = -1;
-            break;
+            return -1;
         }
         Py_ssize_t len = PyBytes_GET_SIZE(chunk);
-        if (len > 0)
-            send_framed(w, PyBytes_AS_STRING(chunk), -1, 0, (size_t)len, known);
-        Py_DECREF(chunk);
+        /* While parked, the chunk being sent is kept alive by out_owner. */
+        w->out_owner = chunk;
+        if (len > 0 &&
+            frame_body(w, PyBytes_AS_STRING(chunk), -1, 0, (size_t)len, w->known_length) == 0 &&
+            send_or_park(w) > 0)
+            return 1;
+        Py_CLEAR(w->out_owner);
     }
-    if (rc == 0 && PyErr_Occurred())
-        rc = -1;
-    Py_DECREF(iterator);
-    return rc;
+    return PyErr_Occurred() ? -1 : 0;
 }
 
 /* getattr(obj, name, NULL) without building an AttributeError, which
@@ -1045,14 +1155,14 @@ static int lookup_optional(PyObject *obj, PyObject *name, PyObject **result)
 #endif
 }
 
-static void call_close(struct worker *w, PyObject *result)
+static void call_close(struct module_state *st, PyObject *result)
 {
     /* The usual result, a list or tuple, has no close(). */
     if (PyList_CheckExact(result) || PyTuple_CheckExact(result))
         return;
     PyObject *close = NULL;
-    if (lookup_optional(result, state_of(w)->str_close, &close) < 0) {
-        log_app_exception(w, "Error looking up the result's close()");
+    if (lookup_optional(result, st->str_close, &close) < 0) {
+        log_app_exception(st, "Error looking up the result's close()");
         return;
     }
     if (close == NULL)
@@ -1060,18 +1170,18 @@ static void call_close(struct worker *w, PyObject *result)
     PyObject *ignored = PyObject_CallNoArgs(close);
     Py_DECREF(close);
     if (ignored == NULL)
-        log_app_exception(w, "Error in the result's close()");
+        log_app_exception(st, "Error in the result's close()");
     Py_XDECREF(ignored);
 }
 
-static void log_app_exception(struct worker *w, const char *what)
+static void log_app_exception(struct module_state *st, const char *what)
 {
     PyObject *type, *value, *traceback;
     PyErr_Fetch(&type, &value, &traceback);
     PyErr_NormalizeException(&type, &value, &traceback);
     if (value && traceback)
         PyException_SetTraceback(value, traceback);
-    PyObject *logger = state_of(w)->logger;
+    PyObject *logger = st->logger;
     PyObject *kwargs = Py_BuildValue("{s:O}", "exc_info", value ? value : Py_True);
     PyObject *args = Py_BuildValue("(s)", what);
     PyObject *done = NULL;
@@ -1121,50 +1231,127 @@ static void log_access(struct worker *w, PyObject *env)
     Py_XDECREF(done);
 }
 
-void wsgi_handle_request(struct worker *w)
+/* Sends the response from where it stands (just after the app returned,
+ * or resumed after a park): the rest of w->out, the rest of the body, the
+ * end of its framing; then close(). Returns 1 when parked (again), 0 when
+ * the response is over. */
+static int drive_response(struct worker *w)
 {
-    PyObject *input = NULL, *result = NULL;
-    w->response = (struct worker_response){.content_length = -1};
-    w->head.len = 0;
-
-    PyObject *env = build_environ(w, &input);
-    if (env == NULL) {
-        log_app_exception(w, "Error building the WSGI environ");
-        send_error_response(w, 500);
-        goto done;
+    int rc;
+    if (response_out_pending(&w->out)) {
+        if (send_or_park(w) > 0)
+            return 1;
+        Py_CLEAR(w->out_owner);
     }
-    result = PyObject_CallFunctionObjArgs(w->server->application, env, w->start_response, NULL);
-    if (result == NULL) {
-        log_app_exception(w, "Error calling the WSGI application");
-        if (!w->response.headers_sent)
-            send_error_response(w, 500);
-        w->response.must_close = 1;
+    if (w->ending)
         goto done;
-    }
-    if (send_result(w, result) < 0) {
-        log_app_exception(w, "Error in the WSGI application's response");
+    rc = send_result(w);
+    if (rc > 0)
+        return 1;
+    if (rc < 0) {
+        log_app_exception(state_of(w), "Error in the WSGI application's response");
         if (!w->response.headers_sent)
             send_error_response(w, 500);
         /* Headers already out: closing is the only honest signal left. */
         w->response.must_close = 1;
     } else if (w->response.status == 0) {
         PyErr_SetString(PyExc_RuntimeError, "the application never called start_response");
-        log_app_exception(w, "Error in the WSGI application's response");
+        log_app_exception(state_of(w), "Error in the WSGI application's response");
         send_error_response(w, 500);
     } else {
-        finish_response(w);
+        w->ending = 1;
+        if (finish_response(w) > 0)
+            return 1;
     }
-    /* PEP 3333: close() is called whatever happened, even on errors. */
-    call_close(w, result);
 done:
-    Py_XDECREF(result);
+    /* PEP 3333: close() is called whatever happened, even on errors. */
+    call_close(state_of(w), w->result);
+    return 0;
+}
+
+/* After the response: what the request held goes, the access record goes
+ * out. */
+static void end_request(struct worker *w)
+{
+    Py_CLEAR(w->out_owner);
+    Py_CLEAR(w->iterator);
+    Py_CLEAR(w->result);
     renew_start_response_if_kept(w);
     if (w->server->options.access_log)
-        log_access(w, env);
-    if (input)
-        input_detach(input);
-    Py_XDECREF(input);
-    Py_XDECREF(env);
+        log_access(w, w->env);
+    if (w->input)
+        input_detach(w->input);
+    Py_CLEAR(w->input);
+    Py_CLEAR(w->env);
     if (w->response.failed)
         w->response.must_close = 1;
+}
+
+int wsgi_handle_request(struct worker *w)
+{
+    w->response = (struct worker_response){.content_length = -1};
+    w->head.len = 0;
+    w->out = (struct response_out){.file_fd = -1};
+    w->known_length = -1;
+    w->ending = 0;
+
+    w->env = build_environ(w, &w->input);
+    if (w->env == NULL) {
+        log_app_exception(state_of(w), "Error building the WSGI environ");
+        send_error_response(w, 500);
+        goto done;
+    }
+    w->result =
+        PyObject_CallFunctionObjArgs(w->server->application, w->env, w->start_response, NULL);
+    if (w->result == NULL) {
+        log_app_exception(state_of(w), "Error calling the WSGI application");
+        if (!w->response.headers_sent)
+            send_error_response(w, 500);
+        w->response.must_close = 1;
+        goto done;
+    }
+    if (drive_response(w)) {
+        /* The result may hold start_response: then it is the request's. */
+        renew_start_response_if_kept(w);
+        return 1;
+    }
+done:
+    end_request(w);
+    return 0;
+}
+
+int wsgi_resume_response(struct worker *w)
+{
+    unpark_response(w);
+    /* Woken by its deadline: a socket that still takes nothing is given up. */
+    size_t before = w->out.framing_len + w->out.data_len + w->out.file_len + w->out.after_len;
+    int rc = response_out_try(w->conn->fd, &w->out);
+    size_t after = w->out.framing_len + w->out.data_len + w->out.file_len + w->out.after_len;
+    if (rc < 0 || (rc > 0 && after == before && monotonic_ms() >= w->conn->deadline_ms)) {
+        log_write(LOG_DEBUG, "client on fd %d stopped reading: response dropped", w->conn->fd);
+        w->response.failed = w->response.must_close = 1;
+        call_close(state_of(w), w->result);
+    } else if (drive_response(w)) {
+        return 1;
+    }
+    end_request(w);
+    return 0;
+}
+
+void wsgi_drop_parked(struct server *server, struct conn *c)
+{
+    struct parked_response *p = c->parked;
+    c->parked = NULL;
+    struct module_state *st = module_get_state(server->module);
+    call_close(st, p->result);
+    Py_XDECREF(p->out_owner);
+    Py_XDECREF(p->iterator);
+    Py_XDECREF(p->result);
+    if (p->input)
+        input_detach(p->input);
+    Py_XDECREF(p->input);
+    Py_XDECREF(p->env);
+    buf_free(&p->head);
+    free(p);
+    acceptor_close(server->acceptor, c);
 }

@@ -6,6 +6,7 @@ read.  Loaded in the server subprocess as ``response_apps:app``."""
 import io
 import json
 import os
+import sys
 import tempfile
 import threading
 from urllib.parse import parse_qs
@@ -132,6 +133,8 @@ class _Result:
     def close(self):
         with _lock:
             _closed.append(self._tag)
+        # Also on stderr: a test can count close() calls after the server exited.
+        sys.stderr.write("response_apps: closed %s\n" % self._tag)
 
 
 def big(environ, start_response):
