@@ -799,7 +799,8 @@ static int park_response(struct worker *w)
         .ending = w->ending,
     };
     c->parked = p;
-    c->deadline_ms = monotonic_ms() + w->server->options.send_timeout_ms;
+    c->deadline_ms = w->park_deadline_ms ? w->park_deadline_ms
+                                         : monotonic_ms() + w->server->options.send_timeout_ms;
     size_t held = w->head.cap + (w->out_owner ? (size_t)PyBytes_GET_SIZE(w->out_owner) : 0);
     if (park_add(w->server->park, c, held) < 0) {
         c->parked = NULL;
@@ -1294,6 +1295,7 @@ int wsgi_handle_request(struct worker *w)
     w->out = (struct response_out){.file_fd = -1};
     w->known_length = -1;
     w->ending = 0;
+    w->park_deadline_ms = 0;
 
     w->env = build_environ(w, &w->input);
     if (w->env == NULL) {
@@ -1328,11 +1330,15 @@ int wsgi_resume_response(struct worker *w)
     int rc = response_out_try(w->conn->fd, &w->out);
     size_t after = w->out.framing_len + w->out.data_len + w->out.file_len + w->out.after_len;
     if (rc < 0 || (rc > 0 && after == before && monotonic_ms() >= w->conn->deadline_ms)) {
-        log_write(LOG_DEBUG, "client on fd %d stopped reading: response dropped", w->conn->fd);
+        log_write(LOG_DEBUG, "client on fd %d left or stopped reading: response dropped",
+                  w->conn->fd);
         w->response.failed = w->response.must_close = 1;
         call_close(state_of(w), w->result);
-    } else if (drive_response(w)) {
-        return 1;
+    } else {
+        /* Woken without the client taking anything: no new deadline. */
+        w->park_deadline_ms = after == before ? w->conn->deadline_ms : 0;
+        if (drive_response(w))
+            return 1;
     }
     end_request(w);
     return 0;
