@@ -151,8 +151,17 @@ def big(environ, start_response):
 def big_file(environ, start_response):
     """?mib=N MiB from a real file (sendfile)."""
     mib = int(_query(environ, "mib", "32"))
+    fd, path = tempfile.mkstemp(prefix="response-apps-")
+    block = b"y" * 65536  # written in blocks: the app's own memory stays small
+    with os.fdopen(fd, "wb") as f:
+        for _ in range(mib * 16):
+            f.write(block)
+    try:
+        filelike = open(path, "rb")
+    finally:
+        os.unlink(path)
     start_response("200 OK", [("Content-Type", "application/octet-stream")])
-    return environ["wsgi.file_wrapper"](_open_unlinked(b"y" * (mib << 20)))
+    return environ["wsgi.file_wrapper"](filelike)
 
 
 def closed(environ, start_response):
