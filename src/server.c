@@ -313,8 +313,11 @@ static int shut_down(struct server *s, int signal_fd)
         if (read(signal_fd, drain, sizeof(drain)) > 0 || atomic_load(&sigterm_received)) {
             int interrupted = PyErr_CheckSignals() < 0 || atomic_exchange(&sigterm_received, 0);
             PyErr_Clear();
-            if (interrupted)
+            if (interrupted) {
+                log_write(LOG_WARNING, "second signal: stopping without waiting for workers");
+                deadline = monotonic_ms(); /* the workers get no more time either */
                 break;
+            }
         }
     }
     Py_BEGIN_ALLOW_THREADS

@@ -145,3 +145,20 @@ def test_shutdown_drops_parked_responses_once(start_server):
             sock.close()
     for i in range(3):
         assert server.stderr().count("response_apps: closed shut%d\n" % i) == 1, server.stderr()
+
+
+def test_second_signal_cuts_the_wait_for_parked_responses(start_server):
+    """shutdown_timeout 60 with a parked response: a second SIGTERM stops
+    the wait at once; the response is dropped and closed once."""
+    import signal
+
+    server = start_server("response_apps:app", workers=2, options={"shutdown_timeout": 60})
+    sock = stalled_client(server, "/big?mib=32&tag=second")
+    try:
+        hello_seconds(server)
+        server.proc.send_signal(signal.SIGTERM)
+        assert wait_until(lambda: "pyruvate stopping" in server.stderr())
+        assert server.stop(signal.SIGTERM, timeout=20) == 0
+    finally:
+        sock.close()
+    assert server.stderr().count("response_apps: closed second\n") == 1, server.stderr()
