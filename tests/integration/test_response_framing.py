@@ -51,13 +51,16 @@ def test_file_after_write_is_a_chunk_not_an_injected_response(srv):
         then_hello(conn)
 
 
-def test_file_without_start_response_is_500_before_anything(srv):
+@pytest.mark.parametrize("query", ["data=injection", "data=injection&kind=nofileno",
+                                   "data=0", "data=0&kind=nofileno"])
+def test_file_without_start_response_is_500_before_anything(srv, query):
     """No start_response: a 500 with a status line, and nothing of the file
-    or of a head before it."""
-    raw = srv.send_raw(httpraw.build_request("GET", "/file?start=0&data=injection"))
+    or of a head before it (a real file, a file-like without a descriptor,
+    an empty one of each)."""
+    raw = srv.send_raw(httpraw.build_request("GET", "/file?start=0&" + query))
     assert raw.startswith(b"HTTP/1.1 500 "), raw[:300]
     assert b"injected" not in raw and raw.count(b"HTTP/1.1") == 1, raw[:600]
-    assert wait_for_log(srv, "before calling start_response")
+    assert wait_for_log(srv, "start_response")
     assert_alive(srv)
 
 
