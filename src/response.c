@@ -9,6 +9,8 @@
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 
+#include "pyruvate/common.h"
+
 /* RFC 9110 §5.6.2 tchar. */
 static int is_token_char(unsigned char c)
 {
@@ -208,4 +210,83 @@ int response_sendfile(int fd, int in_fd, off_t *offset, size_t count, int timeou
         count -= (size_t)n;
     }
     return 0;
+}
+
+int response_out_pending(const struct response_out *out)
+{
+    return out->framing_len || out->data_len || out->file_len || out->after_len;
+}
+
+/* Drops n sent bytes from the memory parts of out, in sending order. */
+static void out_consume(struct response_out *out, size_t n)
+{
+    size_t part = n < out->framing_len ? n : out->framing_len;
+    out->framing += part;
+    out->framing_len -= part;
+    n -= part;
+    part = n < out->data_len ? n : out->data_len;
+    out->data += part;
+    out->data_len -= part;
+    n -= part;
+    /* The trailer is only sent once the file part is done (response_out_try). */
+    part = n < out->after_len ? n : out->after_len;
+    if (part > 0 && part <= sizeof(out->after)) {
+        memmove(out->after, &out->after[part], out->after_len - part);
+        out->after_len -= part;
+    }
+}
+
+int response_out_try(int fd, struct response_out *out)
+{
+    while (response_out_pending(out)) {
+        struct iovec iov[3];
+        int count = 0;
+        if (out->framing_len)
+            iov[count++] = (struct iovec){(void *)out->framing, out->framing_len};
+        if (out->data_len)
+            iov[count++] = (struct iovec){(void *)out->data, out->data_len};
+        /* The file's bytes come between the framing and the trailer. */
+        if (out->after_len && out->file_len == 0)
+            iov[count++] = (struct iovec){out->after, out->after_len};
+        ssize_t n;
+        if (count > 0) {
+            n = send_iov(fd, iov, count, MSG_DONTWAIT);
+        } else {
+            do
+                n = sendfile(fd, out->file_fd, &out->file_offset, out->file_len);
+            while (n < 0 && errno == EINTR);
+            if (n == 0) {
+                errno = ENODATA; /* the file is shorter than announced */
+                return -1;
+            }
+        }
+        if (n < 0)
+            return errno == EAGAIN || errno == EWOULDBLOCK ? 1 : -1;
+        if (count > 0)
+            out_consume(out, (size_t)n);
+        else
+            out->file_len -= (size_t)n;
+    }
+    return 0;
+}
+
+int response_out_send(int fd, struct response_out *out, int wait_ms, int64_t deadline_ms)
+{
+    for (;;) {
+        int rc = response_out_try(fd, out);
+        if (rc <= 0)
+            return rc;
+        int wait = wait_ms;
+        if (deadline_ms) {
+            int64_t left = deadline_ms - monotonic_ms();
+            if (left <= 0) {
+                errno = ETIMEDOUT;
+                return -1;
+            }
+            if (left < wait)
+                wait = (int)left;
+        }
+        if (wait_writable(fd, wait) < 0)
+            return -1;
+    }
 }

@@ -189,7 +189,31 @@ static void restore_signals(struct saved_signals *saved)
 static void drop_queued_conn(void *item, void *ctx)
 {
     struct server *s = ctx;
-    acceptor_close(s->acceptor, item);
+    struct conn *c = item;
+    if (c->parked)
+        wsgi_drop_parked(s, c); /* a parked response on its way back */
+    else
+        acceptor_close(s->acceptor, c);
+}
+
+/* Responses parked at once, and the response memory they may hold (the
+ * chunk each is sending, kept by reference): beyond either, a worker waits
+ * for its client itself, as without parking. */
+enum { PARK_MAX_RESPONSES = 1024 };
+#define PARK_MAX_BYTES ((size_t)256 << 20)
+
+/* Park thread: a parked response can go on; a worker resumes it. */
+static int resume_parked(struct conn *c, void *ctx)
+{
+    struct server *s = ctx;
+    c->queued_us = monotonic_us();
+    return pool_submit(s->pool, c);
+}
+
+/* With the GIL, once no worker runs. */
+static void drop_parked(struct conn *c, void *ctx)
+{
+    wsgi_drop_parked(ctx, c);
 }
 
 static void close_listeners(struct server *s)
@@ -354,13 +378,34 @@ static int shut_down(struct server *s, int signal_fd)
     atomic_store(&s->stopping, 1);
     Py_BEGIN_ALLOW_THREADS
     acceptor_stop(s->acceptor);
-    pool_stop(s->pool);
     Py_END_ALLOW_THREADS
     /* New clients are refused at once instead of waiting in the backlog
      * for an answer that will never come. */
     close_listeners(s);
 
     int64_t deadline = monotonic_ms() + s->options.shutdown_timeout_ms;
+    /* Parked responses go on on the pool: it runs until they are done or
+     * the shutdown timeout; whatever is still parked then is dropped. */
+    while (park_count(s->park) > 0 && monotonic_ms() < deadline) {
+        Py_BEGIN_ALLOW_THREADS
+        poll(NULL, 0, 50);
+        Py_END_ALLOW_THREADS
+        relay_logs(s);
+        char drain[64];
+        if (read(signal_fd, drain, sizeof(drain)) > 0 || atomic_load(&sigterm_received)) {
+            int interrupted = PyErr_CheckSignals() < 0 || atomic_exchange(&sigterm_received, 0);
+            PyErr_Clear();
+            if (interrupted) {
+                log_write(LOG_WARNING, "second signal: stopping without waiting for workers");
+                deadline = monotonic_ms(); /* the workers get no more time either */
+                break;
+            }
+        }
+    }
+    Py_BEGIN_ALLOW_THREADS
+    pool_stop(s->pool);
+    Py_END_ALLOW_THREADS
+
     int joined = -1;
     for (;;) {
         Py_BEGIN_ALLOW_THREADS
@@ -437,6 +482,17 @@ PyObject *server_run(PyObject *module, PyObject *application, const struct serve
         PyErr_SetString(PyExc_RuntimeError, err);
         goto fail;
     }
+    struct park_callbacks park_callbacks = {.ready = resume_parked, .ctx = s};
+    s->park = park_start(&park_callbacks, PARK_MAX_RESPONSES, PARK_MAX_BYTES, err);
+    if (s->park == NULL) {
+        pool_stop(s->pool);
+        Py_BEGIN_ALLOW_THREADS
+        pool_join(s->pool, -1);
+        Py_END_ALLOW_THREADS
+        pool_destroy(s->pool, NULL, NULL);
+        PyErr_SetString(PyExc_RuntimeError, err);
+        goto fail;
+    }
     s->options.max_connections = fit_connections_to_descriptors(options->max_connections);
     struct acceptor_config config = {
         .listeners = s->listeners,
@@ -457,6 +513,7 @@ PyObject *server_run(PyObject *module, PyObject *application, const struct serve
         Py_BEGIN_ALLOW_THREADS
         pool_join(s->pool, -1);
         Py_END_ALLOW_THREADS
+        park_stop(s->park, drop_parked, s);
         pool_destroy(s->pool, NULL, NULL);
         PyErr_SetString(PyExc_RuntimeError, err);
         goto fail;
@@ -471,6 +528,8 @@ PyObject *server_run(PyObject *module, PyObject *application, const struct serve
         PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
     log_write(LOG_INFO, "pyruvate stopping");
     if (shut_down(s, signal_pair[0]) == 0) {
+        /* No worker runs now: what is still parked is dropped here. */
+        park_stop(s->park, drop_parked, s);
         pool_destroy(s->pool, drop_queued_conn, s);
         acceptor_destroy(s->acceptor);
     } else {

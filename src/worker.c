@@ -115,8 +115,10 @@ static void serve_connection(struct worker *w, struct conn *c)
 {
     for (;;) {
         w->conn = c;
-        wsgi_handle_request(w);
+        int parked = c->parked ? wsgi_resume_response(w) : wsgi_handle_request(w);
         w->conn = NULL;
+        if (parked)
+            return; /* the park set has c now */
         c->requests_served++;
         if (w->response.must_close) {
             finish_connection(w, c);

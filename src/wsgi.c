@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
@@ -18,6 +19,7 @@
 #include "pyruvate/http_status.h"
 #include "pyruvate/input.h"
 #include "pyruvate/log.h"
+#include "pyruvate/park.h"
 #include "pyruvate/proxy.h"
 #include "pyruvate/server.h"
 
@@ -31,8 +33,9 @@ static PyObject *build_environ(struct worker *w, PyObject **input);
 static const char *latin1_data(PyObject *s, Py_ssize_t *len);
 static int send_body(struct worker *w, const char *data, size_t len);
 static int finish_response(struct worker *w);
+static int send_or_park(struct worker *w);
 static void send_error_response(struct worker *w, int status);
-static void log_app_exception(struct worker *w, const char *what);
+static void log_app_exception(struct module_state *st, const char *what);
 
 static struct module_state *state_of(struct worker *w)
 {
@@ -675,7 +678,9 @@ PyType_Spec wsgi_start_response_spec = {
 static void renew_start_response_if_kept(struct worker *w)
 {
     StartResponseObject *old = (StartResponseObject *)w->start_response;
-    if (Py_REFCNT(old) == 1 && Py_REFCNT(old->write) == 1)
+    /* Unkept, the worker and old's own write() (its m_self) hold old, and
+     * only old holds its write(). */
+    if (Py_REFCNT(old) == 2 && Py_REFCNT(old->write) == 1)
         return;
     PyObject *fresh = wsgi_start_response_new(w);
     if (fresh == NULL) {
@@ -683,6 +688,9 @@ static void renew_start_response_if_kept(struct worker *w)
         return;
     }
     old->worker = NULL;
+    /* Breaks the old <-> write() cycle: a kept write() still refers to old
+     * and raises, and old itself raises before it would return write(). */
+    Py_CLEAR(old->write);
     Py_SETREF(w->start_response, fresh);
 }
 
@@ -705,26 +713,130 @@ PyObject *wsgi_start_response_new(struct worker *w)
 
 /* ---- sending ---------------------------------------------------------- */
 
-static int write_iov(struct worker *w, struct iovec *iov, int count)
+/* Sends w->out, waiting up to send_timeout each time the socket is full.
+ * Returns 0, or -1 when the connection failed (then nothing more is sent). */
+static int send_out(struct worker *w)
 {
-    int rc, saved_errno = 0;
+    struct response_out *out = &w->out;
     int fd = w->conn->fd, timeout = w->server->options.send_timeout_ms;
     /* Most responses fit the socket buffer: a send that cannot block costs
      * less with the GIL held than the two GIL handoffs around it. Only a
      * write that has to wait lets the other workers run meanwhile. */
-    rc = response_write_nowait(fd, iov, &count);
+    int rc = response_out_try(fd, out), saved_errno = errno;
     if (rc > 0) {
         Py_BEGIN_ALLOW_THREADS
-        rc = response_write_all(fd, iov, count, timeout);
+        rc = response_out_send(fd, out, timeout, 0);
         saved_errno = errno;
         Py_END_ALLOW_THREADS
-    } else if (rc < 0) {
-        saved_errno = errno;
     }
     if (rc < 0) {
         log_write(LOG_DEBUG, "write to client failed (errno %d)", saved_errno);
         w->response.failed = 1;
         w->response.must_close = 1;
+    }
+    return rc;
+}
+
+/* ---- parking ---------------------------------------------------------- */
+
+/* How long a worker waits for a client that does not take the response as
+ * fast as it is written, before it parks the response and goes back to the
+ * pool: long enough that a reading client never notices, short enough that
+ * clients that stopped reading cannot keep the workers from others. */
+enum { PARK_AFTER_MS = 20 };
+
+/* Everything a response in progress needs when it leaves its worker. */
+struct parked_response {
+    struct worker_response response;
+    struct buf head;
+    struct response_out out;
+    PyObject *out_owner, *env, *input, *result, *iterator;
+    long long known_length;
+    int ending;
+};
+
+/* Moves the response from w into c->parked and hands c to the park set.
+ * Returns 0 (then neither w nor the caller may touch c again), or -1 when
+ * the set is full (nothing moved). */
+static int park_response(struct worker *w)
+{
+    struct conn *c = w->conn;
+    if (w->server->park == NULL)
+        return -1;
+    struct parked_response *p = malloc(sizeof(*p));
+    if (p == NULL)
+        return -1;
+    *p = (struct parked_response){
+        .response = w->response,
+        .head = w->head,
+        .out = w->out,
+        .out_owner = w->out_owner,
+        .env = w->env,
+        .input = w->input,
+        .result = w->result,
+        .iterator = w->iterator,
+        .known_length = w->known_length,
+        .ending = w->ending,
+    };
+    c->parked = p;
+    c->deadline_ms = w->park_deadline_ms ? w->park_deadline_ms
+                                         : monotonic_ms() + w->server->options.send_timeout_ms;
+    size_t held = w->head.cap + (w->out_owner ? (size_t)PyBytes_GET_SIZE(w->out_owner) : 0);
+    if (park_add(w->server->park, c, held) < 0) {
+        c->parked = NULL;
+        free(p);
+        return -1;
+    }
+    /* The worker keeps a fresh head buffer; the rest now belongs to p. */
+    w->head = (struct buf){0};
+    w->out = (struct response_out){.file_fd = -1};
+    w->out_owner = w->env = w->input = w->result = w->iterator = NULL;
+    return 0;
+}
+
+/* Takes a parked response back from c->parked into w. */
+static void unpark_response(struct worker *w)
+{
+    struct parked_response *p = w->conn->parked;
+    w->conn->parked = NULL;
+    buf_free(&w->head);
+    w->response = p->response;
+    w->head = p->head;
+    w->out = p->out;
+    w->out_owner = p->out_owner;
+    w->env = p->env;
+    w->input = p->input;
+    w->result = p->result;
+    w->iterator = p->iterator;
+    w->known_length = p->known_length;
+    w->ending = p->ending;
+    free(p);
+}
+
+/* Sends w->out. A client that takes none of it for PARK_AFTER_MS gets its
+ * response parked. Returns 0 when sent, 1 when parked (the worker must let
+ * go of the connection), -1 when the connection failed. */
+static int send_or_park(struct worker *w)
+{
+    struct response_out *out = &w->out;
+    int fd = w->conn->fd;
+    int rc = response_out_try(fd, out), saved_errno = errno;
+    if (rc > 0 && w->server->park) {
+        Py_BEGIN_ALLOW_THREADS
+        rc = response_out_send(fd, out, PARK_AFTER_MS, monotonic_ms() + PARK_AFTER_MS);
+        saved_errno = errno;
+        Py_END_ALLOW_THREADS
+        if (rc < 0 && saved_errno == ETIMEDOUT) {
+            if (park_response(w) == 0)
+                return 1;
+            rc = 1; /* too many parked: wait here, as without parking */
+        }
+    }
+    if (rc > 0)
+        return send_out(w);
+    if (rc < 0) {
+        log_write(LOG_DEBUG, "write to client failed (errno %d)", saved_errno);
+        w->response.failed = w->response.must_close = 1;
     }
     return rc;
 }
@@ -790,25 +902,27 @@ static int complete_head(struct worker *w, long long known_length)
     return buf_append_str(&w->head, "\r\n");
 }
 
-/* Sends body bytes, with the head in front of the first ones. Returns 0, or
- * -1 when the connection failed (then nothing more is sent). */
-static int send_with_length(struct worker *w, const char *data, size_t len, long long known)
+/* Frames len body bytes, from data or from file_fd at file_offset (data
+ * NULL), into w->out: the head in front of the first ones, a chunk header
+ * and CRLF around them when chunked, cut to what Content-Length still
+ * allows. Every body byte leaves the server through here. Returns 0, or -1
+ * when the response failed. */
+static int frame_body(struct worker *w, const char *data, int file_fd, off_t file_offset,
+                      size_t len, long long known)
 {
     struct worker_response *resp = &w->response;
-    struct iovec iov[4];
-    int count = 0;
-    char chunk_header[24];
+    struct response_out *out = &w->out;
 
     if (resp->failed)
         return -1;
+    *out = (struct response_out){.file_fd = -1};
     if (!resp->headers_sent) {
-        if (complete_head(w, known) < 0) {
-            resp->failed = resp->must_close = 1;
-            return -1;
-        }
-        iov[count++] = (struct iovec){w->head.data, w->head.len};
+        if (complete_head(w, known) < 0)
+            goto fail;
         resp->headers_sent = 1;
         resp->sent_status = resp->status;
+    } else {
+        w->head.len = 0; /* the head went out with earlier bytes */
     }
     if (resp->no_body)
         len = 0;
@@ -824,39 +938,57 @@ static int send_with_length(struct worker *w, const char *data, size_t len, long
     }
     if (len > 0) {
         if (resp->chunked) {
-            iov[count++] = (struct iovec){chunk_header, response_chunk_header(len, chunk_header)};
-            iov[count++] = (struct iovec){(void *)data, len};
-            iov[count++] = (struct iovec){"\r\n", 2};
+            char chunk_header[24];
+            if (buf_append(&w->head, chunk_header, response_chunk_header(len, chunk_header)) < 0)
+                goto fail;
+            memcpy(out->after, "\r\n", 2);
+            out->after_len = 2;
+        }
+        if (data) {
+            out->data = data;
+            out->data_len = len;
         } else {
-            iov[count++] = (struct iovec){(void *)data, len};
+            out->file_fd = file_fd;
+            out->file_offset = file_offset;
+            out->file_len = len;
         }
         resp->body_sent += len;
     }
-    if (count == 0)
-        return 0;
-    return write_iov(w, iov, count);
+    out->framing = w->head.data;
+    out->framing_len = w->head.len;
+    return 0;
+fail:
+    resp->failed = resp->must_close = 1;
+    return -1;
+}
+
+static int send_framed(struct worker *w, const char *data, int file_fd, off_t file_offset,
+                       size_t len, long long known)
+{
+    if (frame_body(w, data, file_fd, file_offset, len, known) < 0)
+        return -1;
+    return send_out(w);
 }
 
 static int send_body(struct worker *w, const char *data, size_t len)
 {
-    if (len == 0 && w->response.headers_sent)
-        return 0;
     /* PEP 3333: headers go out with the first non-empty chunk. */
     if (len == 0)
         return 0;
-    return send_with_length(w, data, len, -1);
+    return send_framed(w, data, -1, 0, len, -1);
 }
 
+/* Ends the body's framing. Returns 0, 1 when parked, -1 when failed. */
 static int finish_response(struct worker *w)
 {
     struct worker_response *resp = &w->response;
     if (resp->failed)
         return -1;
     if (!resp->headers_sent)
-        return send_with_length(w, NULL, 0, 0);
+        return send_framed(w, NULL, -1, 0, 0, 0);
     if (resp->chunked) {
-        struct iovec end = {"0\r\n\r\n", 5};
-        return write_iov(w, &end, 1);
+        w->out = (struct response_out){.framing = "0\r\n\r\n", .framing_len = 5, .file_fd = -1};
+        return send_or_park(w);
     }
     if (!resp->no_body && resp->content_length >= 0 &&
         resp->body_sent < (unsigned long long)resp->content_length) {
@@ -873,11 +1005,11 @@ static void send_error_response(struct worker *w, int status)
 {
     char text[512];
     size_t len = http_status_error_response(status, time(NULL), text, sizeof(text));
-    struct iovec iov = {text, len};
     w->response.must_close = 1;
     w->response.sent_status = status;
+    w->out = (struct response_out){.framing = text, .framing_len = len, .file_fd = -1};
     if (len > 0)
-        write_iov(w, &iov, 1);
+        send_out(w);
 }
 
 /* ---- the result ------------------------------------------------------- */
@@ -899,14 +1031,20 @@ static long long sequence_length(PyObject *result)
     return total;
 }
 
-/* Sends a FileWrapper around a real file with sendfile(2). Returns 1 when
- * done (or failed on the wire), 0 to fall back to iterating, -1 with an
- * exception set. */
+/* Frames a FileWrapper around a real file into w->out, to go out with
+ * sendfile(2), framed like any other body. Returns 1 when framed (or the
+ * response failed), 0 to fall back to iterating, -1 with an exception. */
 static int try_sendfile(struct worker *w, PyObject *result)
 {
     struct module_state *st = state_of(w);
     if (Py_TYPE(result) != st->file_wrapper_type)
         return 0;
+    if (w->response.status == 0) {
+        /* Nothing may go out: a head without a status line is no response. */
+        PyErr_SetString(PyExc_RuntimeError,
+                        "the application returned a file before calling start_response");
+        return -1;
+    }
     PyObject *filelike = ((FileWrapperObject *)result)->filelike;
     PyObject *fileno = PyObject_CallMethodNoArgs(filelike, st->str_fileno);
     if (fileno == NULL) {
@@ -934,69 +1072,57 @@ static int try_sendfile(struct worker *w, PyObject *result)
         if (offset < 0 && PyErr_Occurred())
             return -1;
     }
-    if (offset < 0 || offset > info.st_size)
+    if (offset < 0)
         return 0;
-    long long available = (long long)(info.st_size - offset);
-    long long to_send = available;
-    if (w->response.content_length >= 0 && w->response.content_length < available)
-        to_send = w->response.content_length;
-    if (send_with_length(w, NULL, 0, available) < 0)
-        return 1;
-    if (w->response.no_body || to_send == 0)
-        return 1;
-    int rc, saved_errno;
-    int sock = w->conn->fd, timeout = w->server->options.send_timeout_ms;
-    Py_BEGIN_ALLOW_THREADS
-    rc = response_sendfile(sock, (int)fd, &offset, (size_t)to_send, timeout);
-    saved_errno = errno;
-    Py_END_ALLOW_THREADS
-    if (rc < 0) {
-        log_write(LOG_DEBUG, "sendfile failed (errno %d)", saved_errno);
-        w->response.failed = w->response.must_close = 1;
-    } else {
-        w->response.body_sent += (unsigned long long)to_send;
-    }
+    size_t available = offset < info.st_size ? (size_t)(info.st_size - offset) : 0;
+    /* The file's size is the body's length only when it is all the body:
+     * after write() the framing chosen then goes on around the file. */
+    long long known = w->response.headers_sent ? -1 : (long long)available;
+    frame_body(w, NULL, (int)fd, offset, available, known);
     return 1;
 }
 
-/* Iterates the app's result and sends each chunk. Returns 0, or -1 with an
- * exception set when the app misbehaved. */
-static int send_result(struct worker *w, PyObject *result)
+/* Iterates the app's result and sends each chunk, from where it stands (a
+ * resumed response goes on with the iterator it had). Returns 0 when the
+ * body is done, 1 when parked, -1 with an exception set when the app
+ * misbehaved. */
+static int send_result(struct worker *w)
 {
-    int handled = try_sendfile(w, result);
-    if (handled != 0)
-        return handled < 0 ? -1 : 0;
-
-    long long known = sequence_length(result);
-    PyObject *iterator = PyObject_GetIter(result);
-    if (iterator == NULL)
-        return -1;
+    if (w->iterator == NULL) {
+        int framed = try_sendfile(w, w->result);
+        if (framed < 0)
+            return -1;
+        if (framed)
+            return response_out_pending(&w->out) && send_or_park(w) > 0;
+        w->known_length = sequence_length(w->result);
+        w->iterator = PyObject_GetIter(w->result);
+        if (w->iterator == NULL)
+            return -1;
+    }
     PyObject *chunk;
-    int rc = 0;
-    while (!w->response.failed && (chunk = PyIter_Next(iterator)) != NULL) {
+    while (!w->response.failed && (chunk = PyIter_Next(w->iterator)) != NULL) {
         if (!PyBytes_Check(chunk)) {
             PyErr_Format(PyExc_TypeError, "the application yielded %.100s, not bytes",
                          Py_TYPE(chunk)->tp_name);
             Py_DECREF(chunk);
-            rc = -1;
-            break;
+            return -1;
         }
         if (w->response.status == 0) {
             PyErr_SetString(PyExc_RuntimeError,
                             "the application returned data before calling start_response");
             Py_DECREF(chunk);
-            rc = -1;
-            break;
+            return -1;
         }
         Py_ssize_t len = PyBytes_GET_SIZE(chunk);
-        if (len > 0)
-            send_with_length(w, PyBytes_AS_STRING(chunk), (size_t)len, known);
-        Py_DECREF(chunk);
+        /* While parked, the chunk being sent is kept alive by out_owner. */
+        w->out_owner = chunk;
+        if (len > 0 &&
+            frame_body(w, PyBytes_AS_STRING(chunk), -1, 0, (size_t)len, w->known_length) == 0 &&
+            send_or_park(w) > 0)
+            return 1;
+        Py_CLEAR(w->out_owner);
     }
-    if (rc == 0 && PyErr_Occurred())
-        rc = -1;
-    Py_DECREF(iterator);
-    return rc;
+    return PyErr_Occurred() ? -1 : 0;
 }
 
 /* getattr(obj, name, NULL) without building an AttributeError, which
@@ -1010,14 +1136,14 @@ static int lookup_optional(PyObject *obj, PyObject *name, PyObject **result)
 #endif
 }
 
-static void call_close(struct worker *w, PyObject *result)
+static void call_close(struct module_state *st, PyObject *result)
 {
     /* The usual result, a list or tuple, has no close(). */
     if (PyList_CheckExact(result) || PyTuple_CheckExact(result))
         return;
     PyObject *close = NULL;
-    if (lookup_optional(result, state_of(w)->str_close, &close) < 0) {
-        log_app_exception(w, "Error looking up the result's close()");
+    if (lookup_optional(result, st->str_close, &close) < 0) {
+        log_app_exception(st, "Error looking up the result's close()");
         return;
     }
     if (close == NULL)
@@ -1025,18 +1151,18 @@ static void call_close(struct worker *w, PyObject *result)
     PyObject *ignored = PyObject_CallNoArgs(close);
     Py_DECREF(close);
     if (ignored == NULL)
-        log_app_exception(w, "Error in the result's close()");
+        log_app_exception(st, "Error in the result's close()");
     Py_XDECREF(ignored);
 }
 
-static void log_app_exception(struct worker *w, const char *what)
+static void log_app_exception(struct module_state *st, const char *what)
 {
     PyObject *type, *value, *traceback;
     PyErr_Fetch(&type, &value, &traceback);
     PyErr_NormalizeException(&type, &value, &traceback);
     if (value && traceback)
         PyException_SetTraceback(value, traceback);
-    PyObject *logger = state_of(w)->logger;
+    PyObject *logger = st->logger;
     PyObject *kwargs = Py_BuildValue("{s:O}", "exc_info", value ? value : Py_True);
     PyObject *args = Py_BuildValue("(s)", what);
     PyObject *done = NULL;
@@ -1086,50 +1212,132 @@ static void log_access(struct worker *w, PyObject *env)
     Py_XDECREF(done);
 }
 
-void wsgi_handle_request(struct worker *w)
+/* Sends the response from where it stands (just after the app returned,
+ * or resumed after a park): the rest of w->out, the rest of the body, the
+ * end of its framing; then close(). Returns 1 when parked (again), 0 when
+ * the response is over. */
+static int drive_response(struct worker *w)
 {
-    PyObject *input = NULL, *result = NULL;
-    w->response = (struct worker_response){.content_length = -1};
-    w->head.len = 0;
-
-    PyObject *env = build_environ(w, &input);
-    if (env == NULL) {
-        log_app_exception(w, "Error building the WSGI environ");
-        send_error_response(w, 500);
-        goto done;
+    int rc;
+    if (response_out_pending(&w->out)) {
+        if (send_or_park(w) > 0)
+            return 1;
+        Py_CLEAR(w->out_owner);
     }
-    result = PyObject_CallFunctionObjArgs(w->server->application, env, w->start_response, NULL);
-    if (result == NULL) {
-        log_app_exception(w, "Error calling the WSGI application");
-        if (!w->response.headers_sent)
-            send_error_response(w, 500);
-        w->response.must_close = 1;
+    if (w->ending)
         goto done;
-    }
-    if (send_result(w, result) < 0) {
-        log_app_exception(w, "Error in the WSGI application's response");
+    rc = send_result(w);
+    if (rc > 0)
+        return 1;
+    if (rc < 0) {
+        log_app_exception(state_of(w), "Error in the WSGI application's response");
         if (!w->response.headers_sent)
             send_error_response(w, 500);
         /* Headers already out: closing is the only honest signal left. */
         w->response.must_close = 1;
     } else if (w->response.status == 0) {
         PyErr_SetString(PyExc_RuntimeError, "the application never called start_response");
-        log_app_exception(w, "Error in the WSGI application's response");
+        log_app_exception(state_of(w), "Error in the WSGI application's response");
         send_error_response(w, 500);
     } else {
-        finish_response(w);
+        w->ending = 1;
+        if (finish_response(w) > 0)
+            return 1;
     }
-    /* PEP 3333: close() is called whatever happened, even on errors. */
-    call_close(w, result);
 done:
-    Py_XDECREF(result);
+    /* PEP 3333: close() is called whatever happened, even on errors. */
+    call_close(state_of(w), w->result);
+    return 0;
+}
+
+/* After the response: what the request held goes, the access record goes
+ * out. */
+static void end_request(struct worker *w)
+{
+    Py_CLEAR(w->out_owner);
+    Py_CLEAR(w->iterator);
+    Py_CLEAR(w->result);
     renew_start_response_if_kept(w);
     if (w->server->options.access_log)
-        log_access(w, env);
-    if (input)
-        input_detach(input);
-    Py_XDECREF(input);
-    Py_XDECREF(env);
+        log_access(w, w->env);
+    if (w->input)
+        input_detach(w->input);
+    Py_CLEAR(w->input);
+    Py_CLEAR(w->env);
     if (w->response.failed)
         w->response.must_close = 1;
+}
+
+int wsgi_handle_request(struct worker *w)
+{
+    w->response = (struct worker_response){.content_length = -1};
+    w->head.len = 0;
+    w->out = (struct response_out){.file_fd = -1};
+    w->known_length = -1;
+    w->ending = 0;
+    w->park_deadline_ms = 0;
+
+    w->env = build_environ(w, &w->input);
+    if (w->env == NULL) {
+        log_app_exception(state_of(w), "Error building the WSGI environ");
+        send_error_response(w, 500);
+        goto done;
+    }
+    w->result =
+        PyObject_CallFunctionObjArgs(w->server->application, w->env, w->start_response, NULL);
+    if (w->result == NULL) {
+        log_app_exception(state_of(w), "Error calling the WSGI application");
+        if (!w->response.headers_sent)
+            send_error_response(w, 500);
+        w->response.must_close = 1;
+        goto done;
+    }
+    if (drive_response(w)) {
+        /* The result may hold start_response: then it is the request's. */
+        renew_start_response_if_kept(w);
+        return 1;
+    }
+done:
+    end_request(w);
+    return 0;
+}
+
+int wsgi_resume_response(struct worker *w)
+{
+    unpark_response(w);
+    /* Woken by its deadline: a socket that still takes nothing is given up. */
+    size_t before = w->out.framing_len + w->out.data_len + w->out.file_len + w->out.after_len;
+    int rc = response_out_try(w->conn->fd, &w->out);
+    size_t after = w->out.framing_len + w->out.data_len + w->out.file_len + w->out.after_len;
+    if (rc < 0 || (rc > 0 && after == before && monotonic_ms() >= w->conn->deadline_ms)) {
+        log_write(LOG_DEBUG, "client on fd %d left or stopped reading: response dropped",
+                  w->conn->fd);
+        w->response.failed = w->response.must_close = 1;
+        call_close(state_of(w), w->result);
+    } else {
+        /* Woken without the client taking anything: no new deadline. */
+        w->park_deadline_ms = after == before ? w->conn->deadline_ms : 0;
+        if (drive_response(w))
+            return 1;
+    }
+    end_request(w);
+    return 0;
+}
+
+void wsgi_drop_parked(struct server *server, struct conn *c)
+{
+    struct parked_response *p = c->parked;
+    c->parked = NULL;
+    struct module_state *st = module_get_state(server->module);
+    call_close(st, p->result);
+    Py_XDECREF(p->out_owner);
+    Py_XDECREF(p->iterator);
+    Py_XDECREF(p->result);
+    if (p->input)
+        input_detach(p->input);
+    Py_XDECREF(p->input);
+    Py_XDECREF(p->env);
+    buf_free(&p->head);
+    free(p);
+    acceptor_close(server->acceptor, c);
 }

@@ -32,6 +32,12 @@ struct conn {
     int64_t queued_us;        /* monotonic us when handed to the pool */
     int64_t idle_since_ms;    /* acceptor: when it last went quiet; 0 while busy */
 
+    /* A response waiting for the client to read (wsgi.c's struct
+     * parked_response) and the bytes it holds; NULL between responses.
+     * Current owner only; freed by a worker or at shutdown, with the GIL. */
+    void *parked;
+    size_t park_bytes;
+
     /* acceptor thread only */
     unsigned poll_index; /* slot in the poll set; 0 when not in it */
 

@@ -5,6 +5,7 @@
 #define PYRUVATE_RESPONSE_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -43,5 +44,35 @@ int response_write_nowait(int fd, struct iovec *iov, int *iovcnt);
  * response_write_all. Returns 0, or -1 with errno (ENODATA if the file ended
  * early). *offset is advanced by what was sent. */
 int response_sendfile(int fd, int in_fd, off_t *offset, size_t count, int timeout_ms);
+
+/* One piece of a response, sent in this order: framing bytes (the head
+ * and/or a chunk header), then body bytes from memory or a file range,
+ * then trailing framing bytes (a chunk's CRLF). The pointers are not
+ * owned; sending advances the fields past what went out, so a piece that
+ * could not be sent whole describes exactly its rest. */
+struct response_out {
+    const char *framing;
+    size_t framing_len;
+    const char *data;
+    size_t data_len;
+    int file_fd;
+    off_t file_offset;
+    size_t file_len;
+    char after[8];
+    size_t after_len;
+};
+
+/* True while some of out is still to be sent. */
+int response_out_pending(const struct response_out *out);
+
+/* Sends what the socket takes without waiting. Returns 0 when out went out
+ * whole, 1 when the socket is full, -1 with errno when the connection failed
+ * (ENODATA: the file ended before file_len bytes). */
+int response_out_try(int fd, struct response_out *out);
+
+/* Sends out whole, waiting up to wait_ms each time the socket is full, and
+ * giving up at deadline_ms (monotonic; 0 for none). Returns 0, or -1 with
+ * errno (ETIMEDOUT for either limit). */
+int response_out_send(int fd, struct response_out *out, int wait_ms, int64_t deadline_ms);
 
 #endif

@@ -10,6 +10,7 @@
 
 #include "pyruvate/acceptor.h"
 #include "pyruvate/listen.h"
+#include "pyruvate/park.h"
 #include "pyruvate/pool.h"
 #include "pyruvate/proxy.h"
 #include "pyruvate/request.h"
@@ -58,6 +59,7 @@ struct server {
     unsigned listener_count;
     struct pool *pool;
     struct acceptor *acceptor;
+    struct park_set *park; /* responses waiting for their client to read */
 
     atomic_int stopping; /* set once shutdown begins */
 

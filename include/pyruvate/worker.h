@@ -53,7 +53,17 @@ struct worker {
 
     struct conn *conn; /* the connection being answered */
     struct worker_response response;
-    struct buf head; /* status line and app headers, then framing */
+    struct buf head;         /* status line and app headers, then framing */
+    struct response_out out; /* what is being sent: points into head and the body */
+
+    /* The request being answered; they move to conn->parked with the
+     * response while the client does not read. */
+    PyObject *env, *input, *result;
+    PyObject *iterator;       /* the result's, once iterating began */
+    PyObject *out_owner;      /* the chunk out.data points into */
+    long long known_length;   /* the body's length when the result tells it */
+    int ending;               /* the body is done; only its framing's end is left */
+    int64_t park_deadline_ms; /* a resumed response that made no progress keeps it; 0: fresh */
 
     struct worker_key keys[WORKER_KEY_SLOTS]; /* cache for header_key() */
 

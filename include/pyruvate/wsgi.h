@@ -13,10 +13,21 @@
 PyObject *wsgi_environ_template(struct server *server);
 
 /* Answers the request buffered in w->conn: calls the app and writes its
- * response. Afterwards w->response.must_close says whether the connection
- * can carry another request. Never raises: errors are logged and become a
- * 500 or a closed connection. */
-void wsgi_handle_request(struct worker *w);
+ * response. Returns 1 when the response was parked because the client does
+ * not read (the connection then belongs to the park set; a worker resumes it
+ * with wsgi_resume_response). Otherwise returns 0, and w->response.must_close
+ * says whether the connection can carry another request. Never raises:
+ * errors are logged and become a 500 or a closed connection. */
+int wsgi_handle_request(struct worker *w);
+
+/* Goes on with the response parked on w->conn (conn->parked), on whichever
+ * worker took the connection from the pool. Returns like
+ * wsgi_handle_request. */
+int wsgi_resume_response(struct worker *w);
+
+/* At shutdown, with the GIL: calls the parked response's close(), frees it
+ * and closes the connection. */
+void wsgi_drop_parked(struct server *server, struct conn *c);
 
 /* Creates the per-worker start_response callable. New reference or NULL. */
 PyObject *wsgi_start_response_new(struct worker *w);

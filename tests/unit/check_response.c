@@ -367,6 +367,85 @@ START_TEST(test_sendfile_file_ends_early)
 }
 END_TEST
 
+/* Reads exactly n bytes from fd (blocking) into out. */
+static void read_exactly(int fd, char *out, size_t n)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = read(fd, out + got, n - got);
+        ck_assert_int_gt(r, 0);
+        got += (size_t)r;
+    }
+}
+
+START_TEST(test_out_order_framing_file_after)
+{
+    /* framing, the file range, then the trailer: a chunk around a file. */
+    int file = make_pattern_file(100);
+    int fds[2];
+    make_socketpair(fds);
+    struct response_out out = {
+        .framing = "a\r\n", .framing_len = 3, .file_fd = file, .file_offset = 10, .file_len = 10};
+    memcpy(out.after, "\r\n", 2);
+    out.after_len = 2;
+    ck_assert_int_eq(response_out_send(fds[0], &out, 5000, 0), 0);
+    ck_assert(!response_out_pending(&out));
+    char got[15];
+    read_exactly(fds[1], got, sizeof(got));
+    ck_assert_mem_eq(got, "a\r\n", 3);
+    for (size_t i = 0; i < 10; i++)
+        ck_assert_uint_eq((unsigned char)got[3 + i], pattern_byte(10 + i));
+    ck_assert_mem_eq(got + 13, "\r\n", 2);
+    close(fds[0]);
+    close(fds[1]);
+    close(file);
+}
+END_TEST
+
+START_TEST(test_out_full_socket_keeps_the_rest)
+{
+    /* Nobody reads: response_out_try stops at a full socket and out then
+     * describes exactly what did not go out. */
+    enum { SIZE = 4 << 20 };
+    char *data = malloc(SIZE);
+    ck_assert_ptr_nonnull(data);
+    memset(data, 'x', SIZE);
+    int fds[2];
+    make_socketpair(fds);
+    struct response_out out = {
+        .framing = "HEAD", .framing_len = 4, .data = data, .data_len = SIZE, .file_fd = -1};
+    memcpy(out.after, "\r\n", 2);
+    out.after_len = 2;
+    ck_assert_int_eq(response_out_try(fds[0], &out), 1);
+    ck_assert_uint_eq(out.framing_len, 0);
+    ck_assert_uint_gt(out.data_len, 0);
+    ck_assert_ptr_eq(out.data + out.data_len, data + SIZE);
+    ck_assert_uint_eq(out.after_len, 2);
+    errno = 0;
+    ck_assert_int_eq(response_out_send(fds[0], &out, 10, monotonic_ms() + 30), -1);
+    ck_assert_int_eq(errno, ETIMEDOUT);
+    close(fds[0]);
+    close(fds[1]);
+    free(data);
+}
+END_TEST
+
+START_TEST(test_out_file_shorter_than_announced)
+{
+    int file = make_pattern_file(100);
+    int fds[2];
+    make_socketpair(fds);
+    struct response_out out = {.file_fd = file, .file_offset = 50, .file_len = 80};
+    errno = 0;
+    ck_assert_int_eq(response_out_try(fds[0], &out), -1);
+    ck_assert_int_eq(errno, ENODATA);
+    ck_assert_uint_eq(out.file_len, 30);
+    close(fds[0]);
+    close(fds[1]);
+    close(file);
+}
+END_TEST
+
 Suite *make_response_suite(void)
 {
     Suite *s = suite_create("response");
@@ -378,6 +457,8 @@ Suite *make_response_suite(void)
     tcase_add_loop_test(core, test_chunk_header, 0, ARRAY_SIZE(chunk_cases));
     tcase_add_test(core, test_write_all_nothing_to_write);
     tcase_add_test(core, test_sendfile_range);
+    tcase_add_test(core, test_out_order_framing_file_after);
+    tcase_add_test(core, test_out_full_socket_keeps_the_rest);
     suite_add_tcase(s, core);
 
     TCase *limits = tcase_create("limits");
@@ -388,6 +469,7 @@ Suite *make_response_suite(void)
     tcase_add_test(errors, test_write_all_times_out_when_nobody_reads);
     tcase_add_test(errors, test_write_all_epipe_after_peer_closed);
     tcase_add_test(errors, test_sendfile_file_ends_early);
+    tcase_add_test(errors, test_out_file_shorter_than_announced);
     suite_add_tcase(s, errors);
 
     {

@@ -1,0 +1,164 @@
+"""Clients that stop reading do not hold workers: a worker whose client
+takes nothing for a moment parks the response (connection, iterator, the
+chunk or file offset being sent, the framing) in a poll thread and goes back
+to the pool; a worker resumes it when the socket is writable again, drops it
+after send_timeout, and shutdown finishes or drops it, calling the result's
+close() exactly once.  The clients here shrink their receive buffer and
+never read (or read only later).  Apps in response_apps.py."""
+import json
+import os
+import socket
+import time
+
+import pytest
+
+import httpraw
+from response_apps import HELLO
+
+MIB = 1 << 20
+
+
+def small_window_connection(server):
+    """A RawConnection whose receive buffer is small from the start (set
+    before connect, so the window is negotiated with it)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(15)
+    sock.connect((server.host, server.port))
+    conn = httpraw.RawConnection.__new__(httpraw.RawConnection)
+    conn.host, conn.port, conn.sock = server.host, server.port, sock
+    conn._buf, conn._consumed, conn.eof = bytearray(), bytearray(), False
+    return conn
+
+
+def stalled_client(server, path):
+    """A connection with a small receive buffer that sends one request and
+    reads only the start of the response (proof that a worker took it on),
+    then nothing more."""
+    sock = small_window_connection(server).sock
+    sock.sendall(httpraw.build_request("GET", path))
+    head = sock.recv(12)
+    assert head.startswith(b"HTTP/1.1 200"), head
+    return sock
+
+
+def closed_tags(server):
+    response = server.request("GET", "/closed")
+    return json.loads(response.body)["closed"]
+
+
+def wait_until(predicate, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def hello_seconds(server):
+    start = time.monotonic()
+    with server.connect(timeout=15) as conn:
+        response = conn.request("GET", "/hello")
+    assert (response.status, response.body) == (200, HELLO), response
+    return time.monotonic() - start
+
+
+@pytest.mark.parametrize("route", ["/big?mib=32&tag=", "/big-file?mib=32&tag="])
+def test_clients_that_never_read_do_not_hold_the_workers(start_server, route):
+    """4 workers, 8 clients that never read a 32 MiB response: every one of
+    them gets its response started (so no worker is left holding one), a
+    normal request on a new connection is answered at once, and the
+    server's memory does not grow with the stalled responses."""
+    server = start_server("response_apps:app", workers=4)
+    hello_seconds(server)
+    rss_before = rss_kib(server.proc.pid)
+    clients = [stalled_client(server, route + "c%d" % i) for i in range(8)]
+    try:
+        took = hello_seconds(server)
+        # Generous for a loaded machine; the point is "not send_timeout (60 s)".
+        assert took < 10, took
+        grown = rss_kib(server.proc.pid) - rss_before
+        assert grown < 64 * 1024, "RSS grew by %d KiB" % grown
+    finally:
+        for sock in clients:
+            sock.close()
+    if "file" not in route:
+        # The clients left: each parked response is dropped, close() once.
+        assert wait_until(lambda: len(closed_tags(server)) >= 8), closed_tags(server)
+        tags = closed_tags(server)
+        assert sorted(tags) == sorted("c%d" % i for i in range(8)), tags
+
+
+@pytest.mark.parametrize("path", ["/big?mib=4&cl=1", "/big?mib=4&cl=0", "/big-file?mib=4"])
+def test_parked_response_resumes_complete_and_framed(start_server, path):
+    """One worker: a client that stops reading must not keep the worker
+    (another client is answered meanwhile), and once it reads again it gets
+    its whole response, framed so that the next request on the connection
+    is answered normally."""
+    server = start_server("response_apps:app", workers=1)
+    with small_window_connection(server) as slow:
+        slow.send(httpraw.build_request("GET", path))
+        assert slow.sock.recv(12).startswith(b"HTTP/1.1 200")
+        slow._buf += b"HTTP/1.1 200"
+        hello_seconds(server)  # only possible while the response is parked
+        response = slow.read_response()
+        assert response.status == 200
+        assert len(response.body) == 4 * MIB, len(response.body)
+        assert set(response.body) == {ord("x")} or set(response.body) == {ord("y")}
+        nxt = slow.request("GET", "/hello")
+        assert (nxt.status, nxt.body) == (200, HELLO), nxt
+
+
+def test_parked_response_dropped_after_send_timeout(start_server):
+    """send_timeout bounds how long a parked response waits: then the
+    connection is closed and close() runs once, without any worker having
+    waited for it."""
+    server = start_server("response_apps:app", workers=1, options={"send_timeout": 1})
+    sock = stalled_client(server, "/big?mib=32&tag=timeout")
+    try:
+        hello_seconds(server)
+        assert wait_until(lambda: "timeout" in closed_tags(server)), closed_tags(server)
+        assert closed_tags(server).count("timeout") == 1
+    finally:
+        sock.close()
+
+
+def test_shutdown_drops_parked_responses_once(start_server):
+    """SIGTERM with parked responses: the server stops within
+    shutdown_timeout and calls each result's close() exactly once."""
+    server = start_server("response_apps:app", workers=2, options={"shutdown_timeout": 1})
+    clients = [stalled_client(server, "/big?mib=32&tag=shut%d" % i) for i in range(3)]
+    try:
+        hello_seconds(server)
+        assert server.stop() == 0
+    finally:
+        for sock in clients:
+            sock.close()
+    for i in range(3):
+        assert server.stderr().count("response_apps: closed shut%d\n" % i) == 1, server.stderr()
+
+
+def test_second_signal_cuts_the_wait_for_parked_responses(start_server):
+    """shutdown_timeout 60 with a parked response: a second SIGTERM stops
+    the wait at once; the response is dropped and closed once."""
+    import signal
+
+    server = start_server("response_apps:app", workers=2, options={"shutdown_timeout": 60})
+    sock = stalled_client(server, "/big?mib=32&tag=second")
+    try:
+        hello_seconds(server)
+        server.proc.send_signal(signal.SIGTERM)
+        assert wait_until(lambda: "pyruvate stopping" in server.stderr())
+        assert server.stop(signal.SIGTERM, timeout=20) == 0
+    finally:
+        sock.close()
+    assert server.stderr().count("response_apps: closed second\n") == 1, server.stderr()
