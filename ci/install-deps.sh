@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Stage "deps": installs what the build and the tests need, and only what is
 # missing. Debian packages with apt-get (as root; otherwise the command is
-# printed), Python packages from the pinned requirements into .venv.
+# printed), Python packages from the pinned requirements into .venv (or the
+# virtualenv VENV names, made with PYTHON: `make test-pythons` has one per
+# Python version).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
+VENV=${VENV:-.venv}
 APT_PACKAGES=(node-llhttp check pkg-config gcovr clang clang-format cppcheck nginx-light systemd)
 
 missing=()
@@ -26,19 +29,19 @@ if [ ${#missing[@]} -gt 0 ]; then
     fi
 fi
 
-# Every ci/requirements-test*.txt goes into .venv; the stamp holds their hash,
+# Every ci/requirements-test*.txt goes into $VENV; the stamp holds their hash,
 # so an unchanged set installs nothing.
 requirements=(ci/requirements-test*.txt)
-stamp=.venv/.requirements-$(cat "${requirements[@]}" | sha256sum | cut -c1-16)
-if [ ! -x .venv/bin/python ]; then
-    echo "deps: creating .venv with $PYTHON"
-    "$PYTHON" -m venv .venv
+stamp=$VENV/.requirements-$(cat "${requirements[@]}" | sha256sum | cut -c1-16)
+if [ ! -x "$VENV/bin/python" ]; then
+    echo "deps: creating $VENV with $PYTHON"
+    "$PYTHON" -m venv "$VENV"
 fi
 if [ ! -f "$stamp" ]; then
     for file in "${requirements[@]}"; do
-        echo "deps: installing $file into .venv"
-        .venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$file"
+        echo "deps: installing $file into $VENV"
+        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$file"
     done
-    rm -f .venv/.requirements-*
+    rm -f "$VENV"/.requirements-*
     touch "$stamp"
 fi
