@@ -28,15 +28,6 @@ def _run(cmd, timeout=600, **kw):
                           timeout=timeout, **kw)
 
 
-def _repo_version():
-    """pyruvate.__version__ as written in the source, without importing it."""
-    namespace = {}
-    for line in (ds.REPO_ROOT / "pyruvate" / "__init__.py").read_text().splitlines():
-        if line.startswith("__version__"):
-            exec(line, namespace)  # noqa: S102 - our own source line
-    return namespace["__version__"]
-
-
 def _fresh_venv(root):
     """A virtualenv without pip (the test venv's pip installs into it)."""
     _run([sys.executable, "-m", "venv", "--without-pip", root], timeout=120).check_returncode()
@@ -64,7 +55,7 @@ def dists(tmp_path_factory):
 
 def test_sdist_holds_our_sources_and_not_llhttp(dists):
     sdist, _ = dists
-    version = _repo_version()
+    version = ds.pyruvate_version()
     assert sdist.name == "pyruvate-%s.tar.gz" % version
     with tarfile.open(sdist) as archive:
         names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
@@ -79,7 +70,7 @@ def test_sdist_holds_our_sources_and_not_llhttp(dists):
 
 def test_wheel_installs_and_serves_with_one_version(dists, procs, tmp_path):
     _, wheel = dists
-    version = _repo_version()
+    version = ds.pyruvate_version()
     assert wheel.name.startswith("pyruvate-%s-cp%d%d-" % ((version,) + sys.version_info[:2]))
     with zipfile.ZipFile(wheel) as archive:
         modules = [n for n in archive.namelist() if n.startswith("pyruvate/_pyruvate")]
@@ -118,7 +109,7 @@ def test_sdist_builds_and_installs_into_a_fresh_venv(dists, tmp_path):
     result = _run([venv_bin / "python", "-c", code], cwd=tmp_path, env=ds.clean_env())
     assert result.returncode == 0, result.stderr
     module_version, metadata_version, extension = result.stdout.split()
-    assert module_version == metadata_version == _repo_version()
+    assert module_version == metadata_version == ds.pyruvate_version()
     assert extension.startswith(str(tmp_path / "venv"))
 
 
