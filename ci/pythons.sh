@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # `make test-pythons`: the extension built, the Check suite and the whole
-# integration suite run against every supported CPython (PYTHONS, default
-# the "Programming Language :: Python :: 3.X" classifiers of pyproject.toml), each in its own virtualenv build/pythons/X.Y/venv with the
-# pinned test requirements, objects in build/pythons/X.Y/obj. An interpreter
-# that is not installed is skipped with a message (pyenv's are found, then
-# pythonX.Y on PATH). One summary line per version; exits 1 if any failed.
+# integration suite run against every supported CPython (PYTHONS; default:
+# the "Programming Language :: Python :: 3.X" classifiers of pyproject.toml),
+# each in its own virtualenv build/pythons/X.Y/venv with the pinned test
+# requirements, objects in build/pythons/X.Y/obj. An interpreter that is not
+# installed is skipped with a message (pyenv's are found, then pythonX.Y on
+# PATH). One summary line per version; exits 1 if any failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 MAKE=${MAKE:-make}
@@ -20,7 +21,7 @@ find_python() {
     echo "$found"
 }
 
-# The last line of a log matching a pattern, or "?".
+# The last line of a log matching a pattern (empty if none).
 last_line() {
     grep -E "$2" "$1" | tail -n 1 || true
 }
