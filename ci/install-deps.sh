@@ -2,14 +2,16 @@
 # Stage "deps": installs what the build and the tests need, and only what is
 # missing. Debian packages (ci/packages.txt) with apt-get as root (otherwise
 # the command is printed), Python packages from the pinned requirements into
-# .venv.
-#   bash ci/install-deps.sh            every package of every stage, and .venv
+# .venv (or the virtualenv VENV names, made with PYTHON: `make test-pythons`
+# has one per Python version).
+#   bash ci/install-deps.sh            every package of every stage, and the venv
 #   bash ci/install-deps.sh build      only what building the extension needs
-#                                      (`make run`), no .venv
+#                                      (`make run`), no venv
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
+VENV=${VENV:-.venv}
 only_stage=${1:-}
 
 packages=()
@@ -38,20 +40,20 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 [ -z "$only_stage" ] || exit 0
 
-# Every ci/requirements-test*.txt goes into .venv; the stamp holds their hash,
+# Every ci/requirements-test*.txt goes into $VENV; the stamp holds their hash,
 # so an unchanged set installs nothing.
 requirements=(ci/requirements-test*.txt)
-stamp=.venv/.requirements-$(cat "${requirements[@]}" | sha256sum | cut -c1-16)
-if [ ! -x .venv/bin/python ]; then
+stamp=$VENV/.requirements-$(cat "${requirements[@]}" | sha256sum | cut -c1-16)
+if [ ! -x "$VENV/bin/python" ]; then
     PYTHON=$PYTHON bash ci/require.sh venv
-    echo "deps: creating .venv with $PYTHON"
-    "$PYTHON" -m venv .venv
+    echo "deps: creating $VENV with $PYTHON"
+    "$PYTHON" -m venv "$VENV"
 fi
 if [ ! -f "$stamp" ]; then
     for file in "${requirements[@]}"; do
-        echo "deps: installing $file into .venv"
-        .venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$file"
+        echo "deps: installing $file into $VENV"
+        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$file"
     done
-    rm -f .venv/.requirements-*
+    rm -f "$VENV"/.requirements-*
     touch "$stamp"
 fi

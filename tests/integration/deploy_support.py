@@ -43,6 +43,16 @@ def free_port(host="127.0.0.1"):
         return sock.getsockname()[1]
 
 
+def pyruvate_version():
+    """pyruvate.__version__ as its source states it (the one place the
+    version is written), without importing the package."""
+    namespace = {}
+    for line in (REPO_ROOT / "pyruvate" / "__init__.py").read_text().splitlines():
+        if line.startswith("__version__"):
+            exec(line, namespace)  # noqa: S102 - our own source line
+    return namespace["__version__"]
+
+
 def clean_env(pythonpath=(), preload=True, **extra):
     """The environment without the repository on PYTHONPATH. preload=False
     keeps the sanitizer runtime of `make test-asan` out (for tools such as

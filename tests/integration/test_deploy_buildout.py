@@ -1,7 +1,9 @@
 """The Plone buildout of the Pyruvate talk: zc.buildout with
 plone.recipe.zope2instance (eggs = Zope pyruvate, wsgi-ini-template =
-examples/pyruvate.ini.in), pyruvate from this source tree as a develop egg.
-The instance starts with `bin/instance console` and answers.
+examples/pyruvate.ini.in), pyruvate either from a folder of wheels made with
+`pip wheel .` (find-links, as Plone sites take eggs that are on no index) or
+from this source tree as a develop egg. The instance starts with
+`bin/instance console` and answers.
 
 Slow (a fresh venv with zc.buildout, then buildout fetches Zope and its
 dependencies from PyPI): runs only with PYRUVATE_TEST_BUILDOUT=1, which
@@ -30,7 +32,7 @@ TOOLS = ("pip", "setuptools", "wheel", "zc.buildout", "packaging", "platformdirs
 BUILDOUT_CFG = """\
 [buildout]
 parts = instance
-develop = src/pyruvate
+{source}
 eggs-directory = {eggs}
 versions = versions
 allow-picked-versions = false
@@ -52,12 +54,17 @@ wsgi-ini-template = {template}
 
 
 def _pins():
+    """The pins of the requirements file that apply to this Python."""
+    from packaging.requirements import Requirement
     pins = {}
     for line in REQUIREMENTS.read_text().splitlines():
         line = line.split("#", 1)[0].strip()
-        if "==" in line:
-            name, version = line.split("==", 1)
-            pins[name.strip()] = version.strip()
+        if not line:
+            continue
+        requirement = Requirement(line)
+        if requirement.marker is None or requirement.marker.evaluate():
+            (specifier,) = requirement.specifier
+            pins[requirement.name] = specifier.version
     return pins
 
 
@@ -92,17 +99,25 @@ def _copy_source_tree(dest):
         shutil.copy2(ds.REPO_ROOT / name, target)
 
 
-def _buildout(procs, buildout_tools, name, extra=""):
+def _buildout(procs, buildout_tools, name, extra="", wheels=None):
+    """A buildout with pyruvate from the folder `wheels` (find-links) or,
+    without it, from a copy of this tree as a develop egg."""
     base, buildout = buildout_tools
     directory = base / name
-    _copy_source_tree(directory / "src" / "pyruvate")
-    port = ds.free_port()
     pins = _pins()
+    if wheels is None:
+        _copy_source_tree(directory / "src" / "pyruvate")
+        source = "develop = src/pyruvate"
+    else:
+        directory.mkdir()
+        source = "find-links = %s" % wheels
+        pins["pyruvate"] = ds.pyruvate_version()
+    port = ds.free_port()
     versions = "\n".join("%s = %s" % (k, v)
                          for k, v in sorted(pins.items(), key=lambda kv: kv[0].lower())
                          if k not in TOOLS)
     (directory / "buildout.cfg").write_text(BUILDOUT_CFG.format(
-        eggs=base / "eggs", port=port, extra=extra, versions=versions,
+        source=source, eggs=base / "eggs", port=port, extra=extra, versions=versions,
         template=ds.EXAMPLES / "pyruvate.ini.in"))
     started = time.monotonic()
     result = subprocess.run([str(buildout), "-N"], cwd=str(directory), capture_output=True,
@@ -127,6 +142,24 @@ def _assert_answers(proc, port):
     assert "pyruvate serving on 127.0.0.1:%d with 2 workers" % port in proc.stderr()
     assert proc.stop() == 0, proc.describe()
     assert "pyruvate stopping" in proc.stderr()
+
+
+def test_plone_buildout_with_a_wheel(procs, buildout_tools):
+    """The simple way for a Plone site: `pip wheel .` into a folder, the
+    folder in find-links, `eggs = pyruvate`; no extra-paths, no checkout."""
+    base, _ = buildout_tools
+    wheels = base / "wheels"
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet",
+         "--disable-pip-version-check", "--wheel-dir", str(wheels), str(ds.REPO_ROOT)],
+        capture_output=True, text=True, timeout=600, cwd=str(base),
+        env=ds.clean_env(preload=False))
+    assert result.returncode == 0, result.stderr[-4000:]
+    proc, port = _buildout(procs, buildout_tools, "wheel", wheels=wheels)
+    _assert_answers(proc, port)
+    # The instance runs the wheel's pyruvate, not a source tree.
+    instance = (base / "wheel" / "bin" / "instance").read_text()
+    assert "src/pyruvate" not in instance and str(ds.REPO_ROOT) not in instance
 
 
 def test_plone_buildout_with_extra_paths(procs, buildout_tools):
