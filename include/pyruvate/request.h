@@ -17,6 +17,21 @@ struct request_limits {
     uint64_t max_body_size;   /* decoded body bytes; beyond: 413 */
 };
 
+/* Raw bytes of chunked framing, which no configured limit names: */
+enum {
+    /* one chunk line (the CRLF ending the previous data, size, extensions,
+     * CRLF); beyond: 400 */
+    REQUEST_CHUNK_LINE_MAX = 4096,
+    /* all chunk lines of a request together, on top of
+     * max_body_size / REQUEST_FRAMING_BODY_DIVISOR; beyond: 413 */
+    REQUEST_FRAMING_BASE = 65536,
+    REQUEST_FRAMING_BODY_DIVISOR = 4,
+};
+/* The trailer section, counted raw, is limited by max_header_bytes (431). */
+
+/* The most chunk-line bytes one request may carry under `limits`. */
+uint64_t request_framing_allowance(const struct request_limits *limits);
+
 struct request_header {
     struct span name;
     struct span value; /* leading and trailing whitespace trimmed */
@@ -59,7 +74,12 @@ struct request {
     unsigned _transfer_codings;    /* codings listed in all Transfer-Encoding fields */
     int _last_coding_chunked;      /* the last one listed is "chunked" */
     int _version_seen;             /* llhttp finished the request line's version */
-    size_t _chunk_data_end;        /* raw offset after the last chunk's data; 0: none */
+    int _event;                    /* a framing event waiting for its offset */
+    int _last_chunk;               /* the chunk header just read has size 0 */
+    int _frame;                    /* the framing element being received */
+    size_t _frame_start;           /* its first byte's offset */
+    uint64_t _framing_bytes;       /* chunk-line bytes of finished lines */
+    int _host_empty;               /* the Host field value is empty */
     llhttp_errno_t _pending_error; /* an error whose status waits for more bytes */
     size_t _error_offset;          /* where llhttp stopped, for a pending error */
     size_t _fail_offset;           /* where one of our checks failed; SIZE_MAX: none */
