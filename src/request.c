@@ -63,7 +63,6 @@ static const llhttp_settings_t parser_settings = {
     .on_chunk_complete = on_chunk_complete,
 };
 
-
 static void clear_results(struct request *r)
 {
     r->method = NULL;

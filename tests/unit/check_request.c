@@ -91,9 +91,11 @@ struct valid_case {
 };
 
 /* 4096 bytes of chunk line: "1;x=\"" (5) + 4088 + "\"\r\n" (3). */
-#define X64 "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+#define X64   "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
 #define X1024 X64 X64 X64 X64 X64 X64 X64 X64 X64 X64 X64 X64 X64 X64 X64 X64
-#define LONG_EXTENSION X1024 X1024 X1024 X64 X64 X64 X64 X64 X64 X64 X64 X64 X64 X64 X64 X64 X64 X64 "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+#define LONG_EXTENSION                                                            \
+    X1024 X1024 X1024 X64 X64 X64 X64 X64 X64 X64 X64 X64 X64 X64 X64 X64 X64 X64 \
+        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
 
 static const struct valid_case valid_cases[] = {
     {"GET with headers, values trimmed",
@@ -119,10 +121,11 @@ static const struct valid_case valid_cases[] = {
     {"empty Host beside an absolute-form target",
      INPUT("GET http://a.example HTTP/1.1\r\nHost:\r\n\r\n"), "GET", "http://a.example", 1, 1,
      "Host=", INPUT(""), 0, 0},
-    {"Host forms", INPUT("GET https://[::1]:8443/?x HTTP/1.1\r\nHost: 10.0.0.1:80\r\n\r\n"),
-     "GET", "https://[::1]:8443/?x", 1, 1, "Host=10.0.0.1:80", INPUT(""), 0, 0},
-    {"Host with pct-encoding and sub-delims", INPUT("GET / HTTP/1.1\r\nHost: a%41-b_c~!$&'()*+,;=\r\n\r\n"),
-     "GET", "/", 1, 1, "Host=a%41-b_c~!$&'()*+,;=", INPUT(""), 0, 0},
+    {"Host forms", INPUT("GET https://[::1]:8443/?x HTTP/1.1\r\nHost: 10.0.0.1:80\r\n\r\n"), "GET",
+     "https://[::1]:8443/?x", 1, 1, "Host=10.0.0.1:80", INPUT(""), 0, 0},
+    {"Host with pct-encoding and sub-delims",
+     INPUT("GET / HTTP/1.1\r\nHost: a%41-b_c~!$&'()*+,;=\r\n\r\n"), "GET", "/", 1, 1,
+     "Host=a%41-b_c~!$&'()*+,;=", INPUT(""), 0, 0},
     /* RFC 9112 §7.1.1: BWS around ";" is in the grammar, but llhttp 8.1
      * refuses it (README: deliberate strictness); no BWS is accepted. */
     {"chunk line at the limit",
@@ -406,7 +409,7 @@ struct limit_case {
 #define CHUNKED_HEAD "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
 /* T: + 25 spaces + v + CRLF CRLF: a 32-byte trailer section. */
 #define SPACES_25 "                         "
-#define ZEROS_64 "0000000000000000000000000000000000000000000000000000000000000000"
+#define ZEROS_64  "0000000000000000000000000000000000000000000000000000000000000000"
 #define ZEROS_1024                                                                            \
     ZEROS_64 ZEROS_64 ZEROS_64 ZEROS_64 ZEROS_64 ZEROS_64 ZEROS_64 ZEROS_64 ZEROS_64 ZEROS_64 \
         ZEROS_64 ZEROS_64 ZEROS_64 ZEROS_64 ZEROS_64 ZEROS_64
@@ -495,8 +498,7 @@ static const struct error_case error_cases[] = {
     {"absolute-form, empty host", INPUT("GET http:///p HTTP/1.1\r\nHost: a\r\n\r\n"), 400},
     {"absolute-form, port only", INPUT("GET http://:80/p HTTP/1.1\r\nHost: a\r\n\r\n"), 400},
     {"absolute-form, bad IPv6", INPUT("GET http://[zz]/p HTTP/1.1\r\nHost: a\r\n\r\n"), 400},
-    {"absolute-form, port too big",
-     INPUT("GET http://a:99999/p HTTP/1.1\r\nHost: a\r\n\r\n"), 400},
+    {"absolute-form, port too big", INPUT("GET http://a:99999/p HTTP/1.1\r\nHost: a\r\n\r\n"), 400},
     {"absolute-form, ftp", INPUT("GET ftp://a/p HTTP/1.1\r\nHost: a\r\n\r\n"), 400},
     {"absolute-form, odd scheme", INPUT("PUT s://]ufd/: HTTP/1.1\r\nHost: a\r\n\r\n"), 400},
     {"absolute-form, userinfo",
@@ -507,8 +509,7 @@ static const struct error_case error_cases[] = {
     {"fragment in the path", INPUT("GET /p#frag HTTP/1.1\r\nHost: a\r\n\r\n"), 400},
     /* RFC 9112 §5.2: obs-fold right after the colon. */
     {"fold after an empty Transfer-Encoding",
-     INPUT("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n"),
-     400},
+     INPUT("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n"), 400},
     {"fold after an empty Content-Length",
      INPUT("POST / HTTP/1.1\r\nHost: a\r\nContent-Length:\r\n 5\r\n\r\nhello"), 400},
     {"fold after an empty Host", INPUT("GET / HTTP/1.1\r\nHost:\r\n\tevil\r\n\r\n"), 400},
@@ -694,7 +695,8 @@ START_TEST(test_chunked_framing_total_413)
         }
         free(buffer);
         ck_assert_int_eq(state, REQUEST_ERROR);
-        ck_assert_msg(r.error_status == 413, "step %zu: %d %s", steps[s], r.error_status, r.error_reason);
+        ck_assert_msg(r.error_status == 413, "step %zu: %d %s", steps[s], r.error_status,
+                      r.error_reason);
         ck_assert_uint_le(r.body.len, count);
         request_free(&r);
     }
