@@ -709,8 +709,15 @@ static int on_chunk_complete(llhttp_t *p)
     return HPE_PAUSED;
 }
 
+size_t request_chunk_line_max(const struct request_limits *limits)
+{
+    return limits->max_chunk_line ? limits->max_chunk_line : REQUEST_CHUNK_LINE_MAX;
+}
+
 uint64_t request_framing_allowance(const struct request_limits *limits)
 {
+    if (limits->max_framing_bytes)
+        return limits->max_framing_bytes;
     return REQUEST_FRAMING_BASE + limits->max_body_size / REQUEST_FRAMING_BODY_DIVISOR;
 }
 
@@ -733,12 +740,13 @@ static int check_frame(struct request *r, size_t end)
     }
     uint64_t allowance = request_framing_allowance(r->limits);
     uint64_t room = allowance > r->_framing_bytes ? allowance - r->_framing_bytes : 0;
-    if (len <= REQUEST_CHUNK_LINE_MAX && len <= room)
+    size_t line_max = request_chunk_line_max(r->limits);
+    if (len <= line_max && len <= room)
         return 0;
-    if (room < REQUEST_CHUNK_LINE_MAX)
+    if (room < line_max)
         fail_at(r, r->_base + r->_frame_start + room, 413, "chunked framing too large");
     else
-        fail_at(r, r->_base + r->_frame_start + REQUEST_CHUNK_LINE_MAX, 400, "chunk line too long");
+        fail_at(r, r->_base + r->_frame_start + line_max, 400, "chunk line too long");
     return -1;
 }
 

@@ -15,19 +15,25 @@ struct request_limits {
     size_t max_header_bytes;  /* names + values of all headers; beyond: 431 */
     unsigned max_headers;     /* header count; beyond: 431 */
     uint64_t max_body_size;   /* decoded body bytes; beyond: 413 */
+    /* Raw chunked framing, which no serve() option names (0: the default
+     * below). The trailer section, counted raw, is limited by
+     * max_header_bytes (431). */
+    size_t max_chunk_line;      /* one chunk line; beyond: 400 */
+    uint64_t max_framing_bytes; /* all chunk lines of a request; beyond: 413 */
 };
 
-/* Raw bytes of chunked framing, which no configured limit names: */
 enum {
-    /* one chunk line (the CRLF ending the previous data, size, extensions,
-     * CRLF); beyond: 400 */
+    /* One chunk line: the CRLF ending the previous chunk's data, the size,
+     * the extensions and the CRLF. */
     REQUEST_CHUNK_LINE_MAX = 4096,
-    /* all chunk lines of a request together, on top of
-     * max_body_size / REQUEST_FRAMING_BODY_DIVISOR; beyond: 413 */
+    /* All chunk lines of a request: this, plus max_body_size divided by
+     * REQUEST_FRAMING_BODY_DIVISOR (room for small chunks). */
     REQUEST_FRAMING_BASE = 65536,
     REQUEST_FRAMING_BODY_DIVISOR = 4,
 };
-/* The trailer section, counted raw, is limited by max_header_bytes (431). */
+
+/* The most bytes one chunk line may have under `limits`. */
+size_t request_chunk_line_max(const struct request_limits *limits);
 
 /* The most chunk-line bytes one request may carry under `limits`. */
 uint64_t request_framing_allowance(const struct request_limits *limits);
