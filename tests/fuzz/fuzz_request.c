@@ -338,8 +338,8 @@ static void check_held(const struct request *r, const char *base, size_t end)
     size_t body_start = header_block_end(r, base, end);
     uint64_t bound = lim->max_body_size + request_framing_allowance(lim) + lim->max_header_bytes;
     if (end - body_start > bound)
-        FAIL("%zu bytes held after the headers, over the %llu the limits allow",
-             end - body_start, (unsigned long long)bound);
+        FAIL("%zu bytes held after the headers, over the %llu the limits allow", end - body_start,
+             (unsigned long long)bound);
 }
 
 static void check_error(const struct request *r)
