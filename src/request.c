@@ -10,11 +10,11 @@
 #include <string.h>
 #include <strings.h>
 
-/* Framing events of a chunked body. Their callbacks pause llhttp, which
- * tells us where in the stream they happened (llhttp_get_error_pos). */
+/* Framing events. Their callbacks pause llhttp, which tells us where in
+ * the stream they happened (llhttp_get_error_pos). */
 enum framing_event {
     EVENT_NONE,
-    EVENT_BODY_START,     /* headers done, the first chunk line begins */
+    EVENT_HEADERS,        /* the header block ended (a chunk line may begin) */
     EVENT_CHUNK_HEADER,   /* a chunk line ended */
     EVENT_CHUNK_COMPLETE, /* chunk data and its CRLF, or the trailers, ended */
 };
@@ -664,12 +664,9 @@ static int on_headers_complete(llhttp_t *p)
         r->expect_continue = 0;
     r->keep_alive = llhttp_should_keep_alive(p);
     r->headers_complete = 1;
-    if (r->chunked) {
-        /* Pause to learn where the first chunk line starts. */
-        r->_event = EVENT_BODY_START;
-        return HPE_PAUSED;
-    }
-    return 0;
+    /* Pause to learn where the header block ends. */
+    r->_event = EVENT_HEADERS;
+    return HPE_PAUSED;
 }
 
 static int on_body(llhttp_t *p, const char *at, size_t len)
@@ -760,9 +757,23 @@ static void begin_frame(struct request *r, enum frame frame, size_t at)
  * the error status set. */
 static int framing_event(struct request *r, enum framing_event event, size_t at)
 {
+    /* A limit passed before the element's last byte comes first. */
+    if (check_frame(r, at - 1) < 0)
+        return -1;
+    /* llhttp 8.1 (built without LLHTTP_STRICT_MODE) takes CR and any byte
+     * for the CRLF that ends the header block, a chunk line or the
+     * trailers: "\r\n\rX" would hide the byte X from us but not from a
+     * proxy in front. The element must end with LF. */
+    if (event != EVENT_CHUNK_COMPLETE || r->_frame == FRAME_TRAILERS) {
+        if (r->_base[at - 1] != '\n') {
+            fail_at(r, r->_base + at - 1, 400, "bare CR in the message framing");
+            return -1;
+        }
+    }
     switch (event) {
-    case EVENT_BODY_START:
-        begin_frame(r, FRAME_CHUNK_LINE, at);
+    case EVENT_HEADERS:
+        if (r->chunked)
+            begin_frame(r, FRAME_CHUNK_LINE, at);
         return 0;
     case EVENT_CHUNK_HEADER:
         if (check_frame(r, at) < 0)

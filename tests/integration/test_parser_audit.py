@@ -7,6 +7,7 @@ with the right status while its peak RSS (VmHWM) stays far below that.
 """
 import os
 import socket
+import time
 
 import pytest
 
@@ -208,3 +209,65 @@ def test_chunk_extension_with_bws_is_400(srv):
     """Deliberate (README): llhttp 8.1 refuses whitespace around ";" in a
     chunk extension, and so do we, consistently."""
     expect_error(srv, CHUNKED_HEAD + b"5; name=value\r\nhello\r\n0\r\n\r\n", 400)
+
+
+# --------------------------------------------------------------------------
+# Siblings: buffers that outlived their use.
+
+BIG_BODY = 48 << 20  # above glibc's largest mmap threshold: freed memory leaves RSS
+
+
+def _rss_kib(srv):
+    return _status_kib(srv.proc.pid, "VmRSS")
+
+
+def _rss_settles_below(srv, before, timeout):
+    """Peak-free RSS growth over `before`, polled until it is within the
+    bound or `timeout` passes (the buffer is given back after the response
+    went out, so the client cannot wait for that causally)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        growth = _rss_kib(srv) - before
+        if growth < RSS_GROWTH_BOUND_KIB or time.monotonic() > deadline:
+            return growth
+        time.sleep(0.05)
+
+
+def test_capacity_of_a_large_body_not_kept_for_the_next_request(start_server):
+    """A 48 MiB POST followed by the start of a pipelined request: while the
+    connection waits for the rest of it (request_timeout, 30 s), the buffer
+    does not keep the capacity the body needed."""
+    srv = strict_server(start_server)
+    before = _rss_kib(srv)
+    with srv.connect(timeout=20) as conn:
+        conn.send(b"POST /_/length HTTP/1.1\r\nHost: localhost\r\nContent-Length: %d\r\n\r\n"
+                  % BIG_BODY)
+        piece = b"b" * PIECE
+        for _ in range(BIG_BODY // PIECE):
+            conn.sock.sendall(piece)
+        conn.sock.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n")
+        assert conn.read_response().status == 200
+        held = _rss_settles_below(srv, before, timeout=10)
+        conn.send(b"Connection: close\r\n\r\n")
+        assert conn.read_response().status == 200
+    _assert_bounded(held)
+
+
+def test_rejected_body_buffer_freed_while_lingering(start_server):
+    """After a 413 for a chunked body, the server drains what the client
+    still sends; the 48 MiB it had buffered is freed before the answer goes
+    out, not kept for the drain."""
+    srv = strict_server(start_server, {"max_request_body_size": BIG_BODY})
+    before = _rss_kib(srv)
+    with srv.connect(timeout=20) as conn:
+        conn.send(CHUNKED_HEAD + b"%x\r\n" % (BIG_BODY + PIECE))
+        piece = b"c" * PIECE
+        try:
+            for _ in range(BIG_BODY // PIECE + 1):
+                conn.sock.sendall(piece)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        response = conn.read_response()
+        held = _rss_kib(srv) - before  # the connection is still open: lingering
+    assert response.status == 413
+    _assert_bounded(held)

@@ -513,6 +513,22 @@ static const struct error_case error_cases[] = {
     {"fold after an empty Content-Length",
      INPUT("POST / HTTP/1.1\r\nHost: a\r\nContent-Length:\r\n 5\r\n\r\nhello"), 400},
     {"fold after an empty Host", INPUT("GET / HTTP/1.1\r\nHost:\r\n\tevil\r\n\r\n"), 400},
+    /* llhttp 8.1 without strict mode takes CR plus any byte for a CRLF at
+     * the end of the header block, a chunk line and the trailers. */
+    {"bare CR ending the header block",
+     INPUT("GET / HTTP/1.1\r\nHost: a\r\n\rXGET /admin HTTP/1.1\r\nHost: a\r\n\r\n"), 400},
+    {"bare CR ending a chunk size",
+     INPUT("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+           "5\rXhello\r\n0\r\n\r\n"),
+     400},
+    {"bare CR ending a chunk extension",
+     INPUT("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+           "5;a=b\rXhello\r\n0\r\n\r\n"),
+     400},
+    {"bare CR ending the trailers",
+     INPUT("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+           "5\r\nhello\r\n0\r\n\rX"),
+     400},
     {"chunk extension with BWS",
      INPUT("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
            "5; n=v\r\nhello\r\n0\r\n\r\n"),
