@@ -90,6 +90,7 @@ struct request {
     size_t _error_offset;          /* where llhttp stopped, for a pending error */
     size_t _fail_offset;           /* where one of our checks failed; SIZE_MAX: none */
     int _in_field;                 /* a header name is being received */
+    int _value_seen;               /* the current field has value bytes */
     int _complete;
 };
 

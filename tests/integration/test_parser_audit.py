@@ -278,7 +278,9 @@ def test_rejected_body_buffer_freed_while_lingering(start_server):
     CHUNKED_HEAD + b"5\rXhello\r\n0\r\n\r\n",
     CHUNKED_HEAD + b"5;a=b\rXhello\r\n0\r\n\r\n",
     CHUNKED_HEAD + b"5\r\nhello\r\n0\r\n\rXGET /admin HTTP/1.1\r\nHost: localhost\r\n\r\n",
-], ids=["header-block", "chunk-size", "chunk-extension", "trailers"])
+    b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Empty:\rY\nGET /admin HTTP/1.1\r\n"
+    b"Host: localhost\r\n\r\n",
+], ids=["header-block", "chunk-size", "chunk-extension", "trailers", "empty-value"])
 def test_bare_cr_then_any_byte_as_line_end_is_400(srv, data):
     """RFC 9112 §2.2: llhttp 8.1 (non-strict) took CR plus any byte for the
     CRLF ending the header block, a chunk line or the trailers, hiding that

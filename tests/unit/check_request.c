@@ -132,6 +132,9 @@ static const struct valid_case valid_cases[] = {
      INPUT("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
            "1;x=\"" LONG_EXTENSION "\"\r\na\r\n0\r\n\r\n"),
      "POST", "/", 1, 1, "Host=a|Transfer-Encoding=chunked", INPUT("a"), 1, 0},
+    {"empty values, with and without whitespace",
+     INPUT("GET / HTTP/1.1\r\nHost: a\r\nX:\r\nY: \t \r\n\r\n"), "GET", "/", 1, 1,
+     "Host=a|X=|Y=", INPUT(""), 0, 0},
     {"header names are case-insensitive", INPUT("GET / HTTP/1.1\r\nhOsT: a\r\nX:\r\n\r\n"), "GET",
      "/", 1, 1, "hOsT=a|X=", INPUT(""), 0, 0},
     /* RFC 9110 §5.5: obs-text is allowed in field values. */
@@ -529,6 +532,13 @@ static const struct error_case error_cases[] = {
      INPUT("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
            "5\r\nhello\r\n0\r\n\rX"),
      400},
+    {"bare CR ending an empty value", INPUT("GET / HTTP/1.1\r\nHost: a\r\nX:\r^\n 0\r\n\r\n"), 400},
+    {"bare CR ending an empty trailer",
+     INPUT("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+           "0\r\nT:\rXGET / HTTP/1.1\r\n\r\n"),
+     400},
+    {"fold of whitespace after an empty value",
+     INPUT("GET / HTTP/1.1\r\nHost: a\r\nX:\r\n \r\n\r\n"), 400},
     {"chunk extension with BWS",
      INPUT("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
            "5; n=v\r\nhello\r\n0\r\n\r\n"),
