@@ -233,9 +233,13 @@ static void reject(struct acceptor *a, struct conn *c, int status, int64_t now)
 {
     log_write(LOG_DEBUG, "answering %d to fd %d: %s", status, c->fd,
               c->request.error_reason ? c->request.error_reason : "");
-    conn_send_error(c, status);
     if (a->config.access_log)
         log_access_error(c, status);
+    /* Draining reads into a stack buffer: what was buffered (perhaps a
+     * whole body's worth) is of no use. Freed before the answer goes out,
+     * so a client that has it knows the memory is back. */
+    buf_free(&c->in);
+    conn_send_error(c, status);
     c->lingering = 1;
     c->deadline_ms = now + a->config.linger_timeout_ms;
     if (!c->poll_index && poll_set_add(a, c->fd, c) < 0)

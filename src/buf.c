@@ -55,6 +55,22 @@ void buf_consume(struct buf *b, size_t n)
     b->len -= n;
 }
 
+void buf_shrink(struct buf *b, size_t room)
+{
+    if (b->data == NULL || room > SIZE_MAX / 2 - b->len)
+        return;
+    size_t want = b->len + room;
+    if (want < BUF_MIN_CAPACITY)
+        want = BUF_MIN_CAPACITY;
+    if (b->cap / 4 < want)
+        return;
+    char *data = realloc(b->data, want);
+    if (data == NULL)
+        return;
+    b->data = data;
+    b->cap = want;
+}
+
 void buf_free(struct buf *b)
 {
     free(b->data);

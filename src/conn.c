@@ -68,6 +68,8 @@ enum request_state conn_reset_for_next_request(struct conn *c)
         buf_free(&c->in);
         return REQUEST_INCOMPLETE;
     }
+    /* After a large body, the next request must not keep its capacity. */
+    buf_shrink(&c->in, CONN_READ_CHUNK);
     return conn_parse(c);
 }
 

@@ -77,6 +77,7 @@ static void finish_connection(struct worker *w, struct conn *c)
 {
     if (c->in.len > c->request.consumed) {
         shutdown(c->fd, SHUT_WR);
+        buf_free(&c->in); /* draining does not need it */
         c->lingering = 1;
         acceptor_give_back(w->server->acceptor, c);
     } else {
@@ -136,12 +137,13 @@ static void serve_connection(struct worker *w, struct conn *c)
             acceptor_close(w->server->acceptor, c);
             return;
         case REQUEST_ERROR:
-            conn_send_error(c, c->request.error_status);
             if (w->server->options.access_log) {
                 char line[LOG_MESSAGE_LEN];
                 conn_access_line(c, NULL, c->request.error_status, 0, line, sizeof(line));
                 log_write_access(line);
             }
+            buf_free(&c->in); /* draining does not need it */
+            conn_send_error(c, c->request.error_status);
             c->lingering = 1;
             acceptor_give_back(w->server->acceptor, c);
             return;

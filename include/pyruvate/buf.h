@@ -24,6 +24,10 @@ int buf_append_str(struct buf *b, const char *s);
 /* Drops the first n bytes, moving the rest to the front. */
 void buf_consume(struct buf *b, size_t n);
 
+/* Gives memory back when at most a quarter of the capacity is in use,
+ * keeping room for `room` more bytes. If realloc fails, b stays as it is. */
+void buf_shrink(struct buf *b, size_t room);
+
 /* Releases the memory; the buf is empty and reusable afterwards. */
 void buf_free(struct buf *b);
 

@@ -15,7 +15,28 @@ struct request_limits {
     size_t max_header_bytes;  /* names + values of all headers; beyond: 431 */
     unsigned max_headers;     /* header count; beyond: 431 */
     uint64_t max_body_size;   /* decoded body bytes; beyond: 413 */
+    /* Raw chunked framing, which no serve() option names (0: the default
+     * below). The trailer section, counted raw, is limited by
+     * max_header_bytes (431). */
+    size_t max_chunk_line;      /* one chunk line; beyond: 400 */
+    uint64_t max_framing_bytes; /* all chunk lines of a request; beyond: 413 */
 };
+
+enum {
+    /* One chunk line: the CRLF ending the previous chunk's data, the size,
+     * the extensions and the CRLF. */
+    REQUEST_CHUNK_LINE_MAX = 4096,
+    /* All chunk lines of a request: this, plus max_body_size divided by
+     * REQUEST_FRAMING_BODY_DIVISOR (room for small chunks). */
+    REQUEST_FRAMING_BASE = 65536,
+    REQUEST_FRAMING_BODY_DIVISOR = 4,
+};
+
+/* The most bytes one chunk line may have under `limits`. */
+size_t request_chunk_line_max(const struct request_limits *limits);
+
+/* The most chunk-line bytes one request may carry under `limits`. */
+uint64_t request_framing_allowance(const struct request_limits *limits);
 
 struct request_header {
     struct span name;
@@ -59,11 +80,17 @@ struct request {
     unsigned _transfer_codings;    /* codings listed in all Transfer-Encoding fields */
     int _last_coding_chunked;      /* the last one listed is "chunked" */
     int _version_seen;             /* llhttp finished the request line's version */
-    size_t _chunk_data_end;        /* raw offset after the last chunk's data; 0: none */
+    int _event;                    /* a framing event waiting for its offset */
+    int _last_chunk;               /* the chunk header just read has size 0 */
+    int _frame;                    /* the framing element being received */
+    size_t _frame_start;           /* its first byte's offset */
+    uint64_t _framing_bytes;       /* chunk-line bytes of finished lines */
+    int _host_empty;               /* the Host field value is empty */
     llhttp_errno_t _pending_error; /* an error whose status waits for more bytes */
     size_t _error_offset;          /* where llhttp stopped, for a pending error */
     size_t _fail_offset;           /* where one of our checks failed; SIZE_MAX: none */
     int _in_field;                 /* a header name is being received */
+    int _value_seen;               /* the current field has value bytes */
     int _complete;
 };
 

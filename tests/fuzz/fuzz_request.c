@@ -9,6 +9,7 @@
  * chunks and fed one byte at a time into a moving buffer must give the same
  * transcript (states, statuses, span offsets and bytes). A broken invariant
  * or a difference prints both and calls __builtin_trap().
+ * Every byte held after a request's headers must count against a limit.
  * The regressions in tests/fuzz/regressions/ are past findings: error
  * statuses that depended on the split (*-status-*) and Transfer-Encoding
  * fields naming no coding (te-empty-*, RFC 9112 §6.3: 400). While such a
@@ -38,6 +39,8 @@ static const struct request_limits small_limits = {
     .max_header_bytes = 1024,
     .max_headers = 8,
     .max_body_size = 4096,
+    .max_chunk_line = 128,
+    .max_framing_bytes = 512,
 };
 
 static const struct request_limits tiny_limits = {
@@ -45,6 +48,8 @@ static const struct request_limits tiny_limits = {
     .max_header_bytes = 64,
     .max_headers = 2,
     .max_body_size = 16,
+    .max_chunk_line = 24,
+    .max_framing_bytes = 64,
 };
 
 enum feed_mode {
@@ -227,8 +232,13 @@ static void check_complete(const struct request *r, const char *base, size_t len
     CHECK(r->target.len >= 1 && r->target.len <= lim->max_target_length);
     for (size_t i = 0; i < r->target.len; i++) {
         unsigned char c = (unsigned char)base[r->target.offset + i];
-        CHECK(c > ' ' && c != 127);
+        CHECK(c > ' ' && c != 127 && c != '#');
     }
+    /* An absolute-form target names the host in place of Host. */
+    if (base[r->target.offset] != '/' && base[r->target.offset] != '*' &&
+        strcmp(r->method, "CONNECT") != 0)
+        CHECK(r->target.len >= 8 && (strncasecmp(base + r->target.offset, "http://", 7) == 0 ||
+                                     strncasecmp(base + r->target.offset, "https://", 8) == 0));
 
     if (r->target.len == 1 && base[r->target.offset] == '*')
         CHECK(strcmp(r->method, "OPTIONS") == 0);
@@ -303,6 +313,35 @@ static void check_complete(const struct request *r, const char *base, size_t len
         CHECK(!r->keep_alive || !r->_parser.upgrade);
 }
 
+/* Where the header block of a request whose headers are complete ends:
+ * after the first empty line that follows the target (values hold no CR
+ * or LF). */
+static size_t header_block_end(const struct request *r, const char *base, size_t len)
+{
+    for (size_t i = r->target.offset + r->target.len; i + 1 < len; i++) {
+        if (base[i] != '\n')
+            continue;
+        if (base[i + 1] == '\n')
+            return i + 2;
+        if (base[i + 1] == '\r' && i + 2 < len && base[i + 2] == '\n')
+            return i + 3;
+    }
+    FAIL("headers complete but no empty line after the target");
+}
+
+/* Every byte held after the headers counts against a limit: decoded body
+ * (max_body_size), chunk lines (the framing allowance) or the trailer
+ * section (max_header_bytes). end: the bytes of this request held. */
+static void check_held(const struct request *r, const char *base, size_t end)
+{
+    const struct request_limits *lim = r->limits;
+    size_t body_start = header_block_end(r, base, end);
+    uint64_t bound = lim->max_body_size + request_framing_allowance(lim) + lim->max_header_bytes;
+    if (end - body_start > bound)
+        FAIL("%zu bytes held after the headers, over the %llu the limits allow", end - body_start,
+             (unsigned long long)bound);
+}
+
 static void check_error(const struct request *r)
 {
     static const int allowed[] = {400, 413, 414, 417, 431, 501, 505};
@@ -349,6 +388,8 @@ static void run(const uint8_t *stream, size_t n, const struct request_limits *li
         size_t len = feeder_len(&f);
         enum request_state state = request_feed(&r, base, len);
         if (state == REQUEST_INCOMPLETE) {
+            if (request_wants_body(&r))
+                check_held(&r, base, len);
             if (arrived == n) {
                 put(t, "END headers_complete=%d wants_body=%d expect=%d buffered=%zu\n",
                     r.headers_complete, request_wants_body(&r), r.expect_continue, len);
@@ -375,6 +416,7 @@ static void run(const uint8_t *stream, size_t n, const struct request_limits *li
         }
         CHECK(state == REQUEST_COMPLETE);
         check_complete(&r, base, len);
+        check_held(&r, base, r.consumed);
         record_complete(t, &r, base);
         /* Until request_next the finished request stays as it is. */
         size_t consumed = r.consumed;

@@ -76,8 +76,11 @@ def main():
     macros = {}
     for m in re.finditer(r"^#define\s+(\w+)\s+((?:.*\\\n)*.*)$", src, re.M):
         body = m.group(2).replace("\\\n", " ")
-        if body.strip().startswith('"'):
+        # String macros, also those built from earlier ones (X64 X64 ...).
+        try:
             macros[m.group(1)] = concat(body, macros)
+        except (KeyError, ValueError):
+            pass
 
     seeds = []  # (name, bytes)
     # Rows: {"name", ... INPUT(...) ...}: the name is the first string of the row.

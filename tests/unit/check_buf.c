@@ -99,6 +99,29 @@ START_TEST(test_free_makes_reusable)
 }
 END_TEST
 
+/* After a large request, a few leftover bytes keep little capacity. */
+START_TEST(test_shrink_gives_back_unused_capacity)
+{
+    struct buf b = {0};
+    ck_assert_int_eq(buf_reserve(&b, 1 << 20), 0);
+    ck_assert_int_eq(buf_append_str(&b, "0123456789"), 0);
+    buf_consume(&b, 4);
+    buf_shrink(&b, 16384);
+    ck_assert_uint_eq(b.cap, 6 + 16384);
+    ck_assert_mem_eq(b.data, "456789", 6);
+    /* Nothing to gain: the buffer stays as it is. */
+    char *data = b.data;
+    buf_shrink(&b, 8192);
+    ck_assert_ptr_eq(b.data, data);
+    ck_assert_uint_eq(b.cap, 6 + 16384);
+    ck_assert_int_eq(buf_append_str(&b, "ab"), 0);
+    ck_assert_mem_eq(b.data, "456789ab", 8);
+    buf_free(&b);
+    buf_shrink(&b, 16); /* an empty buf is left alone */
+    ck_assert_ptr_null(b.data);
+}
+END_TEST
+
 START_TEST(test_reserve_overflow)
 {
     struct buf b = {0};
@@ -126,6 +149,7 @@ Suite *make_buf_suite(void)
     tcase_add_test(core, test_reserve_gives_room);
     tcase_add_test(core, test_growth_keeps_content);
     tcase_add_test(core, test_free_makes_reusable);
+    tcase_add_test(core, test_shrink_gives_back_unused_capacity);
     suite_add_tcase(s, core);
 
     TCase *limits = tcase_create("limits");
