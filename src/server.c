@@ -507,6 +507,10 @@ PyObject *server_run(PyObject *module, PyObject *application, const struct serve
         .queue_warn_threshold = options->qmon_warn_threshold,
         .access_log = options->access_log,
     };
+    /* The start-up records reach the log before the first request is
+     * answered, whatever the scheduling of the threads. */
+    log_write(LOG_INFO, "pyruvate serving on %s with %u workers", address, options->workers);
+    relay_logs(s);
     s->acceptor = acceptor_start(&config, err);
     if (s->acceptor == NULL) {
         pool_stop(s->pool);
@@ -519,7 +523,6 @@ PyObject *server_run(PyObject *module, PyObject *application, const struct serve
         goto fail;
     }
 
-    log_write(LOG_INFO, "pyruvate serving on %s with %u workers", address, options->workers);
     if (systemd_notify("READY=1") < 0)
         log_write(LOG_WARNING, "cannot notify systemd (NOTIFY_SOCKET): errno %d", errno);
     PyObject *exc_type = NULL, *exc_value = NULL, *exc_tb = NULL;
