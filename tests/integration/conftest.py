@@ -51,6 +51,15 @@ if str(HERE) not in sys.path:  # helpers importable under any --import-mode
     sys.path.insert(0, str(HERE))
 
 import httpraw  # noqa: E402
+
+
+# A run started in the background by a shell without job control (nohup, a CI
+# runner) inherits SIGINT ignored, and an ignored signal stays ignored in
+# every server it starts: serve() rightly leaves an ignored SIGINT alone, and
+# the SIGINT tests would wait in vain. A handler here is reset to the default
+# in each child at exec, so the servers start as from a terminal.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 REPO_ROOT = HERE.parents[1]
 SERVE_APP = HERE / "serve_app.py"
 
