@@ -156,12 +156,31 @@ int proxy_is_trusted(const struct proxy_trust *trust, const struct sockaddr_stor
  * the client's address or scheme, so a client must not be able to send
  * them past a proxy that does not set them. */
 static const char *const forwarding_headers[] = {
-    "forwarded",          "x-forwarded-for",  "x-forwarded-proto",
-    "x-forwarded-host",   "x-forwarded-port", "x-forwarded-prefix",
-    "x-forwarded-server", "x-forwarded-ssl",  "x-forwarded-protocol",
-    "x-forwarded-scheme", "x-real-ip",        "x-scheme",
-    "x-url-scheme",       "front-end-https",  "true-client-ip",
-    "x-client-ip",        "cf-connecting-ip", "x-cluster-client-ip",
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-forwarded-port",
+    "x-forwarded-prefix",
+    "x-forwarded-server",
+    "x-forwarded-ssl",
+    "x-forwarded-protocol",
+    "x-forwarded-scheme",
+    "x-real-ip",
+    "x-scheme",
+    "x-url-scheme",
+    "front-end-https",
+    "true-client-ip",
+    "x-client-ip",
+    "cf-connecting-ip",
+    "x-cluster-client-ip",
+    "x-forwarded",
+    "forwarded-for",
+    "client-ip",
+    "fastly-client-ip",
+    "x-original-forwarded-for",
+    "x-host",
+    "x-original-host",
 };
 _Static_assert(ARRAY_SIZE(forwarding_headers) < 30, "forwarding header bits overflow");
 

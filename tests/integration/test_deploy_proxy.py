@@ -80,7 +80,7 @@ def test_untrusted_peer_loses_the_proxy_headers(procs, trusted):
     assert values["wsgi.url_scheme"] == "http"
     assert values["HTTP_HOST"] == "localhost"
     forwarding = [name for name in present if name.startswith("HTTP_") and name != "HTTP_HOST"]
-    assert len(forwarding) == 9
+    assert len(forwarding) == 16
     for name in forwarding:
         assert not present[name], name
     ds.assert_stopped_cleanly(proc)
@@ -216,6 +216,27 @@ def test_forwarding_headers_not_named_are_removed(procs):
                  "HTTP_X_FORWARDED_PREFIX", "HTTP_X_FORWARDED_SERVER", "HTTP_X_REAL_IP",
                  "HTTP_TRUE_CLIENT_IP"):
         assert not present[name], name
+    ds.assert_stopped_cleanly(proc)
+
+
+LESS_COMMON = [("Client-IP", "6.6.6.6"), ("X-Forwarded", "for=6.6.6.6"),
+               ("Forwarded-For", "6.6.6.6"), ("X-Original-Forwarded-For", "6.6.6.6"),
+               ("Fastly-Client-IP", "6.6.6.6"), ("X-Host", "evil.example"),
+               ("X-Original-Host", "evil.example")]
+
+
+@pytest.mark.parametrize("trusted", ["127.0.0.1", "10.0.0.1"])
+def test_less_common_forwarding_headers_are_removed(procs, trusted):
+    """Outside attack: Client-IP, X-Forwarded, Forwarded-For,
+    X-Original-Forwarded-For, Fastly-Client-IP, X-Host and X-Original-Host
+    (read by address-guessing libraries and host middleware) reached the app
+    from a client, through a trusted proxy and from an untrusted peer."""
+    proc, port = ds.launch_tcp(procs, options={"trusted_proxy": trusted,
+                                               "trusted_proxy_headers": X_HEADERS})
+    values, present = _environ(port, headers=XFF + LESS_COMMON)
+    for name, _ in LESS_COMMON:
+        key = "HTTP_" + name.upper().replace("-", "_")
+        assert not present[key], (key, values)
     ds.assert_stopped_cleanly(proc)
 
 
