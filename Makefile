@@ -17,6 +17,7 @@ EXT_SUFFIX := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_config
 
 CORE_SOURCES := buf listen acceptor pool conn request http_status response log systemd proxy idle fdlimit park
 PYTHON_SOURCES := module server worker wsgi input filewrapper
+PYTHON_SOURCES += options
 LLHTTP_SOURCES := llhttp api http
 
 WARNINGS := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
