@@ -121,7 +121,7 @@ export INTEGRATION_TESTS
 integration: require-build require-integration $(EXTENSION)
 	$(VENV_PYTHON) -m pytest $(INTEGRATION_TESTS) $(PYTEST_ARGS)
 
-lint: require-lint
+lint: require-lint $(EXTENSION)
 	PYTHON=$(VENV_PYTHON) bash ci/lint.sh
 
 format:

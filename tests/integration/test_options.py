@@ -1,5 +1,6 @@
 """serve() options: each one is accepted with a good value and refused with
 a clear exception for a bad one, before any socket is opened."""
+import ast
 import json
 import pathlib
 import re
@@ -107,6 +108,7 @@ print(json.dumps([[name, default, convert_option(name, str(default))]
 
 def test_command_line_flags_show_the_table_defaults():
     code = """
+import ast
 import json
 import pathlib
 import re
@@ -136,3 +138,12 @@ def test_readme_options_tables_show_the_table_defaults():
         shown = rows[name].split()[0].strip("`,:")
         accepted = {str(default), json.dumps(default)}
         assert shown in accepted, (name, rows[name], default)
+
+
+def test_typing_stub_names_every_option_with_its_default():
+    stub = pathlib.Path(__file__).parents[2] / "pyruvate" / "_pyruvate.pyi"
+    serve = next(node for node in ast.parse(stub.read_text()).body
+                 if isinstance(node, ast.FunctionDef) and node.name == "serve")
+    stub_defaults = {arg.arg: ast.literal_eval(default)
+                     for arg, default in zip(serve.args.kwonlyargs, serve.args.kw_defaults)}
+    assert stub_defaults == {name: default for name, _, default, _ in options_table()["table"]}

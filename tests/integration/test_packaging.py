@@ -76,8 +76,10 @@ def test_wheel_installs_and_serves_with_one_version(dists, procs, tmp_path):
     version = ds.pyruvate_version()
     assert wheel.name.startswith("pyruvate-%s-cp%d%d-" % ((version,) + sys.version_info[:2]))
     with zipfile.ZipFile(wheel) as archive:
-        modules = [n for n in archive.namelist() if n.startswith("pyruvate/_pyruvate")]
+        names = archive.namelist()
+    modules = [n for n in names if n.startswith("pyruvate/_pyruvate") and n.endswith(".so")]
     assert len(modules) == 1, modules  # only this interpreter's extension
+    assert {"pyruvate/_pyruvate.pyi", "pyruvate/py.typed"} <= set(names), names  # typed
     venv_bin = _fresh_venv(tmp_path / "venv")
     result = _install(venv_bin, wheel)
     assert result.returncode == 0, result.stderr[-3000:]
