@@ -1,5 +1,5 @@
-"""WSGI applications for the edge-path suites (test_wsgi_edges.py,
-test_input_edges.py, test_filewrapper_edges.py).
+"""WSGI applications for the edge-path suites (test_wsgi_misuse.py,
+test_input.py, test_filewrapper.py).
 
 Loaded in the server subprocess as ``edge_apps:app``.  ``/_/hello`` answers
 as strict_apps does (so strict_apps.assert_alive works); ``/w/...`` routes

@@ -1,5 +1,5 @@
 """WSGI applications for the strict HTTP/1.1 and PEP 3333 suites
-(test_http_requests.py, test_http_responses.py, test_pep3333.py).
+(test_http_requests.py, test_http_responses.py, test_wsgi_start_response.py).
 
 Loaded in the server subprocess as ``strict_apps:app`` (or
 ``strict_apps:validated``, the same app inside wsgiref.validate).  Any path

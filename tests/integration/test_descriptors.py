@@ -44,7 +44,7 @@ def _closed_by_server(sock, timeout):
 
 def test_silent_connections_at_the_descriptor_limit_do_not_stall_requests(
         start_server, monkeypatch):
-    """Audit: with RLIMIT_NOFILE 128 and 140 connections that send nothing,
+    """Regression: with RLIMIT_NOFILE 128 and 140 connections that send nothing,
     a normal request got no answer (accept() failed with EMFILE until the
     silent ones timed out). Now max_connections fits under the limit and
     the longest idle connections are closed to make room: the request is

@@ -1,4 +1,4 @@
-"""Strict HTTP/1.1 request handling (RFC 9112, RFC 9110), issue 4.
+"""Strict HTTP/1.1 request handling (RFC 9112, RFC 9110).
 
 Every test sends raw bytes over a real socket and checks the exact answer;
 its name cites the rule.  After each malformed request a normal request on a
@@ -336,7 +336,7 @@ def test_rfc9112_2_3_malformed_version_is_400(srv, version):
 
 
 def test_rfc9112_2_3_http09_request_gets_clear_error(srv):
-    """RFC 9112 §2.3 / issue 4: an HTTP/0.9 request line ("GET /" CRLF) gets
+    """RFC 9112 §2.3: an HTTP/0.9 request line ("GET /" CRLF) gets
     a clear error at once (505 or 400), not a hang."""
     raw = exchange(srv, b"GET /\r\n", timeout=2)
     assert raw.startswith((b"HTTP/1.1 505 ", b"HTTP/1.1 400 ")), raw[:300]
@@ -428,7 +428,7 @@ def test_limit_max_request_line_size_414(start_server):
 
 
 def test_limit_request_line_414_while_reading(start_server):
-    """Issue 4: limits are enforced while reading: a request line that
+    """Limits are enforced while reading: a request line that
     never ends gets its 414 once it exceeds the limit, without the server
     waiting for (or buffering) the rest."""
     srv = strict_server(start_server, {"max_request_line_size": 100})
@@ -456,7 +456,7 @@ def test_limit_max_request_header_size_431(start_server):
 
 
 def test_limit_header_bytes_431_while_reading(start_server):
-    """Issue 4: a header block that never ends gets 431 once it exceeds
+    """A header block that never ends gets 431 once it exceeds
     max_request_header_size, without waiting for the blank line."""
     srv = strict_server(start_server, {"max_request_header_size": 300})
     expect_error(srv, b"GET / HTTP/1.1\r\n" + HOST + b"X-A: " + b"a" * 4096, 431)
@@ -522,7 +522,7 @@ def test_rfc9110_15_5_9_request_timeout_408_and_close(start_server, partial):
 
 
 def test_request_timeout_covers_the_whole_request(start_server):
-    """Issue 4: request_timeout is the time to receive the complete request,
+    """Request_timeout is the time to receive the complete request,
     not per read: a client trickling a header line every 0.3 s still gets
     408 instead of holding the connection forever."""
     srv = strict_server(start_server, {"request_timeout": 1})
@@ -531,7 +531,7 @@ def test_request_timeout_covers_the_whole_request(start_server):
 
 
 def test_keepalive_timeout_counts_from_last_activity(start_server):
-    """Issue 4: keepalive_timeout is an idle timeout counted from the last
+    """Keepalive_timeout is an idle timeout counted from the last
     activity, not from the connection's start: with keepalive_timeout=1,
     four requests 0.6 s apart (1.8 s in all) use one connection; idle after
     that, the connection is closed without any bytes (no 408)."""
@@ -633,7 +633,7 @@ def test_rfc9112_9_3_2_pipelined_requests_answered_in_order(srv):
 
 
 def test_rfc9112_9_3_2_request_arriving_while_response_is_written(srv):
-    """Issue 4: a request that arrives while the previous (large) response
+    """A request that arrives while the previous (large) response
     is still being written waits in the buffer and is answered after it."""
     size = 16 * 1024 * 1024
     with srv.connect(timeout=20) as conn:
@@ -647,7 +647,7 @@ def test_rfc9112_9_3_2_request_arriving_while_response_is_written(srv):
 
 
 def test_rfc9112_9_3_2_request_arriving_while_app_runs(srv):
-    """Issue 4: a pipelined request that arrives while the app is still
+    """A pipelined request that arrives while the app is still
     working on the previous one is answered after it, in order."""
     with srv.connect(timeout=15) as conn:
         conn.send(get(b"/_/wait?id=pipeline"))

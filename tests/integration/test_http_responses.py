@@ -1,4 +1,4 @@
-"""Strict HTTP/1.1 responses (RFC 9110, RFC 9112), issue 4: framing chosen
+"""Strict HTTP/1.1 responses (RFC 9110, RFC 9112): framing chosen
 by the server, bodies that must not be sent, Date/Server, hop-by-hop fields
 from the app, and response splitting.
 
@@ -62,7 +62,7 @@ def test_rfc9112_6_3_app_content_length_honoured(srv):
 
 
 def test_rfc9112_6_3_fewer_bytes_than_content_length_closes(srv):
-    """RFC 9112 §6.3 / issue 4: an app that sends fewer bytes than its
+    """RFC 9112 §6.3: an app that sends fewer bytes than its
     Content-Length leaves an incomplete message; the server logs it and
     closes the connection right after the short body (the pipelined second
     request is not answered), so the client can tell."""
@@ -75,7 +75,7 @@ def test_rfc9112_6_3_fewer_bytes_than_content_length_closes(srv):
 
 
 def test_rfc9112_6_3_more_bytes_than_content_length_truncated(srv):
-    """RFC 9112 §6.3 / issue 4: bytes beyond the app's Content-Length are
+    """RFC 9112 §6.3: bytes beyond the app's Content-Length are
     dropped (and logged); the next response on the connection is intact."""
     first = then_hello(srv, get(b"/_/length?declared=5&send=13"))
     assert first.header("Content-Length") == "5"
@@ -195,7 +195,7 @@ def test_rfc9110_8_6_no_content_length_in_204(srv):
 
 def test_rfc9110_6_6_1_date_and_server_added(srv):
     """RFC 9110 §6.6.1: an origin server with a clock sends Date (IMF-fixdate,
-    §5.6.7); issue 4: and Server: pyruvate."""
+    §5.6.7); and Server: pyruvate."""
     response = parse_responses(exchange(srv, get(b"/_/hello", CLOSE)))[0]
     dates = response.header_all("Date")
     assert len(dates) == 1 and HTTP_DATE.match(dates[0]), response
@@ -203,7 +203,7 @@ def test_rfc9110_6_6_1_date_and_server_added(srv):
 
 
 def test_rfc9110_6_6_1_app_date_and_server_kept(srv):
-    """Issue 4: Date and Server are only added when the app sets none: the
+    """Date and Server are only added when the app sets none: the
     app's values go out, once each."""
     response = parse_responses(exchange(srv, get(b"/_/own-date-server", CLOSE)))[0]
     assert response.header_all("Date") == ["Sun, 06 Nov 1994 08:49:37 GMT"], response

@@ -1,4 +1,4 @@
-"""Issue 6, the short pass/fail version of the leak check: after a warm-up,
+"""The short pass/fail version of the leak check: after a warm-up,
 thousands more requests of every kind (keep-alive, close, POST bodies,
 errors, client aborts) leave the count of live Python objects and the RSS
 flat. `make soak` is the long version."""

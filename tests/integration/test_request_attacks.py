@@ -124,7 +124,7 @@ def test_chunked_body_with_extensions_and_trailers_within_limits_served(small_bo
 def srv(tmp_path_factory):
     from strict_apps import launch, stop_launched
 
-    server = launch(tmp_path_factory.mktemp("parser_audit"))
+    server = launch(tmp_path_factory.mktemp("request_attacks"))
     yield server
     stop_launched(server)
 

@@ -1,6 +1,6 @@
 """A real nginx (Debian's nginx-light) with examples/nginx.conf as a reverse
 proxy to pyruvate on a Unix socket, end to end. (With trusted_proxy, the
-forwarded headers become REMOTE_ADDR etc.: test_deploy_proxy.py.)"""
+forwarded headers become REMOTE_ADDR etc.: test_proxy_headers.py.)"""
 import hashlib
 import json
 import os

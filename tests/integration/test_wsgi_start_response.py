@@ -1,4 +1,4 @@
-"""PEP 3333 over real sockets, issue 4: start_response and write(), when
+"""PEP 3333 over real sockets: start_response and write(), when
 headers go out, type checks, errors after the headers, and wsgiref.validate
 around the whole request/response surface.
 
@@ -165,7 +165,7 @@ def test_pep3333_wrong_types_give_500_and_are_logged(srv, what):
     (b"?cl=1", b"HTTP/1.1"), (b"", b"HTTP/1.1"), (b"", b"HTTP/1.0"),
 ], ids=["content-length", "chunked", "http10"])
 def test_pep3333_error_after_headers_closes_without_second_status(srv, query, version):
-    """PEP 3333 (error handling) / issue 4: once the headers are out, an
+    """PEP 3333 (error handling): once the headers are out, an
     error can only be signalled by closing the connection: the body stops
     short (no last chunk), no second status line appears, the error is
     logged, and the pipelined next request is not answered."""
