@@ -16,8 +16,7 @@ import threading
 
 import pytest
 
-import deploy_support as ds
-import httpraw
+import support
 
 
 # launch.py logs as "%(asctime)s %(levelname)s %(name)s %(threadName)s: %(message)s"
@@ -39,12 +38,12 @@ def _records(text):
 
 
 def test_access_log_records(procs):
-    proc, port = ds.launch_tcp(procs, options={"access_log": True})
-    with httpraw.RawConnection("127.0.0.1", port) as conn:
+    proc, port = support.launch_tcp(procs, options={"access_log": True})
+    with support.RawConnection("127.0.0.1", port) as conn:
         assert conn.request("GET", "/hello?q=1").status == 200
         assert conn.request("POST", "/echo", body=b"x" * 10).status == 200
         assert conn.request("GET", "/stream").status == 200
-    ds.assert_stopped_cleanly(proc)
+    support.assert_stopped_cleanly(proc)
     records = _records(proc.stderr())
     assert [r["request"] for r in records] == [
         "GET /hello?q=1 HTTP/1.1", "POST /echo HTTP/1.1", "GET /stream HTTP/1.1"], records
@@ -56,38 +55,38 @@ def test_access_log_records(procs):
 
 
 def test_access_log_is_off_by_default(procs):
-    proc, port = ds.launch_tcp(procs)
-    assert ds.tcp_request("127.0.0.1", port, target="/hello").status == 200
-    ds.assert_stopped_cleanly(proc)
+    proc, port = support.launch_tcp(procs)
+    assert support.tcp_request("127.0.0.1", port, target="/hello").status == 200
+    support.assert_stopped_cleanly(proc)
     assert "pyruvate.access" not in proc.stderr()
 
 
 def test_error_statuses_are_logged(procs):
-    proc, port = ds.launch_tcp(procs, options={"access_log": True,
+    proc, port = support.launch_tcp(procs, options={"access_log": True,
                                                "max_request_body_size": 100})
-    assert ds.tcp_request("127.0.0.1", port, "POST", "/echo", body=b"x" * 1000).status == 413
-    ds.assert_stopped_cleanly(proc)
+    assert support.tcp_request("127.0.0.1", port, "POST", "/echo", body=b"x" * 1000).status == 413
+    support.assert_stopped_cleanly(proc)
     statuses = [r["status"] for r in _records(proc.stderr())]
     assert "413" in statuses, proc.stderr()
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_no_record_is_lost_at_shutdown(procs, sig):
-    proc, port = ds.launch_tcp(procs, options={"access_log": True})
-    with httpraw.RawConnection("127.0.0.1", port) as conn:
+    proc, port = support.launch_tcp(procs, options={"access_log": True})
+    with support.RawConnection("127.0.0.1", port) as conn:
         for i in range(50):
             assert conn.request("GET", "/hello?n=%d" % i).status == 200
-    ds.assert_stopped_cleanly(proc, sig)  # at once after the last response
+    support.assert_stopped_cleanly(proc, sig)  # at once after the last response
     requests = [r["request"] for r in _records(proc.stderr())]
     assert requests == ["GET /hello?n=%d HTTP/1.1" % i for i in range(50)], requests
 
 
 def test_access_log_flag_of_the_command_line(procs):
-    port = ds.free_port()
+    port = support.free_port()
     proc = procs.start([sys.executable, "-m", "pyruvate", "deploy_wsgi:app", "--bind",
                         "127.0.0.1:%d" % port, "--access-log"],
-                       cwd=ds.DEPLOY_APPS).wait_tcp("127.0.0.1", port)
-    assert ds.tcp_request("127.0.0.1", port, target="/hello").status == 200
+                       cwd=support.DEPLOY_APPS).wait_tcp("127.0.0.1", port)
+    assert support.tcp_request("127.0.0.1", port, target="/hello").status == 200
     assert proc.stop() == 0, proc.describe()
     # the CLI's log format: "%(asctime)s %(levelname)s [%(name)s] %(message)s"
     lines = [line for line in proc.stderr().splitlines() if "[pyruvate.access]" in line]

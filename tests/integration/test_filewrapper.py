@@ -21,9 +21,8 @@ import time
 
 import pytest
 
-import deploy_support as ds
-import httpraw
-from strict_apps import assert_alive, launch, stop_launched, wait_for_log
+import support
+from support import assert_alive, launch, stop_launched, wait_for_log
 
 
 BIG = 8 << 20  # far more than the socket buffers
@@ -39,13 +38,13 @@ def data_file(tmp_path):
 
 @pytest.fixture
 def server(procs):
-    proc, port = ds.launch_tcp(procs, options={"send_timeout": 30})
+    proc, port = support.launch_tcp(procs, options={"send_timeout": 30})
     yield proc, port
-    ds.assert_stopped_cleanly(proc)
+    support.assert_stopped_cleanly(proc)
 
 
 def _closed(port):
-    return json.loads(ds.tcp_request("127.0.0.1", port, target="/closed").body)["closed"]
+    return json.loads(support.tcp_request("127.0.0.1", port, target="/closed").body)["closed"]
 
 
 def _wait_closed(port, name, count, timeout=10.0):
@@ -79,7 +78,7 @@ def test_large_file_to_a_slow_reader(server, data_file):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
         sock.settimeout(10)
         sock.connect(("127.0.0.1", port))
-        sock.sendall(httpraw.build_request("GET", "/file?path=%s" % path))
+        sock.sendall(support.build_request("GET", "/file?path=%s" % path))
         time.sleep(0.5)  # the server fills the buffers and waits in sendfile
         status, headers = _read_head(sock)
         assert status == 200
@@ -106,7 +105,7 @@ def test_content_length_from_the_app_is_honoured(server, data_file):
     on the same connection parses."""
     proc, port = server
     path, data = data_file
-    with httpraw.RawConnection("127.0.0.1", port) as conn:
+    with support.RawConnection("127.0.0.1", port) as conn:
         response = conn.request("GET", "/file?path=%s&length=1000" % path)
         assert response.status == 200
         assert response.header("Content-Length") == "1000"
@@ -124,7 +123,7 @@ def test_file_offset_is_the_start(server, data_file, offset, length):
     if length is not None:
         target += "&length=%d" % length
         expected = expected[:length]
-    with httpraw.RawConnection("127.0.0.1", port, timeout=10) as conn:
+    with support.RawConnection("127.0.0.1", port, timeout=10) as conn:
         response = conn.request("GET", target)
         assert response.status == 200
         assert response.header("Content-Length") == str(len(expected))
@@ -134,7 +133,7 @@ def test_file_offset_is_the_start(server, data_file, offset, length):
 
 def test_file_like_without_fileno_is_iterated(server):
     proc, port = server
-    with httpraw.RawConnection("127.0.0.1", port) as conn:
+    with support.RawConnection("127.0.0.1", port) as conn:
         response = conn.request("GET", "/bytesio?size=100000&blksize=1000")
         assert response.status == 200
         assert len(response.body) == 100000
@@ -145,7 +144,7 @@ def test_file_like_without_fileno_is_iterated(server):
 def test_head_sends_no_body_and_closes_the_file(server, data_file):
     proc, port = server
     path, _ = data_file
-    with httpraw.RawConnection("127.0.0.1", port) as conn:
+    with support.RawConnection("127.0.0.1", port) as conn:
         response = conn.request("HEAD", "/file?path=%s" % path)
         assert response.status == 200
         assert response.body == b""
@@ -156,7 +155,7 @@ def test_head_sends_no_body_and_closes_the_file(server, data_file):
 def test_head_has_the_content_length_of_get(server, data_file):
     proc, port = server
     path, _ = data_file
-    with httpraw.RawConnection("127.0.0.1", port) as conn:
+    with support.RawConnection("127.0.0.1", port) as conn:
         get = conn.request("GET", "/file?path=%s&length=10" % path)  # app-given length
         assert get.header("Content-Length") == "10"
         response = conn.request("HEAD", "/file?path=%s" % path)  # length known from the file
@@ -171,13 +170,13 @@ def test_close_is_called_when_the_client_goes_away(server, data_file):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
         sock.settimeout(10)
         sock.connect(("127.0.0.1", port))
-        sock.sendall(httpraw.build_request("GET", "/file?path=%s" % path))
+        sock.sendall(support.build_request("GET", "/file?path=%s" % path))
         _read_head(sock)
         sock.recv(65536)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
     # The reset makes sendfile fail; the app's file is closed all the same.
     assert _wait_closed(port, "file", before + 1), _closed(port)
-    assert ds.tcp_request("127.0.0.1", port, target="/").status == 200
+    assert support.tcp_request("127.0.0.1", port, target="/").status == 200
 
 
 FILE_DATA = bytes(range(256)) * 400

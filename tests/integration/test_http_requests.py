@@ -2,7 +2,7 @@
 
 Every test sends raw bytes over a real socket and checks the exact answer;
 its name cites the rule.  After each malformed request a normal request on a
-NEW connection must still get its 200 (strict_apps.expect_error and
+NEW connection must still get its 200 (support.expect_error and
 assert_alive).  Timeouts here only bound the wait: nothing asserts how fast
 the server is.
 """
@@ -11,12 +11,12 @@ import time
 
 import pytest
 
-from strict_apps import (
+from support import (
     app_calls,
     assert_alive,
-    environ_of,
     exchange,
     expect_error,
+    json_of,
     launch,
     parse_responses,
     read_until,
@@ -126,19 +126,19 @@ def test_rfc9112_7_1_chunked_body_decoded_with_extensions_and_trailers(srv):
             b"0;last=1\r\nX-Trailer: dropped\r\nX-Other: too\r\n\r\n")
     with srv.connect() as conn:
         conn.send(post(CHUNKED, body, path=b"/echo"))
-        env = environ_of(conn.read_response())
+        env = json_of(conn.read_response())
         assert env["__body__"] == "hello,0123456789"
         assert env["CONTENT_LENGTH"] == "16"
         assert env["wsgi.input_terminated"] == "True"
         assert "HTTP_X_TRAILER" not in env and "HTTP_X_OTHER" not in env
         # The connection stays usable: the whole chunked body was consumed.
-        assert environ_of(conn.request("GET", "/after"))["PATH_INFO"] == "/after"
+        assert json_of(conn.request("GET", "/after"))["PATH_INFO"] == "/after"
 
 
 def test_rfc9112_7_1_empty_chunked_body_has_content_length_0(srv):
     """RFC 9112 §7.1: a chunked body of only the last-chunk is empty; the
     app sees CONTENT_LENGTH "0" and wsgi.input_terminated True."""
-    env = environ_of(parse_responses(exchange(srv, post(CHUNKED + CLOSE, b"0\r\n\r\n")))[0])
+    env = json_of(parse_responses(exchange(srv, post(CHUNKED + CLOSE, b"0\r\n\r\n")))[0])
     assert (env["CONTENT_LENGTH"], env["__body__"]) == ("0", "")
     assert env["wsgi.input_terminated"] == "True"
 
@@ -150,7 +150,7 @@ def test_rfc9112_7_1_chunked_body_in_small_pieces(srv):
                    + b"\r\n0\r\nT: 1\r\n\r\n")
     raw = exchange(srv, [request[i:i + 3] for i in range(0, len(request), 3)],
                    pieces_pause=0.002)
-    env = environ_of(parse_responses(raw)[0])
+    env = json_of(parse_responses(raw)[0])
     assert (env["__body__"], env["CONTENT_LENGTH"]) == ("abc" + "x" * 16, "19")
 
 
@@ -162,7 +162,7 @@ def test_rfc9112_7_1_1_several_chunk_extensions_accepted(srv):
     without values, are accepted and dropped."""
     raw = exchange(srv, post(CHUNKED + CLOSE, b"5;a=b;c\r\nhello\r\n0;x=1;y=2\r\n\r\n"))
     assert raw.startswith(b"HTTP/1.1 200 "), raw[:300]
-    assert environ_of(parse_responses(raw)[0])["__body__"] == "hello"
+    assert json_of(parse_responses(raw)[0])["__body__"] == "hello"
 
 
 @pytest.mark.parametrize("size_line", [
@@ -205,7 +205,7 @@ def test_rfc9110_10_1_1_100_continue_sent_before_body_is_read(srv):
         conn.send(post(b"Expect: 100-continue\r\nContent-Length: 5\r\n", path=b"/continue"))
         _read_interim_continue(conn)
         conn.send(b"hello")
-        env = environ_of(conn.read_response())
+        env = json_of(conn.read_response())
         assert env["__body__"] == "hello"
         assert env["PATH_INFO"] == "/continue"
 
@@ -216,7 +216,7 @@ def test_rfc9110_10_1_1_100_continue_before_chunked_body(srv):
         conn.send(post(b"Expect: 100-continue\r\n" + CHUNKED))
         _read_interim_continue(conn)
         conn.send(b"5\r\nhello\r\n0\r\n\r\n")
-        env = environ_of(conn.read_response())
+        env = json_of(conn.read_response())
         assert (env["__body__"], env["CONTENT_LENGTH"]) == ("hello", "5")
 
 
@@ -228,7 +228,7 @@ def test_rfc9110_10_1_1_no_100_continue_for_http10(srv):
     raw = exchange(srv, [head, b"hello"], pieces_pause=0.3)
     assert raw.startswith(b"HTTP/1.1 200 "), raw[:300]
     assert b" 100 " not in raw.split(b"\r\n", 1)[0]
-    assert environ_of(parse_responses(raw)[0])["__body__"] == "hello"
+    assert json_of(parse_responses(raw)[0])["__body__"] == "hello"
 
 
 def test_rfc9110_10_1_1_no_100_continue_when_body_not_wanted(start_server):
@@ -277,7 +277,7 @@ def test_rfc9112_3_2_1_origin_form(srv):
     """RFC 9112 §3.2.1 origin-form: PATH_INFO is the %-decoded path,
     QUERY_STRING the query as sent (PEP 3333)."""
     with srv.connect() as conn:
-        env = environ_of(conn.request("GET", "/a%20b/c%2Fd?x=1&y=%20"))
+        env = json_of(conn.request("GET", "/a%20b/c%2Fd?x=1&y=%20"))
     assert env["PATH_INFO"] == "/a b/c/d"
     assert env["QUERY_STRING"] == "x=1&y=%20"
     assert env["HTTP_HOST"] == "localhost"
@@ -288,7 +288,7 @@ def test_rfc9112_3_2_2_absolute_form_authority_wins_over_host(srv):
     Host field and uses the target's authority."""
     raw = exchange(srv, b"GET http://example.org:8080/p/q?x=1 HTTP/1.1\r\n"
                         b"Host: other.test\r\n" + CLOSE + b"\r\n")
-    env = environ_of(parse_responses(raw)[0])
+    env = json_of(parse_responses(raw)[0])
     assert env["HTTP_HOST"] == "example.org:8080"
     assert (env["PATH_INFO"], env["QUERY_STRING"]) == ("/p/q", "x=1")
 
@@ -297,7 +297,7 @@ def test_rfc9112_3_2_4_asterisk_form_for_options(srv):
     """RFC 9112 §3.2.4: "OPTIONS * HTTP/1.1" asks about the server as a
     whole and is handed to the app."""
     raw = exchange(srv, b"OPTIONS * HTTP/1.1\r\n" + HOST + CLOSE + b"\r\n")
-    env = environ_of(parse_responses(raw)[0])
+    env = json_of(parse_responses(raw)[0])
     assert env["REQUEST_METHOD"] == "OPTIONS"
     assert env["PATH_INFO"] in ("*", ""), env["PATH_INFO"]
 
@@ -316,7 +316,7 @@ def test_rfc9112_2_3_http10_and_http11_served(srv, version):
     response is HTTP/1.1 and SERVER_PROTOCOL is the request's version."""
     raw = exchange(srv, b"GET /v " + version + b"\r\n" + HOST + CLOSE + b"\r\n")
     assert raw.startswith(b"HTTP/1.1 200 OK\r\n"), raw[:300]
-    assert environ_of(parse_responses(raw)[0])["SERVER_PROTOCOL"] == version.decode()
+    assert json_of(parse_responses(raw)[0])["SERVER_PROTOCOL"] == version.decode()
 
 
 @pytest.mark.parametrize("version", [b"HTTP/1.2", b"HTTP/2.0", b"HTTP/3.0", b"HTTP/0.9",
@@ -394,7 +394,7 @@ def test_rfc9110_5_5_leading_and_trailing_whitespace_trimmed(srv):
     whitespace is kept."""
     raw = exchange(srv, get(b"/", b"X-A: \t  padded  value \t \r\nX-B:tight\r\nX-C:   \r\n"
                             + CLOSE))
-    env = environ_of(parse_responses(raw)[0])
+    env = json_of(parse_responses(raw)[0])
     assert (env["HTTP_X_A"], env["HTTP_X_B"], env["HTTP_X_C"]) == ("padded  value", "tight", "")
 
 
@@ -409,7 +409,7 @@ def test_rfc9112_3_2_http11_needs_exactly_one_host(srv, hosts):
 def test_rfc9112_3_2_http10_without_host_served(srv):
     """RFC 9112 §3.2: Host is only required from HTTP/1.1 clients."""
     raw = exchange(srv, b"GET /old HTTP/1.0\r\n\r\n")
-    assert environ_of(parse_responses(raw)[0])["PATH_INFO"] == "/old"
+    assert json_of(parse_responses(raw)[0])["PATH_INFO"] == "/old"
 
 
 # --------------------------------------------------------------------------
@@ -626,10 +626,10 @@ def test_rfc9112_9_3_2_pipelined_requests_answered_in_order(srv):
     responses = parse_responses(exchange(srv, requests),
                                 methods=["GET", "POST", "POST", "HEAD", "GET"])
     assert [r.status for r in responses] == [200] * 5
-    assert [environ_of(r)["PATH_INFO"] for r in responses[:3]] == ["/one", "/two", "/three"]
-    assert [environ_of(r)["__body__"] for r in responses[:3]] == ["", "two", "three"]
+    assert [json_of(r)["PATH_INFO"] for r in responses[:3]] == ["/one", "/two", "/three"]
+    assert [json_of(r)["__body__"] for r in responses[:3]] == ["", "two", "three"]
     assert responses[3].body == b"" and responses[3].header("Content-Length") == "13"
-    assert environ_of(responses[4])["PATH_INFO"] == "/five"
+    assert json_of(responses[4])["PATH_INFO"] == "/five"
 
 
 def test_rfc9112_9_3_2_request_arriving_while_response_is_written(srv):
@@ -678,5 +678,5 @@ def test_request_sent_after_half_close_is_answered(srv):
         conn.send(get(b"/half"))
         conn.sock.shutdown(socket.SHUT_WR)
         response = conn.read_response()
-    assert environ_of(response)["PATH_INFO"] == "/half"
+    assert json_of(response)["PATH_INFO"] == "/half"
 

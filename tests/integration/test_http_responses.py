@@ -8,15 +8,13 @@ intact proves that the first one was framed exactly.
 """
 import pytest
 
-from strict_apps import (
-    BAD_HEADS,
-    HELLO,
+from strict_apps import BAD_HEADS, HELLO, pattern
+from support import (
     HTTP_DATE,
     assert_alive,
     exchange,
     launch,
     parse_responses,
-    pattern,
     stop_launched,
     strict_server,
     wait_for_log,

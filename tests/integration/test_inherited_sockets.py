@@ -5,7 +5,7 @@ files) or a wrong socket argument, it raises and the descriptors are as
 they were."""
 import textwrap
 
-from conftest import run_python
+from support import run_python
 
 PRELUDE = textwrap.dedent("""
     import os, socket, sys, tempfile

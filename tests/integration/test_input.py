@@ -11,8 +11,8 @@ from urllib.parse import urlencode
 
 import pytest
 
-import httpraw
-from strict_apps import launch, stop_launched
+import support
+from support import launch, stop_launched
 
 
 BODY = b"line one\nline two\r\n\nlast line without newline"
@@ -105,8 +105,8 @@ def test_input_does_not_read_past_content_length(start_server):
     # its Content-Length and leave the second request intact.
     srv = start_server("apps:input_app", keepalive=True)
     with srv.connect() as conn:
-        conn.send(httpraw.build_request("POST", "/read", body=b"first")
-                  + httpraw.build_request("POST", "/readlines", body=b"a\nb\n"))
+        conn.send(support.build_request("POST", "/read", body=b"first")
+                  + support.build_request("POST", "/readlines", body=b"a\nb\n"))
         first = conn.read_response()
         second = conn.read_response()
     assert json.loads(first.body)["pieces"] == ["first"]

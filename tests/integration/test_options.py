@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from conftest import run_python
+from support import run_python
 
 # (option, good value, bad value, exception type)
 OPTIONS = [

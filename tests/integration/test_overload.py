@@ -6,13 +6,13 @@ import time
 
 import pytest
 
-import httpraw
+import support
 
 SLOW = "/slow?ms=%d"
 
 
 def _get(port, path, timeout=10):
-    with httpraw.RawConnection("127.0.0.1", port, timeout=timeout) as conn:
+    with support.RawConnection("127.0.0.1", port, timeout=timeout) as conn:
         return conn.request("GET", path)
 
 
@@ -173,7 +173,7 @@ def test_idle_keepalive_connection_is_served_after_going_quiet(start_server):
     """A keep-alive connection quiet for more than a second moves to the idle
     set; its next request is still answered on the same connection."""
     srv = start_server("apps:hello")
-    with httpraw.RawConnection("127.0.0.1", srv.port, timeout=10) as conn:
+    with support.RawConnection("127.0.0.1", srv.port, timeout=10) as conn:
         assert conn.request("GET", "/hello").status == 200
         time.sleep(1.6)  # past the idle threshold (ordering, not a timing assertion)
         assert conn.request("GET", "/hello").status == 200
@@ -210,7 +210,7 @@ def test_request_split_after_a_pipelined_one_is_completed_later(start_server):
     answers the first and hands the connection back with the partial bytes,
     which the acceptor completes when the rest arrives."""
     srv = start_server("apps:hello")
-    with httpraw.RawConnection("127.0.0.1", srv.port, timeout=10) as conn:
+    with support.RawConnection("127.0.0.1", srv.port, timeout=10) as conn:
         conn.send(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHo")
         assert conn.read_response().status == 200
         time.sleep(0.1)

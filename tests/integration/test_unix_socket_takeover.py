@@ -7,7 +7,7 @@ import socket
 import tempfile
 import textwrap
 
-from conftest import run_python
+from support import run_python
 
 NOBODY = 65534
 

@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from strict_apps import (
+from support import (
+    json_of,
     assert_alive,
     exchange,
     expect_error,
@@ -63,11 +64,6 @@ def one(srv, path, headers=CLOSE):
     return responses[0]
 
 
-def environ_of(response):
-    assert response.status == 200, response
-    return json.loads(response.body)
-
-
 # --------------------------------------------------------------------------
 # the environ
 
@@ -79,7 +75,7 @@ def environ_of(response):
 def test_absolute_form_without_path_is_root(srv, target, query):
     """RFC 9112 §3.2.2: an absolute-form target without a path asks for "/";
     its authority replaces the Host header."""
-    env = environ_of(one(srv, target, CLOSE))
+    env = json_of(one(srv, target, CLOSE))
     assert env["PATH_INFO"] == "/"
     assert env["QUERY_STRING"] == query
     assert env["HTTP_HOST"] == "example.org"
@@ -97,7 +93,7 @@ def test_long_header_name_reaches_environ_twice(srv):
         for value in ("first value", "second value"):
             response = conn.request("GET", "/environ", headers=[
                 (long_name, value), (underscored, "must be dropped")])
-            env = environ_of(response)
+            env = json_of(response)
             assert env[key] == value
             assert not [k for k in env["__keys__"] if "UNDERSCORED" in k], env["__keys__"]
             assert not response.has_token("Connection", "close"), response
@@ -112,7 +108,7 @@ def test_long_header_name_reaches_environ_twice(srv):
 def test_url_prefix(prefix_srv, target, path_info):
     """url_prefix is SCRIPT_NAME for every request; PATH_INFO loses it only
     when the path is the prefix or lies below it."""
-    env = environ_of(one(prefix_srv, target))
+    env = json_of(one(prefix_srv, target))
     assert env["SCRIPT_NAME"] == "/app"
     assert env["PATH_INFO"] == path_info
 
@@ -120,7 +116,7 @@ def test_url_prefix(prefix_srv, target, path_info):
 def test_untrusted_peer_without_proxy_headers(proxy_srv):
     """trusted_proxy set, peer not trusted, no proxy headers: nothing to
     remove, the request goes through with the peer's own address."""
-    env = environ_of(one(proxy_srv, b"/environ"))
+    env = json_of(one(proxy_srv, b"/environ"))
     assert env["REMOTE_ADDR"] == "127.0.0.1"
     assert env["wsgi.url_scheme"] == "http"
     assert env["HTTP_HOST"] == "example.test"
@@ -133,7 +129,7 @@ def test_untrusted_peer_loses_proxy_headers(proxy_srv):
     headers = (b"X-Forwarded-For: 203.0.113.7\r\nX-Forwarded-Proto: https\r\n"
                b"X-Forwarded-Host: evil.example\r\nForwarded: for=192.0.2.60;proto=https\r\n"
                b"X-Other: kept\r\n" + CLOSE)
-    env = environ_of(one(proxy_srv, b"/environ", headers))
+    env = json_of(one(proxy_srv, b"/environ", headers))
     assert not [k for k in env["__keys__"] if "FORWARDED" in k], env["__keys__"]
     assert env["HTTP_X_OTHER"] == "kept"
     assert env["REMOTE_ADDR"] == "127.0.0.1"

@@ -8,10 +8,10 @@ import json
 
 import pytest
 
-from strict_apps import (
+from support import (
     assert_alive,
-    environ_of,
     exchange,
+    json_of,
     launch,
     parse_responses,
     read_until,
@@ -243,7 +243,7 @@ def test_pep3333_wsgiref_validator_finds_no_violation(start_server):
     statuses = [r.status for r in responses]
     expected = [status for _, status, _ in VALIDATED_REQUESTS] + [200]
     assert statuses == expected, (statuses, srv.stderr()[-3000:])
-    assert environ_of(responses[3])["__body__"] == "hello"
+    assert json_of(responses[3])["__body__"] == "hello"
     # HTTP/1.0, 1.0 keep-alive and Expect: 100-continue, on their own
     # connections.
     ten = parse_responses(exchange(srv, b"GET /ten HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
@@ -254,7 +254,7 @@ def test_pep3333_wsgiref_validator_finds_no_violation(start_server):
                   b"Content-Length: 2\r\n\r\n")
         assert conn._read_line() == b"HTTP/1.1 100 Continue" and conn._read_line() == b""
         conn.send(b"ok")
-        assert environ_of(conn.read_response())["__body__"] == "ok"
+        assert json_of(conn.read_response())["__body__"] == "ok"
     assert _validation_errors(srv) == []
 
 
