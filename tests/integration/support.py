@@ -563,6 +563,11 @@ class Proc:
     def wait_output(self, text, timeout=None):
         return self._wait(lambda: text in self.output(), "output %r" % text, timeout)
 
+    def wait_stderr(self, text, timeout=None):
+        """Waits (bounded) for `text` on stderr: log records are relayed to
+        logging by the serve() thread, a little after the event they tell of."""
+        return self._wait(lambda: text in self.stderr(), "stderr %r" % text, timeout)
+
     def wait_exit(self, timeout=None, what="(no signal sent)"):
         timeout = timeout or self.shutdown_timeout
         try:

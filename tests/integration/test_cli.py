@@ -177,7 +177,7 @@ def test_console_script_under_socket_activation(procs, installed_venv, tmp_path)
         time.sleep(0.05)
     values, _ = support.environ_of(support.tcp_request("127.0.0.1", port, target="/environ"))
     assert values["SERVER_PORT"] == str(port)
-    assert "from systemd" in proc.stderr()
+    proc.wait_stderr("from systemd")
     _stop(proc)
 
 

@@ -173,7 +173,7 @@ def test_ini_without_socket_uses_systemd_sockets(procs, installed_venv, tmp_path
     response = support.tcp_request("127.0.0.1", port, target="/hello/systemd", timeout=20)
     assert response.status == 200, proc.describe()
     assert json.loads(response.body)["server"] == ["127.0.0.1", str(port)]
-    assert "from systemd" in proc.stderr()
+    proc.wait_stderr("from systemd")
     assert proc.stop() == 0, proc.describe()
 
 

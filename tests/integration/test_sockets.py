@@ -191,7 +191,7 @@ def test_systemd_socket_activation_fork_exec(procs, tmp_path, kind):
         assert not present["REMOTE_PORT"]
     else:
         assert values["REMOTE_ADDR"] == "127.0.0.1"
-    assert "from systemd" in proc.stderr()
+    proc.wait_stderr("from systemd")
     support.assert_stopped_cleanly(proc)
     if kind == "unix":
         # systemd owns a socket unit's file: the service leaves it alone.
@@ -259,7 +259,7 @@ def test_systemd_socket_activate_tool(procs, tmp_path, kind):
     assert values["SERVER_NAME"] == name
     assert values["SERVER_PORT"] == str(port)
     proc.wait_output("SERVE_STARTING")
-    assert "from systemd" in proc.stderr()
+    proc.wait_stderr("from systemd")
     support.assert_stopped_cleanly(proc)
 
 
