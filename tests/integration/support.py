@@ -843,6 +843,16 @@ def wait_for_log(srv, text, timeout=5.0):
 
 # -- raw exchanges with the apps of strict_apps.py ----------------------------
 
+HOST = b"Host: example.test\r\n"
+CLOSE = b"Connection: close\r\n"
+
+
+def raw_get(path=b"/", headers=b"", version=b"HTTP/1.1", method=b"GET", host=HOST):
+    """The bytes of one request: the request line, `host`, then `headers`
+    (raw header lines) and the empty line."""
+    return method + b" " + path + b" " + version + b"\r\n" + host + headers + b"\r\n"
+
+
 HTTP_DATE = re.compile(r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d "
                         r"(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} "
                         r"\d\d:\d\d:\d\d GMT$")

@@ -12,6 +12,8 @@ import time
 import pytest
 
 from support import (
+    CLOSE,
+    HOST,
     app_calls,
     assert_alive,
     exchange,
@@ -19,12 +21,11 @@ from support import (
     json_of,
     launch,
     parse_responses,
+    raw_get,
     read_until,
     stop_launched,
     strict_server,
 )
-
-HOST = b"Host: example.test\r\n"
 
 
 @pytest.fixture(scope="module")
@@ -41,12 +42,7 @@ def post(headers, body=b"", path=b"/", version=b"HTTP/1.1", host=True):
             + headers + b"\r\n" + body)
 
 
-def get(path=b"/", headers=b"", version=b"HTTP/1.1"):
-    return b"GET " + path + b" " + version + b"\r\n" + HOST + headers + b"\r\n"
-
-
 CHUNKED = b"Transfer-Encoding: chunked\r\n"
-CLOSE = b"Connection: close\r\n"
 
 
 # --------------------------------------------------------------------------
@@ -58,7 +54,7 @@ def test_rfc9112_6_3_content_length_and_transfer_encoding_is_400_and_close(srv):
     be a smuggling attempt: the server answers 400 and closes, and whatever
     follows (here a smuggled GET) is never answered."""
     before = app_calls(srv)
-    smuggled = get(b"/_/hello")
+    smuggled = raw_get(b"/_/hello")
     expect_error(srv, post(b"Content-Length: 5\r\n" + CHUNKED, b"0\r\n\r\n" + smuggled), 400)
     assert app_calls(srv) == before
 
@@ -239,7 +235,7 @@ def test_rfc9110_10_1_1_no_100_continue_when_body_not_wanted(start_server):
     response = expect_error(
         srv, post(b"Expect: 100-continue\r\nContent-Length: 100000\r\n"), 413)
     assert not response.interim
-    raw = exchange(srv, get(b"/nobody", b"Expect: 100-continue\r\n" + CLOSE))
+    raw = exchange(srv, raw_get(b"/nobody", b"Expect: 100-continue\r\n" + CLOSE))
     assert raw.startswith(b"HTTP/1.1 200 "), raw[:300]
 
 
@@ -392,7 +388,7 @@ def test_rfc9110_5_1_field_name_must_be_a_token(srv, line):
 def test_rfc9110_5_5_leading_and_trailing_whitespace_trimmed(srv):
     """RFC 9110 §5.5: OWS around the value is not part of it; inner
     whitespace is kept."""
-    raw = exchange(srv, get(b"/", b"X-A: \t  padded  value \t \r\nX-B:tight\r\nX-C:   \r\n"
+    raw = exchange(srv, raw_get(b"/", b"X-A: \t  padded  value \t \r\nX-B:tight\r\nX-C:   \r\n"
                             + CLOSE))
     env = json_of(parse_responses(raw)[0])
     assert (env["HTTP_X_A"], env["HTTP_X_B"], env["HTTP_X_C"]) == ("padded  value", "tight", "")
@@ -420,10 +416,10 @@ def test_limit_max_request_line_size_414(start_server):
     """RFC 9112 §3 / RFC 9110 §15.5.15: a target longer than
     max_request_line_size gets 414; one that fits is served."""
     srv = strict_server(start_server, {"max_request_line_size": 100})
-    raw = exchange(srv, get(b"/" + b"a" * 80, CLOSE))
+    raw = exchange(srv, raw_get(b"/" + b"a" * 80, CLOSE))
     assert raw.startswith(b"HTTP/1.1 200 "), raw[:300]
     before = app_calls(srv)
-    expect_error(srv, get(b"/" + b"a" * 200), 414)
+    expect_error(srv, raw_get(b"/" + b"a" * 200), 414)
     assert app_calls(srv) == before
 
 
@@ -438,19 +434,19 @@ def test_limit_request_line_414_while_reading(start_server):
 def test_limit_default_max_request_line_size_is_8192(srv):
     """serve() default max_request_line_size=8192: a 9000-byte target gets
     414, an 8000-byte one is served."""
-    raw = exchange(srv, get(b"/" + b"b" * 8000, CLOSE))
+    raw = exchange(srv, raw_get(b"/" + b"b" * 8000, CLOSE))
     assert raw.startswith(b"HTTP/1.1 200 "), raw[:300]
-    expect_error(srv, get(b"/" + b"b" * 9000), 414)
+    expect_error(srv, raw_get(b"/" + b"b" * 9000), 414)
 
 
 def test_limit_max_request_header_size_431(start_server):
     """RFC 6585 §5: header fields larger than max_request_header_size in
     total get 431; a header block that fits is served."""
     srv = strict_server(start_server, {"max_request_header_size": 300})
-    raw = exchange(srv, get(b"/", b"X-A: " + b"a" * 100 + b"\r\n" + CLOSE))
+    raw = exchange(srv, raw_get(b"/", b"X-A: " + b"a" * 100 + b"\r\n" + CLOSE))
     assert raw.startswith(b"HTTP/1.1 200 "), raw[:300]
     before = app_calls(srv)
-    expect_error(srv, get(b"/", b"X-A: " + b"a" * 200 + b"\r\nX-B: " + b"b" * 200 + b"\r\n"),
+    expect_error(srv, raw_get(b"/", b"X-A: " + b"a" * 200 + b"\r\nX-B: " + b"b" * 200 + b"\r\n"),
                  431)
     assert app_calls(srv) == before
 
@@ -470,17 +466,17 @@ def _n_headers(n):
 def test_limit_default_max_number_headers_is_32(srv):
     """Pyruvate's max_number_headers, default 32: 32 fields are served,
     33 get 431 (RFC 6585 §5)."""
-    raw = exchange(srv, get(b"/", _n_headers(32)))
+    raw = exchange(srv, raw_get(b"/", _n_headers(32)))
     assert raw.startswith(b"HTTP/1.1 200 "), raw[:300]
-    expect_error(srv, get(b"/", _n_headers(33)), 431)
+    expect_error(srv, raw_get(b"/", _n_headers(33)), 431)
 
 
 def test_limit_max_number_headers_option_431(start_server):
     """max_number_headers=5: 5 fields are served, 6 get 431."""
     srv = strict_server(start_server, {"max_number_headers": 5})
-    raw = exchange(srv, get(b"/", _n_headers(5)))
+    raw = exchange(srv, raw_get(b"/", _n_headers(5)))
     assert raw.startswith(b"HTTP/1.1 200 "), raw[:300]
-    expect_error(srv, get(b"/", _n_headers(6)), 431)
+    expect_error(srv, raw_get(b"/", _n_headers(6)), 431)
 
 
 def test_limit_max_request_body_size_413_before_upload(start_server):
@@ -578,8 +574,8 @@ def test_rfc9112_9_6_connection_is_a_token_list(srv, value):
     """RFC 9110 §7.6.1 / RFC 9112 §9.6: Connection is a comma-separated,
     case-insensitive token list; "close" anywhere in it ends the connection
     after this response (a pipelined second request is not answered)."""
-    raw = exchange(srv, get(b"/_/hello", b"Connection: " + value + b"\r\nTE: trailers\r\n")
-                   + get(b"/_/hello"))
+    raw = exchange(srv, raw_get(b"/_/hello", b"Connection: " + value + b"\r\nTE: trailers\r\n")
+                   + raw_get(b"/_/hello"))
     responses = parse_responses(raw)
     assert len(responses) == 1, raw
     assert responses[0].status == 200
@@ -618,11 +614,11 @@ def test_rfc9112_9_3_2_pipelined_requests_answered_in_order(srv):
     """RFC 9112 §9.3.2: a server must answer pipelined requests in the
     order received; bodies (Content-Length, chunked) are not mixed up and
     HEAD gets no body."""
-    requests = (get(b"/one")
+    requests = (raw_get(b"/one")
                 + post(b"Content-Length: 3\r\n", b"two", path=b"/two")
                 + post(CHUNKED, b"5\r\nthree\r\n0\r\n\r\n", path=b"/three")
                 + b"HEAD /_/hello HTTP/1.1\r\n" + HOST + b"\r\n"
-                + get(b"/five", CLOSE))
+                + raw_get(b"/five", CLOSE))
     responses = parse_responses(exchange(srv, requests),
                                 methods=["GET", "POST", "POST", "HEAD", "GET"])
     assert [r.status for r in responses] == [200] * 5
@@ -637,9 +633,9 @@ def test_rfc9112_9_3_2_request_arriving_while_response_is_written(srv):
     is still being written waits in the buffer and is answered after it."""
     size = 16 * 1024 * 1024
     with srv.connect(timeout=20) as conn:
-        conn.send(get(b"/_/big?size=%d" % size))
+        conn.send(raw_get(b"/_/big?size=%d" % size))
         read_until(conn, b"\r\n\r\n")  # the response has started
-        conn.send(get(b"/_/hello"))  # while the server is still writing
+        conn.send(raw_get(b"/_/hello"))  # while the server is still writing
         big = conn.read_response()
         assert big.status == 200 and len(big.body) == size
         hello = conn.read_response()
@@ -650,9 +646,9 @@ def test_rfc9112_9_3_2_request_arriving_while_app_runs(srv):
     """A pipelined request that arrives while the app is still
     working on the previous one is answered after it, in order."""
     with srv.connect(timeout=15) as conn:
-        conn.send(get(b"/_/wait?id=pipeline"))
+        conn.send(raw_get(b"/_/wait?id=pipeline"))
         time.sleep(0.2)  # let the first request reach the app
-        conn.send(get(b"/_/hello"))
+        conn.send(raw_get(b"/_/hello"))
         with srv.connect() as other:
             assert other.request("GET", "/_/release?id=pipeline").status == 200
         first = conn.read_response()
@@ -664,7 +660,7 @@ def test_rfc9112_9_3_2_request_arriving_while_app_runs(srv):
 def test_malformed_pipelined_request_after_good_one(srv):
     """RFC 9112 §9.3.2 + §6.3: a good request is answered, then the bad one
     that followed it gets its 400 and the connection closes."""
-    raw = exchange(srv, get(b"/good") + b"GET / HTTP/1.1\r\nX-A : 1\r\n" + HOST + b"\r\n")
+    raw = exchange(srv, raw_get(b"/good") + b"GET / HTTP/1.1\r\nX-A : 1\r\n" + HOST + b"\r\n")
     responses = parse_responses(raw)
     assert [r.status for r in responses] == [200, 400], raw[:600]
     assert responses[1].has_token("Connection", "close")
@@ -675,7 +671,7 @@ def test_request_sent_after_half_close_is_answered(srv):
     """RFC 9112 §9.6: a client may half-close after its request; the
     response is still delivered."""
     with srv.connect() as conn:
-        conn.send(get(b"/half"))
+        conn.send(raw_get(b"/half"))
         conn.sock.shutdown(socket.SHUT_WR)
         response = conn.read_response()
     assert json_of(response)["PATH_INFO"] == "/half"

@@ -12,19 +12,19 @@ import time
 import pytest
 
 from support import (
-    json_of,
+    CLOSE,
     assert_alive,
     exchange,
     expect_error,
+    json_of,
     launch,
     parse_responses,
+    raw_get,
     read_until,
     stop_launched,
     wait_for_log,
 )
 
-HOST = b"Host: example.test\r\n"
-CLOSE = b"Connection: close\r\n"
 APP = "edge_apps:app"
 
 
@@ -54,12 +54,8 @@ def proxy_srv(tmp_path_factory):
     stop_launched(server)
 
 
-def get(path, headers=b"", version=b"HTTP/1.1", host=HOST):
-    return b"GET " + path + b" " + version + b"\r\n" + host + headers + b"\r\n"
-
-
 def one(srv, path, headers=CLOSE):
-    responses = parse_responses(exchange(srv, get(path, headers)))
+    responses = parse_responses(exchange(srv, raw_get(path, headers)))
     assert len(responses) == 1, responses
     return responses[0]
 
@@ -156,7 +152,7 @@ def test_app_connection_token_list_with_close(srv):
 def test_app_invalid_content_length_is_500(srv, value):
     """start_response rejects a Content-Length that is not all digits
     (ValueError): a 500 with Connection: close; a new connection works."""
-    expect_error(srv, get(b"/w/bad-cl?v=" + value.encode()), 500)
+    expect_error(srv, raw_get(b"/w/bad-cl?v=" + value.encode()), 500)
     assert wait_for_log(srv, "invalid Content-Length ('Content-Length', '%s')" % value)
 
 
@@ -208,7 +204,7 @@ def test_exc_info_not_a_tuple_after_headers_closes(srv):
     """exc_info that is not a 3-tuple once the headers went out: TypeError,
     the response stops short of its Content-Length and the connection
     closes."""
-    raw = exchange(srv, get(b"/w/exc-info-not-tuple"))  # keep-alive request
+    raw = exchange(srv, raw_get(b"/w/exc-info-not-tuple"))  # keep-alive request
     head, sep, body = raw.partition(b"\r\n\r\n")
     assert sep and head.startswith(b"HTTP/1.1 200 "), raw[:300]
     assert b"\r\nContent-Length: 100\r\n" in head + b"\r\n", head
@@ -221,7 +217,7 @@ def test_write_before_start_response_is_500(srv):
     """write() (kept from an earlier request) called before this request's
     start_response: RuntimeError, a 500."""
     assert one(srv, b"/w/store-write").body == b"stored"
-    response = expect_error(srv, get(b"/w/write-before-start-response"), 500)
+    response = expect_error(srv, raw_get(b"/w/write-before-start-response"), 500)
     assert b"write accepted" not in response.raw
     assert wait_for_log(srv, "RuntimeError: write() called before start_response")
 
@@ -229,7 +225,7 @@ def test_write_before_start_response_is_500(srv):
 def test_write_of_str_is_500(srv):
     """PEP 3333: write() takes bytes; a str raises TypeError, a 500 (no
     body was sent yet)."""
-    response = expect_error(srv, get(b"/w/write-str"), 500)
+    response = expect_error(srv, raw_get(b"/w/write-str"), 500)
     assert b"accepted" not in response.raw
     assert wait_for_log(srv, "TypeError: write() takes bytes, not str")
 
@@ -259,7 +255,7 @@ def test_write_after_client_went_away_raises_oserror(srv):
     before = len(_report(srv)["write_lost"])
     conn = srv.connect(timeout=10)
     try:
-        conn.send(get(b"/w/write-lost"))
+        conn.send(raw_get(b"/w/write-lost"))
         read_until(conn, b"\r\n\r\n", timeout=10)
         # An abortive close (RST), with unread data pending anyway.
         conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -280,7 +276,7 @@ def test_write_after_client_went_away_raises_oserror(srv):
 def test_yield_before_start_response_is_500(srv):
     """A generator that yields data before start_response was called: a
     500 (RuntimeError), none of the data goes out."""
-    response = expect_error(srv, get(b"/w/yield-before-start-response"), 500)
+    response = expect_error(srv, raw_get(b"/w/yield-before-start-response"), 500)
     assert b"data before" not in response.raw
     assert wait_for_log(srv, "returned data before calling start_response")
 
@@ -314,7 +310,7 @@ def test_close_lookup_raising_is_logged(srv):
 
 def test_empty_result_without_start_response_is_500(srv):
     """An app returning [] without ever calling start_response: 500."""
-    expect_error(srv, get(b"/w/empty-without-start-response"), 500)
+    expect_error(srv, raw_get(b"/w/empty-without-start-response"), 500)
     assert wait_for_log(srv, "the application never called start_response")
 
 
