@@ -17,6 +17,7 @@ EXT_SUFFIX := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_config
 
 CORE_SOURCES := buf listen acceptor pool conn request http_status response log systemd proxy idle fdlimit park
 PYTHON_SOURCES := module server worker wsgi input filewrapper
+PYTHON_SOURCES += options
 LLHTTP_SOURCES := llhttp api http
 
 WARNINGS := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
@@ -53,7 +54,7 @@ help:
 	@echo "make run          serve examples/hello.py on http://$(ADDRESS)/"
 	@echo "make test         unit tests (Check) and integration tests (pytest)"
 	@echo "make unit         Check unit tests only (SUITE=request to pick one)"
-	@echo "make integration  pytest integration tests only (PYTEST_ARGS=...)"
+	@echo "make integration  pytest integration tests only (PYTEST_ARGS=tests/integration/test_x.py or -k NAME)"
 	@echo "make lint         clang-format, cppcheck, banned functions, Python syntax"
 	@echo "make format       reformat the C sources with clang-format"
 	@echo "make build-gcc    warning-free build with gcc (build-clang: with clang)"
@@ -110,10 +111,17 @@ unit-binary: require-build require-unit $(UNIT_BINARY)
 unit: unit-binary
 	CK_RUN_SUITE=$(SUITE) $(UNIT_BINARY)
 
-integration: require-build require-integration $(EXTENSION)
-	$(VENV_PYTHON) -m pytest tests/integration $(PYTEST_ARGS)
+# PYTEST_ARGS naming a test file or folder replaces tests/integration, so
+# PYTEST_ARGS=tests/integration/test_x.py runs that file only; other
+# arguments (-k NAME, -x) apply to the whole folder.
+# ci/asan.sh, ci/coverage.sh and ci/pythons.sh take it from the environment.
+INTEGRATION_TESTS ?= $(if $(filter tests/%,$(PYTEST_ARGS)),,tests/integration)
+export INTEGRATION_TESTS
 
-lint: require-lint
+integration: require-build require-integration $(EXTENSION)
+	$(VENV_PYTHON) -m pytest $(INTEGRATION_TESTS) $(PYTEST_ARGS)
+
+lint: require-lint $(EXTENSION)
 	PYTHON=$(VENV_PYTHON) bash ci/lint.sh
 
 format:

@@ -21,6 +21,7 @@ SOURCES = [
     "buf", "listen", "acceptor", "pool", "conn", "request", "http_status", "response", "log",
     "systemd", "proxy", "idle", "fdlimit", "park",
     "module", "server", "worker", "wsgi", "input", "filewrapper",
+    "options",
 ]
 
 

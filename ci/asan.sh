@@ -15,7 +15,7 @@ export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 export PYRUVATE_TEST_LD_PRELOAD="$libasan"
 export PYTHONMALLOC=malloc
 status=0
-.venv/bin/python -m pytest -q -p no:cacheprovider tests/integration ${PYTEST_ARGS:-} || status=$?
+.venv/bin/python -m pytest -q -p no:cacheprovider ${INTEGRATION_TESTS-tests/integration} ${PYTEST_ARGS:-} || status=$?
 # Put the normal build back in place for whatever runs next.
 $MAKE --no-print-directory all >/dev/null
 exit $status

@@ -9,7 +9,7 @@ MAKE=${MAKE:-make}
 find build/coverage -name '*.gcda' -delete 2>/dev/null || true
 $MAKE --no-print-directory VARIANT=coverage all unit-binary
 CK_FORK=yes build/coverage/check_pyruvate
-.venv/bin/python -m pytest -q -p no:cacheprovider tests/integration ${PYTEST_ARGS:-}
+.venv/bin/python -m pytest -q -p no:cacheprovider ${INTEGRATION_TESTS-tests/integration} ${PYTEST_ARGS:-}
 
 # The gcov files live in build/coverage; sources are named relative to the root.
 gcovr --config coverage/gcovr.cfg --root . --filter "src/" --exclude "tests/" \

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Stage "lint": formatting, static analysis, banned calls, Python syntax.
+# Stage "lint": formatting, static analysis, banned calls, Python syntax and types.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,5 +25,16 @@ fi
 
 echo "lint: python byte-compile"
 ${PYTHON:-python3} -m compileall -q pyruvate tests examples >/dev/null
+
+echo "lint: mypy"
+if ! ${PYTHON:-python3} -c "import mypy" 2>/dev/null; then
+    echo "lint: mypy is not installed in .venv (ci/requirements-test.txt): run make deps" >&2
+    exit 1
+fi
+# The package, and the stub _pyruvate.pyi against the built extension
+# (stubtest imports it: `make` first).
+${PYTHON:-python3} -m mypy pyruvate
+${PYTHON:-python3} -m mypy --strict pyruvate/_pyruvate.pyi pyruvate/__init__.py
+PYTHONPATH=$PWD ${PYTHON:-python3} -m mypy.stubtest pyruvate._pyruvate
 
 echo "lint: ok"

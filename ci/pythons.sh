@@ -54,8 +54,9 @@ for version in $PYTHONS; do
     $MAKE "${make_args[@]}" unit 2>&1 | tee "$dir/unit.log" | tail -n 1
     [ "${PIPESTATUS[0]}" = 0 ] || status=failed
     unit=$(last_line "$dir/unit.log" '^[0-9]+%: Checks:')
-    # shellcheck disable=SC2086 # PYTEST_ARGS is a list of words
-    "$python" -m pytest tests/integration -q -p no:cacheprovider -rfEsx $PYTEST_ARGS \
+    # shellcheck disable=SC2086 # PYTEST_ARGS is a list of words; INTEGRATION_TESTS
+    # (from the Makefile) is empty when PYTEST_ARGS names the tests itself
+    "$python" -m pytest ${INTEGRATION_TESTS-tests/integration} -q -p no:cacheprovider -rfEsx $PYTEST_ARGS \
         2>&1 | tee "$dir/integration.log" | grep -v -E '^[.sxXFE]+ +\[ *[0-9]+%\]$'
     [ "${PIPESTATUS[0]}" = 0 ] || status=failed
     integration=$(last_line "$dir/integration.log" '(passed|failed|error|skipped).* in [0-9.]+s')

@@ -22,6 +22,8 @@ ZODB connection pool size.
 import logging
 import sys
 
+from pyruvate import _pyruvate
+
 logger = logging.getLogger("pyruvate")
 
 _TRUE = {"true", "yes", "on", "1"}
@@ -94,49 +96,35 @@ def header_list(name, text):
     return "" if text.lower() == "none" else text
 
 
-# name: (converter, default as shown in --help, help text). The order is the
-# order of serve()'s keyword arguments and of the --help output.
-OPTIONS = {
-    "max_number_headers": (integer, "32", "more request header fields are answered with 431"),
-    "max_request_line_size": (integer, "8192", "a longer request target is answered with 414"),
-    "max_request_header_size": (integer, "65536", "more header bytes are answered with 431"),
-    "max_request_body_size": (
-        integer, "268435456", "a larger body is answered with 413 (bodies are buffered)"),
-    "keepalive_timeout": (seconds, "60", "seconds an idle keep-alive connection is kept"),
-    "request_timeout": (seconds, "30", "seconds from a request's first byte to its last (408)"),
-    "header_timeout": (
-        seconds, "10", "seconds a new connection may take to send its first byte"),
-    "send_timeout": (seconds, "60", "seconds a client may stop reading a response"),
-    "shutdown_timeout": (
-        seconds, "30", "seconds in-flight requests get to finish after SIGTERM/SIGINT"),
-    "max_reuse_count": (integer, "0", "requests per connection, 0 for no limit"),
-    "max_connections": (
-        integer, "50000",
-        "beyond it the longest idle connection is closed, else 503 (lowered to fit the open file limit)"),
-    "max_queue_size": (integer, "1024", "requests waiting for a worker beyond it get 503"),
-    "qmon_warn_threshold": (
-        optional_integer, "None", "accepted for compatibility with Pyruvate (Rust)"),
-    "chunked_transfer": (
-        boolean, "true", "chunked responses when the app gives no Content-Length"),
-    "async_logging": (boolean, "true", "log records are queued in C and emitted by one thread"),
-    "backlog": (integer, "1024", "listen backlog"),
-    "unix_socket_perms": (
-        octal_mode, "None", "permissions of a Unix socket file, octal (e.g. 660)"),
-    "trusted_proxy": (
-        optional_text, "None",
-        "comma-separated addresses or networks of the proxies (or *, or unix) whose "
-        "forwarding headers are used"),
-    "trusted_proxy_headers": (
-        header_list, "x-forwarded-for",
-        "the forwarding headers the proxy sets, e.g. 'x-forwarded-for x-forwarded-proto' "
-        "or 'forwarded'; the others are removed"),
-    "trusted_proxy_count": (
-        integer, "1", "proxies in the chain: the client is this many entries from the right"),
-    "url_scheme": (plain_text, "http", "wsgi.url_scheme of every request"),
-    "url_prefix": (plain_text, "''", "SCRIPT_NAME; stripped from PATH_INFO"),
-    "access_log": (
-        boolean, "false", "one Common Log Format line per request on logger pyruvate.access"),
+# How ini and command-line text becomes a value, per kind of option (the
+# kinds of SERVE_OPTIONS in include/pyruvate/options.h).
+CONVERTERS = {
+    "COUNT": integer,
+    "SIZE": integer,
+    "SECONDS": seconds,
+    "BOOL": boolean,
+    "TEXT": plain_text,
+    "LIMIT": optional_integer,
+    "MODE": octal_mode,
+    "PROXIES": optional_text,
+    "HEADERS": header_list,
+    "HOPS": integer,
 }
+
+
+def shown(default):
+    """A default as --help and the README's options table show it."""
+    if isinstance(default, bool):
+        return str(default).lower()
+    if default == "":
+        return "''"
+    return str(default)
+
+
+# name: (converter, default as shown in --help, help text), in the order of
+# serve()'s keyword arguments, from the C module's one table of options.
+OPTIONS = {name: (CONVERTERS[kind], shown(default), text)
+           for name, kind, default, text in _pyruvate.OPTIONS}
 
 DEFAULT_WORKERS = 4
 

@@ -1,8 +1,8 @@
-"""WSGI applications for the edge-path suites (test_wsgi_edges.py,
-test_input_edges.py, test_filewrapper_edges.py).
+"""WSGI applications for the edge-path suites (test_wsgi_misuse.py,
+test_input.py, test_filewrapper.py).
 
 Loaded in the server subprocess as ``edge_apps:app``.  ``/_/hello`` answers
-as strict_apps does (so strict_apps.assert_alive works); ``/w/...`` routes
+as strict_apps does (so support.assert_alive works); ``/w/...`` routes
 exercise start_response, write() and the result's close(); ``/i/...`` routes
 exercise wsgi.input; ``/f/...`` routes exercise pyruvate.FileWrapper.  Any
 other path answers with a JSON dump of the environ (str values, and the

@@ -1,5 +1,5 @@
 """WSGI applications for the strict HTTP/1.1 and PEP 3333 suites
-(test_http_requests.py, test_http_responses.py, test_pep3333.py).
+(test_http_requests.py, test_http_responses.py, test_wsgi_start_response.py).
 
 Loaded in the server subprocess as ``strict_apps:app`` (or
 ``strict_apps:validated``, the same app inside wsgiref.validate).  Any path
@@ -10,14 +10,10 @@ response-side tests.  Every response carries a Content-Type (except 204/304)
 so that wsgiref.validate accepts them.
 """
 import json
-import re
-import socket
 import sys
 import threading
-import time
 from urllib.parse import parse_qs
 
-import httpraw
 
 HELLO = b"Hello, World!"
 DIGITS = b"0123456789"
@@ -417,150 +413,3 @@ def __getattr__(name):
         globals()["validated"] = wrapped = _validated(app)
         return wrapped
     raise AttributeError(name)
-
-
-# --------------------------------------------------------------------------
-# Client-side helpers shared by the strict test modules (they run in pytest,
-# never in the server).
-
-HTTP_DATE = re.compile(r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d "
-                        r"(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} "
-                        r"\d\d:\d\d:\d\d GMT$")
-
-
-def strict_server(start_server, options=None, app="strict_apps:app", workers=2):
-    """A server for the strict suites (keep-alive options merged in)."""
-    return start_server(app, workers=workers, options=options, keepalive=True)
-
-
-def parse_responses(raw, methods=()):
-    """Every response in `raw` (all bytes the server sent), in order; 1xx
-    interim responses end up in .interim of the response that follows.
-    `methods` gives the request method per response (HEAD has no body)."""
-    conn = httpraw.RawConnection.__new__(httpraw.RawConnection)
-    conn.sock = None
-    conn._buf = bytearray(raw)
-    conn._consumed = bytearray()
-    conn.eof = True
-    methods = list(methods)
-    responses = []
-    while conn._buf:
-        method = methods[len(responses)] if len(responses) < len(methods) else "GET"
-        responses.append(conn.read_response(method=method))
-    return responses
-
-
-def send_all(conn, data):
-    """Send, tolerating a server that already answered and closed."""
-    try:
-        conn.send(data)
-        return True
-    except (BrokenPipeError, ConnectionResetError):
-        return False
-
-
-def exchange(srv, data, timeout=5.0, pieces_pause=None):
-    """Send `data` (bytes, or a list of pieces sent `pieces_pause` seconds
-    apart) on a NEW connection and return everything the server sends until
-    it closes.  A server that neither answers nor closes within `timeout`
-    fails the test (no hang)."""
-    with srv.connect(timeout=timeout) as conn:
-        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        pieces = data if isinstance(data, list) else [data]
-        for index, piece in enumerate(pieces):
-            if index and pieces_pause:
-                time.sleep(pieces_pause)
-            if not send_all(conn, piece):
-                break
-        try:
-            return conn.read_available()
-        except httpraw.ResponseTimeout as exc:
-            raise AssertionError("server neither finished answering nor closed within %ss "
-                                 "(a hang): %s" % (timeout, exc)) from None
-
-
-def assert_alive(srv):
-    """The server still answers a normal request on a new connection."""
-    with httpraw.RawConnection(srv.host, srv.port, timeout=5) as conn:
-        response = conn.request("GET", "/_/hello")
-    assert (response.status, response.body) == (200, HELLO), response
-
-
-def expect_error(srv, data, status, **kwargs):
-    """`data` on a new connection gets exactly one HTTP/1.1 `status`
-    response with Connection: close, then the connection is closed; a normal
-    request on a new connection then still gets its 200."""
-    raw = exchange(srv, data, **kwargs)
-    assert raw.startswith(b"HTTP/1.1 %d " % status), raw[:300]
-    responses = parse_responses(raw)
-    assert len(responses) == 1, "expected one response then close: %r" % raw[:600]
-    response = responses[0]
-    assert response.has_token("Connection", "close"), response
-    assert not response.interim, response.interim
-    assert b'"PATH_INFO"' not in raw, "the app was called: %r" % raw[:600]
-    assert_alive(srv)
-    return response
-
-
-def app_calls(srv):
-    with httpraw.RawConnection(srv.host, srv.port, timeout=5) as conn:
-        response = conn.request("GET", "/_/calls")
-    assert response.status == 200, response
-    return json.loads(response.body)["calls"]
-
-
-def environ_of(response):
-    assert response.status == 200, response
-    return json.loads(response.body)
-
-
-def wait_for_log(srv, text, timeout=5.0):
-    """True once `text` appears in the server's stderr (bounded poll)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if text in srv.stderr():
-            return True
-        time.sleep(0.05)
-    return text in srv.stderr()
-
-
-def read_until(conn, marker, timeout=5.0):
-    """Block (bounded) until `marker` is in the connection's receive buffer;
-    the bytes stay buffered for read_response()."""
-    conn.sock.settimeout(timeout)
-    while marker not in conn._buf:
-        if not conn._fill():
-            raise httpraw.IncompleteResponse("closed before %r" % marker, conn._buf)
-    return bytes(conn._buf)
-
-
-def launch(log_dir, options=None, app="strict_apps:app", workers=2):
-    """Start a server outside the function-scoped start_server fixture, for
-    module-scoped fixtures shared by many short tests (same command line,
-    environment and keep-alive options as conftest's factory).  Stop it with
-    stop_launched()."""
-    import conftest
-
-    opts = dict(conftest.KEEPALIVE_OPTIONS)
-    opts.update(options or {})
-    for _attempt in range(5):
-        port = conftest.free_port()
-        cmd = [conftest.SERVER_PYTHON, str(conftest.SERVE_APP), app, "127.0.0.1:%d" % port,
-               str(workers), json.dumps(opts)]
-        server = conftest.Server(cmd, "127.0.0.1", port, log_dir)
-        if server.wait_ready():
-            return server
-        server.kill()
-    raise RuntimeError("server failed to start\n%s" % server.describe())
-
-
-def stop_launched(server):
-    """SIGTERM; the exit must be clean (as in conftest's teardown)."""
-    import signal
-
-    import conftest
-
-    code = server.stop()
-    if conftest.LENIENT_EXIT and code == -signal.SIGTERM:
-        return
-    assert code == 0, "exit code %r after SIGTERM\n%s" % (code, server.describe())

@@ -6,9 +6,8 @@ import socket
 
 import pytest
 
-import conftest
-import httpraw
-from conftest import run_python
+import support
+from support import run_python
 
 HELLO = b"Hello, World!"
 
@@ -54,7 +53,7 @@ def test_put_large_body_echoed(server):
 
 
 def test_request_sent_in_fragments(server):
-    request = httpraw.build_request("POST", "/echo", body=b"fragmented body")
+    request = support.build_request("POST", "/echo", body=b"fragmented body")
     with server.connect() as conn:
         conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         for index in range(0, len(request), 7):
@@ -67,7 +66,7 @@ def test_request_sent_in_fragments(server):
 def test_head_has_no_body(start_server):
     srv = start_server(keepalive=True)
     with srv.connect() as conn:
-        conn.send(httpraw.build_request("HEAD", "/hello"))
+        conn.send(support.build_request("HEAD", "/hello"))
         head = conn.read_response(method="HEAD")
         assert head.status == 200
         assert head.header("Content-Length") in (None, "13")
@@ -76,7 +75,7 @@ def test_head_has_no_body(start_server):
         if head.has_token("Connection", "close"):
             assert conn.read_available() == b""
             return
-        conn.send(httpraw.build_request("GET", "/hello"))
+        conn.send(support.build_request("GET", "/hello"))
         follow = conn.read_response()
         assert follow.raw.startswith(b"HTTP/1.")
         assert follow.status == 200
@@ -224,7 +223,7 @@ def test_environ_wsgi_variables(server):
 # addresses
 
 
-@pytest.mark.skipif(not conftest.ipv6_available(), reason="no IPv6 loopback")
+@pytest.mark.skipif(not support.ipv6_available(), reason="no IPv6 loopback")
 def test_ipv6_address(start_server):
     srv = start_server(host="::1")
     assert srv.address.startswith("[::1]:")
@@ -236,10 +235,10 @@ def test_ipv6_address(start_server):
 
 
 def test_example_hello(tmp_path):
-    port = conftest.free_port()
+    port = support.free_port()
     address = "127.0.0.1:%d" % port
-    script = conftest.REPO_ROOT / "examples" / "hello.py"
-    srv = conftest.Server([conftest.SERVER_PYTHON, str(script), address, "2"],
+    script = support.REPO_ROOT / "examples" / "hello.py"
+    srv = support.Server([support.SERVER_PYTHON, str(script), address, "2"],
                           "127.0.0.1", port, tmp_path)
     try:
         assert srv.wait_ready(), srv.describe()
@@ -251,7 +250,7 @@ def test_example_hello(tmp_path):
     finally:
         code = srv.stop()
     assert "Serving on http://%s/" % address in srv.stdout()
-    allowed = (0, -signal.SIGTERM) if conftest.LENIENT_EXIT else (0,)
+    allowed = (0, -signal.SIGTERM) if support.LENIENT_EXIT else (0,)
     assert code in allowed, srv.describe()
 
 
@@ -280,13 +279,13 @@ def _serve_call(app_kind, address, workers):
 
 
 def test_serve_non_callable_app_raises_type_error():
-    name, message, _ = _serve_call("noncallable", "127.0.0.1:%d" % conftest.free_port(), 2)
+    name, message, _ = _serve_call("noncallable", "127.0.0.1:%d" % support.free_port(), 2)
     assert name == "TypeError", message
 
 
 @pytest.mark.parametrize("workers", [0, -1])
 def test_serve_bad_worker_count_raises_value_error(workers):
-    name, message, _ = _serve_call("callable", "127.0.0.1:%d" % conftest.free_port(), workers)
+    name, message, _ = _serve_call("callable", "127.0.0.1:%d" % support.free_port(), workers)
     assert name == "ValueError", message
 
 
@@ -319,10 +318,10 @@ def test_max_number_headers(start_server):
     assert response.status == 200
     many = [("X-H%d" % i, "v") for i in range(40)]
     with srv.connect() as conn:
-        conn.send(httpraw.build_request("GET", "/hello", headers=many))
+        conn.send(support.build_request("GET", "/hello", headers=many))
         try:
             response = conn.read_response()
-        except httpraw.IncompleteResponse as exc:
+        except support.IncompleteResponse as exc:
             assert exc.partial == b"", exc  # closed without a response: ok
         else:
             assert 400 <= response.status < 500, response

@@ -7,11 +7,11 @@ import select
 import socket
 import time
 
-import httpraw
+import support
 
 
 def _get(port, path, timeout=10, headers=None):
-    with httpraw.RawConnection("127.0.0.1", port, timeout=timeout) as conn:
+    with support.RawConnection("127.0.0.1", port, timeout=timeout) as conn:
         return conn.request("GET", path, headers=headers)
 
 
@@ -44,7 +44,7 @@ def _closed_by_server(sock, timeout):
 
 def test_silent_connections_at_the_descriptor_limit_do_not_stall_requests(
         start_server, monkeypatch):
-    """Audit: with RLIMIT_NOFILE 128 and 140 connections that send nothing,
+    """Regression: with RLIMIT_NOFILE 128 and 140 connections that send nothing,
     a normal request got no answer (accept() failed with EMFILE until the
     silent ones timed out). Now max_connections fits under the limit and
     the longest idle connections are closed to make room: the request is
@@ -152,8 +152,8 @@ def test_out_of_descriptors_with_nothing_idle_pauses_and_recovers(start_server, 
     with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as busy:
         busy.sendall(b"GET /busy HTTP/1.1\r\nHo")
         assert _wait_for(lambda: _open_descriptors(srv.proc.pid) >= 64)
-        with httpraw.RawConnection("127.0.0.1", srv.port, timeout=30) as conn:
-            conn.send(httpraw.build_request("GET", "/after"))
+        with support.RawConnection("127.0.0.1", srv.port, timeout=30) as conn:
+            conn.send(support.build_request("GET", "/after"))
             assert _wait_for(lambda: "cannot accept: out of file descriptors" in srv.stderr())
             response = conn.read_response()
     assert response.status == 200

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-import httpraw
+import support
 
 HELLO = b"Hello, World!"
 
@@ -59,10 +59,10 @@ def test_raise_during_iteration_truncates_response(start_server):
     # The app declares Content-Length: 30, yields 10 bytes, then raises.
     srv = start_server(keepalive=True)
     with srv.connect() as conn:
-        conn.send(httpraw.build_request("GET", "/raise-in-iteration"))
+        conn.send(support.build_request("GET", "/raise-in-iteration"))
         try:
             response = conn.read_response()
-        except httpraw.IncompleteResponse as exc:
+        except support.IncompleteResponse as exc:
             # Headers and the first chunk were sent, then the connection was
             # closed: the client can tell the response is incomplete.
             assert exc.partial.startswith(b"HTTP/1.1 200")
@@ -77,10 +77,10 @@ def test_raise_during_iteration_truncates_response(start_server):
 def test_raise_during_chunked_stream_not_terminated(start_server):
     srv = start_server(keepalive=True, options={"chunked_transfer": True})
     with srv.connect() as conn:
-        conn.send(httpraw.build_request("GET", "/raise-in-stream"))
+        conn.send(support.build_request("GET", "/raise-in-stream"))
         try:
             response = conn.read_response()
-        except httpraw.IncompleteResponse as exc:
+        except support.IncompleteResponse as exc:
             assert exc.partial.startswith(b"HTTP/1.1 200")
             assert b"first-chunk\n" in exc.partial
             assert b"never" not in exc.partial
@@ -93,10 +93,10 @@ def test_raise_during_chunked_stream_not_terminated(start_server):
 
 def test_raise_during_unframed_stream_closes_without_junk(server):
     with server.connect() as conn:
-        conn.send(httpraw.build_request("GET", "/raise-in-stream"))
+        conn.send(support.build_request("GET", "/raise-in-stream"))
         try:
             response = conn.read_response()
-        except httpraw.IncompleteResponse as exc:
+        except support.IncompleteResponse as exc:
             # chunked anyway and cut short: fine, as long as nothing else
             # was appended.
             assert b"never" not in exc.partial
@@ -126,10 +126,10 @@ def test_close_called_on_result(server):
 def test_close_called_when_iteration_raises(server):
     assert _closed_count(server) == 0
     with server.connect() as conn:
-        conn.send(httpraw.build_request("GET", "/raise-in-iteration"))
+        conn.send(support.build_request("GET", "/raise-in-iteration"))
         try:
             conn.read_response()
-        except httpraw.IncompleteResponse:
+        except support.IncompleteResponse:
             pass
     assert _wait_closed_count(server, 1) == 1
 
@@ -137,7 +137,7 @@ def test_close_called_when_iteration_raises(server):
 def test_close_called_when_client_disconnects_early(server):
     assert _closed_count(server) == 0
     with server.connect() as conn:
-        conn.send(httpraw.build_request("GET", "/big-closing?chunks=512"))  # 32 MiB
+        conn.send(support.build_request("GET", "/big-closing?chunks=512"))  # 32 MiB
         conn._read_line()  # status line only, then drop the connection
     assert _wait_closed_count(server, 1) == 1
     _assert_server_alive(server)
@@ -154,7 +154,7 @@ def test_malformed_request_rejected(server, request_bytes):
         conn.send(request_bytes)
         try:
             response = conn.read_response()
-        except httpraw.IncompleteResponse as exc:
+        except support.IncompleteResponse as exc:
             assert exc.partial == b"", exc  # closed without a response: ok
         else:
             assert response.status == 400, response

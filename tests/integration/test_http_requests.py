@@ -1,8 +1,8 @@
-"""Strict HTTP/1.1 request handling (RFC 9112, RFC 9110), issue 4.
+"""Strict HTTP/1.1 request handling (RFC 9112, RFC 9110).
 
 Every test sends raw bytes over a real socket and checks the exact answer;
 its name cites the rule.  After each malformed request a normal request on a
-NEW connection must still get its 200 (strict_apps.expect_error and
+NEW connection must still get its 200 (support.expect_error and
 assert_alive).  Timeouts here only bound the wait: nothing asserts how fast
 the server is.
 """
@@ -11,20 +11,21 @@ import time
 
 import pytest
 
-from strict_apps import (
+from support import (
+    CLOSE,
+    HOST,
     app_calls,
     assert_alive,
-    environ_of,
     exchange,
     expect_error,
+    json_of,
     launch,
     parse_responses,
+    raw_get,
     read_until,
     stop_launched,
     strict_server,
 )
-
-HOST = b"Host: example.test\r\n"
 
 
 @pytest.fixture(scope="module")
@@ -41,12 +42,7 @@ def post(headers, body=b"", path=b"/", version=b"HTTP/1.1", host=True):
             + headers + b"\r\n" + body)
 
 
-def get(path=b"/", headers=b"", version=b"HTTP/1.1"):
-    return b"GET " + path + b" " + version + b"\r\n" + HOST + headers + b"\r\n"
-
-
 CHUNKED = b"Transfer-Encoding: chunked\r\n"
-CLOSE = b"Connection: close\r\n"
 
 
 # --------------------------------------------------------------------------
@@ -58,7 +54,7 @@ def test_rfc9112_6_3_content_length_and_transfer_encoding_is_400_and_close(srv):
     be a smuggling attempt: the server answers 400 and closes, and whatever
     follows (here a smuggled GET) is never answered."""
     before = app_calls(srv)
-    smuggled = get(b"/_/hello")
+    smuggled = raw_get(b"/_/hello")
     expect_error(srv, post(b"Content-Length: 5\r\n" + CHUNKED, b"0\r\n\r\n" + smuggled), 400)
     assert app_calls(srv) == before
 
@@ -126,19 +122,19 @@ def test_rfc9112_7_1_chunked_body_decoded_with_extensions_and_trailers(srv):
             b"0;last=1\r\nX-Trailer: dropped\r\nX-Other: too\r\n\r\n")
     with srv.connect() as conn:
         conn.send(post(CHUNKED, body, path=b"/echo"))
-        env = environ_of(conn.read_response())
+        env = json_of(conn.read_response())
         assert env["__body__"] == "hello,0123456789"
         assert env["CONTENT_LENGTH"] == "16"
         assert env["wsgi.input_terminated"] == "True"
         assert "HTTP_X_TRAILER" not in env and "HTTP_X_OTHER" not in env
         # The connection stays usable: the whole chunked body was consumed.
-        assert environ_of(conn.request("GET", "/after"))["PATH_INFO"] == "/after"
+        assert json_of(conn.request("GET", "/after"))["PATH_INFO"] == "/after"
 
 
 def test_rfc9112_7_1_empty_chunked_body_has_content_length_0(srv):
     """RFC 9112 §7.1: a chunked body of only the last-chunk is empty; the
     app sees CONTENT_LENGTH "0" and wsgi.input_terminated True."""
-    env = environ_of(parse_responses(exchange(srv, post(CHUNKED + CLOSE, b"0\r\n\r\n")))[0])
+    env = json_of(parse_responses(exchange(srv, post(CHUNKED + CLOSE, b"0\r\n\r\n")))[0])
     assert (env["CONTENT_LENGTH"], env["__body__"]) == ("0", "")
     assert env["wsgi.input_terminated"] == "True"
 
@@ -150,7 +146,7 @@ def test_rfc9112_7_1_chunked_body_in_small_pieces(srv):
                    + b"\r\n0\r\nT: 1\r\n\r\n")
     raw = exchange(srv, [request[i:i + 3] for i in range(0, len(request), 3)],
                    pieces_pause=0.002)
-    env = environ_of(parse_responses(raw)[0])
+    env = json_of(parse_responses(raw)[0])
     assert (env["__body__"], env["CONTENT_LENGTH"]) == ("abc" + "x" * 16, "19")
 
 
@@ -162,7 +158,7 @@ def test_rfc9112_7_1_1_several_chunk_extensions_accepted(srv):
     without values, are accepted and dropped."""
     raw = exchange(srv, post(CHUNKED + CLOSE, b"5;a=b;c\r\nhello\r\n0;x=1;y=2\r\n\r\n"))
     assert raw.startswith(b"HTTP/1.1 200 "), raw[:300]
-    assert environ_of(parse_responses(raw)[0])["__body__"] == "hello"
+    assert json_of(parse_responses(raw)[0])["__body__"] == "hello"
 
 
 @pytest.mark.parametrize("size_line", [
@@ -205,7 +201,7 @@ def test_rfc9110_10_1_1_100_continue_sent_before_body_is_read(srv):
         conn.send(post(b"Expect: 100-continue\r\nContent-Length: 5\r\n", path=b"/continue"))
         _read_interim_continue(conn)
         conn.send(b"hello")
-        env = environ_of(conn.read_response())
+        env = json_of(conn.read_response())
         assert env["__body__"] == "hello"
         assert env["PATH_INFO"] == "/continue"
 
@@ -216,7 +212,7 @@ def test_rfc9110_10_1_1_100_continue_before_chunked_body(srv):
         conn.send(post(b"Expect: 100-continue\r\n" + CHUNKED))
         _read_interim_continue(conn)
         conn.send(b"5\r\nhello\r\n0\r\n\r\n")
-        env = environ_of(conn.read_response())
+        env = json_of(conn.read_response())
         assert (env["__body__"], env["CONTENT_LENGTH"]) == ("hello", "5")
 
 
@@ -228,7 +224,7 @@ def test_rfc9110_10_1_1_no_100_continue_for_http10(srv):
     raw = exchange(srv, [head, b"hello"], pieces_pause=0.3)
     assert raw.startswith(b"HTTP/1.1 200 "), raw[:300]
     assert b" 100 " not in raw.split(b"\r\n", 1)[0]
-    assert environ_of(parse_responses(raw)[0])["__body__"] == "hello"
+    assert json_of(parse_responses(raw)[0])["__body__"] == "hello"
 
 
 def test_rfc9110_10_1_1_no_100_continue_when_body_not_wanted(start_server):
@@ -239,7 +235,7 @@ def test_rfc9110_10_1_1_no_100_continue_when_body_not_wanted(start_server):
     response = expect_error(
         srv, post(b"Expect: 100-continue\r\nContent-Length: 100000\r\n"), 413)
     assert not response.interim
-    raw = exchange(srv, get(b"/nobody", b"Expect: 100-continue\r\n" + CLOSE))
+    raw = exchange(srv, raw_get(b"/nobody", b"Expect: 100-continue\r\n" + CLOSE))
     assert raw.startswith(b"HTTP/1.1 200 "), raw[:300]
 
 
@@ -277,7 +273,7 @@ def test_rfc9112_3_2_1_origin_form(srv):
     """RFC 9112 §3.2.1 origin-form: PATH_INFO is the %-decoded path,
     QUERY_STRING the query as sent (PEP 3333)."""
     with srv.connect() as conn:
-        env = environ_of(conn.request("GET", "/a%20b/c%2Fd?x=1&y=%20"))
+        env = json_of(conn.request("GET", "/a%20b/c%2Fd?x=1&y=%20"))
     assert env["PATH_INFO"] == "/a b/c/d"
     assert env["QUERY_STRING"] == "x=1&y=%20"
     assert env["HTTP_HOST"] == "localhost"
@@ -288,7 +284,7 @@ def test_rfc9112_3_2_2_absolute_form_authority_wins_over_host(srv):
     Host field and uses the target's authority."""
     raw = exchange(srv, b"GET http://example.org:8080/p/q?x=1 HTTP/1.1\r\n"
                         b"Host: other.test\r\n" + CLOSE + b"\r\n")
-    env = environ_of(parse_responses(raw)[0])
+    env = json_of(parse_responses(raw)[0])
     assert env["HTTP_HOST"] == "example.org:8080"
     assert (env["PATH_INFO"], env["QUERY_STRING"]) == ("/p/q", "x=1")
 
@@ -297,7 +293,7 @@ def test_rfc9112_3_2_4_asterisk_form_for_options(srv):
     """RFC 9112 §3.2.4: "OPTIONS * HTTP/1.1" asks about the server as a
     whole and is handed to the app."""
     raw = exchange(srv, b"OPTIONS * HTTP/1.1\r\n" + HOST + CLOSE + b"\r\n")
-    env = environ_of(parse_responses(raw)[0])
+    env = json_of(parse_responses(raw)[0])
     assert env["REQUEST_METHOD"] == "OPTIONS"
     assert env["PATH_INFO"] in ("*", ""), env["PATH_INFO"]
 
@@ -316,7 +312,7 @@ def test_rfc9112_2_3_http10_and_http11_served(srv, version):
     response is HTTP/1.1 and SERVER_PROTOCOL is the request's version."""
     raw = exchange(srv, b"GET /v " + version + b"\r\n" + HOST + CLOSE + b"\r\n")
     assert raw.startswith(b"HTTP/1.1 200 OK\r\n"), raw[:300]
-    assert environ_of(parse_responses(raw)[0])["SERVER_PROTOCOL"] == version.decode()
+    assert json_of(parse_responses(raw)[0])["SERVER_PROTOCOL"] == version.decode()
 
 
 @pytest.mark.parametrize("version", [b"HTTP/1.2", b"HTTP/2.0", b"HTTP/3.0", b"HTTP/0.9",
@@ -336,7 +332,7 @@ def test_rfc9112_2_3_malformed_version_is_400(srv, version):
 
 
 def test_rfc9112_2_3_http09_request_gets_clear_error(srv):
-    """RFC 9112 §2.3 / issue 4: an HTTP/0.9 request line ("GET /" CRLF) gets
+    """RFC 9112 §2.3: an HTTP/0.9 request line ("GET /" CRLF) gets
     a clear error at once (505 or 400), not a hang."""
     raw = exchange(srv, b"GET /\r\n", timeout=2)
     assert raw.startswith((b"HTTP/1.1 505 ", b"HTTP/1.1 400 ")), raw[:300]
@@ -392,9 +388,9 @@ def test_rfc9110_5_1_field_name_must_be_a_token(srv, line):
 def test_rfc9110_5_5_leading_and_trailing_whitespace_trimmed(srv):
     """RFC 9110 §5.5: OWS around the value is not part of it; inner
     whitespace is kept."""
-    raw = exchange(srv, get(b"/", b"X-A: \t  padded  value \t \r\nX-B:tight\r\nX-C:   \r\n"
+    raw = exchange(srv, raw_get(b"/", b"X-A: \t  padded  value \t \r\nX-B:tight\r\nX-C:   \r\n"
                             + CLOSE))
-    env = environ_of(parse_responses(raw)[0])
+    env = json_of(parse_responses(raw)[0])
     assert (env["HTTP_X_A"], env["HTTP_X_B"], env["HTTP_X_C"]) == ("padded  value", "tight", "")
 
 
@@ -409,7 +405,7 @@ def test_rfc9112_3_2_http11_needs_exactly_one_host(srv, hosts):
 def test_rfc9112_3_2_http10_without_host_served(srv):
     """RFC 9112 §3.2: Host is only required from HTTP/1.1 clients."""
     raw = exchange(srv, b"GET /old HTTP/1.0\r\n\r\n")
-    assert environ_of(parse_responses(raw)[0])["PATH_INFO"] == "/old"
+    assert json_of(parse_responses(raw)[0])["PATH_INFO"] == "/old"
 
 
 # --------------------------------------------------------------------------
@@ -420,15 +416,15 @@ def test_limit_max_request_line_size_414(start_server):
     """RFC 9112 §3 / RFC 9110 §15.5.15: a target longer than
     max_request_line_size gets 414; one that fits is served."""
     srv = strict_server(start_server, {"max_request_line_size": 100})
-    raw = exchange(srv, get(b"/" + b"a" * 80, CLOSE))
+    raw = exchange(srv, raw_get(b"/" + b"a" * 80, CLOSE))
     assert raw.startswith(b"HTTP/1.1 200 "), raw[:300]
     before = app_calls(srv)
-    expect_error(srv, get(b"/" + b"a" * 200), 414)
+    expect_error(srv, raw_get(b"/" + b"a" * 200), 414)
     assert app_calls(srv) == before
 
 
 def test_limit_request_line_414_while_reading(start_server):
-    """Issue 4: limits are enforced while reading: a request line that
+    """Limits are enforced while reading: a request line that
     never ends gets its 414 once it exceeds the limit, without the server
     waiting for (or buffering) the rest."""
     srv = strict_server(start_server, {"max_request_line_size": 100})
@@ -438,25 +434,25 @@ def test_limit_request_line_414_while_reading(start_server):
 def test_limit_default_max_request_line_size_is_8192(srv):
     """serve() default max_request_line_size=8192: a 9000-byte target gets
     414, an 8000-byte one is served."""
-    raw = exchange(srv, get(b"/" + b"b" * 8000, CLOSE))
+    raw = exchange(srv, raw_get(b"/" + b"b" * 8000, CLOSE))
     assert raw.startswith(b"HTTP/1.1 200 "), raw[:300]
-    expect_error(srv, get(b"/" + b"b" * 9000), 414)
+    expect_error(srv, raw_get(b"/" + b"b" * 9000), 414)
 
 
 def test_limit_max_request_header_size_431(start_server):
     """RFC 6585 §5: header fields larger than max_request_header_size in
     total get 431; a header block that fits is served."""
     srv = strict_server(start_server, {"max_request_header_size": 300})
-    raw = exchange(srv, get(b"/", b"X-A: " + b"a" * 100 + b"\r\n" + CLOSE))
+    raw = exchange(srv, raw_get(b"/", b"X-A: " + b"a" * 100 + b"\r\n" + CLOSE))
     assert raw.startswith(b"HTTP/1.1 200 "), raw[:300]
     before = app_calls(srv)
-    expect_error(srv, get(b"/", b"X-A: " + b"a" * 200 + b"\r\nX-B: " + b"b" * 200 + b"\r\n"),
+    expect_error(srv, raw_get(b"/", b"X-A: " + b"a" * 200 + b"\r\nX-B: " + b"b" * 200 + b"\r\n"),
                  431)
     assert app_calls(srv) == before
 
 
 def test_limit_header_bytes_431_while_reading(start_server):
-    """Issue 4: a header block that never ends gets 431 once it exceeds
+    """A header block that never ends gets 431 once it exceeds
     max_request_header_size, without waiting for the blank line."""
     srv = strict_server(start_server, {"max_request_header_size": 300})
     expect_error(srv, b"GET / HTTP/1.1\r\n" + HOST + b"X-A: " + b"a" * 4096, 431)
@@ -470,17 +466,17 @@ def _n_headers(n):
 def test_limit_default_max_number_headers_is_32(srv):
     """Pyruvate's max_number_headers, default 32: 32 fields are served,
     33 get 431 (RFC 6585 §5)."""
-    raw = exchange(srv, get(b"/", _n_headers(32)))
+    raw = exchange(srv, raw_get(b"/", _n_headers(32)))
     assert raw.startswith(b"HTTP/1.1 200 "), raw[:300]
-    expect_error(srv, get(b"/", _n_headers(33)), 431)
+    expect_error(srv, raw_get(b"/", _n_headers(33)), 431)
 
 
 def test_limit_max_number_headers_option_431(start_server):
     """max_number_headers=5: 5 fields are served, 6 get 431."""
     srv = strict_server(start_server, {"max_number_headers": 5})
-    raw = exchange(srv, get(b"/", _n_headers(5)))
+    raw = exchange(srv, raw_get(b"/", _n_headers(5)))
     assert raw.startswith(b"HTTP/1.1 200 "), raw[:300]
-    expect_error(srv, get(b"/", _n_headers(6)), 431)
+    expect_error(srv, raw_get(b"/", _n_headers(6)), 431)
 
 
 def test_limit_max_request_body_size_413_before_upload(start_server):
@@ -522,7 +518,7 @@ def test_rfc9110_15_5_9_request_timeout_408_and_close(start_server, partial):
 
 
 def test_request_timeout_covers_the_whole_request(start_server):
-    """Issue 4: request_timeout is the time to receive the complete request,
+    """Request_timeout is the time to receive the complete request,
     not per read: a client trickling a header line every 0.3 s still gets
     408 instead of holding the connection forever."""
     srv = strict_server(start_server, {"request_timeout": 1})
@@ -531,7 +527,7 @@ def test_request_timeout_covers_the_whole_request(start_server):
 
 
 def test_keepalive_timeout_counts_from_last_activity(start_server):
-    """Issue 4: keepalive_timeout is an idle timeout counted from the last
+    """Keepalive_timeout is an idle timeout counted from the last
     activity, not from the connection's start: with keepalive_timeout=1,
     four requests 0.6 s apart (1.8 s in all) use one connection; idle after
     that, the connection is closed without any bytes (no 408)."""
@@ -578,8 +574,8 @@ def test_rfc9112_9_6_connection_is_a_token_list(srv, value):
     """RFC 9110 §7.6.1 / RFC 9112 §9.6: Connection is a comma-separated,
     case-insensitive token list; "close" anywhere in it ends the connection
     after this response (a pipelined second request is not answered)."""
-    raw = exchange(srv, get(b"/_/hello", b"Connection: " + value + b"\r\nTE: trailers\r\n")
-                   + get(b"/_/hello"))
+    raw = exchange(srv, raw_get(b"/_/hello", b"Connection: " + value + b"\r\nTE: trailers\r\n")
+                   + raw_get(b"/_/hello"))
     responses = parse_responses(raw)
     assert len(responses) == 1, raw
     assert responses[0].status == 200
@@ -618,28 +614,28 @@ def test_rfc9112_9_3_2_pipelined_requests_answered_in_order(srv):
     """RFC 9112 §9.3.2: a server must answer pipelined requests in the
     order received; bodies (Content-Length, chunked) are not mixed up and
     HEAD gets no body."""
-    requests = (get(b"/one")
+    requests = (raw_get(b"/one")
                 + post(b"Content-Length: 3\r\n", b"two", path=b"/two")
                 + post(CHUNKED, b"5\r\nthree\r\n0\r\n\r\n", path=b"/three")
                 + b"HEAD /_/hello HTTP/1.1\r\n" + HOST + b"\r\n"
-                + get(b"/five", CLOSE))
+                + raw_get(b"/five", CLOSE))
     responses = parse_responses(exchange(srv, requests),
                                 methods=["GET", "POST", "POST", "HEAD", "GET"])
     assert [r.status for r in responses] == [200] * 5
-    assert [environ_of(r)["PATH_INFO"] for r in responses[:3]] == ["/one", "/two", "/three"]
-    assert [environ_of(r)["__body__"] for r in responses[:3]] == ["", "two", "three"]
+    assert [json_of(r)["PATH_INFO"] for r in responses[:3]] == ["/one", "/two", "/three"]
+    assert [json_of(r)["__body__"] for r in responses[:3]] == ["", "two", "three"]
     assert responses[3].body == b"" and responses[3].header("Content-Length") == "13"
-    assert environ_of(responses[4])["PATH_INFO"] == "/five"
+    assert json_of(responses[4])["PATH_INFO"] == "/five"
 
 
 def test_rfc9112_9_3_2_request_arriving_while_response_is_written(srv):
-    """Issue 4: a request that arrives while the previous (large) response
+    """A request that arrives while the previous (large) response
     is still being written waits in the buffer and is answered after it."""
     size = 16 * 1024 * 1024
     with srv.connect(timeout=20) as conn:
-        conn.send(get(b"/_/big?size=%d" % size))
+        conn.send(raw_get(b"/_/big?size=%d" % size))
         read_until(conn, b"\r\n\r\n")  # the response has started
-        conn.send(get(b"/_/hello"))  # while the server is still writing
+        conn.send(raw_get(b"/_/hello"))  # while the server is still writing
         big = conn.read_response()
         assert big.status == 200 and len(big.body) == size
         hello = conn.read_response()
@@ -647,12 +643,12 @@ def test_rfc9112_9_3_2_request_arriving_while_response_is_written(srv):
 
 
 def test_rfc9112_9_3_2_request_arriving_while_app_runs(srv):
-    """Issue 4: a pipelined request that arrives while the app is still
+    """A pipelined request that arrives while the app is still
     working on the previous one is answered after it, in order."""
     with srv.connect(timeout=15) as conn:
-        conn.send(get(b"/_/wait?id=pipeline"))
+        conn.send(raw_get(b"/_/wait?id=pipeline"))
         time.sleep(0.2)  # let the first request reach the app
-        conn.send(get(b"/_/hello"))
+        conn.send(raw_get(b"/_/hello"))
         with srv.connect() as other:
             assert other.request("GET", "/_/release?id=pipeline").status == 200
         first = conn.read_response()
@@ -664,7 +660,7 @@ def test_rfc9112_9_3_2_request_arriving_while_app_runs(srv):
 def test_malformed_pipelined_request_after_good_one(srv):
     """RFC 9112 §9.3.2 + §6.3: a good request is answered, then the bad one
     that followed it gets its 400 and the connection closes."""
-    raw = exchange(srv, get(b"/good") + b"GET / HTTP/1.1\r\nX-A : 1\r\n" + HOST + b"\r\n")
+    raw = exchange(srv, raw_get(b"/good") + b"GET / HTTP/1.1\r\nX-A : 1\r\n" + HOST + b"\r\n")
     responses = parse_responses(raw)
     assert [r.status for r in responses] == [200, 400], raw[:600]
     assert responses[1].has_token("Connection", "close")
@@ -675,8 +671,8 @@ def test_request_sent_after_half_close_is_answered(srv):
     """RFC 9112 §9.6: a client may half-close after its request; the
     response is still delivered."""
     with srv.connect() as conn:
-        conn.send(get(b"/half"))
+        conn.send(raw_get(b"/half"))
         conn.sock.shutdown(socket.SHUT_WR)
         response = conn.read_response()
-    assert environ_of(response)["PATH_INFO"] == "/half"
+    assert json_of(response)["PATH_INFO"] == "/half"
 

@@ -1,4 +1,4 @@
-"""Strict HTTP/1.1 responses (RFC 9110, RFC 9112), issue 4: framing chosen
+"""Strict HTTP/1.1 responses (RFC 9110, RFC 9112): framing chosen
 by the server, bodies that must not be sent, Date/Server, hop-by-hop fields
 from the app, and response splitting.
 
@@ -8,22 +8,19 @@ intact proves that the first one was framed exactly.
 """
 import pytest
 
-from strict_apps import (
-    BAD_HEADS,
-    HELLO,
+from strict_apps import BAD_HEADS, HELLO, pattern
+from support import (
+    CLOSE,
     HTTP_DATE,
     assert_alive,
     exchange,
     launch,
     parse_responses,
-    pattern,
+    raw_get,
     stop_launched,
     strict_server,
     wait_for_log,
 )
-
-HOST = b"Host: example.test\r\n"
-CLOSE = b"Connection: close\r\n"
 
 
 @pytest.fixture(scope="module")
@@ -33,15 +30,11 @@ def srv(tmp_path_factory):
     stop_launched(server)
 
 
-def get(path, headers=b"", version=b"HTTP/1.1", method=b"GET"):
-    return method + b" " + path + b" " + version + b"\r\n" + HOST + headers + b"\r\n"
-
-
 def then_hello(srv, request, methods=("GET", "GET")):
     """`request` then, pipelined, GET /_/hello with Connection: close.
     Returns the first response, having checked that the second arrived
     intact (so the first was framed exactly)."""
-    responses = parse_responses(exchange(srv, request + get(b"/_/hello", CLOSE)),
+    responses = parse_responses(exchange(srv, request + raw_get(b"/_/hello", CLOSE)),
                                 methods=methods)
     assert len(responses) == 2, responses
     assert (responses[1].status, responses[1].body) == (200, HELLO), responses[1]
@@ -55,18 +48,18 @@ def then_hello(srv, request, methods=("GET", "GET")):
 def test_rfc9112_6_3_app_content_length_honoured(srv):
     """RFC 9112 §6.3: the app's Content-Length frames the body; no chunked
     coding on top and the connection stays open."""
-    first = then_hello(srv, get(b"/_/length?declared=10&send=10"))
+    first = then_hello(srv, raw_get(b"/_/length?declared=10&send=10"))
     assert first.header_all("Content-Length") == ["10"]
     assert first.header("Transfer-Encoding") is None
     assert first.body == pattern(10)
 
 
 def test_rfc9112_6_3_fewer_bytes_than_content_length_closes(srv):
-    """RFC 9112 §6.3 / issue 4: an app that sends fewer bytes than its
+    """RFC 9112 §6.3: an app that sends fewer bytes than its
     Content-Length leaves an incomplete message; the server logs it and
     closes the connection right after the short body (the pipelined second
     request is not answered), so the client can tell."""
-    raw = exchange(srv, get(b"/_/length?declared=10&send=5") + get(b"/_/hello"))
+    raw = exchange(srv, raw_get(b"/_/length?declared=10&send=5") + raw_get(b"/_/hello"))
     head, _, body = raw.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200 ") and b"Content-Length: 10" in head, raw
     assert body == pattern(5), raw
@@ -75,9 +68,9 @@ def test_rfc9112_6_3_fewer_bytes_than_content_length_closes(srv):
 
 
 def test_rfc9112_6_3_more_bytes_than_content_length_truncated(srv):
-    """RFC 9112 §6.3 / issue 4: bytes beyond the app's Content-Length are
+    """RFC 9112 §6.3: bytes beyond the app's Content-Length are
     dropped (and logged); the next response on the connection is intact."""
-    first = then_hello(srv, get(b"/_/length?declared=5&send=13"))
+    first = then_hello(srv, raw_get(b"/_/length?declared=5&send=13"))
     assert first.header("Content-Length") == "5"
     assert first.body == pattern(5)
     assert wait_for_log(srv, "Content-Length of 5"), srv.stderr()[-2000:]
@@ -86,7 +79,7 @@ def test_rfc9112_6_3_more_bytes_than_content_length_truncated(srv):
 def test_rfc9112_7_1_no_length_on_http11_is_chunked(srv):
     """RFC 9112 §7.1 / §6.3: a body of unknown length on HTTP/1.1 is sent
     chunked and the connection stays open."""
-    first = then_hello(srv, get(b"/_/stream?n=3"))
+    first = then_hello(srv, raw_get(b"/_/stream?n=3"))
     assert first.header_all("Transfer-Encoding") == ["chunked"]
     assert first.header("Content-Length") is None
     assert first.chunk_sizes == [8, 8, 8, 0]
@@ -97,7 +90,7 @@ def test_chunked_transfer_false_is_close_delimited(start_server):
     """Pyruvate's chunked_transfer=False: a body of unknown length is
     delimited by closing the connection (RFC 9112 §6.3 (8)), never chunked."""
     srv = strict_server(start_server, {"chunked_transfer": False})
-    raw = exchange(srv, get(b"/_/stream?n=3") + get(b"/_/hello"))
+    raw = exchange(srv, raw_get(b"/_/stream?n=3") + raw_get(b"/_/hello"))
     responses = parse_responses(raw)
     assert len(responses) == 1, raw
     response = responses[0]
@@ -112,8 +105,8 @@ def test_rfc9112_6_3_no_length_on_http10_is_close_delimited(srv):
     """RFC 9112 §6.1/§6.3: HTTP/1.0 has no chunked coding: a body of
     unknown length is delimited by closing the connection, even when the
     client asked for keep-alive."""
-    raw = exchange(srv, get(b"/_/stream?n=3", b"Connection: keep-alive\r\n", b"HTTP/1.0")
-                   + get(b"/_/hello", b"", b"HTTP/1.0"))
+    raw = exchange(srv, raw_get(b"/_/stream?n=3", b"Connection: keep-alive\r\n", b"HTTP/1.0")
+                   + raw_get(b"/_/hello", b"", b"HTTP/1.0"))
     responses = parse_responses(raw)
     assert len(responses) == 1, raw
     assert responses[0].header("Transfer-Encoding") is None
@@ -128,7 +121,7 @@ def test_rfc9112_6_3_no_length_on_http10_is_close_delimited(srv):
 def test_rfc9110_9_3_2_head_has_no_body_but_keeps_content_length(srv):
     """RFC 9110 §9.3.2: HEAD gets the GET headers, including the app's
     Content-Length, and no body, whatever the app returned."""
-    first = then_hello(srv, get(b"/_/hello", method=b"HEAD"), methods=("HEAD", "GET"))
+    first = then_hello(srv, raw_get(b"/_/hello", method=b"HEAD"), methods=("HEAD", "GET"))
     assert first.status == 200
     assert first.header_all("Content-Length") == ["13"]
     assert first.header("Transfer-Encoding") is None
@@ -138,7 +131,7 @@ def test_rfc9110_9_3_2_head_has_no_body_but_keeps_content_length(srv):
 def test_rfc9110_9_3_2_head_of_streaming_response_has_no_body(srv):
     """RFC 9110 §9.3.2: HEAD of a response of unknown length: no body and no
     chunked framing (a zero chunk would be a body)."""
-    first = then_hello(srv, get(b"/_/stream?n=3", method=b"HEAD"), methods=("HEAD", "GET"))
+    first = then_hello(srv, raw_get(b"/_/stream?n=3", method=b"HEAD"), methods=("HEAD", "GET"))
     assert first.status == 200
     assert first.raw.endswith(b"\r\n\r\n")
 
@@ -147,7 +140,7 @@ def test_rfc9110_9_3_2_head_of_streaming_response_has_no_body(srv):
 def test_rfc9110_15_3_5_204_has_no_body(srv, query):
     """RFC 9110 §15.3.5: a 204 response cannot contain content; what the
     app returns is dropped and the connection stays in sync."""
-    first = then_hello(srv, get(b"/_/status?code=204" + query))
+    first = then_hello(srv, raw_get(b"/_/status?code=204" + query))
     assert first.status == 204
     assert first.header("Transfer-Encoding") is None
     assert first.raw.endswith(b"\r\n\r\n")
@@ -156,7 +149,7 @@ def test_rfc9110_15_3_5_204_has_no_body(srv, query):
 def test_rfc9110_15_4_5_304_has_no_body_keeps_content_length(srv):
     """RFC 9110 §15.4.5/§8.6: a 304 has no content; a Content-Length from
     the app (the selected representation's) may be kept."""
-    first = then_hello(srv, get(b"/_/status?code=304&cl=26"))
+    first = then_hello(srv, raw_get(b"/_/status?code=304&cl=26"))
     assert first.status == 304
     assert first.header("Transfer-Encoding") is None
     assert first.raw.endswith(b"\r\n\r\n")
@@ -166,7 +159,7 @@ def test_rfc9110_15_4_5_304_has_no_body_keeps_content_length(srv):
 def test_rfc9110_15_2_1xx_has_no_body(srv, code):
     """RFC 9110 §15.2: a 1xx response is terminated by the end of its
     header section: an app's body is never sent after it."""
-    raw = exchange(srv, get(b"/_/status?code=" + code) + get(b"/_/hello", CLOSE))
+    raw = exchange(srv, raw_get(b"/_/status?code=" + code) + raw_get(b"/_/hello", CLOSE))
     assert b"body-that-must-not-be-sent" not in raw, raw
     assert raw.startswith(b"HTTP/1.1 " + code + b" ")
 
@@ -175,7 +168,7 @@ def test_rfc9110_15_2_1xx_as_final_response_closes_the_connection(srv):
     """RFC 9110 §15.2: a 1xx is interim; a WSGI app cannot send a final
     response after it, so the server closes the connection rather than let
     the client take the next response for this request's."""
-    raw = exchange(srv, get(b"/_/status?code=103") + get(b"/_/hello", CLOSE))
+    raw = exchange(srv, raw_get(b"/_/status?code=103") + raw_get(b"/_/hello", CLOSE))
     assert raw.startswith(b"HTTP/1.1 103 "), raw[:200]
     assert raw.count(b"HTTP/1.1 ") == 1, raw
     assert b"connection: close" in raw.lower(), raw
@@ -184,7 +177,7 @@ def test_rfc9110_15_2_1xx_as_final_response_closes_the_connection(srv):
 def test_rfc9110_8_6_no_content_length_in_204(srv):
     """RFC 9110 §8.6: a server MUST NOT send Content-Length in a 204 (or
     1xx) response."""
-    first = then_hello(srv, get(b"/_/status?code=204&cl=26"))
+    first = then_hello(srv, raw_get(b"/_/status?code=204&cl=26"))
     assert first.status == 204
     assert first.header("Content-Length") is None, first
 
@@ -195,17 +188,17 @@ def test_rfc9110_8_6_no_content_length_in_204(srv):
 
 def test_rfc9110_6_6_1_date_and_server_added(srv):
     """RFC 9110 §6.6.1: an origin server with a clock sends Date (IMF-fixdate,
-    §5.6.7); issue 4: and Server: pyruvate."""
-    response = parse_responses(exchange(srv, get(b"/_/hello", CLOSE)))[0]
+    §5.6.7); and Server: pyruvate."""
+    response = parse_responses(exchange(srv, raw_get(b"/_/hello", CLOSE)))[0]
     dates = response.header_all("Date")
     assert len(dates) == 1 and HTTP_DATE.match(dates[0]), response
     assert response.header_all("Server") == ["pyruvate"], response
 
 
 def test_rfc9110_6_6_1_app_date_and_server_kept(srv):
-    """Issue 4: Date and Server are only added when the app sets none: the
+    """Date and Server are only added when the app sets none: the
     app's values go out, once each."""
-    response = parse_responses(exchange(srv, get(b"/_/own-date-server", CLOSE)))[0]
+    response = parse_responses(exchange(srv, raw_get(b"/_/own-date-server", CLOSE)))[0]
     assert response.header_all("Date") == ["Sun, 06 Nov 1994 08:49:37 GMT"], response
     assert response.header_all("Server") == ["strict-app/1.0"], response
 
@@ -227,7 +220,7 @@ def test_rfc9110_7_6_1_hop_by_hop_from_app_not_copied_streaming(srv):
     the app are the server's business: not copied; the server frames the
     body itself (one chunked coding, not two) and the connection stays
     usable."""
-    first = then_hello(srv, get(b"/_/hop-by-hop"))
+    first = then_hello(srv, raw_get(b"/_/hop-by-hop"))
     assert first.header_all("Transfer-Encoding") == ["chunked"], first
     assert first.header("Keep-Alive") is None, first
     assert not first.has_token("Connection", "keep-alive"), first
@@ -238,7 +231,7 @@ def test_rfc9110_7_6_1_hop_by_hop_from_app_with_content_length(srv):
     """RFC 9110 §7.6.1 / RFC 9112 §6.3: the app sent both Transfer-Encoding:
     chunked and Content-Length: the server frames by Content-Length and
     sends no Transfer-Encoding (never both)."""
-    first = then_hello(srv, get(b"/_/hop-by-hop?cl=1"))
+    first = then_hello(srv, raw_get(b"/_/hop-by-hop?cl=1"))
     assert first.header("Transfer-Encoding") is None, first
     assert first.header_all("Content-Length") == ["5"], first
     assert first.header("Keep-Alive") is None, first
@@ -248,7 +241,7 @@ def test_rfc9110_7_6_1_hop_by_hop_from_app_with_content_length(srv):
 def test_rfc9110_7_6_1_no_transfer_encoding_to_http10_client(srv):
     """RFC 9112 §6.1: a server must not send Transfer-Encoding to an
     HTTP/1.0 client, even when the app set it."""
-    raw = exchange(srv, get(b"/_/hop-by-hop?cl=1", b"", b"HTTP/1.0"))
+    raw = exchange(srv, raw_get(b"/_/hop-by-hop?cl=1", b"", b"HTTP/1.0"))
     response = parse_responses(raw)[0]
     assert response.header("Transfer-Encoding") is None, response
     assert response.body == b"abcde"
@@ -258,7 +251,7 @@ def test_rfc9110_7_6_1_no_transfer_encoding_to_http10_client(srv):
 def test_rfc9110_7_6_1_app_connection_close_ends_connection(srv, path):
     """RFC 9112 §9.6: Connection: close from the app is honoured: the
     response says so once and the server closes after it."""
-    raw = exchange(srv, get(path) + get(b"/_/hello"))
+    raw = exchange(srv, raw_get(path) + raw_get(b"/_/hello"))
     responses = parse_responses(raw)
     assert len(responses) == 1, raw
     assert responses[0].header_all("Connection") == ["close"], responses[0]
@@ -273,7 +266,7 @@ def test_response_splitting_bad_status_or_header_gives_500(srv, what):
     """RFC 9110 §5.5 / PEP 3333: a status or header with CR, LF, NUL, a bad
     name or a non-latin-1 value is refused: the client gets a 500 and none
     of the bad bytes ("X-Injected") reach the wire."""
-    raw = exchange(srv, get(b"/_/split?what=" + what.encode()))
+    raw = exchange(srv, raw_get(b"/_/split?what=" + what.encode()))
     assert raw.startswith(b"HTTP/1.1 500 "), raw
     assert b"Injected" not in raw, raw
     assert len(parse_responses(raw)) == 1
@@ -285,7 +278,7 @@ def test_response_splitting_start_response_raises(srv, what):
     """PEP 3333 ("start_response ... should raise an error"): the bad status
     or header makes start_response itself raise, so the app can still
     answer properly (with exc_info)."""
-    response = parse_responses(exchange(srv, get(b"/_/split?catch=1&what=" + what.encode(),
+    response = parse_responses(exchange(srv, raw_get(b"/_/split?catch=1&what=" + what.encode(),
                                                  CLOSE)))[0]
     assert response.status == 200, response
     assert response.body in (b"raised ValueError", b"raised TypeError"), response

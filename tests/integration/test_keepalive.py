@@ -1,5 +1,5 @@
 """Persistent connections (HTTP/1.1 keep-alive)."""
-import httpraw
+import support
 
 HELLO = b"Hello, World!"
 
@@ -66,7 +66,7 @@ def test_max_reuse_count_limits_requests_per_connection(start_server):
         for _ in range(10):
             try:
                 response = conn.request("GET", "/hello")
-            except (httpraw.IncompleteResponse, BrokenPipeError, ConnectionResetError):
+            except (support.IncompleteResponse, BrokenPipeError, ConnectionResetError):
                 break
             _assert_hello(response)
             served += 1

@@ -1,4 +1,4 @@
-"""Issue 6, the short pass/fail version of the leak check: after a warm-up,
+"""The short pass/fail version of the leak check: after a warm-up,
 thousands more requests of every kind (keep-alive, close, POST bodies,
 errors, client aborts) leave the count of live Python objects and the RSS
 flat. `make soak` is the long version."""
@@ -6,7 +6,7 @@ import json
 import os
 import socket
 
-import httpraw
+import support
 
 
 def _memory(server):
@@ -17,7 +17,7 @@ def _memory(server):
 
 def _traffic(server, rounds):
     for i in range(rounds):
-        with httpraw.RawConnection("127.0.0.1", server.port) as conn:
+        with support.RawConnection("127.0.0.1", server.port) as conn:
             for _ in range(5):
                 assert conn.request("GET", "/hello").status == 200
             body = bytes(range(256)) * (i % 8 + 1)

@@ -1,10 +1,13 @@
 """serve() options: each one is accepted with a good value and refused with
 a clear exception for a bad one, before any socket is opened."""
+import ast
 import json
+import pathlib
+import re
 
 import pytest
 
-from conftest import run_python
+from support import run_python
 
 # (option, good value, bad value, exception type)
 OPTIONS = [
@@ -62,3 +65,85 @@ def test_good_option_value_serves(start_server, option, good, bad, error):
     server = start_server("apps:hello", options={option: good})
     response = server.request("GET", "/site/hello")
     assert response.status == 200
+
+
+# The table of options (include/pyruvate/options.h, as _pyruvate.OPTIONS) is
+# the one source of serve()'s defaults; everything that shows them must agree.
+TABLE_PROBE = """
+import inspect, json, pyruvate._pyruvate as p
+signature = inspect.signature(p.serve)
+print(json.dumps({
+    "table": [list(row) for row in p.OPTIONS],
+    "signature": {name: parameter.default for name, parameter in signature.parameters.items()
+                  if parameter.kind is parameter.KEYWORD_ONLY},
+}))
+"""
+
+
+def options_table():
+    result = run_python(TABLE_PROBE)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_signature_defaults_are_the_table_defaults():
+    tables = options_table()
+    assert tables["signature"] == {name: default for name, _, default, _ in tables["table"]}
+
+
+def test_every_kind_has_a_converter_and_defaults_round_trip():
+    code = """
+import json, pyruvate._pyruvate as p
+from pyruvate.paste import convert_option
+# An ini file leaves these out to get their default None: MODE has no text
+# for "no mode", and HEADERS' "none" means "trust no header" ("").
+print(json.dumps([[name, default, convert_option(name, str(default))]
+                  for name, kind, default, text in p.OPTIONS if kind not in ("MODE", "HEADERS")]))
+"""
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
+    for name, default, converted in json.loads(result.stdout):
+        assert converted == default, name
+
+
+def test_command_line_flags_show_the_table_defaults():
+    code = """
+import ast
+import json
+import pathlib
+import re
+from pyruvate.__main__ import build_parser
+from pyruvate.paste import OPTIONS
+help_text = " ".join(build_parser().format_help().split())
+print(json.dumps({name: "--" + name.replace("_", "-") in help_text
+                  and f"(default {OPTIONS[name][1]})" in help_text for name in OPTIONS}))
+"""
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
+    assert all(json.loads(result.stdout).values()), result.stdout
+
+
+def readme_option_rows():
+    """{option: default cell} of every README table row naming one option."""
+    readme = (pathlib.Path(__file__).parents[2] / "README.md").read_text()
+    rows = re.findall(r"^\| `(\w+)` \| ([^|]*) \|", readme, re.MULTILINE)
+    return dict(rows)
+
+
+def test_readme_options_tables_show_the_table_defaults():
+    """A default changed in C but not in the README (or the reverse) fails."""
+    rows = readme_option_rows()
+    for name, _, default, _ in options_table()["table"]:
+        assert name in rows, f"README.md has no options table row for {name}"
+        shown = rows[name].split()[0].strip("`,:")
+        accepted = {str(default), json.dumps(default)}
+        assert shown in accepted, (name, rows[name], default)
+
+
+def test_typing_stub_names_every_option_with_its_default():
+    stub = pathlib.Path(__file__).parents[2] / "pyruvate" / "_pyruvate.pyi"
+    serve = next(node for node in ast.parse(stub.read_text()).body
+                 if isinstance(node, ast.FunctionDef) and node.name == "serve")
+    stub_defaults = {arg.arg: ast.literal_eval(default)
+                     for arg, default in zip(serve.args.kwonlyargs, serve.args.kw_defaults)}
+    assert stub_defaults == {name: default for name, _, default, _ in options_table()["table"]}

@@ -6,13 +6,13 @@ import time
 
 import pytest
 
-import httpraw
+import support
 
 SLOW = "/slow?ms=%d"
 
 
 def _get(port, path, timeout=10):
-    with httpraw.RawConnection("127.0.0.1", port, timeout=timeout) as conn:
+    with support.RawConnection("127.0.0.1", port, timeout=timeout) as conn:
         return conn.request("GET", path)
 
 
@@ -48,7 +48,7 @@ def _concurrently(count, function):
 
 
 def test_full_queue_answers_503_with_retry_after(start_server):
-    """Issue 6: when every worker is busy and the queue of complete requests
+    """When every worker is busy and the queue of complete requests
     is full, the acceptor answers 503 with Retry-After at once instead of
     letting latency grow without bound."""
     srv = start_server("apps:slow", workers=1, options={"max_queue_size": 1})
@@ -70,7 +70,7 @@ def test_queue_monitor_warns(start_server):
 
 
 def test_queue_wait_is_in_the_environ(server):
-    """Issue 6: pyruvate.queue_wait, the seconds a request waited for a
+    """Pyruvate.queue_wait, the seconds a request waited for a
     worker, is in the environ as a float."""
     response = server.request("GET", "/queue-wait")
     assert response.status == 200
@@ -79,7 +79,7 @@ def test_queue_wait_is_in_the_environ(server):
 
 
 def test_max_connections_answers_503_and_recovers(start_server):
-    """Issue 6: past max_connections, a new connection gets a fast 503 and
+    """Past max_connections, a new connection gets a fast 503 and
     is closed; once others close, connections are served again."""
     srv = start_server("apps:hello", options={"max_connections": 3})
     held = [socket.create_connection(("127.0.0.1", srv.port), timeout=5) for _ in range(3)]
@@ -101,7 +101,7 @@ def test_max_connections_answers_503_and_recovers(start_server):
 
 
 def test_out_of_descriptors_does_not_kill_the_acceptor(start_server, monkeypatch):
-    """Issue 6: EMFILE from accept() neither kills the acceptor nor makes it
+    """EMFILE from accept() neither kills the acceptor nor makes it
     spin; once descriptors are free again, requests are answered."""
     monkeypatch.setenv("PYRUVATE_TEST_NOFILE", "48")
     srv = start_server("apps:hello", workers=1, options={"max_connections": 1000})
@@ -132,7 +132,7 @@ def test_out_of_descriptors_does_not_kill_the_acceptor(start_server, monkeypatch
 
 
 def test_slow_clients_time_out_and_others_are_served(start_server):
-    """Issue 6 (slowloris): clients trickling their headers hit the request
+    """Slowloris: clients trickling their headers hit the request
     timeout (408 and close) while a normal request is answered meanwhile."""
     srv = start_server("apps:hello", options={"request_timeout": 1})
     slow = [socket.create_connection(("127.0.0.1", srv.port), timeout=10) for _ in range(20)]
@@ -173,7 +173,7 @@ def test_idle_keepalive_connection_is_served_after_going_quiet(start_server):
     """A keep-alive connection quiet for more than a second moves to the idle
     set; its next request is still answered on the same connection."""
     srv = start_server("apps:hello")
-    with httpraw.RawConnection("127.0.0.1", srv.port, timeout=10) as conn:
+    with support.RawConnection("127.0.0.1", srv.port, timeout=10) as conn:
         assert conn.request("GET", "/hello").status == 200
         time.sleep(1.6)  # past the idle threshold (ordering, not a timing assertion)
         assert conn.request("GET", "/hello").status == 200
@@ -210,7 +210,7 @@ def test_request_split_after_a_pipelined_one_is_completed_later(start_server):
     answers the first and hands the connection back with the partial bytes,
     which the acceptor completes when the rest arrives."""
     srv = start_server("apps:hello")
-    with httpraw.RawConnection("127.0.0.1", srv.port, timeout=10) as conn:
+    with support.RawConnection("127.0.0.1", srv.port, timeout=10) as conn:
         conn.send(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHo")
         assert conn.read_response().status == 200
         time.sleep(0.1)
@@ -248,7 +248,7 @@ def test_client_resets_mid_request_and_mid_response(start_server):
 
 
 def test_blocked_app_does_not_block_shutdown(start_server):
-    """Issue 6: an app that never returns holds its worker, but SIGTERM still
+    """An app that never returns holds its worker, but SIGTERM still
     ends serve() after shutdown_timeout, and a warning says why."""
     srv = start_server("apps:slow", workers=2, options={"shutdown_timeout": 1})
     sock = socket.create_connection(("127.0.0.1", srv.port), timeout=5)

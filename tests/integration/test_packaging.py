@@ -15,7 +15,7 @@ import zipfile
 import pytest
 from packaging.specifiers import SpecifierSet
 
-import deploy_support as ds
+import support
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +26,7 @@ PYTHON_VERSION = "%d.%d" % sys.version_info[:2]
 def _run(cmd, timeout=600, **kw):
     # Never the sanitizer runtime of `make test-asan`: these wheels are not
     # built with it.
-    kw.setdefault("env", ds.clean_env(preload=False))
+    kw.setdefault("env", support.clean_env(preload=False))
     return subprocess.run([str(c) for c in cmd], capture_output=True, text=True,
                           timeout=timeout, **kw)
 
@@ -39,16 +39,16 @@ def _fresh_venv(root):
 
 def _install(venv_bin, dist, **env):
     return _run(PIP + ["--python", venv_bin / "python", "install", "--no-deps", "--quiet",
-                       dist], cwd=venv_bin, env=ds.clean_env(preload=False, **env))
+                       dist], cwd=venv_bin, env=support.clean_env(preload=False, **env))
 
 
 @pytest.fixture(scope="module")
 def dists(tmp_path_factory):
     out = tmp_path_factory.mktemp("dist")
     result = _run([sys.executable, "-m", "build", "--sdist", "--no-isolation",
-                   "--outdir", out, ds.REPO_ROOT])
+                   "--outdir", out, support.REPO_ROOT])
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    result = _run(PIP + ["wheel", "--no-deps", "--quiet", "--wheel-dir", out, ds.REPO_ROOT],
+    result = _run(PIP + ["wheel", "--no-deps", "--quiet", "--wheel-dir", out, support.REPO_ROOT],
                   cwd=out)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     (sdist,) = out.glob("pyruvate-*.tar.gz")
@@ -58,13 +58,13 @@ def dists(tmp_path_factory):
 
 def test_sdist_holds_our_sources_and_not_llhttp(dists):
     sdist, _ = dists
-    version = ds.pyruvate_version()
+    version = support.pyruvate_version()
     assert sdist.name == "pyruvate-%s.tar.gz" % version
     with tarfile.open(sdist) as archive:
         names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
-    for source in (ds.REPO_ROOT / "src").glob("*.c"):
+    for source in (support.REPO_ROOT / "src").glob("*.c"):
         assert "src/" + source.name in names
-    for header in (ds.REPO_ROOT / "include" / "pyruvate").glob("*.h"):
+    for header in (support.REPO_ROOT / "include" / "pyruvate").glob("*.h"):
         assert "include/pyruvate/" + header.name in names
     assert {"setup.py", "pyproject.toml", "README.md", "pyruvate/__init__.py"} <= names
     # llhttp comes from node-llhttp when the sdist is built; no build output.
@@ -73,11 +73,13 @@ def test_sdist_holds_our_sources_and_not_llhttp(dists):
 
 def test_wheel_installs_and_serves_with_one_version(dists, procs, tmp_path):
     _, wheel = dists
-    version = ds.pyruvate_version()
+    version = support.pyruvate_version()
     assert wheel.name.startswith("pyruvate-%s-cp%d%d-" % ((version,) + sys.version_info[:2]))
     with zipfile.ZipFile(wheel) as archive:
-        modules = [n for n in archive.namelist() if n.startswith("pyruvate/_pyruvate")]
+        names = archive.namelist()
+    modules = [n for n in names if n.startswith("pyruvate/_pyruvate") and n.endswith(".so")]
     assert len(modules) == 1, modules  # only this interpreter's extension
+    assert {"pyruvate/_pyruvate.pyi", "pyruvate/py.typed"} <= set(names), names  # typed
     venv_bin = _fresh_venv(tmp_path / "venv")
     result = _install(venv_bin, wheel)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -95,11 +97,11 @@ def test_wheel_installs_and_serves_with_one_version(dists, procs, tmp_path):
     result = _run([venv_bin / "pyruvate", "--version"], cwd=tmp_path)
     assert result.returncode == 0 and result.stdout.strip() == "pyruvate " + version
 
-    port = ds.free_port()
-    proc = procs.start([venv_bin / "pyruvate", "deploy_wsgi:app", "--app-dir", ds.DEPLOY_APPS,
+    port = support.free_port()
+    proc = procs.start([venv_bin / "pyruvate", "deploy_wsgi:app", "--app-dir", support.DEPLOY_APPS,
                         "--bind", "127.0.0.1:%d" % port, "--workers", "2"],
-                       env=ds.clean_env(preload=False), cwd=tmp_path).wait_tcp("127.0.0.1", port)
-    assert ds.tcp_request("127.0.0.1", port, target="/").status == 200
+                       env=support.clean_env(preload=False), cwd=tmp_path).wait_tcp("127.0.0.1", port)
+    assert support.tcp_request("127.0.0.1", port, target="/").status == 200
     assert proc.stop() == 0, proc.describe()
 
 
@@ -113,7 +115,7 @@ def test_sdist_builds_and_installs_into_a_fresh_venv(dists, tmp_path):
     result = _run([venv_bin / "python", "-c", code], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     module_version, metadata_version, extension = result.stdout.split()
-    assert module_version == metadata_version == ds.pyruvate_version()
+    assert module_version == metadata_version == support.pyruvate_version()
     assert extension.startswith(str(tmp_path / "venv"))
 
 

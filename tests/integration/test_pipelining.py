@@ -1,12 +1,12 @@
 """HTTP/1.1 pipelining: several requests sent at once, answered in order."""
 import json
 
-import httpraw
+import support
 
 
 def test_three_pipelined_gets_answered_in_order(start_server):
     srv = start_server(keepalive=True)
-    requests = b"".join(httpraw.build_request("GET", "/environ?n=%d" % i) for i in (1, 2, 3))
+    requests = b"".join(support.build_request("GET", "/environ?n=%d" % i) for i in (1, 2, 3))
     with srv.connect() as conn:
         conn.send(requests)  # one send() for all three
         for index in (1, 2, 3):
@@ -21,8 +21,8 @@ def test_three_pipelined_gets_answered_in_order(start_server):
 def test_pipelined_posts_bodies_not_mixed_up(start_server):
     srv = start_server(keepalive=True)
     bodies = [b"first body", b"", b"third\r\n\r\nGET /x HTTP/1.1\r\n\r\n"]
-    requests = b"".join(httpraw.build_request("POST", "/echo", body=b) for b in bodies)
-    requests += httpraw.build_request("GET", "/hello")
+    requests = b"".join(support.build_request("POST", "/echo", body=b) for b in bodies)
+    requests += support.build_request("GET", "/hello")
     with srv.connect() as conn:
         conn.send(requests)
         for body in bodies:
@@ -37,7 +37,7 @@ def test_pipelined_responses_byte_exact(start_server):
     srv = start_server(keepalive=True)
     with srv.connect() as conn:
         single = conn.request("GET", "/hello")
-        conn.send(httpraw.build_request("GET", "/hello") * 3)
+        conn.send(support.build_request("GET", "/hello") * 3)
         raws = [conn.read_response().raw for _ in range(3)]
     # Each pipelined response is exactly one well-framed response.
     for raw in raws:
@@ -49,9 +49,9 @@ def test_pipelined_responses_byte_exact(start_server):
 
 def test_pipelined_last_request_closes(start_server):
     srv = start_server(keepalive=True)
-    requests = (httpraw.build_request("GET", "/hello")
-                + httpraw.build_request("GET", "/hello")
-                + httpraw.build_request("GET", "/hello", headers=[("Connection", "close")]))
+    requests = (support.build_request("GET", "/hello")
+                + support.build_request("GET", "/hello")
+                + support.build_request("GET", "/hello", headers=[("Connection", "close")]))
     with srv.connect() as conn:
         conn.send(requests)
         for _ in range(3):

@@ -10,9 +10,9 @@ import json
 
 import pytest
 
-import httpraw
+import support
 from response_apps import DIGITS, HELLO, INJECTION
-from strict_apps import assert_alive, launch, stop_launched, wait_for_log
+from support import assert_alive, launch, stop_launched, wait_for_log
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,7 @@ def test_file_without_start_response_is_500_before_anything(srv, query):
     """No start_response: a 500 with a status line, and nothing of the file
     or of a head before it (a real file, a file-like without a descriptor,
     an empty one of each)."""
-    raw = srv.send_raw(httpraw.build_request("GET", "/file?start=0&" + query))
+    raw = srv.send_raw(support.build_request("GET", "/file?start=0&" + query))
     assert raw.startswith(b"HTTP/1.1 500 "), raw[:300]
     assert b"injected" not in raw and raw.count(b"HTTP/1.1") == 1, raw[:600]
     assert wait_for_log(srv, "start_response")
@@ -68,7 +68,7 @@ def test_file_without_start_response_is_500_before_anything(srv, query):
 def test_file_after_write_http10_is_close_delimited(srv, kind):
     """HTTP/1.0 without a length: write() and file both reach the client,
     and the connection ends the body."""
-    raw = srv.send_raw(httpraw.build_request("GET", "/file?write=ab&kind=" + kind,
+    raw = srv.send_raw(support.build_request("GET", "/file?write=ab&kind=" + kind,
                                              version="HTTP/1.0"))
     head, _, body = raw.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200 "), raw[:300]
@@ -80,7 +80,7 @@ def test_file_after_write_without_chunked_transfer(start_server):
     """chunked_transfer=False: the body after write() is close-delimited."""
     server = start_server("response_apps:app", workers=1,
                           options={"chunked_transfer": False})
-    raw = server.send_raw(httpraw.build_request("GET", "/file?write=ab&data=injection"))
+    raw = server.send_raw(support.build_request("GET", "/file?write=ab&data=injection"))
     head, _, body = raw.partition(b"\r\n\r\n")
     assert b"Connection: close" in head and b"chunked" not in head, head
     assert body == b"ab" + INJECTION
@@ -123,7 +123,7 @@ def test_file_shorter_than_content_length_closes(srv):
     """10 bytes of a promised 20: what there is, then the connection closes
     (the client sees a short body, never the next response as body)."""
     with srv.connect() as conn:
-        conn.send(httpraw.build_request("GET", "/file?cl=20"))
+        conn.send(support.build_request("GET", "/file?cl=20"))
         raw = conn.read_available()
     assert raw.endswith(b"\r\n\r\n" + DIGITS), raw
 
@@ -149,7 +149,7 @@ def test_exception_mid_file_closes_without_ending_the_body(srv):
     left unterminated and the connection closes, so the client cannot take
     the truncated body for a whole one."""
     with srv.connect() as conn:
-        conn.send(httpraw.build_request("GET", "/file?kind=fails&write=ab"))
+        conn.send(support.build_request("GET", "/file?kind=fails&write=ab"))
         raw = conn.read_available()
     assert b"Transfer-Encoding: chunked" in raw, raw
     assert not raw.endswith(b"0\r\n\r\n"), raw

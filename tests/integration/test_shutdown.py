@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-import httpraw
-from conftest import run_python
+import support
+from support import run_python
 
 
 def _assert_port_closed(srv):
@@ -58,7 +58,7 @@ def _wait_entered(srv, timeout=5.0):
 def test_graceful_stop_completes_in_flight_request(start_server, sig, expected_code, marker):
     srv = start_server("apps:slow", workers=2)
     with srv.connect(timeout=10) as conn:
-        conn.send(httpraw.build_request("GET", "/slow?ms=1500"))
+        conn.send(support.build_request("GET", "/slow?ms=1500"))
         assert _wait_entered(srv), "slow request never reached the app"
         srv.proc.send_signal(sig)
         response = conn.read_response()

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-import httpraw
+import support
 from response_apps import HELLO
 
 MIB = 1 << 20
@@ -25,7 +25,7 @@ def small_window_connection(server):
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.settimeout(15)
     sock.connect((server.host, server.port))
-    conn = httpraw.RawConnection.__new__(httpraw.RawConnection)
+    conn = support.RawConnection.__new__(support.RawConnection)
     conn.host, conn.port, conn.sock = server.host, server.port, sock
     conn._buf, conn._consumed, conn.eof = bytearray(), bytearray(), False
     return conn
@@ -36,7 +36,7 @@ def stalled_client(server, path):
     reads only the start of the response (proof that a worker took it on),
     then nothing more."""
     sock = small_window_connection(server).sock
-    sock.sendall(httpraw.build_request("GET", path))
+    sock.sendall(support.build_request("GET", path))
     head = sock.recv(12)
     assert head.startswith(b"HTTP/1.1 200"), head
     return sock
@@ -106,7 +106,7 @@ def test_parked_response_resumes_complete_and_framed(start_server, path):
     is answered normally."""
     server = start_server("response_apps:app", workers=1)
     with small_window_connection(server) as slow:
-        slow.send(httpraw.build_request("GET", path))
+        slow.send(support.build_request("GET", path))
         assert slow.sock.recv(12).startswith(b"HTTP/1.1 200")
         slow._buf += b"HTTP/1.1 200"
         hello_seconds(server)  # only possible while the response is parked

@@ -6,8 +6,8 @@ import subprocess
 import sys
 import textwrap
 
-import deploy_support as ds
-import httpraw
+import support as ds
+
 
 SCRIPT = textwrap.dedent("""
     import logging, sys, time
@@ -37,7 +37,7 @@ def test_serving_record_is_written_before_the_first_response(procs):
     port = ds.free_port()
     proc = procs.start([sys.executable, "-c", SCRIPT.replace("PORT", str(port))], env=ds.repo_env())
     proc.wait_tcp("127.0.0.1", port)
-    with httpraw.RawConnection("127.0.0.1", port) as conn:
+    with ds.RawConnection("127.0.0.1", port) as conn:
         assert conn.request("GET", "/").status == 200
     # The response is in: the record announcing the server must be too.
     assert "pyruvate serving on 127.0.0.1:%d with 2 workers" % port in proc.stderr(), \

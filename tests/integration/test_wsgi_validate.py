@@ -6,7 +6,7 @@ into errors in apps.py.  Failures the validator can only report from __del__
 """
 import json
 
-import httpraw
+import support
 
 
 def _validation_errors(srv):
@@ -51,8 +51,8 @@ def test_validated_echo_environ(start_server):
 def test_validated_echo_pipelined(start_server):
     srv = start_server("apps:validated_echo", keepalive=True)
     with srv.connect() as conn:
-        conn.send(httpraw.build_request("POST", "/echo", body=b"one")
-                  + httpraw.build_request("POST", "/echo", body=b"two"))
+        conn.send(support.build_request("POST", "/echo", body=b"one")
+                  + support.build_request("POST", "/echo", body=b"two"))
         for expected in (b"one", b"two"):
             response = conn.read_response()
             assert response.status == 200, response

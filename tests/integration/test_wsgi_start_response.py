@@ -1,4 +1,4 @@
-"""PEP 3333 over real sockets, issue 4: start_response and write(), when
+"""PEP 3333 over real sockets: start_response and write(), when
 headers go out, type checks, errors after the headers, and wsgiref.validate
 around the whole request/response surface.
 
@@ -8,20 +8,20 @@ import json
 
 import pytest
 
-from strict_apps import (
+from support import (
+    CLOSE,
+    HOST,
     assert_alive,
-    environ_of,
     exchange,
+    json_of,
     launch,
     parse_responses,
+    raw_get,
     read_until,
     stop_launched,
     strict_server,
     wait_for_log,
 )
-
-HOST = b"Host: example.test\r\n"
-CLOSE = b"Connection: close\r\n"
 
 
 @pytest.fixture(scope="module")
@@ -31,12 +31,8 @@ def srv(tmp_path_factory):
     stop_launched(server)
 
 
-def get(path, headers=b"", version=b"HTTP/1.1", method=b"GET"):
-    return method + b" " + path + b" " + version + b"\r\n" + HOST + headers + b"\r\n"
-
-
 def one(srv, path, headers=CLOSE, version=b"HTTP/1.1"):
-    responses = parse_responses(exchange(srv, get(path, headers, version)))
+    responses = parse_responses(exchange(srv, raw_get(path, headers, version)))
     assert len(responses) == 1, responses
     return responses[0]
 
@@ -50,7 +46,7 @@ def test_pep3333_write_output_flushed_before_iterable(srv):
     transmitted before write() returns -- here it reaches the client while
     the app is still blocked, before its iterable exists."""
     with srv.connect(timeout=10) as conn:
-        conn.send(get(b"/_/write-flush?id=flush"))
+        conn.send(raw_get(b"/_/write-flush?id=flush"))
         read_until(conn, b"written;")
         with srv.connect() as other:
             assert other.request("GET", "/_/release?id=flush").status == 200
@@ -165,12 +161,12 @@ def test_pep3333_wrong_types_give_500_and_are_logged(srv, what):
     (b"?cl=1", b"HTTP/1.1"), (b"", b"HTTP/1.1"), (b"", b"HTTP/1.0"),
 ], ids=["content-length", "chunked", "http10"])
 def test_pep3333_error_after_headers_closes_without_second_status(srv, query, version):
-    """PEP 3333 (error handling) / issue 4: once the headers are out, an
+    """PEP 3333 (error handling): once the headers are out, an
     error can only be signalled by closing the connection: the body stops
     short (no last chunk), no second status line appears, the error is
     logged, and the pipelined next request is not answered."""
     marker = len(srv.stderr())
-    raw = exchange(srv, get(b"/_/fail-after" + query, b"", version) + get(b"/_/hello"))
+    raw = exchange(srv, raw_get(b"/_/fail-after" + query, b"", version) + raw_get(b"/_/hello"))
     assert raw.count(b"HTTP/1.1 ") == 1, raw
     head, _, body = raw.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200 "), raw
@@ -189,7 +185,7 @@ def test_pep3333_reraised_exc_info_after_headers_closes(srv):
     """PEP 3333: start_response(..., exc_info) after the headers were sent
     re-raises; left uncaught, the connection is closed after the partial
     body, with no second status line."""
-    raw = exchange(srv, get(b"/_/exc-after-uncaught") + get(b"/_/hello"))
+    raw = exchange(srv, raw_get(b"/_/exc-after-uncaught") + raw_get(b"/_/hello"))
     assert raw.count(b"HTTP/1.1 ") == 1, raw
     assert raw.endswith(b"\r\n\r\n6\r\npart1;\r\n"), raw
     assert b"Too Late" not in raw
@@ -201,26 +197,26 @@ def test_pep3333_reraised_exc_info_after_headers_closes(srv):
 
 
 VALIDATED_REQUESTS = [  # (method, expected status, raw request)
-    ("GET", 200, get(b"/env?x=1&y=%20")),
-    ("GET", 200, get(b"/a%20b/c")),
+    ("GET", 200, raw_get(b"/env?x=1&y=%20")),
+    ("GET", 200, raw_get(b"/a%20b/c")),
     ("POST", 200, b"POST /cl HTTP/1.1\r\n" + HOST + b"Content-Type: text/plain\r\n"
                   b"Content-Length: 5\r\n\r\nhello"),
     ("POST", 200, b"POST /chunked HTTP/1.1\r\n" + HOST + b"Transfer-Encoding: chunked\r\n\r\n"
                   b"5;ext=1\r\nhello\r\n0\r\nX-T: 1\r\n\r\n"),
     ("POST", 200, b"POST /empty HTTP/1.1\r\n" + HOST + b"Content-Length: 0\r\n\r\n"),
-    ("HEAD", 200, get(b"/_/hello", method=b"HEAD")),
-    ("GET", 200, get(b"http://example.org:8080/abs?q=1")),
-    ("GET", 200, get(b"/_/stream?n=4")),
-    ("GET", 200, get(b"/_/write-then-iterable")),
-    ("GET", 503, get(b"/_/exc-before")),
-    ("GET", 200, get(b"/_/empty")),
-    ("GET", 204, get(b"/_/status?code=204&gen=1")),
-    ("GET", 304, get(b"/_/status?code=304")),
-    ("GET", 200, get(b"/_/own-date-server")),
-    ("GET", 200, get(b"/_/length?declared=5&send=5")),
+    ("HEAD", 200, raw_get(b"/_/hello", method=b"HEAD")),
+    ("GET", 200, raw_get(b"http://example.org:8080/abs?q=1")),
+    ("GET", 200, raw_get(b"/_/stream?n=4")),
+    ("GET", 200, raw_get(b"/_/write-then-iterable")),
+    ("GET", 503, raw_get(b"/_/exc-before")),
+    ("GET", 200, raw_get(b"/_/empty")),
+    ("GET", 204, raw_get(b"/_/status?code=204&gen=1")),
+    ("GET", 304, raw_get(b"/_/status?code=304")),
+    ("GET", 200, raw_get(b"/_/own-date-server")),
+    ("GET", 200, raw_get(b"/_/length?declared=5&send=5")),
     ("PUT", 200, b"PUT /put HTTP/1.1\r\n" + HOST + b"Content-Length: 3\r\n\r\nabc"),
-    ("DELETE", 200, get(b"/del", method=b"DELETE")),
-    ("GET", 200, get(b"/_/hello", b"X-Many: 1\r\nX-Many: 2\r\n")),
+    ("DELETE", 200, raw_get(b"/del", method=b"DELETE")),
+    ("GET", 200, raw_get(b"/_/hello", b"X-Many: 1\r\nX-Many: 2\r\n")),
 ]
 
 
@@ -238,12 +234,12 @@ def test_pep3333_wsgiref_validator_finds_no_violation(start_server):
     no late violation (e.g. close() not called) is recorded."""
     srv = strict_server(start_server, app="strict_apps:validated")
     requests = b"".join(request for _, _, request in VALIDATED_REQUESTS)
-    responses = parse_responses(exchange(srv, requests + get(b"/_/hello", CLOSE)),
+    responses = parse_responses(exchange(srv, requests + raw_get(b"/_/hello", CLOSE)),
                                 methods=[m for m, _, _ in VALIDATED_REQUESTS] + ["GET"])
     statuses = [r.status for r in responses]
     expected = [status for _, status, _ in VALIDATED_REQUESTS] + [200]
     assert statuses == expected, (statuses, srv.stderr()[-3000:])
-    assert environ_of(responses[3])["__body__"] == "hello"
+    assert json_of(responses[3])["__body__"] == "hello"
     # HTTP/1.0, 1.0 keep-alive and Expect: 100-continue, on their own
     # connections.
     ten = parse_responses(exchange(srv, b"GET /ten HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
@@ -254,7 +250,7 @@ def test_pep3333_wsgiref_validator_finds_no_violation(start_server):
                   b"Content-Length: 2\r\n\r\n")
         assert conn._read_line() == b"HTTP/1.1 100 Continue" and conn._read_line() == b""
         conn.send(b"ok")
-        assert environ_of(conn.read_response())["__body__"] == "ok"
+        assert json_of(conn.read_response())["__body__"] == "ok"
     assert _validation_errors(srv) == []
 
 

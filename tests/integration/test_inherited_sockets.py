@@ -5,7 +5,7 @@ files) or a wrong socket argument, it raises and the descriptors are as
 they were."""
 import textwrap
 
-from conftest import run_python
+from support import run_python
 
 PRELUDE = textwrap.dedent("""
     import os, socket, sys, tempfile
@@ -42,7 +42,7 @@ def _run(body):
 
 
 def test_systemd_variables_naming_an_app_file_leave_it_open():
-    """Audit: LISTEN_PID = our pid, LISTEN_FDS=1 and fd 3 an application's
+    """Regression: LISTEN_PID = our pid, LISTEN_FDS=1 and fd 3 an application's
     file: serve() raised and closed fd 3 under the application."""
     out = _run("""
         f = app_file(b"app data")

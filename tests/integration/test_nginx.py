@@ -1,6 +1,6 @@
 """A real nginx (Debian's nginx-light) with examples/nginx.conf as a reverse
 proxy to pyruvate on a Unix socket, end to end. (With trusted_proxy, the
-forwarded headers become REMOTE_ADDR etc.: test_deploy_proxy.py.)"""
+forwarded headers become REMOTE_ADDR etc.: test_proxy_headers.py.)"""
 import hashlib
 import json
 import os
@@ -8,10 +8,9 @@ import time
 
 import pytest
 
-import deploy_support as ds
-import httpraw
+import support
 
-pytestmark = pytest.mark.skipif(ds.NGINX is None, reason="nginx not installed (nginx-light)")
+pytestmark = pytest.mark.skipif(support.NGINX is None, reason="nginx not installed (nginx-light)")
 
 
 @pytest.fixture
@@ -19,20 +18,20 @@ def stack(procs, tmp_path):
     sock = tmp_path / "pyruvate.sock"
     app = procs.launch("address", arg=str(sock), options={"unix_socket_perms": "660"},
                        name="pyruvate").wait_unix(sock)
-    nginx, port = ds.start_nginx(procs, tmp_path, sock)
+    nginx, port = support.start_nginx(procs, tmp_path, sock)
     yield app, nginx, port, sock
     assert nginx.stop() == 0, nginx.describe()
-    ds.assert_stopped_cleanly(app)
+    support.assert_stopped_cleanly(app)
     assert not sock.exists()
 
 
 def test_request_through_nginx(stack):
     app, nginx, port, sock = stack
-    with httpraw.RawConnection("127.0.0.1", port) as conn:
+    with support.RawConnection("127.0.0.1", port) as conn:
         response = conn.request("GET", "/environ?x=1", headers=[("Host", "example.org")])
         assert response.status == 200, response
         assert response.header("Server", "").startswith("nginx")
-        values, present = ds.environ_of(response)
+        values, present = support.environ_of(response)
         # pyruvate's side of the Unix socket
         assert values["SERVER_NAME"] == str(sock)
         assert values["SERVER_PORT"] == ""
@@ -49,7 +48,7 @@ def test_request_through_nginx(stack):
 def test_bodies_both_ways_through_nginx(stack, tmp_path):
     app, nginx, port, sock = stack
     upload = os.urandom(3 << 20)
-    with httpraw.RawConnection("127.0.0.1", port, timeout=20) as conn:
+    with support.RawConnection("127.0.0.1", port, timeout=20) as conn:
         response = conn.request("POST", "/echo", body=upload)
         assert response.status == 200
         assert json.loads(response.body) == {"length": len(upload), "method": "POST",
@@ -69,7 +68,7 @@ def test_bodies_both_ways_through_nginx(stack, tmp_path):
 def test_nginx_access_log_and_upstream(stack, tmp_path):
     app, nginx, port, sock = stack
     for _ in range(3):
-        assert ds.tcp_request("127.0.0.1", port, target="/").status == 200
+        assert support.tcp_request("127.0.0.1", port, target="/").status == 200
     access_log = tmp_path / "nginx" / "access.log"
     deadline = time.monotonic() + 10  # nginx logs after the response is out
     while access_log.read_text().count('"GET / HTTP/1.1" 200 13') < 3:

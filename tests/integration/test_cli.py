@@ -9,28 +9,27 @@ import time
 
 import pytest
 
-import deploy_support as ds
-import httpraw
+import support
 
 MODULE = [sys.executable, "-m", "pyruvate"]
 
 
 def _run(cmd, env=None, cwd=None, timeout=30):
-    return subprocess.run([str(c) for c in cmd], env=env or ds.repo_env(),
-                          cwd=str(cwd or ds.DEPLOY_APPS), capture_output=True, text=True,
+    return subprocess.run([str(c) for c in cmd], env=env or support.repo_env(),
+                          cwd=str(cwd or support.DEPLOY_APPS), capture_output=True, text=True,
                           timeout=timeout)
 
 
 def _start_cli(procs, args, cmd=MODULE, env=None, cwd=None):
     """Starts the CLI on a free port (retrying a lost race); (proc, port)."""
     for _attempt in range(5):
-        port = ds.free_port()
+        port = support.free_port()
         proc = procs.start(list(cmd) + list(args) + ["--bind", "127.0.0.1:%d" % port],
-                           env=env or ds.repo_env(), cwd=cwd or ds.DEPLOY_APPS)
-        deadline = time.monotonic() + ds.STARTUP_TIMEOUT
+                           env=env or support.repo_env(), cwd=cwd or support.DEPLOY_APPS)
+        deadline = time.monotonic() + support.STARTUP_TIMEOUT
         while time.monotonic() < deadline and proc.running():
             try:
-                with httpraw.RawConnection("127.0.0.1", port, timeout=0.5):
+                with support.RawConnection("127.0.0.1", port, timeout=0.5):
                     return proc, port
             except OSError:
                 time.sleep(0.05)
@@ -48,7 +47,7 @@ def test_module_serves_with_workers_and_options(procs):
     proc, port = _start_cli(procs, ["deploy_wsgi:stream", "--workers", "3",
                                     "--no-chunked-transfer", "--keepalive-timeout", "5",
                                     "--max-number-headers", "40"])
-    with httpraw.RawConnection("127.0.0.1", port) as conn:
+    with support.RawConnection("127.0.0.1", port) as conn:
         response = conn.request("GET", "/")
         assert response.status == 200
         assert response.body == b"part 0\npart 1\npart 2\n"
@@ -61,23 +60,23 @@ def test_module_serves_with_workers_and_options(procs):
 
 def test_default_is_chunked(procs):
     proc, port = _start_cli(procs, ["deploy_wsgi:stream"])
-    response = ds.tcp_request("127.0.0.1", port)
+    response = support.tcp_request("127.0.0.1", port)
     assert response.chunked and response.body == b"part 0\npart 1\npart 2\n"
     _stop(proc)
 
 
 def test_factory(procs):
     proc, port = _start_cli(procs, ["deploy_wsgi:make_app", "--factory"])
-    response = ds.tcp_request("127.0.0.1", port, target="/factory")
+    response = support.tcp_request("127.0.0.1", port, target="/factory")
     assert response.status == 200 and b'"factory_calls": 1' in response.body
     _stop(proc)
 
 
 def test_dotted_attribute_and_app_dir(procs, tmp_path):
     proc, port = _start_cli(procs, ["deploy_wsgi:make_app.__call__", "--factory",
-                                    "--app-dir", ds.DEPLOY_APPS],
-                            env=ds.clean_env((ds.REPO_ROOT,)), cwd=tmp_path)
-    assert ds.tcp_request("127.0.0.1", port, target="/factory").status == 200
+                                    "--app-dir", support.DEPLOY_APPS],
+                            env=support.clean_env((support.REPO_ROOT,)), cwd=tmp_path)
+    assert support.tcp_request("127.0.0.1", port, target="/factory").status == 200
     _stop(proc)
 
 
@@ -92,7 +91,7 @@ def test_help_documents_every_option():
     text = result.stdout
     for flag in ("--bind", "--workers", "--factory", "--app-dir", "--log-level"):
         assert flag in text
-    for name in ds.serve_keyword_options():
+    for name in support.serve_keyword_options():
         assert "--" + name.replace("_", "-") in text, name
     assert "systemd" in text and "unix" in text.lower()
 
@@ -145,12 +144,12 @@ def test_start_up_failure_exits_non_zero():
 def test_console_script_on_a_unix_socket(procs, installed_venv, tmp_path):
     path = tmp_path / "cli.sock"
     script = installed_venv.script("pyruvate")
-    proc = procs.start(script + ["deploy_wsgi:app", "--app-dir", ds.DEPLOY_APPS,
+    proc = procs.start(script + ["deploy_wsgi:app", "--app-dir", support.DEPLOY_APPS,
                                  "--bind", "unix:%s" % path, "--unix-socket-perms", "600",
                                  "--workers", "2", "--log-level", "debug"],
                        env=installed_venv.env(), cwd=tmp_path).wait_unix(path)
     assert oct(os.stat(path).st_mode & 0o777) == oct(0o600)
-    values, present = ds.environ_of(ds.unix_request(path, target="/environ"))
+    values, present = support.environ_of(support.unix_request(path, target="/environ"))
     assert values["SERVER_NAME"] == str(path)
     _stop(proc)
     assert not path.exists()
@@ -169,22 +168,22 @@ def test_console_script_help_and_errors(installed_venv, tmp_path):
                     reason="systemd-socket-activate not installed")
 def test_console_script_under_socket_activation(procs, installed_venv, tmp_path):
     """No --bind: the sockets systemd passed (LISTEN_PID is ours)."""
-    port = ds.free_port()
+    port = support.free_port()
     cmd = ["systemd-socket-activate", "-l", "127.0.0.1:%d" % port, "-E", "PYTHONNOUSERSITE"]
-    cmd += installed_venv.script("pyruvate") + ["deploy_wsgi:app", "--app-dir", ds.DEPLOY_APPS]
+    cmd += installed_venv.script("pyruvate") + ["deploy_wsgi:app", "--app-dir", support.DEPLOY_APPS]
     proc = procs.start(cmd, env=installed_venv.env(), cwd=tmp_path)
-    deadline = time.monotonic() + ds.STARTUP_TIMEOUT
+    deadline = time.monotonic() + support.STARTUP_TIMEOUT
     while "Listening on" not in proc.stderr() and time.monotonic() < deadline:
         time.sleep(0.05)
-    values, _ = ds.environ_of(ds.tcp_request("127.0.0.1", port, target="/environ"))
+    values, _ = support.environ_of(support.tcp_request("127.0.0.1", port, target="/environ"))
     assert values["SERVER_PORT"] == str(port)
-    assert "from systemd" in proc.stderr()
+    proc.wait_stderr("from systemd")
     _stop(proc)
 
 
 def test_example_service_command_line_parses():
     """examples/pyruvate.service: its ExecStart options are valid."""
-    text = (ds.EXAMPLES / "pyruvate.service").read_text().replace("\\\n", " ")
+    text = (support.EXAMPLES / "pyruvate.service").read_text().replace("\\\n", " ")
     exec_start = [line for line in text.splitlines() if line.startswith("ExecStart=")][0]
     argv = exec_start.split("=", 1)[1].split()[1:]  # without the script path
     code = ("import sys; from pyruvate.__main__ import build_parser; "

@@ -10,8 +10,7 @@ import time
 
 import pytest
 
-import deploy_support as ds
-import httpraw
+import support
 
 PYRAMID_INI = """\
 [app:main]
@@ -61,19 +60,19 @@ def _write_ini(tmp_path, socket_line, extra="", template=PYRAMID_INI, name="app.
 
 def _pserve(procs, installed_venv, ini, tmp_path, **kw):
     return procs.start(installed_venv.runner("pserve") + [ini],
-                       env=installed_venv.env((ds.DEPLOY_APPS, ds.EXAMPLES)), cwd=tmp_path,
+                       env=installed_venv.env((support.DEPLOY_APPS, support.EXAMPLES)), cwd=tmp_path,
                        **kw)
 
 
 def _start_pserve(procs, installed_venv, tmp_path, extra="", template=PYRAMID_INI):
     for _attempt in range(5):
-        port = ds.free_port()
+        port = support.free_port()
         ini = _write_ini(tmp_path, "socket = 127.0.0.1:%d" % port, extra, template)
         proc = _pserve(procs, installed_venv, ini, tmp_path)
-        deadline = time.monotonic() + ds.STARTUP_TIMEOUT
+        deadline = time.monotonic() + support.STARTUP_TIMEOUT
         while time.monotonic() < deadline and proc.running():
             try:
-                with httpraw.RawConnection("127.0.0.1", port, timeout=0.5):
+                with support.RawConnection("127.0.0.1", port, timeout=0.5):
                     return proc, port
             except OSError:
                 time.sleep(0.05)
@@ -89,7 +88,7 @@ def test_pserve_pyramid(procs, installed_venv, tmp_path):
         max_request_body_size = 1000
         chunked_transfer = off
         """)
-    with httpraw.RawConnection("127.0.0.1", port) as conn:
+    with support.RawConnection("127.0.0.1", port) as conn:
         response = conn.request("GET", "/hello/world")
         assert response.status == 200, response
         data = json.loads(response.body)
@@ -111,11 +110,11 @@ def test_pserve_pyramid(procs, installed_venv, tmp_path):
 
 def test_pserve_plain_paste_app_from_examples(procs, installed_venv, tmp_path):
     """examples/paste.ini as shipped, with only the port changed."""
-    template = (ds.EXAMPLES / "paste.ini").read_text().replace("{", "{{").replace("}", "}}")
+    template = (support.EXAMPLES / "paste.ini").read_text().replace("{", "{{").replace("}", "}}")
     template = template.replace("socket = 127.0.0.1:7878", "{socket_line}")
     assert "{socket_line}" in template
     proc, port = _start_pserve(procs, installed_venv, tmp_path, template=template)
-    response = ds.tcp_request("127.0.0.1", port)
+    response = support.tcp_request("127.0.0.1", port)
     assert response.status == 200 and response.body == b"Hello, World!"
     assert proc.stop() == 0, proc.describe()
 
@@ -125,7 +124,7 @@ def test_plain_paste_app_gets_its_settings(procs, installed_venv, tmp_path):
                                    "use = call:plain_paste_app:make_app")
     proc, port = _start_pserve(procs, installed_venv, tmp_path, template=template,
                                extra="chunked_transfer = no\nmax_reuse_count = 1")
-    data = json.loads(ds.tcp_request("127.0.0.1", port).body)
+    data = json.loads(support.tcp_request("127.0.0.1", port).body)
     assert data["greeting"] == "hello from pyramid"
     assert data["here"] == str(tmp_path)
     assert data["multithread"] is True
@@ -142,7 +141,7 @@ def test_plain_paste_app_gets_its_settings(procs, installed_venv, tmp_path):
     ("workers = 0", "pyruvate option workers = '0'"),
 ])
 def test_ini_option_errors_name_the_option(procs, installed_venv, tmp_path, extra, message):
-    ini = _write_ini(tmp_path, "socket = 127.0.0.1:%d" % ds.free_port(), extra)
+    ini = _write_ini(tmp_path, "socket = 127.0.0.1:%d" % support.free_port(), extra)
     ini.write_text(ini.read_text().replace("workers = 2\n", "", 1) if "workers" in extra
                    else ini.read_text())
     proc = _pserve(procs, installed_venv, ini, tmp_path, expected_returncode=1)
@@ -154,27 +153,27 @@ def test_ini_option_errors_name_the_option(procs, installed_venv, tmp_path, extr
 def test_converters_cover_every_serve_option():
     """The ini (and command line) table knows every serve() keyword."""
     code = "import json, pyruvate.paste as p; print(json.dumps(list(p.OPTIONS)))"
-    names = json.loads(subprocess.check_output([ds.sys.executable, "-c", code],
-                                               env=ds.repo_env(), text=True))
-    assert set(ds.serve_keyword_options()) <= set(names)
+    names = json.loads(subprocess.check_output([support.sys.executable, "-c", code],
+                                               env=support.repo_env(), text=True))
+    assert set(support.serve_keyword_options()) <= set(names)
 
 
 @pytest.mark.skipif(shutil.which("systemd-socket-activate") is None,
                     reason="systemd-socket-activate not installed")
 def test_ini_without_socket_uses_systemd_sockets(procs, installed_venv, tmp_path):
-    port = ds.free_port()
+    port = support.free_port()
     ini = _write_ini(tmp_path, "# no socket: systemd socket activation")
     cmd = ["systemd-socket-activate", "-l", "127.0.0.1:%d" % port,
            "-E", "PYTHONPATH", "-E", "PYTHONNOUSERSITE"]
     proc = procs.start(cmd + installed_venv.runner("pserve") + [ini],
-                       env=installed_venv.env((ds.DEPLOY_APPS,)), cwd=tmp_path)
-    deadline = time.monotonic() + ds.STARTUP_TIMEOUT
+                       env=installed_venv.env((support.DEPLOY_APPS,)), cwd=tmp_path)
+    deadline = time.monotonic() + support.STARTUP_TIMEOUT
     while "Listening on" not in proc.stderr() and time.monotonic() < deadline:
         time.sleep(0.05)
-    response = ds.tcp_request("127.0.0.1", port, target="/hello/systemd", timeout=20)
+    response = support.tcp_request("127.0.0.1", port, target="/hello/systemd", timeout=20)
     assert response.status == 200, proc.describe()
     assert json.loads(response.body)["server"] == ["127.0.0.1", str(port)]
-    assert "from systemd" in proc.stderr()
+    proc.wait_stderr("from systemd")
     assert proc.stop() == 0, proc.describe()
 
 

@@ -24,8 +24,7 @@ import time
 
 import pytest
 
-import deploy_support as ds
-import httpraw
+import support
 
 
 def _zope_env(env):
@@ -41,13 +40,13 @@ def _zope_env(env):
 
 def _make_instance(installed_venv, tmp_path, workers, pool_size=None):
     instance = tmp_path / "instance"
-    result = ds.subprocess.run(
+    result = support.subprocess.run(
         installed_venv.runner("mkwsgiinstance") + ["-d", str(instance), "-u", "admin:secret"],
         env=_zope_env(installed_venv.env()), cwd=str(tmp_path), capture_output=True,
         text=True,
         timeout=120)
     assert result.returncode == 0, result
-    port = ds.free_port()
+    port = support.free_port()
     ini = instance / "etc" / "zope.ini"
     text = ini.read_text()
     server = re.search(r"^\[server:main\]\n(?:(?!\[).*\n)*", text, re.M)
@@ -72,19 +71,19 @@ def _make_instance(installed_venv, tmp_path, workers, pool_size=None):
 
 def _runwsgi(procs, installed_venv, instance, ini, port):
     proc = procs.start(installed_venv.runner("runwsgi") + ["-v", str(ini)],
-                       env=_zope_env(installed_venv.env((ds.DEPLOY_APPS,))), cwd=instance)
+                       env=_zope_env(installed_venv.env((support.DEPLOY_APPS,))), cwd=instance)
     return proc.wait_tcp("127.0.0.1", port, timeout=60)
 
 
 def _probe(port):
-    return json.loads(ds.tcp_request("127.0.0.1", port, target="/__probe__").body)["records"]
+    return json.loads(support.tcp_request("127.0.0.1", port, target="/__probe__").body)["records"]
 
 
 def _concurrently(port, count, target):
     results = [None] * count
 
     def get(i):
-        results[i] = ds.tcp_request("127.0.0.1", port, target=target, timeout=20).status
+        results[i] = support.tcp_request("127.0.0.1", port, target=target, timeout=20).status
 
     threads = [threading.Thread(target=get, args=(i,)) for i in range(count)]
     for t in threads:
@@ -98,20 +97,20 @@ def test_zope_instance_with_runwsgi(procs, installed_venv, tmp_path):
     instance, ini, port = _make_instance(installed_venv, tmp_path, workers=2)
     proc = _runwsgi(procs, installed_venv, instance, ini, port)
 
-    root = ds.tcp_request("127.0.0.1", port, target="/")
+    root = support.tcp_request("127.0.0.1", port, target="/")
     assert root.status == 200
     assert b"Zope" in root.body
-    manage = ds.tcp_request("127.0.0.1", port, target="/manage")
+    manage = support.tcp_request("127.0.0.1", port, target="/manage")
     assert manage.status == 401
     assert manage.header("WWW-Authenticate", "").lower().startswith('basic realm="zope"')
     auth = "Basic " + base64.b64encode(b"admin:secret").decode()
-    zmi = ds.tcp_request("127.0.0.1", port, target="/manage_main",
+    zmi = support.tcp_request("127.0.0.1", port, target="/manage_main",
                          headers=[("Authorization", auth)])
     assert zmi.status == 200 and b"Control_Panel" in zmi.body
 
     # Sequential requests on one keep-alive connection, then overlapping
     # ones that keep both workers (and so two ZODB connections) busy.
-    with httpraw.RawConnection("127.0.0.1", port) as conn:
+    with support.RawConnection("127.0.0.1", port) as conn:
         for _ in range(10):
             assert conn.request("GET", "/").status == 200
     for _round in range(3):
@@ -148,7 +147,7 @@ def test_zope_retries_a_conflict_with_the_post_body_read_again(procs, installed_
     instance, ini, port = _make_instance(installed_venv, tmp_path, workers=2)
     proc = _runwsgi(procs, installed_venv, instance, ini, port)
     body = b"probe_conflict=1&probe_value=posted+body"
-    response = ds.tcp_request("127.0.0.1", port, method="POST", target="/", body=body,
+    response = support.tcp_request("127.0.0.1", port, method="POST", target="/", body=body,
                               headers=[("Content-Type", "application/x-www-form-urlencoded")],
                               timeout=30)
     assert response.status == 200, (response.status, proc.stderr()[-3000:])
@@ -190,11 +189,11 @@ def test_example_zope_ini(procs, installed_venv, tmp_path):
     """examples/zope.ini as shipped (only the port changed) in a fresh
     mkwsgiinstance instance."""
     instance, ini, port = _make_instance(installed_venv, tmp_path, workers=2)
-    example = (ds.EXAMPLES / "zope.ini").read_text()
+    example = (support.EXAMPLES / "zope.ini").read_text()
     assert "socket = 127.0.0.1:8080\n" in example
     ini.write_text(example.replace("socket = 127.0.0.1:8080\n", "socket = 127.0.0.1:%d\n" % port))
     proc = _runwsgi(procs, installed_venv, instance, ini, port)
-    assert ds.tcp_request("127.0.0.1", port, target="/").status == 200
-    assert ds.tcp_request("127.0.0.1", port, target="/manage").status == 401
+    assert support.tcp_request("127.0.0.1", port, target="/").status == 200
+    assert support.tcp_request("127.0.0.1", port, target="/manage").status == 401
     assert proc.stop() == 0, proc.describe()
     assert "GET /manage" in (instance / "var" / "log" / "Z4.log").read_text()

@@ -11,19 +11,20 @@ import time
 
 import pytest
 
-from strict_apps import (
+from support import (
+    CLOSE,
     assert_alive,
     exchange,
     expect_error,
+    json_of,
     launch,
     parse_responses,
+    raw_get,
     read_until,
     stop_launched,
     wait_for_log,
 )
 
-HOST = b"Host: example.test\r\n"
-CLOSE = b"Connection: close\r\n"
 APP = "edge_apps:app"
 
 
@@ -53,19 +54,10 @@ def proxy_srv(tmp_path_factory):
     stop_launched(server)
 
 
-def get(path, headers=b"", version=b"HTTP/1.1", host=HOST):
-    return b"GET " + path + b" " + version + b"\r\n" + host + headers + b"\r\n"
-
-
 def one(srv, path, headers=CLOSE):
-    responses = parse_responses(exchange(srv, get(path, headers)))
+    responses = parse_responses(exchange(srv, raw_get(path, headers)))
     assert len(responses) == 1, responses
     return responses[0]
-
-
-def environ_of(response):
-    assert response.status == 200, response
-    return json.loads(response.body)
 
 
 # --------------------------------------------------------------------------
@@ -79,7 +71,7 @@ def environ_of(response):
 def test_absolute_form_without_path_is_root(srv, target, query):
     """RFC 9112 §3.2.2: an absolute-form target without a path asks for "/";
     its authority replaces the Host header."""
-    env = environ_of(one(srv, target, CLOSE))
+    env = json_of(one(srv, target, CLOSE))
     assert env["PATH_INFO"] == "/"
     assert env["QUERY_STRING"] == query
     assert env["HTTP_HOST"] == "example.org"
@@ -97,7 +89,7 @@ def test_long_header_name_reaches_environ_twice(srv):
         for value in ("first value", "second value"):
             response = conn.request("GET", "/environ", headers=[
                 (long_name, value), (underscored, "must be dropped")])
-            env = environ_of(response)
+            env = json_of(response)
             assert env[key] == value
             assert not [k for k in env["__keys__"] if "UNDERSCORED" in k], env["__keys__"]
             assert not response.has_token("Connection", "close"), response
@@ -112,7 +104,7 @@ def test_long_header_name_reaches_environ_twice(srv):
 def test_url_prefix(prefix_srv, target, path_info):
     """url_prefix is SCRIPT_NAME for every request; PATH_INFO loses it only
     when the path is the prefix or lies below it."""
-    env = environ_of(one(prefix_srv, target))
+    env = json_of(one(prefix_srv, target))
     assert env["SCRIPT_NAME"] == "/app"
     assert env["PATH_INFO"] == path_info
 
@@ -120,7 +112,7 @@ def test_url_prefix(prefix_srv, target, path_info):
 def test_untrusted_peer_without_proxy_headers(proxy_srv):
     """trusted_proxy set, peer not trusted, no proxy headers: nothing to
     remove, the request goes through with the peer's own address."""
-    env = environ_of(one(proxy_srv, b"/environ"))
+    env = json_of(one(proxy_srv, b"/environ"))
     assert env["REMOTE_ADDR"] == "127.0.0.1"
     assert env["wsgi.url_scheme"] == "http"
     assert env["HTTP_HOST"] == "example.test"
@@ -133,7 +125,7 @@ def test_untrusted_peer_loses_proxy_headers(proxy_srv):
     headers = (b"X-Forwarded-For: 203.0.113.7\r\nX-Forwarded-Proto: https\r\n"
                b"X-Forwarded-Host: evil.example\r\nForwarded: for=192.0.2.60;proto=https\r\n"
                b"X-Other: kept\r\n" + CLOSE)
-    env = environ_of(one(proxy_srv, b"/environ", headers))
+    env = json_of(one(proxy_srv, b"/environ", headers))
     assert not [k for k in env["__keys__"] if "FORWARDED" in k], env["__keys__"]
     assert env["HTTP_X_OTHER"] == "kept"
     assert env["REMOTE_ADDR"] == "127.0.0.1"
@@ -160,7 +152,7 @@ def test_app_connection_token_list_with_close(srv):
 def test_app_invalid_content_length_is_500(srv, value):
     """start_response rejects a Content-Length that is not all digits
     (ValueError): a 500 with Connection: close; a new connection works."""
-    expect_error(srv, get(b"/w/bad-cl?v=" + value.encode()), 500)
+    expect_error(srv, raw_get(b"/w/bad-cl?v=" + value.encode()), 500)
     assert wait_for_log(srv, "invalid Content-Length ('Content-Length', '%s')" % value)
 
 
@@ -212,7 +204,7 @@ def test_exc_info_not_a_tuple_after_headers_closes(srv):
     """exc_info that is not a 3-tuple once the headers went out: TypeError,
     the response stops short of its Content-Length and the connection
     closes."""
-    raw = exchange(srv, get(b"/w/exc-info-not-tuple"))  # keep-alive request
+    raw = exchange(srv, raw_get(b"/w/exc-info-not-tuple"))  # keep-alive request
     head, sep, body = raw.partition(b"\r\n\r\n")
     assert sep and head.startswith(b"HTTP/1.1 200 "), raw[:300]
     assert b"\r\nContent-Length: 100\r\n" in head + b"\r\n", head
@@ -225,7 +217,7 @@ def test_write_before_start_response_is_500(srv):
     """write() (kept from an earlier request) called before this request's
     start_response: RuntimeError, a 500."""
     assert one(srv, b"/w/store-write").body == b"stored"
-    response = expect_error(srv, get(b"/w/write-before-start-response"), 500)
+    response = expect_error(srv, raw_get(b"/w/write-before-start-response"), 500)
     assert b"write accepted" not in response.raw
     assert wait_for_log(srv, "RuntimeError: write() called before start_response")
 
@@ -233,7 +225,7 @@ def test_write_before_start_response_is_500(srv):
 def test_write_of_str_is_500(srv):
     """PEP 3333: write() takes bytes; a str raises TypeError, a 500 (no
     body was sent yet)."""
-    response = expect_error(srv, get(b"/w/write-str"), 500)
+    response = expect_error(srv, raw_get(b"/w/write-str"), 500)
     assert b"accepted" not in response.raw
     assert wait_for_log(srv, "TypeError: write() takes bytes, not str")
 
@@ -263,7 +255,7 @@ def test_write_after_client_went_away_raises_oserror(srv):
     before = len(_report(srv)["write_lost"])
     conn = srv.connect(timeout=10)
     try:
-        conn.send(get(b"/w/write-lost"))
+        conn.send(raw_get(b"/w/write-lost"))
         read_until(conn, b"\r\n\r\n", timeout=10)
         # An abortive close (RST), with unread data pending anyway.
         conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -284,7 +276,7 @@ def test_write_after_client_went_away_raises_oserror(srv):
 def test_yield_before_start_response_is_500(srv):
     """A generator that yields data before start_response was called: a
     500 (RuntimeError), none of the data goes out."""
-    response = expect_error(srv, get(b"/w/yield-before-start-response"), 500)
+    response = expect_error(srv, raw_get(b"/w/yield-before-start-response"), 500)
     assert b"data before" not in response.raw
     assert wait_for_log(srv, "returned data before calling start_response")
 
@@ -318,7 +310,7 @@ def test_close_lookup_raising_is_logged(srv):
 
 def test_empty_result_without_start_response_is_500(srv):
     """An app returning [] without ever calling start_response: 500."""
-    expect_error(srv, get(b"/w/empty-without-start-response"), 500)
+    expect_error(srv, raw_get(b"/w/empty-without-start-response"), 500)
     assert wait_for_log(srv, "the application never called start_response")
 
 

@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-import deploy_support as ds
+import support
 
 pytestmark = [
     pytest.mark.slow,
@@ -26,7 +26,7 @@ pytestmark = [
                        reason="slow: run with `make test-buildout` (PYRUVATE_TEST_BUILDOUT=1)"),
 ]
 
-REQUIREMENTS = ds.REPO_ROOT / "ci" / "requirements-test-deploy.txt"
+REQUIREMENTS = support.REPO_ROOT / "ci" / "requirements-test-deploy.txt"
 TOOLS = ("pip", "setuptools", "wheel", "zc.buildout", "packaging", "platformdirs")
 
 BUILDOUT_CFG = """\
@@ -78,7 +78,7 @@ def buildout_tools(tmp_path_factory):
     result = subprocess.run(
         [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet",
          "--disable-pip-version-check"] + ["%s==%s" % (t, pins[t]) for t in TOOLS],
-        capture_output=True, text=True, timeout=600, env=ds.clean_env())
+        capture_output=True, text=True, timeout=600, env=support.clean_env())
     assert result.returncode == 0, result.stderr[-4000:]
     return base, venv / "bin" / "buildout"
 
@@ -88,15 +88,15 @@ def _copy_source_tree(dest):
     listed = subprocess.run(
         ["git", "ls-files", "-co", "--exclude-standard", "--", "setup.py", "pyproject.toml",
          "README.md", "src", "include", "pyruvate"],
-        cwd=str(ds.REPO_ROOT), capture_output=True, text=True, check=True).stdout.split()
+        cwd=str(support.REPO_ROOT), capture_output=True, text=True, check=True).stdout.split()
     assert "setup.py" in listed
     dest.mkdir(parents=True)
     for name in listed:
-        if name.endswith(".so") or not (ds.REPO_ROOT / name).is_file():
+        if name.endswith(".so") or not (support.REPO_ROOT / name).is_file():
             continue
         target = dest / name
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ds.REPO_ROOT / name, target)
+        shutil.copy2(support.REPO_ROOT / name, target)
 
 
 def _buildout(procs, buildout_tools, name, extra="", wheels=None):
@@ -111,33 +111,33 @@ def _buildout(procs, buildout_tools, name, extra="", wheels=None):
     else:
         directory.mkdir()
         source = "find-links = %s" % wheels
-        pins["pyruvate"] = ds.pyruvate_version()
-    port = ds.free_port()
+        pins["pyruvate"] = support.pyruvate_version()
+    port = support.free_port()
     versions = "\n".join("%s = %s" % (k, v)
                          for k, v in sorted(pins.items(), key=lambda kv: kv[0].lower())
                          if k not in TOOLS)
     (directory / "buildout.cfg").write_text(BUILDOUT_CFG.format(
         source=source, eggs=base / "eggs", port=port, extra=extra, versions=versions,
-        template=ds.EXAMPLES / "pyruvate.ini.in"))
+        template=support.EXAMPLES / "pyruvate.ini.in"))
     started = time.monotonic()
     result = subprocess.run([str(buildout), "-N"], cwd=str(directory), capture_output=True,
-                            text=True, timeout=1500, env=ds.clean_env())
+                            text=True, timeout=1500, env=support.clean_env())
     print("buildout %s took %.0f s" % (name, time.monotonic() - started))
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-6000:]
     wsgi_ini = (directory / "parts" / "instance" / "etc" / "wsgi.ini").read_text()
     assert "use = egg:pyruvate#main" in wsgi_ini
     assert "socket = 127.0.0.1:%d" % port in wsgi_ini and "workers = 2" in wsgi_ini
     # `console` execs the server in the foreground, as supervisord/systemd run it.
-    proc = procs.start([directory / "bin" / "instance", "console"], env=ds.clean_env(),
+    proc = procs.start([directory / "bin" / "instance", "console"], env=support.clean_env(),
                        cwd=directory, name="instance-" + name)
     return proc, port
 
 
 def _assert_answers(proc, port):
     proc.wait_tcp("127.0.0.1", port, timeout=120)
-    root = ds.tcp_request("127.0.0.1", port, target="/")
+    root = support.tcp_request("127.0.0.1", port, target="/")
     assert root.status == 200 and b"Zope" in root.body
-    manage = ds.tcp_request("127.0.0.1", port, target="/manage")
+    manage = support.tcp_request("127.0.0.1", port, target="/manage")
     assert manage.status == 401 and manage.header("WWW-Authenticate")
     assert "pyruvate serving on 127.0.0.1:%d with 2 workers" % port in proc.stderr()
     assert proc.stop() == 0, proc.describe()
@@ -151,15 +151,15 @@ def test_plone_buildout_with_a_wheel(procs, buildout_tools):
     wheels = base / "wheels"
     result = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet",
-         "--disable-pip-version-check", "--wheel-dir", str(wheels), str(ds.REPO_ROOT)],
+         "--disable-pip-version-check", "--wheel-dir", str(wheels), str(support.REPO_ROOT)],
         capture_output=True, text=True, timeout=600, cwd=str(base),
-        env=ds.clean_env(preload=False))
+        env=support.clean_env(preload=False))
     assert result.returncode == 0, result.stderr[-4000:]
     proc, port = _buildout(procs, buildout_tools, "wheel", wheels=wheels)
     _assert_answers(proc, port)
     # The instance runs the wheel's pyruvate, not a source tree.
     instance = (base / "wheel" / "bin" / "instance").read_text()
-    assert "src/pyruvate" not in instance and str(ds.REPO_ROOT) not in instance
+    assert "src/pyruvate" not in instance and str(support.REPO_ROOT) not in instance
 
 
 def test_plone_buildout_with_extra_paths(procs, buildout_tools):
@@ -180,7 +180,7 @@ def test_plone_buildout_as_in_the_talk(procs, buildout_tools):
     deadline = time.monotonic() + 120
     while proc.running() and time.monotonic() < deadline:
         try:
-            with ds.socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            with support.socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 break
         except OSError:
             time.sleep(0.1)

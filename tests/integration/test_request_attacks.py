@@ -11,11 +11,11 @@ import time
 
 import pytest
 
-import httpraw
-from strict_apps import (
-    environ_of,
+import support
+from support import (
     exchange,
     expect_error,
+    json_of,
     parse_responses,
     strict_server,
 )
@@ -57,7 +57,7 @@ def _flood(srv, head, filler, total=FLOOD_BYTES):
             raw = conn.read_available()
         except ConnectionResetError as exc:
             raise AssertionError("reset instead of a response") from exc
-        except httpraw.ResponseTimeout as exc:
+        except support.ResponseTimeout as exc:
             raise AssertionError("no answer after %d bytes: %s" % (sent, exc)) from None
     growth = _status_kib(pid, "VmHWM") - before
     return parse_responses(raw), growth
@@ -117,14 +117,14 @@ def test_chunked_body_with_extensions_and_trailers_within_limits_served(small_bo
                                                         b"\r\n\r\n") + body)
     responses = parse_responses(raw)
     assert [r.status for r in responses] == [200], raw[:300]
-    assert environ_of(responses[0])["CONTENT_LENGTH"] == "1024"
+    assert json_of(responses[0])["CONTENT_LENGTH"] == "1024"
 
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory):
-    from strict_apps import launch, stop_launched
+    from support import launch, stop_launched
 
-    server = launch(tmp_path_factory.mktemp("parser_audit"))
+    server = launch(tmp_path_factory.mktemp("request_attacks"))
     yield server
     stop_launched(server)
 
@@ -158,7 +158,7 @@ def test_absolute_form_with_bad_authority_is_400(srv, target):
 def test_absolute_form_with_valid_authority_sets_host(srv, target, host):
     raw = exchange(srv, b"GET " + target + b" HTTP/1.1\r\nHost: other.test\r\n"
                    b"Connection: close\r\n\r\n")
-    env = environ_of(parse_responses(raw)[0])
+    env = json_of(parse_responses(raw)[0])
     assert (env["HTTP_HOST"], env["PATH_INFO"]) == (host, "/p")
 
 
@@ -181,7 +181,7 @@ def test_empty_host_with_absolute_form_is_served(srv):
     """RFC 9112 §3.2: the target names the host, the empty Host is allowed."""
     raw = exchange(srv, b"GET http://example.org/p HTTP/1.1\r\nHost:\r\n"
                    b"Connection: close\r\n\r\n")
-    assert environ_of(parse_responses(raw)[0])["HTTP_HOST"] == "example.org"
+    assert json_of(parse_responses(raw)[0])["HTTP_HOST"] == "example.org"
 
 
 @pytest.mark.parametrize("target", [b"/path?page=1#frag", b"/path#frag", b"http://a.test/p#f"])

@@ -9,24 +9,23 @@ import time
 
 import pytest
 
-import deploy_support as ds
-import httpraw
+import support
 
 WORKERS = 2
 
 
 def _start(procs, app, tmp_path):
     db = tmp_path / "app.sqlite3"
-    env = ds.repo_env(DEPLOY_DB=str(db))
+    env = support.repo_env(DEPLOY_DB=str(db))
     for _attempt in range(5):
-        port = ds.free_port()
+        port = support.free_port()
         proc = procs.start([sys.executable, "-m", "pyruvate", app, "--bind",
                             "127.0.0.1:%d" % port, "--workers", str(WORKERS)],
-                           env=env, cwd=ds.DEPLOY_APPS)
-        deadline = time.monotonic() + ds.STARTUP_TIMEOUT
+                           env=env, cwd=support.DEPLOY_APPS)
+        deadline = time.monotonic() + support.STARTUP_TIMEOUT
         while time.monotonic() < deadline and proc.running():
             try:
-                with httpraw.RawConnection("127.0.0.1", port, timeout=0.5):
+                with support.RawConnection("127.0.0.1", port, timeout=0.5):
                     return proc, port, db
             except OSError:
                 time.sleep(0.05)
@@ -43,7 +42,7 @@ def _hammer(port, clients=4, per_client=15):
 
     def client():
         try:
-            with httpraw.RawConnection("127.0.0.1", port, timeout=20) as conn:
+            with support.RawConnection("127.0.0.1", port, timeout=20) as conn:
                 for _ in range(per_client):
                     response = conn.request("GET", "/conn")
                     assert response.status == 200, response
@@ -77,7 +76,7 @@ def test_flask_thread_local_sqlite_connection(procs, tmp_path):
     results = _hammer(port)
     conn_of = _assert_one_connection_per_thread(results)
     assert len(conn_of) == WORKERS  # concurrent clients kept both workers busy
-    opened = json.loads(ds.tcp_request("127.0.0.1", port, target="/opened").body)["opened"]
+    opened = json.loads(support.tcp_request("127.0.0.1", port, target="/opened").body)["opened"]
     assert sorted(map(tuple, opened)) == sorted((t, next(iter(c))) for t, c in conn_of.items())
     assert max(r["hits"] for r in results) == len(results)
     assert proc.stop() == 0, proc.describe()

@@ -12,14 +12,13 @@ import time
 
 import pytest
 
-import deploy_support as ds
-import httpraw
+import support
 
 
 def _wait_entered(port, count=1, timeout=10.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        body = ds.tcp_request("127.0.0.1", port, target="/entered").body
+        body = support.tcp_request("127.0.0.1", port, target="/entered").body
         if json.loads(body)["entered"] >= count:
             return True
         time.sleep(0.02)
@@ -28,8 +27,8 @@ def _wait_entered(port, count=1, timeout=10.0):
 
 def _start_stuck_request(port):
     """A request to an app that sleeps 30 s; returns the open connection."""
-    conn = httpraw.RawConnection("127.0.0.1", port, timeout=20)
-    conn.send(httpraw.build_request("GET", "/slow?s=30"))
+    conn = support.RawConnection("127.0.0.1", port, timeout=20)
+    conn.send(support.build_request("GET", "/slow?s=30"))
     assert _wait_entered(port), "the slow request never reached the app"
     return conn
 
@@ -41,7 +40,7 @@ def _start_stuck_request(port):
     (signal.SIGINT, 130, "SERVE_KEYBOARDINTERRUPT"),
 ])
 def test_second_signal_stops_at_once(procs, sig, code, marker):
-    proc, port = ds.launch_tcp(procs, options={"shutdown_timeout": 120})
+    proc, port = support.launch_tcp(procs, options={"shutdown_timeout": 120})
     conn = _start_stuck_request(port)
     with conn:
         proc.proc.send_signal(sig)
@@ -57,20 +56,20 @@ def test_second_signal_stops_at_once(procs, sig, code, marker):
 
 
 def test_new_connections_are_refused_during_the_graceful_stop(procs):
-    proc, port = ds.launch_tcp(procs, options={"shutdown_timeout": 20})
+    proc, port = support.launch_tcp(procs, options={"shutdown_timeout": 20})
     with _start_stuck_request(port):
         proc.proc.send_signal(signal.SIGTERM)
         proc.wait_output("pyruvate stopping")
         try:
-            late = httpraw.RawConnection("127.0.0.1", port, timeout=3)
+            late = support.RawConnection("127.0.0.1", port, timeout=3)
         except ConnectionRefusedError:
             late = None  # what waitress and gunicorn do: the listener is closed
         if late is not None:
             with late:
-                late.send(httpraw.build_request("GET", "/"))
+                late.send(support.build_request("GET", "/"))
                 try:
                     response = late.read_response()
-                except (httpraw.IncompleteResponse, ConnectionResetError):
+                except (support.IncompleteResponse, ConnectionResetError):
                     response = None  # closed at once: acceptable
                 assert response is None or response.status == 503, response
         proc.proc.send_signal(signal.SIGTERM)
@@ -78,7 +77,7 @@ def test_new_connections_are_refused_during_the_graceful_stop(procs):
 
 
 def test_shutdown_timeout_bounds_the_stop(procs):
-    proc, port = ds.launch_tcp(procs, options={"shutdown_timeout": 1})
+    proc, port = support.launch_tcp(procs, options={"shutdown_timeout": 1})
     conn = _start_stuck_request(port)
     with conn:
         proc.proc.send_signal(signal.SIGTERM)
@@ -92,29 +91,29 @@ def test_app_with_its_own_sigterm_handler_keeps_it(procs):
     """serve() installs its SIGTERM handler only over SIG_DFL: an app's own
     handler stays in charge (here it just counts), so SIGTERM does not stop
     the server; SIGINT still does."""
-    env = ds.repo_env(APP_INSTALLS_SIGTERM="1")
-    proc, port = ds.launch_tcp(procs, env=env)
+    env = support.repo_env(APP_INSTALLS_SIGTERM="1")
+    proc, port = support.launch_tcp(procs, env=env)
     proc.proc.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        calls = json.loads(ds.tcp_request("127.0.0.1", port, target="/sigterm-calls").body)
+        calls = json.loads(support.tcp_request("127.0.0.1", port, target="/sigterm-calls").body)
         if calls["calls"]:
             break
         time.sleep(0.05)
     assert calls == {"calls": [signal.SIGTERM], "handler": "app_sigterm_handler"}, calls
     assert proc.running()
-    assert ds.tcp_request("127.0.0.1", port, target="/").status == 200
-    ds.assert_stopped_cleanly(proc, signal.SIGINT)
+    assert support.tcp_request("127.0.0.1", port, target="/").status == 200
+    support.assert_stopped_cleanly(proc, signal.SIGINT)
 
 
 def test_app_sigterm_handler_raising_systemexit_stops_gracefully(procs):
     """The common pattern `def handler(*a): raise SystemExit(0)`: the
     exception ends serve() through the graceful path (the in-flight request
     completes) and propagates."""
-    env = ds.repo_env(APP_INSTALLS_SIGTERM="1", APP_SIGTERM_EXITS="1")
-    proc, port = ds.launch_tcp(procs, env=env)
-    with httpraw.RawConnection("127.0.0.1", port, timeout=15) as conn:
-        conn.send(httpraw.build_request("GET", "/slow?s=1.5"))
+    env = support.repo_env(APP_INSTALLS_SIGTERM="1", APP_SIGTERM_EXITS="1")
+    proc, port = support.launch_tcp(procs, env=env)
+    with support.RawConnection("127.0.0.1", port, timeout=15) as conn:
+        conn.send(support.build_request("GET", "/slow?s=1.5"))
         assert _wait_entered(port)
         proc.proc.send_signal(signal.SIGTERM)
         response = conn.read_response()
@@ -124,8 +123,8 @@ def test_app_sigterm_handler_raising_systemexit_stops_gracefully(procs):
 
 
 def test_default_sigterm_handler_is_restored(procs):
-    proc, port = ds.launch_tcp(procs)
-    ds.assert_stopped_cleanly(proc)
+    proc, port = support.launch_tcp(procs)
+    support.assert_stopped_cleanly(proc)
     assert "SIGTERM_HANDLER_AFTER <Handlers.SIG_DFL" in proc.stdout(), proc.stdout()
 
 

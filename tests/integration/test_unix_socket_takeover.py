@@ -7,7 +7,7 @@ import socket
 import tempfile
 import textwrap
 
-from conftest import run_python
+from support import run_python
 
 NOBODY = 65534
 
@@ -56,7 +56,7 @@ def _still_served(listener, path):
 
 
 def test_socket_we_may_not_connect_to_is_not_unlinked():
-    """Audit: any connect() failure counted as stale, so a live socket of
+    """Regression: any connect() failure counted as stale, so a live socket of
     another user (EACCES) was unlinked and its path taken over."""
     directory = _shared_dir()
     path = os.path.join(directory, "live.sock")
