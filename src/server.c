@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "pyruvate/environ.h"
 #include "pyruvate/fdlimit.h"
 #include "pyruvate/log.h"
 #include "pyruvate/systemd.h"
@@ -464,7 +465,7 @@ PyObject *server_run(PyObject *module, PyObject *application, const struct serve
     char address[PYR_ERR_LEN];
     if (open_listeners(s, bind, address, sizeof(address)) < 0)
         goto fail;
-    s->environ_template = wsgi_environ_template(s);
+    s->environ_template = environ_template(s);
     if (s->environ_template == NULL)
         goto fail;
     log_set_level(logger_level(st->logger));

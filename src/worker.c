@@ -61,10 +61,7 @@ void worker_thread_stop(void *worker)
     struct worker *w = worker;
     PyEval_RestoreThread(w->thread_state);
     Py_CLEAR(w->start_response);
-    for (unsigned i = 0; i < WORKER_KEY_SLOTS; i++)
-        Py_CLEAR(w->keys[i].key);
-    for (unsigned i = 0; i < WORKER_METHOD_SLOTS; i++)
-        Py_CLEAR(w->methods[i].str);
+    environ_cache_clear(&w->environ);
     PyThreadState_Clear(w->thread_state);
     PyThreadState_DeleteCurrent(); /* releases the GIL */
     buf_free(&w->head);

@@ -8,25 +8,10 @@
 
 #include "pyruvate/buf.h"
 #include "pyruvate/conn.h"
+#include "pyruvate/environ.h"
 #include "pyruvate/response.h"
 
 struct server;
-
-enum { WORKER_KEY_SLOTS = 64, WORKER_KEY_NAME_LEN = 40, WORKER_METHOD_SLOTS = 4 };
-
-/* A method name from llhttp (a static string) and its str. Needs the GIL. */
-struct worker_method {
-    const char *name;
-    PyObject *str;
-};
-
-/* A header name and its environ key ("HTTP_USER_AGENT"), or None for a
- * name that is left out of the environ. Needs the GIL. */
-struct worker_key {
-    size_t len;
-    char name[WORKER_KEY_NAME_LEN];
-    PyObject *key;
-};
 
 /* The response being produced; reset for each request. */
 struct worker_response {
@@ -65,11 +50,7 @@ struct worker {
     int ending;               /* the body is done; only its framing's end is left */
     int64_t park_deadline_ms; /* a resumed response that made no progress keeps it; 0: fresh */
 
-    struct worker_key keys[WORKER_KEY_SLOTS]; /* cache for header_key() */
-
-    struct worker_method methods[WORKER_METHOD_SLOTS]; /* cache for REQUEST_METHOD */
-
-    unsigned next_method_slot;
+    struct environ_cache environ;
     time_t date_second; /* the second `date` was formatted for */
     char date[RESPONSE_DATE_LEN + 1];
 };

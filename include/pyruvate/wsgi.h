@@ -8,10 +8,6 @@
 
 #include "pyruvate/worker.h"
 
-/* The per-server environ entries (wsgi.*, SERVER_NAME, ...), copied into
- * every request's environ. Returns a new reference. */
-PyObject *wsgi_environ_template(struct server *server);
-
 /* Answers the request buffered in w->conn: calls the app and writes its
  * response. Returns 1 when the response was parked because the client does
  * not read (the connection then belongs to the park set; a worker resumes it
