@@ -43,51 +43,11 @@ static struct module_state *state_of(struct worker *w)
 
 /* ---- start_response --------------------------------------------------- */
 
-static int is_name(const char *name, Py_ssize_t len, const char *expected)
-{
-    return (size_t)len == strlen(expected) && strncasecmp(name, expected, (size_t)len) == 0;
-}
-
-/* True if the comma-separated token list contains token (case-insensitive). */
-static int has_token(const char *list, Py_ssize_t len, const char *token)
-{
-    size_t token_len = strlen(token);
-    Py_ssize_t i = 0;
-    while (i < len) {
-        while (i < len && (list[i] == ' ' || list[i] == '\t' || list[i] == ','))
-            i++;
-        Py_ssize_t start = i;
-        while (i < len && list[i] != ',')
-            i++;
-        Py_ssize_t end = i;
-        while (end > start && (list[end - 1] == ' ' || list[end - 1] == '\t'))
-            end--;
-        if ((size_t)(end - start) == token_len && strncasecmp(list + start, token, token_len) == 0)
-            return 1;
-    }
-    return 0;
-}
-
-static int parse_content_length(const char *value, Py_ssize_t len, long long *out)
-{
-    if (len == 0 || len > 18)
-        return -1;
-    long long n = 0;
-    for (Py_ssize_t i = 0; i < len; i++) {
-        if (value[i] < '0' || value[i] > '9')
-            return -1;
-        n = n * 10 + (value[i] - '0');
-    }
-    *out = n;
-    return 0;
-}
-
 /* Validates status and headers and writes them into w->head, so that the
  * app changing the list afterwards cannot put anything unchecked on the
  * wire. Raises and returns -1 when they are not what PEP 3333 allows. */
 static int record_response_head(struct worker *w, PyObject *status, PyObject *headers)
 {
-    struct worker_response *resp = &w->response;
     Py_ssize_t status_len;
     const char *status_text = module_latin1_data(status, &status_len);
     if (status_text == NULL) {
@@ -103,12 +63,10 @@ static int record_response_head(struct worker *w, PyObject *status, PyObject *he
         PyErr_SetString(PyExc_TypeError, "response headers must be a list");
         return -1;
     }
-
-    struct worker_response fresh = {.content_length = -1};
-    w->head.len = 0;
-    if (buf_append_str(&w->head, "HTTP/1.1 ") < 0 ||
-        buf_append(&w->head, status_text, (size_t)status_len) < 0 ||
-        buf_append_str(&w->head, "\r\n") < 0)
+    /* w->response changes only when all of it is valid. */
+    struct response_state fresh;
+    int head_request = strcmp(w->conn->request.method, "HEAD") == 0;
+    if (response_begin(&fresh, &w->head, code, status_text, (size_t)status_len, head_request) < 0)
         goto nomemory;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(headers); i++) {
         PyObject *item = PyList_GET_ITEM(headers, i);
@@ -123,47 +81,22 @@ static int record_response_head(struct worker *w, PyObject *status, PyObject *he
             PyErr_Format(PyExc_TypeError, "header %R: name and value must be latin-1 str", item);
             return -1;
         }
-        if (!response_valid_header_name(name, (size_t)name_len) ||
-            !response_valid_header_value(value, (size_t)value_len)) {
+        switch (response_add_header(&fresh, &w->head, name, (size_t)name_len, value,
+                                    (size_t)value_len)) {
+        case RESPONSE_HEADER_OK:
+            break;
+        case RESPONSE_HEADER_INVALID:
             PyErr_Format(PyExc_ValueError, "invalid header %R (control characters or bad name)",
                          item);
             return -1;
-        }
-        if (is_name(name, name_len, "content-length")) {
-            if (parse_content_length(value, value_len, &fresh.content_length) < 0) {
-                PyErr_Format(PyExc_ValueError, "invalid Content-Length %R", item);
-                return -1;
-            }
-            /* RFC 9110 §8.6: never in a 1xx or 204 response. */
-            if (code < 200 || code == 204) {
-                fresh.content_length = -1;
-                continue;
-            }
-        } else if (is_name(name, name_len, "connection")) {
-            /* Hop-by-hop (RFC 9110 §7.6.1): the server writes its own. */
-            if (has_token(value, value_len, "close"))
-                fresh.app_wants_close = 1;
-            continue;
-        } else if (is_name(name, name_len, "transfer-encoding") ||
-                   is_name(name, name_len, "keep-alive")) {
-            continue; /* framing is the server's job */
-        } else if (is_name(name, name_len, "date")) {
-            fresh.app_sent_date = 1;
-        } else if (is_name(name, name_len, "server")) {
-            fresh.app_sent_server = 1;
-        }
-        if (buf_append(&w->head, name, (size_t)name_len) < 0 ||
-            buf_append_str(&w->head, ": ") < 0 ||
-            buf_append(&w->head, value, (size_t)value_len) < 0 ||
-            buf_append_str(&w->head, "\r\n") < 0)
+        case RESPONSE_HEADER_BAD_LENGTH:
+            PyErr_Format(PyExc_ValueError, "invalid Content-Length %R", item);
+            return -1;
+        default:
             goto nomemory;
+        }
     }
-    fresh.status = code;
-    const struct request *r = &w->conn->request;
-    /* RFC 9110 §6.4.1: these responses never have content. */
-    fresh.head_request = strcmp(r->method, "HEAD") == 0;
-    fresh.no_body = code < 200 || code == 204 || code == 304 || fresh.head_request;
-    *resp = fresh;
+    w->response = fresh;
     return 0;
 nomemory:
     PyErr_NoMemory();
@@ -352,7 +285,7 @@ enum { PARK_AFTER_MS = 20 };
 
 /* Everything a response in progress needs when it leaves its worker. */
 struct parked_response {
-    struct worker_response response;
+    struct response_state response;
     struct buf head;
     struct response_out out;
     PyObject *out_owner, *env, *input, *result, *iterator;
@@ -446,12 +379,9 @@ static int send_or_park(struct worker *w)
     return rc;
 }
 
-/* Completes the head with Date, Server, framing and Connection, choosing
- * the framing now that the first body bytes (or the end) are known.
- * known_length is the whole body's length when known, else -1. */
-static int complete_head(struct worker *w, long long known_length)
+/* The request and server facts the framing depends on. */
+static void response_context_of(struct worker *w, struct response_context *ctx)
 {
-    struct worker_response *resp = &w->response;
     const struct request *r = &w->conn->request;
     const struct server_options *opt = &w->server->options;
     time_t now = time(NULL);
@@ -459,112 +389,27 @@ static int complete_head(struct worker *w, long long known_length)
         response_http_date(now, w->date);
         w->date_second = now;
     }
-    if (!resp->app_sent_date && (buf_append_str(&w->head, "Date: ") < 0 ||
-                                 buf_append(&w->head, w->date, RESPONSE_DATE_LEN) < 0 ||
-                                 buf_append_str(&w->head, "\r\n") < 0))
-        return -1;
-    if (!resp->app_sent_server && buf_append_str(&w->head, "Server: pyruvate\r\n") < 0)
-        return -1;
-    if (!resp->no_body && resp->content_length < 0) {
-        if (known_length >= 0) {
-            char line[48];
-            int n = snprintf(line, sizeof(line), "Content-Length: %lld\r\n", known_length);
-            if (buf_append(&w->head, line, (size_t)n) < 0)
-                return -1;
-            resp->content_length = known_length;
-        } else if (r->http_minor == 1 && opt->chunked_transfer) {
-            if (buf_append_str(&w->head, "Transfer-Encoding: chunked\r\n") < 0)
-                return -1;
-            resp->chunked = 1;
-        } else {
-            resp->close_delimited = 1;
-        }
-    } else if (resp->head_request && resp->content_length < 0 && known_length > 0 &&
-               resp->status >= 200 && resp->status != 204 && resp->status != 304) {
-        /* RFC 9110 §9.3.2: HEAD gets the header fields GET would have,
-         * including a length the server worked out (an empty result says
-         * nothing about GET's length, so it adds none). */
-        char line[48];
-        int n = snprintf(line, sizeof(line), "Content-Length: %lld\r\n", known_length);
-        if (buf_append(&w->head, line, (size_t)n) < 0)
-            return -1;
-    }
-    /* A 1xx cannot be a final response (WSGI has no interim ones): the
-     * client would take the next response for this request's, so the
-     * connection ends here. */
-    if (resp->status < 200)
-        resp->must_close = 1;
-    if (!r->keep_alive || resp->app_wants_close || resp->close_delimited ||
-        atomic_load(&w->server->stopping) ||
-        (opt->max_reuse_count && w->conn->requests_served + 1 >= opt->max_reuse_count))
-        resp->must_close = 1;
-    if (resp->must_close) {
-        if (buf_append_str(&w->head, "Connection: close\r\n") < 0)
-            return -1;
-    } else if (r->http_minor == 0 && buf_append_str(&w->head, "Connection: keep-alive\r\n") < 0) {
-        return -1;
-    }
-    return buf_append_str(&w->head, "\r\n");
+    *ctx = (struct response_context){
+        .http_minor = r->http_minor,
+        .keep_alive = r->keep_alive,
+        .chunked_allowed = opt->chunked_transfer,
+        .last_on_connection =
+            atomic_load(&w->server->stopping) ||
+            (opt->max_reuse_count && w->conn->requests_served + 1 >= opt->max_reuse_count),
+        .date = w->date,
+    };
 }
 
-/* Frames len body bytes, from data or from file_fd at file_offset (data
- * NULL), into w->out: the head in front of the first ones, a chunk header
- * and CRLF around them when chunked, cut to what Content-Length still
- * allows. Every body byte leaves the server through here. Returns 0, or -1
- * when the response failed. */
+/* Frames body bytes into w->out (see response_frame). Every body byte
+ * leaves the server through here. */
 static int frame_body(struct worker *w, const char *data, int file_fd, off_t file_offset,
                       size_t len, long long known)
 {
-    struct worker_response *resp = &w->response;
-    struct response_out *out = &w->out;
-
-    if (resp->failed)
-        return -1;
-    *out = (struct response_out){.file_fd = -1};
-    if (!resp->headers_sent) {
-        if (complete_head(w, known) < 0)
-            goto fail;
-        resp->headers_sent = 1;
-        resp->sent_status = resp->status;
-    } else {
-        w->head.len = 0; /* the head went out with earlier bytes */
-    }
-    if (resp->no_body)
-        len = 0;
-    if (resp->content_length >= 0) {
-        unsigned long long left = (unsigned long long)resp->content_length - resp->body_sent;
-        if (len > left) {
-            log_write(LOG_WARNING,
-                      "application sent more than its Content-Length of %lld; "
-                      "extra bytes dropped",
-                      resp->content_length);
-            len = (size_t)left;
-        }
-    }
-    if (len > 0) {
-        if (resp->chunked) {
-            char chunk_header[24];
-            if (buf_append(&w->head, chunk_header, response_chunk_header(len, chunk_header)) < 0)
-                goto fail;
-            memcpy(out->after, "\r\n", 2);
-            out->after_len = 2;
-        }
-        if (data) {
-            out->data = data;
-            out->data_len = len;
-        } else {
-            out->file_fd = file_fd;
-            out->file_offset = file_offset;
-            out->file_len = len;
-        }
-        resp->body_sent += len;
-    }
-    out->framing = w->head.data;
-    out->framing_len = w->head.len;
-    return 0;
-fail:
-    resp->failed = resp->must_close = 1;
-    return -1;
+    struct response_context ctx = {0};
+    if (!w->response.headers_sent)
+        response_context_of(w, &ctx);
+    return response_frame(&w->response, &w->head, &w->out, &ctx, data, file_fd, file_offset, len,
+                          known);
 }
 
 static int send_framed(struct worker *w, const char *data, int file_fd, off_t file_offset,
@@ -586,23 +431,12 @@ static int send_body(struct worker *w, const char *data, size_t len)
 /* Ends the body's framing. Returns 0, 1 when parked, -1 when failed. */
 static int finish_response(struct worker *w)
 {
-    struct worker_response *resp = &w->response;
-    if (resp->failed)
+    if (w->response.failed)
         return -1;
-    if (!resp->headers_sent)
+    if (!w->response.headers_sent)
         return send_framed(w, NULL, -1, 0, 0, 0);
-    if (resp->chunked) {
-        w->out = (struct response_out){.framing = "0\r\n\r\n", .framing_len = 5, .file_fd = -1};
+    if (response_finish(&w->response, &w->out))
         return send_or_park(w);
-    }
-    if (!resp->no_body && resp->content_length >= 0 &&
-        resp->body_sent < (unsigned long long)resp->content_length) {
-        log_write(LOG_WARNING,
-                  "application sent %llu of its Content-Length of %lld bytes; "
-                  "closing the connection",
-                  resp->body_sent, resp->content_length);
-        resp->must_close = 1;
-    }
     return 0;
 }
 
@@ -875,7 +709,7 @@ static void end_request(struct worker *w)
 
 int wsgi_handle_request(struct worker *w)
 {
-    w->response = (struct worker_response){.content_length = -1};
+    w->response = (struct response_state){.content_length = -1};
     w->head.len = 0;
     w->out = (struct response_out){.file_fd = -1};
     w->known_length = -1;

@@ -13,23 +13,6 @@
 
 struct server;
 
-/* The response being produced; reset for each request. */
-struct worker_response {
-    int status;               /* 0 until start_response succeeded */
-    int sent_status;          /* the status that went out, for the access log */
-    long long content_length; /* from the app's headers; -1 if none */
-    int app_sent_date, app_sent_server;
-    int app_wants_close; /* the app sent "Connection: close" */
-    int headers_sent;
-    int no_body; /* HEAD, 1xx, 204, 304 */
-    int head_request;
-    int chunked;
-    int close_delimited; /* the body ends when the connection closes */
-    unsigned long long body_sent;
-    int failed; /* the connection broke or the app misbehaved */
-    int must_close;
-};
-
 struct worker {
     struct server *server;
     unsigned index;
@@ -37,7 +20,7 @@ struct worker {
     PyObject *start_response; /* this worker's StartResponse, reused */
 
     struct conn *conn; /* the connection being answered */
-    struct worker_response response;
+    struct response_state response;
     struct buf head;         /* status line and app headers, then framing */
     struct response_out out; /* what is being sent: points into head and the body */
 
