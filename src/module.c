@@ -15,11 +15,6 @@
 #include "pyruvate/server.h"
 #include "pyruvate/wsgi.h"
 
-struct module_state *module_get_state(PyObject *module)
-{
-    return (struct module_state *)PyModule_GetState(module);
-}
-
 /* Seconds (int or float, > 0) as milliseconds. */
 static int timeout_argument(PyObject *value, const char *name, int *out_ms)
 {
