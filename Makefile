@@ -16,7 +16,7 @@ PY_INCLUDE := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_paths(
 EXT_SUFFIX := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
 
 CORE_SOURCES := buf listen acceptor pool conn request http_status response log systemd proxy idle fdlimit park
-PYTHON_SOURCES := module server worker wsgi environ input filewrapper
+PYTHON_SOURCES := module server worker wsgi environ start_response send input filewrapper
 LLHTTP_SOURCES := llhttp api http
 
 WARNINGS := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes

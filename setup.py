@@ -20,7 +20,8 @@ STAGE = os.path.join("build", "llhttp-src")
 SOURCES = [
     "buf", "listen", "acceptor", "pool", "conn", "request", "http_status", "response", "log",
     "systemd", "proxy", "idle", "fdlimit", "park",
-    "module", "server", "worker", "wsgi", "environ", "input", "filewrapper",
+    "module", "server", "worker", "wsgi", "environ", "start_response", "send", "input",
+    "filewrapper",
 ]
 
 

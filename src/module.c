@@ -13,7 +13,7 @@
 #include "pyruvate/listen.h"
 #include "pyruvate/proxy.h"
 #include "pyruvate/server.h"
-#include "pyruvate/wsgi.h"
+#include "pyruvate/start_response.h"
 
 /* Seconds (int or float, > 0) as milliseconds. */
 static int timeout_argument(PyObject *value, const char *name, int *out_ms)
@@ -337,7 +337,7 @@ static int module_exec(PyObject *module)
     MODULE_STRINGS(MODULE_STRING_INIT)
 #undef MODULE_STRING_INIT
     if (add_type(module, &input_spec, &st->input_type, 0) < 0 ||
-        add_type(module, &wsgi_start_response_spec, &st->start_response_type, 0) < 0 ||
+        add_type(module, &start_response_spec, &st->start_response_type, 0) < 0 ||
         add_type(module, &filewrapper_spec, &st->file_wrapper_type, 1) < 0)
         return -1;
     st->wsgi_version_value = Py_BuildValue("(ii)", 1, 0);

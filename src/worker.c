@@ -13,6 +13,7 @@
 #include "pyruvate/acceptor.h"
 #include "pyruvate/log.h"
 #include "pyruvate/server.h"
+#include "pyruvate/start_response.h"
 #include "pyruvate/wsgi.h"
 
 /* Gives the Python thread the pool thread's name, so that logging's
@@ -43,7 +44,7 @@ void *worker_thread_start(void *ctx, unsigned index)
         return NULL;
     }
     PyEval_RestoreThread(w->thread_state);
-    w->start_response = wsgi_start_response_new(w);
+    w->start_response = start_response_new(w);
     if (w->start_response == NULL)
         PyErr_Clear();
     else
