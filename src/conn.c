@@ -12,6 +12,7 @@
 
 #include "pyruvate/http_status.h"
 #include "pyruvate/log.h"
+#include "pyruvate/syntax.h"
 
 /* Read at least this much at a time so that a typical request arrives in
  * one read() call. */
@@ -105,8 +106,6 @@ void conn_peer_strings(const struct conn *c, char *host, size_t host_size, char 
 void conn_access_line(const struct conn *c, const char *address, int status,
                       unsigned long long body_bytes, char *out, size_t out_size)
 {
-    static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
     const struct request *r = &c->request;
     char peer[64], port[16], shown_address[64];
     if (address == NULL || address[0] == '\0') {
@@ -138,8 +137,8 @@ void conn_access_line(const struct conn *c, const char *address, int status,
     struct tm tm;
     gmtime_r(&now, &tm);
     snprintf(out, out_size, "%s - - [%02d/%s/%04d:%02d:%02d:%02d +0000] \"%s\" %d %s %.6f",
-             shown_address, tm.tm_mday, months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour,
-             tm.tm_min, tm.tm_sec, request_line, status, size, seconds);
+             shown_address, tm.tm_mday, syntax_month_names[tm.tm_mon % 12], tm.tm_year + 1900,
+             tm.tm_hour, tm.tm_min, tm.tm_sec, request_line, status, size, seconds);
 }
 
 void conn_free(struct conn *c)

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "pyruvate/syntax.h"
+
 /* Framing events. Their callbacks pause llhttp, which tells us where in
  * the stream they happened (llhttp_get_error_pos). */
 enum framing_event {
@@ -362,15 +364,6 @@ static int on_message_begin(llhttp_t *p)
     return 0;
 }
 
-/* RFC 9110 §5.6.2 tchar. */
-static int is_token_char(unsigned char c)
-{
-    static const char others[] = "!#$%&'*+-.^_`|~";
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-        return 1;
-    return c != 0 && strchr(others, c) != NULL;
-}
-
 static int on_url(llhttp_t *p, const char *at, size_t len)
 {
     struct request *r = request_of(p);
@@ -445,7 +438,7 @@ static int valid_name(const struct request *r, const struct request_header *h)
     if (h->name.len == 0)
         return 0;
     for (size_t i = 0; i < h->name.len; i++)
-        if (!is_token_char((unsigned char)r->_base[h->name.offset + i]))
+        if (!syntax_is_tchar((unsigned char)r->_base[h->name.offset + i]))
             return 0;
     return 1;
 }
@@ -455,22 +448,13 @@ static int valid_name(const struct request *r, const struct request_header *h)
 static void note_transfer_codings(struct request *r, const struct request_header *h)
 {
     const char *value = r->_base + h->value.offset;
-    size_t i = 0, len = h->value.len;
+    size_t pos = 0;
+    struct span coding;
     unsigned before = r->_transfer_codings;
-    while (i < len) {
-        while (i < len && (value[i] == ',' || value[i] == ' ' || value[i] == '\t'))
-            i++;
-        size_t start = i;
-        while (i < len && value[i] != ',')
-            i++;
-        size_t end = i;
-        while (end > start && (value[end - 1] == ' ' || value[end - 1] == '\t'))
-            end--;
-        if (end > start) {
-            r->_transfer_codings++;
-            r->_last_coding_chunked =
-                end - start == 7 && strncasecmp(value + start, "chunked", 7) == 0;
-        }
+    while (syntax_list_next(value, h->value.len, &pos, &coding)) {
+        r->_transfer_codings++;
+        r->_last_coding_chunked =
+            coding.len == 7 && strncasecmp(value + coding.offset, "chunked", 7) == 0;
     }
     /* A field that names no coding leaves the framing unknown (400). */
     if (r->_transfer_codings == before) {
@@ -849,7 +833,7 @@ static int unknown_method_status(const struct request *r)
         unsigned char c = (unsigned char)r->_base[i];
         if (c == ' ')
             return token > 0 ? 501 : 400;
-        if (!is_token_char(c) || token >= 64)
+        if (!syntax_is_tchar(c) || token >= 64)
             return 400;
     }
     return 0;

@@ -12,18 +12,7 @@
 
 #include "pyruvate/common.h"
 #include "pyruvate/log.h"
-
-/* RFC 9110 §5.6.2 tchar. */
-static int is_token_char(unsigned char c)
-{
-    if (c >= 'a' && c <= 'z')
-        return 1;
-    if (c >= 'A' && c <= 'Z')
-        return 1;
-    if (c >= '0' && c <= '9')
-        return 1;
-    return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
+#include "pyruvate/syntax.h"
 
 int response_parse_status(const char *status, size_t len)
 {
@@ -50,7 +39,7 @@ int response_valid_header_name(const char *name, size_t len)
     if (len == 0)
         return 0;
     for (size_t i = 0; i < len; i++)
-        if (!is_token_char((unsigned char)name[i]))
+        if (!syntax_is_tchar((unsigned char)name[i]))
             return 0;
     return 1;
 }
@@ -69,8 +58,6 @@ void response_http_date(time_t t, char out[RESPONSE_DATE_LEN + 1])
 {
     /* Fixed English names: strftime would follow the process locale. */
     static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-    static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
     struct tm tm;
     gmtime_r(&t, &tm);
     /* Fields are filled digit by digit: the values are bounded by gmtime_r,
@@ -83,7 +70,7 @@ void response_http_date(time_t t, char out[RESPONSE_DATE_LEN + 1])
     *p++ = (char)('0' + tm.tm_mday / 10);
     *p++ = (char)('0' + tm.tm_mday % 10);
     *p++ = ' ';
-    memcpy(p, months[tm.tm_mon % 12], 3);
+    memcpy(p, syntax_month_names[tm.tm_mon % 12], 3);
     p += 3;
     *p++ = ' ';
     int year = (tm.tm_year + 1900) % 10000;
@@ -128,26 +115,6 @@ static int is_name(const char *name, size_t len, const char *expected)
     return len == strlen(expected) && strncasecmp(name, expected, len) == 0;
 }
 
-/* True if the comma-separated token list contains token (case-insensitive). */
-static int has_token(const char *list, size_t len, const char *token)
-{
-    size_t token_len = strlen(token);
-    size_t i = 0;
-    while (i < len) {
-        while (i < len && (list[i] == ' ' || list[i] == '\t' || list[i] == ','))
-            i++;
-        size_t start = i;
-        while (i < len && list[i] != ',')
-            i++;
-        size_t end = i;
-        while (end > start && (list[end - 1] == ' ' || list[end - 1] == '\t'))
-            end--;
-        if (end - start == token_len && strncasecmp(list + start, token, token_len) == 0)
-            return 1;
-    }
-    return 0;
-}
-
 static int parse_content_length(const char *value, size_t len, long long *out)
 {
     if (len == 0 || len > 18)
@@ -178,7 +145,7 @@ int response_add_header(struct response_state *resp, struct buf *head, const cha
         }
     } else if (is_name(name, name_len, "connection")) {
         /* Hop-by-hop (RFC 9110 §7.6.1): the server writes its own. */
-        if (has_token(value, value_len, "close"))
+        if (syntax_list_has(value, value_len, "close"))
             resp->app_wants_close = 1;
         return RESPONSE_HEADER_OK;
     } else if (is_name(name, name_len, "transfer-encoding") ||
