@@ -218,29 +218,13 @@ static void drop(struct acceptor *a, struct conn *c)
     acceptor_close(a, c);
 }
 
-/* The access-log record for a response the server sent on its own. */
-static void log_access_error(const struct conn *c, int status)
-{
-    char line[LOG_MESSAGE_LEN];
-    conn_access_line(c, NULL, status, 0, line, sizeof(line));
-    log_write_access(line);
-}
-
-/* Answers with an error the server decided on, then keeps reading (and
- * discarding) for a while: closing with unread input would make the kernel
- * send a reset that can destroy the response before the client reads it. */
+/* Answers with an error the server decided on (conn_reject), then keeps
+ * reading and discarding until the linger deadline. */
 static void reject(struct acceptor *a, struct conn *c, int status, int64_t now)
 {
     log_write(LOG_DEBUG, "answering %d to fd %d: %s", status, c->fd,
               c->request.error_reason ? c->request.error_reason : "");
-    if (a->config.access_log)
-        log_access_error(c, status);
-    /* Draining reads into a stack buffer: what was buffered (perhaps a
-     * whole body's worth) is of no use. Freed before the answer goes out,
-     * so a client that has it knows the memory is back. */
-    buf_free(&c->in);
-    conn_send_error(c, status);
-    c->lingering = 1;
+    conn_reject(c, status, a->config.access_log);
     c->deadline_ms = now + a->config.linger_timeout_ms;
     if (!c->poll_index && poll_set_add(a, c->fd, c) < 0)
         acceptor_close(a, c);
@@ -482,7 +466,7 @@ static void sweep(struct acceptor *a, int64_t now)
             log_write(LOG_DEBUG, "request timeout on fd %d", c->fd);
             conn_send_error(c, 408);
             if (a->config.access_log)
-                log_access_error(c, 408);
+                conn_log_access(c, 408);
         }
         drop(a, c);
     }

@@ -87,6 +87,25 @@ void conn_send_error(struct conn *c, int status)
     shutdown(c->fd, SHUT_WR);
 }
 
+void conn_reject(struct conn *c, int status, int access_log)
+{
+    if (access_log)
+        conn_log_access(c, status);
+    /* Draining reads into a stack buffer: what was buffered (perhaps a
+     * whole body's worth) is of no use. Freed before the answer goes out,
+     * so a client that has it knows the memory is back. */
+    buf_free(&c->in);
+    conn_send_error(c, status);
+    c->lingering = 1;
+}
+
+void conn_log_access(const struct conn *c, int status)
+{
+    char line[LOG_MESSAGE_LEN];
+    conn_access_line(c, NULL, status, 0, line, sizeof(line));
+    log_write_access(line);
+}
+
 void conn_peer_strings(const struct conn *c, char *host, size_t host_size, char *port,
                        size_t port_size)
 {

@@ -135,14 +135,7 @@ static void serve_connection(struct worker *w, struct conn *c)
             acceptor_close(w->server->acceptor, c);
             return;
         case REQUEST_ERROR:
-            if (w->server->options.access_log) {
-                char line[LOG_MESSAGE_LEN];
-                conn_access_line(c, NULL, c->request.error_status, 0, line, sizeof(line));
-                log_write_access(line);
-            }
-            buf_free(&c->in); /* draining does not need it */
-            conn_send_error(c, c->request.error_status);
-            c->lingering = 1;
+            conn_reject(c, c->request.error_status, w->server->options.access_log);
             acceptor_give_back(w->server->acceptor, c);
             return;
         case REQUEST_INCOMPLETE:

@@ -65,6 +65,16 @@ enum request_state conn_reset_for_next_request(struct conn *c);
  * half-closes the socket. */
 void conn_send_error(struct conn *c, int status);
 
+/* Answers the request on c with the server's own error response: its
+ * access record first (when access_log is set), then the buffered input is
+ * freed and the response sent, and c is marked lingering, for its owner to
+ * drain it for a while: closing with unread input would make the kernel
+ * send a reset that can destroy the response before the client reads it. */
+void conn_reject(struct conn *c, int status, int access_log);
+
+/* Queues the access record of a response the server sent on its own. */
+void conn_log_access(const struct conn *c, int status);
+
 /* Formats the peer address for REMOTE_ADDR/REMOTE_PORT ("" for AF_UNIX). */
 void conn_peer_strings(const struct conn *c, char *host, size_t host_size, char *port,
                        size_t port_size);

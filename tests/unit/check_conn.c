@@ -241,6 +241,23 @@ START_TEST(test_send_error_writes_response_and_half_closes)
 }
 END_TEST
 
+START_TEST(test_reject_frees_input_answers_and_lingers)
+{
+    send_text("GET / HTTP/1.1\r\nX: y\r\n\r\n"); /* no Host */
+    ck_assert_int_gt(conn_read(conn), 0);
+    ck_assert_int_eq(conn_parse(conn), REQUEST_ERROR);
+    conn_reject(conn, conn->request.error_status, 0);
+    ck_assert_int_eq(conn->lingering, 1);
+    ck_assert_ptr_null(conn->in.data); /* draining needs no buffer */
+    char got[1024];
+    set_blocking(client);
+    ssize_t n = read(client, got, sizeof(got) - 1);
+    ck_assert_int_gt(n, 12);
+    got[n] = '\0';
+    ck_assert_msg(strncmp(got, "HTTP/1.1 400 ", 13) == 0, "%s", got);
+}
+END_TEST
+
 START_TEST(test_send_error_to_departed_client)
 {
     close(client);
@@ -335,6 +352,7 @@ Suite *make_conn_suite(void)
     tcase_add_test(errors, test_parse_error_is_reported);
     tcase_add_test(errors, test_send_error_writes_response_and_half_closes);
     tcase_add_test(errors, test_send_error_to_departed_client);
+    tcase_add_test(errors, test_reject_frees_input_answers_and_lingers);
     suite_add_tcase(s, errors);
     return s;
 }
