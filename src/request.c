@@ -29,7 +29,19 @@ enum frame {
     FRAME_TRAILERS,   /* the trailer section with its final CRLF */
 };
 
+/* The token llhttp is receiving, as its callbacks tell: the data callback
+ * that a piece of it cut short by an error would have gone to. */
+enum element {
+    ELEMENT_OTHER, /* method, version, line ends, body, chunk lines */
+    ELEMENT_URL,
+    ELEMENT_FIELD,
+    ELEMENT_VALUE,
+};
+
 static int on_message_begin(llhttp_t *p);
+static int on_method_complete(llhttp_t *p);
+static int on_url_complete(llhttp_t *p);
+static int on_header_field_complete(llhttp_t *p);
 static int on_url(llhttp_t *p, const char *at, size_t len);
 static int on_header_field(llhttp_t *p, const char *at, size_t len);
 static int on_header_value(llhttp_t *p, const char *at, size_t len);
@@ -45,7 +57,7 @@ static int status_for_parser_error(const struct request *r, llhttp_errno_t err);
 static int unknown_method_status(const struct request *r);
 static int version_status(const struct request *r);
 static int request_line_ended(const struct request *r);
-static void check_span_before_error(struct request *r, const char *stop);
+static void check_span_before_error(struct request *r, size_t start, size_t stop);
 static int line_ends_before_error(const struct request *r);
 static llhttp_errno_t execute(struct request *r);
 static int framing_event(struct request *r, enum framing_event event, size_t at);
@@ -54,7 +66,10 @@ static int check_frame(struct request *r, size_t end);
 /* llhttp keeps a pointer to its settings for the parser's lifetime. */
 static const llhttp_settings_t parser_settings = {
     .on_message_begin = on_message_begin,
+    .on_method_complete = on_method_complete,
     .on_url = on_url,
+    .on_url_complete = on_url_complete,
+    .on_header_field_complete = on_header_field_complete,
     .on_header_field = on_header_field,
     .on_header_value = on_header_value,
     .on_header_value_complete = on_header_value_complete,
@@ -224,8 +239,8 @@ static llhttp_errno_t execute(struct request *r)
         }
         if (err == HPE_USER || err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE)
             return err;
-        if (err != HPE_OK)
-            check_span_before_error(r, stop);
+        if (err != HPE_OK && stop)
+            check_span_before_error(r, (size_t)(start - r->_base), r->_error_offset);
         /* The framing bytes received so far, up to a bad byte if there is
          * one: a limit they pass came first in the stream. */
         if (!r->error_status && check_frame(r, r->_error_offset) < 0)
@@ -269,30 +284,61 @@ static int request_line_ended(const struct request *r)
     return spaces == 1 ? 505 : 400;
 }
 
-/* llhttp's span callbacks; their addresses say which element an unfinished
- * span belongs to. */
-int llhttp__on_url(llhttp_t *s, const char *p, const char *endp);
-int llhttp__on_header_field(llhttp_t *s, const char *p, const char *endp);
-int llhttp__on_header_value(llhttp_t *s, const char *p, const char *endp);
-
-/* When llhttp stops at a bad byte, the piece of the element before it was
- * never handed to our callbacks (llhttp only does that at the element's end
- * or the end of the fed bytes). Checking it now makes a limit passed before
- * the bad byte win, as it does when the piece happened to arrive earlier:
- * the status must not depend on how the stream was split. */
-static void check_span_before_error(struct request *r, const char *stop)
+static int is_ows(char c)
 {
-    llhttp_t *p = &r->_parser;
-    const char *start = p->_span_pos0;
-    if (start == NULL || stop == NULL || stop <= start)
+    return c == ' ' || c == '\t';
+}
+
+/* Where the token being received when llhttp stopped at offset stop
+ * begins, found in the bytes as llhttp reads them: the target after the
+ * method's space, a field name at its line's start, a value after the
+ * colon (or, on a folded line, the line's start) and its whitespace. */
+static size_t element_start(const struct request *r, size_t stop)
+{
+    const char *b = r->_base;
+    if (r->_element == ELEMENT_URL) {
+        size_t i = 0;
+        while (i < stop && (b[i] == '\r' || b[i] == '\n'))
+            i++;
+        const char *space = memchr(b + i, ' ', stop - i);
+        return space ? (size_t)(space - b) + 1 : stop;
+    }
+    size_t line = stop;
+    while (line > 0 && b[line - 1] != '\n')
+        line--;
+    if (r->_element == ELEMENT_FIELD)
+        return line;
+    const char *colon = memchr(b + line, ':', stop - line);
+    size_t i = colon ? (size_t)(colon - b) + 1 : line;
+    while (i < stop && is_ows(b[i]))
+        i++;
+    return i;
+}
+
+/* When llhttp stops at a bad byte, the piece of the token before it was
+ * never handed to our callbacks (llhttp only does that at the token's end
+ * or the end of the fed bytes, so what came before start, the first byte
+ * of this llhttp_execute, was handed over). Checking it now makes a limit
+ * passed before the bad byte win, as it does when the piece happened to
+ * arrive earlier: the status must not depend on how the stream was split.
+ * Only llhttp's public callbacks and our reading of the bytes are used. */
+static void check_span_before_error(struct request *r, size_t start, size_t stop)
+{
+    if (r->_element == ELEMENT_OTHER)
         return;
-    size_t len = (size_t)(stop - start);
-    if (p->_span_cb0 == (void *)llhttp__on_url)
-        on_url(p, start, len);
-    else if (p->_span_cb0 == (void *)llhttp__on_header_field)
-        on_header_field(p, start, len);
-    else if (p->_span_cb0 == (void *)llhttp__on_header_value)
-        on_header_value(p, start, len);
+    size_t from = element_start(r, stop);
+    if (from < start)
+        from = start;
+    if (stop <= from)
+        return;
+    const char *at = r->_base + from;
+    size_t len = stop - from;
+    if (r->_element == ELEMENT_URL)
+        on_url(&r->_parser, at, len);
+    else if (r->_element == ELEMENT_FIELD)
+        on_header_field(&r->_parser, at, len);
+    else
+        on_header_value(&r->_parser, at, len);
 }
 
 size_t request_next(struct request *r)
@@ -360,7 +406,25 @@ static int fail_with(struct request *r, int status, const char *reason)
 
 static int on_message_begin(llhttp_t *p)
 {
-    PYR_UNUSED(p);
+    request_of(p)->_element = ELEMENT_OTHER;
+    return 0;
+}
+
+static int on_method_complete(llhttp_t *p)
+{
+    request_of(p)->_element = ELEMENT_URL;
+    return 0;
+}
+
+static int on_url_complete(llhttp_t *p)
+{
+    request_of(p)->_element = ELEMENT_OTHER;
+    return 0;
+}
+
+static int on_header_field_complete(llhttp_t *p)
+{
+    request_of(p)->_element = ELEMENT_VALUE;
     return 0;
 }
 
@@ -583,6 +647,7 @@ static int on_header_value_complete(llhttp_t *p)
      * checked where llhttp says it ends. */
     int empty = !r->_value_seen;
     r->_value_seen = 0;
+    r->_element = ELEMENT_FIELD;
     r->_event = empty ? EVENT_EMPTY_VALUE : EVENT_NONE;
     if (r->headers_complete)
         return empty ? HPE_PAUSED : 0;
@@ -630,6 +695,7 @@ static int on_header_value_complete(llhttp_t *p)
 static int on_headers_complete(llhttp_t *p)
 {
     struct request *r = request_of(p);
+    r->_element = ELEMENT_OTHER;
     r->http_major = llhttp_get_http_major(p);
     r->http_minor = llhttp_get_http_minor(p);
     r->method = llhttp_method_name(llhttp_get_method(p));
@@ -682,6 +748,7 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
 static int on_version_complete(llhttp_t *p)
 {
     request_of(p)->_version_seen = 1;
+    request_of(p)->_element = ELEMENT_FIELD;
     return 0;
 }
 
@@ -689,6 +756,8 @@ static int on_chunk_header(llhttp_t *p)
 {
     struct request *r = request_of(p);
     r->_last_chunk = p->content_length == 0;
+    /* After the last chunk come the trailer fields. */
+    r->_element = r->_last_chunk ? ELEMENT_FIELD : ELEMENT_OTHER;
     r->_event = EVENT_CHUNK_HEADER;
     return HPE_PAUSED;
 }
