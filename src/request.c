@@ -135,6 +135,52 @@ void request_free(struct request *r)
     r->headers = NULL;
 }
 
+/* The reason for a status decided by our own reading of the request line:
+ * after llhttp refused its method or version, or for a line without a
+ * version (err HPE_OK). */
+static const char *request_line_reason(llhttp_errno_t err, int status)
+{
+    if (err == HPE_INVALID_METHOD)
+        return status == 501 ? "unknown method" : "invalid method";
+    if (err == HPE_INVALID_VERSION && status == 505)
+        return "HTTP version not supported";
+    if (err != HPE_INVALID_VERSION && status == 505)
+        return "HTTP/0.9 is not supported";
+    return "malformed request line";
+}
+
+/* Some errors are only fully known once more bytes arrive: the status must
+ * not depend on how TCP split the stream. Returns 1 while the decision
+ * waits for more bytes. */
+static int decide_request_line_error(struct request *r, llhttp_errno_t err)
+{
+    if ((err != HPE_INVALID_METHOD && err != HPE_INVALID_VERSION) || r->error_status)
+        return 0;
+    int status = err == HPE_INVALID_METHOD ? unknown_method_status(r) : version_status(r);
+    if (status == 0) {
+        r->_pending_error = err;
+        return 1;
+    }
+    r->_pending_error = HPE_OK;
+    fail_with(r, status, request_line_reason(err, status));
+    return 0;
+}
+
+/* A request line that ended without a version (HTTP/0.9, or a bare LF) is
+ * the first problem, whatever llhttp found in the bytes after it (it reads
+ * them as headers). */
+static void prefer_versionless_line(struct request *r, llhttp_errno_t err)
+{
+    if (err == HPE_OK || err == HPE_PAUSED || err == HPE_INVALID_METHOD ||
+        err == HPE_INVALID_VERSION || r->_version_seen || !line_ends_before_error(r))
+        return;
+    int status = request_line_ended(r);
+    if (status) {
+        r->error_status = status;
+        r->error_reason = request_line_reason(HPE_OK, status);
+    }
+}
+
 enum request_state request_feed(struct request *r, char *base, size_t len)
 {
     if (r->error_status)
@@ -146,50 +192,20 @@ enum request_state request_feed(struct request *r, char *base, size_t len)
 
     r->_base = base;
     r->_len = len;
-    llhttp_errno_t err;
-    if (r->_pending_error) {
-        err = r->_pending_error; /* llhttp stopped; only our scan goes on */
-    } else {
-        err = execute(r);
+    /* After a pending error llhttp has stopped; only our scan goes on. */
+    llhttp_errno_t err = r->_pending_error ? r->_pending_error : execute(r);
+    if (decide_request_line_error(r, err)) {
+        r->_base = NULL;
+        return REQUEST_INCOMPLETE;
     }
-    /* Some errors are only fully known once more bytes arrive: the status
-     * must not depend on how TCP split the stream. */
-    if ((err == HPE_INVALID_METHOD || err == HPE_INVALID_VERSION) && !r->error_status) {
-        int status = err == HPE_INVALID_METHOD ? unknown_method_status(r) : version_status(r);
-        if (status == 0) {
-            r->_pending_error = err;
-            r->_base = NULL;
-            return REQUEST_INCOMPLETE;
-        }
-        r->_pending_error = HPE_OK;
-        fail_with(r, status,
-                  err == HPE_INVALID_VERSION
-                      ? (status == 505 ? "HTTP version not supported" : "malformed request line")
-                  : status == 501 ? "unknown method"
-                                  : "invalid method");
-    }
-    /* A request line that ended without a version (HTTP/0.9, or a bare LF)
-     * is the first problem, whatever llhttp found in the bytes after it
-     * (it reads them as headers). */
-    if (err != HPE_OK && err != HPE_PAUSED && err != HPE_INVALID_METHOD &&
-        err != HPE_INVALID_VERSION && !r->_version_seen && line_ends_before_error(r)) {
-        int status = request_line_ended(r);
-        if (status) {
-            r->error_status = status;
-            r->error_reason =
-                status == 505 ? "HTTP/0.9 is not supported" : "malformed request line";
-        }
-    }
+    prefer_versionless_line(r, err);
 
+    int status;
     switch (err) {
     case HPE_OK:
-        if (!r->_version_seen) {
-            int status = request_line_ended(r);
-            if (status) {
-                fail_with(r, status,
-                          status == 505 ? "HTTP/0.9 is not supported" : "malformed request line");
-                break;
-            }
+        if (!r->_version_seen && (status = request_line_ended(r)) != 0) {
+            fail_with(r, status, request_line_reason(HPE_OK, status));
+            break;
         }
         r->_base = NULL;
         r->_parsed = len;
