@@ -12,7 +12,8 @@ int main(void)
     if (suite != NULL && suite[0] == '\0')
         unsetenv("CK_RUN_SUITE");
 
-    SRunner *runner = srunner_create(make_buf_suite());
+    SRunner *runner = srunner_create(make_acceptor_suite());
+    srunner_add_suite(runner, make_buf_suite());
     srunner_add_suite(runner, make_conn_suite());
     srunner_add_suite(runner, make_fdlimit_suite());
     srunner_add_suite(runner, make_http_status_suite());

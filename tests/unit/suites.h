@@ -4,6 +4,7 @@
 
 #include <check.h>
 
+Suite *make_acceptor_suite(void);
 Suite *make_buf_suite(void);
 Suite *make_conn_suite(void);
 Suite *make_fdlimit_suite(void);
