@@ -17,12 +17,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "pyruvate/http_status.h"
 #include "pyruvate/idle.h"
 #include "pyruvate/log.h"
+#include "pyruvate/wakeup.h"
 
 /* How often idle and slow connections are checked against their deadlines. */
 enum { SWEEP_INTERVAL_MS = 250 };
@@ -76,7 +76,7 @@ struct acceptor *acceptor_start(const struct acceptor_config *config, char err[P
         return NULL;
     }
     a->config = *config;
-    a->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    a->wake_fd = wakeup_open();
     pthread_mutex_init(&a->returned_mutex, NULL);
     if (a->wake_fd < 0 || poll_set_add(a, a->wake_fd, NULL) < 0)
         goto fail;
@@ -170,10 +170,7 @@ void acceptor_destroy(struct acceptor *a)
 
 static void wake(struct acceptor *a)
 {
-    uint64_t one = 1;
-    /* EAGAIN: the counter is saturated, so a wake-up is pending anyway. */
-    ssize_t ignored = write(a->wake_fd, &one, sizeof(one));
-    (void)ignored;
+    wakeup_signal(a->wake_fd);
 }
 
 static int poll_set_add(struct acceptor *a, int fd, struct conn *c)
@@ -489,9 +486,7 @@ static void *acceptor_main(void *arg)
         }
         if (n > 0) {
             if (a->fds[0].revents) {
-                uint64_t count;
-                ssize_t ignored = read(a->wake_fd, &count, sizeof(count));
-                (void)ignored;
+                wakeup_drain(a->wake_fd);
                 take_returned(a, now);
                 if (a->listeners_paused)
                     pause_listeners(a, 0);

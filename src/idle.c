@@ -8,8 +8,9 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
+
+#include "pyruvate/wakeup.h"
 
 /* How often deadlines are checked; idle connections need no precision. */
 enum { IDLE_SWEEP_MS = 500 };
@@ -43,7 +44,7 @@ struct idle_set *idle_start(const struct idle_callbacks *callbacks, char err[PYR
     set->capacity = 64;
     set->fds = malloc(set->capacity * sizeof(*set->fds));
     set->conns = malloc(set->capacity * sizeof(*set->conns));
-    set->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    set->wake_fd = wakeup_open();
     if (set->fds == NULL || set->conns == NULL || set->wake_fd < 0)
         goto fail;
     set->fds[0] = (struct pollfd){.fd = set->wake_fd, .events = POLLIN};
@@ -80,9 +81,7 @@ int idle_add(struct idle_set *set, struct conn *c)
     set->incoming = c;
     pthread_mutex_unlock(&set->mutex);
     if (was_empty) {
-        uint64_t one = 1;
-        ssize_t ignored = write(set->wake_fd, &one, sizeof(one));
-        (void)ignored;
+        wakeup_signal(set->wake_fd);
     }
     return 0;
 }
@@ -93,9 +92,7 @@ int idle_evict(struct idle_set *set)
     if (atomic_load(&set->held) <= atomic_load(&set->evict_pending))
         return -1;
     atomic_fetch_add(&set->evict_pending, 1);
-    uint64_t one = 1;
-    ssize_t ignored = write(set->wake_fd, &one, sizeof(one));
-    (void)ignored;
+    wakeup_signal(set->wake_fd);
     return 0;
 }
 
@@ -104,9 +101,7 @@ void idle_stop(struct idle_set *set)
     pthread_mutex_lock(&set->mutex);
     set->stopping = 1;
     pthread_mutex_unlock(&set->mutex);
-    uint64_t one = 1;
-    ssize_t ignored = write(set->wake_fd, &one, sizeof(one));
-    (void)ignored;
+    wakeup_signal(set->wake_fd);
     pthread_join(set->thread, NULL);
     for (unsigned i = 1; i < set->nfds; i++)
         set->callbacks.expire(set->conns[i], set->callbacks.ctx);
@@ -178,9 +173,7 @@ static void *idle_main(void *arg)
         if (n < 0 && errno != EINTR)
             continue;
         if (set->fds[0].revents) {
-            uint64_t count;
-            ssize_t ignored = read(set->wake_fd, &count, sizeof(count));
-            (void)ignored;
+            wakeup_drain(set->wake_fd);
         }
         pthread_mutex_lock(&set->mutex);
         struct conn *incoming = set->incoming;

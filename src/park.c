@@ -7,8 +7,9 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
+
+#include "pyruvate/wakeup.h"
 
 /* How soon a connection the workers could not take is offered again, and
  * how often deadlines are checked. */
@@ -49,7 +50,7 @@ struct park_set *park_start(const struct park_callbacks *callbacks, unsigned max
     set->fds = malloc(set->capacity * sizeof(*set->fds));
     set->conns = malloc(set->capacity * sizeof(*set->conns));
     set->held = malloc(set->capacity * sizeof(*set->held));
-    set->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    set->wake_fd = wakeup_open();
     if (set->fds == NULL || set->conns == NULL || set->held == NULL || set->wake_fd < 0)
         goto fail;
     set->fds[0] = (struct pollfd){.fd = set->wake_fd, .events = POLLIN};
@@ -77,9 +78,7 @@ fail:
 
 static void wake(struct park_set *set)
 {
-    uint64_t one = 1;
-    ssize_t ignored = write(set->wake_fd, &one, sizeof(one));
-    (void)ignored;
+    wakeup_signal(set->wake_fd);
 }
 
 int park_add(struct park_set *set, struct conn *c, size_t bytes)
@@ -197,9 +196,7 @@ static void *park_main(void *arg)
         if (n < 0 && errno != EINTR)
             continue;
         if (set->fds[0].revents) {
-            uint64_t count;
-            ssize_t ignored = read(set->wake_fd, &count, sizeof(count));
-            (void)ignored;
+            wakeup_drain(set->wake_fd);
         }
         pthread_mutex_lock(&set->mutex);
         struct conn *incoming = set->incoming;

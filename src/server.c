@@ -11,7 +11,6 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -19,6 +18,7 @@
 #include "pyruvate/fdlimit.h"
 #include "pyruvate/log.h"
 #include "pyruvate/systemd.h"
+#include "pyruvate/wakeup.h"
 #include "pyruvate/worker.h"
 #include "pyruvate/wsgi.h"
 
@@ -569,7 +569,7 @@ PyObject *server_run(PyObject *module, PyObject *application, const struct serve
         return NULL;
     }
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, signal_pair) < 0 ||
-        (log_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
+        (log_fd = wakeup_open()) < 0) {
         PyErr_SetFromErrno(PyExc_OSError);
         goto fail;
     }

@@ -27,6 +27,7 @@ int main(void)
     srunner_add_suite(runner, make_response_suite());
     srunner_add_suite(runner, make_syntax_suite());
     srunner_add_suite(runner, make_systemd_suite());
+    srunner_add_suite(runner, make_wakeup_suite());
 
     srunner_run_all(runner, CK_ENV); /* CK_VERBOSITY, default "normal" */
     int failed = srunner_ntests_failed(runner);

@@ -19,5 +19,6 @@ Suite *make_request_suite(void);
 Suite *make_response_suite(void);
 Suite *make_syntax_suite(void);
 Suite *make_systemd_suite(void);
+Suite *make_wakeup_suite(void);
 
 #endif
