@@ -260,14 +260,14 @@ static void dispatch(struct acceptor *a, struct conn *c, int64_t now)
  * request is complete, to an error response when it is bad. */
 static void advance(struct acceptor *a, struct conn *c, int64_t now)
 {
-    switch (conn_parse(c)) {
-    case REQUEST_COMPLETE:
+    switch (conn_next(c, CONN_AFTER_READ)) {
+    case CONN_DISPATCH:
         dispatch(a, c, now);
         return;
-    case REQUEST_ERROR:
+    case CONN_REJECT:
         reject(a, c, c->request.error_status, now);
         return;
-    case REQUEST_INCOMPLETE:
+    default:
         break;
     }
     const struct request *r = &c->request;
@@ -277,14 +277,6 @@ static void advance(struct acceptor *a, struct conn *c, int64_t now)
                                MSG_NOSIGNAL | MSG_DONTWAIT);
         (void)ignored;
         c->continue_sent = 1;
-    }
-    /* The parser limits each part; this bounds what a header block that never
-     * ends can make us buffer. */
-    const struct request_limits *limits = a->config.limits;
-    if (!r->headers_complete &&
-        c->in.len > limits->max_target_length + limits->max_header_bytes + 8192) {
-        c->request.error_reason = "request header block too large";
-        reject(a, c, 431, now);
     }
 }
 

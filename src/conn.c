@@ -74,6 +74,49 @@ enum request_state conn_reset_for_next_request(struct conn *c)
     return conn_parse(c);
 }
 
+/* The next step for the parser's verdict on what is buffered. */
+static enum conn_next next_for(struct conn *c, enum request_state state)
+{
+    switch (state) {
+    case REQUEST_COMPLETE:
+        return CONN_DISPATCH;
+    case REQUEST_ERROR:
+        return CONN_REJECT;
+    case REQUEST_INCOMPLETE:
+        break;
+    }
+    /* The parser limits each part; this bounds what a header block that
+     * never ends can make us buffer. */
+    const struct request_limits *limits = c->request.limits;
+    if (!c->request.headers_complete &&
+        c->in.len > limits->max_target_length + limits->max_header_bytes + 8192) {
+        c->request.error_status = 431;
+        c->request.error_reason = "request header block too large";
+        return CONN_REJECT;
+    }
+    return CONN_READ;
+}
+
+enum conn_next conn_next(struct conn *c, enum conn_moment moment)
+{
+    switch (moment) {
+    case CONN_AFTER_LAST_RESPONSE:
+        return c->in.len > c->request.consumed ? CONN_LINGER : CONN_CLOSE;
+    case CONN_AFTER_RESPONSE:
+        return next_for(c, conn_reset_for_next_request(c));
+    case CONN_AFTER_READ:
+        break;
+    }
+    return next_for(c, conn_parse(c));
+}
+
+void conn_linger(struct conn *c)
+{
+    shutdown(c->fd, SHUT_WR);
+    buf_free(&c->in); /* draining does not need it */
+    c->lingering = 1;
+}
+
 void conn_send_error(struct conn *c, int status)
 {
     char response[512];

@@ -69,20 +69,6 @@ void worker_thread_stop(void *worker)
     free(w);
 }
 
-/* After the last response on c: close it, or let the acceptor drain what
- * the client still sends so the close does not turn into a reset. */
-static void finish_connection(struct worker *w, struct conn *c)
-{
-    if (c->in.len > c->request.consumed) {
-        shutdown(c->fd, SHUT_WR);
-        buf_free(&c->in); /* draining does not need it */
-        c->lingering = 1;
-        acceptor_give_back(w->server->acceptor, c);
-    } else {
-        acceptor_close(w->server->acceptor, c);
-    }
-}
-
 /* How long a worker with nothing else to do waits for a keep-alive client's
  * next request before handing the connection back to the acceptor. */
 enum { NEXT_REQUEST_WAIT_MS = 2 };
@@ -119,14 +105,19 @@ static void serve_connection(struct worker *w, struct conn *c)
         if (parked)
             return; /* the park set has c now */
         c->requests_served++;
-        if (w->response.must_close) {
-            finish_connection(w, c);
-            return;
-        }
         /* A pipelined request may be buffered already; answering it here
          * saves two thread handoffs and keeps responses in order. */
-        switch (conn_reset_for_next_request(c)) {
-        case REQUEST_COMPLETE:
+        switch (
+            conn_next(c, w->response.must_close ? CONN_AFTER_LAST_RESPONSE : CONN_AFTER_RESPONSE)) {
+        case CONN_CLOSE:
+            acceptor_close(w->server->acceptor, c);
+            return;
+        case CONN_LINGER:
+            /* The acceptor drains what the client still sends. */
+            conn_linger(c);
+            acceptor_give_back(w->server->acceptor, c);
+            return;
+        case CONN_DISPATCH:
             if (!atomic_load(&w->server->stopping)) {
                 c->request_start_ms = monotonic_ms();
                 c->queued_us = monotonic_us();
@@ -134,11 +125,11 @@ static void serve_connection(struct worker *w, struct conn *c)
             }
             acceptor_close(w->server->acceptor, c);
             return;
-        case REQUEST_ERROR:
+        case CONN_REJECT:
             conn_reject(c, c->request.error_status, w->server->options.access_log);
             acceptor_give_back(w->server->acceptor, c);
             return;
-        case REQUEST_INCOMPLETE:
+        case CONN_READ:
             if (await_next_request(w, c) == REQUEST_COMPLETE) {
                 c->request_start_ms = monotonic_ms();
                 c->queued_us = monotonic_us();

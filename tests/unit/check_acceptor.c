@@ -64,7 +64,7 @@ static void on_handle(void *state, void *item)
         ssize_t ignored = send(c->fd, OK_RESPONSE, sizeof(OK_RESPONSE) - 1, MSG_NOSIGNAL);
         (void)ignored;
         c->requests_served++;
-        if (conn_reset_for_next_request(c) != REQUEST_COMPLETE)
+        if (conn_next(c, CONN_AFTER_RESPONSE) != CONN_DISPATCH)
             break;
     }
     acceptor_give_back(acceptor, c);
