@@ -22,6 +22,7 @@
 #include "pyruvate/http_status.h"
 #include "pyruvate/idle.h"
 #include "pyruvate/log.h"
+#include "pyruvate/pollset.h"
 #include "pyruvate/wakeup.h"
 
 /* How often idle and slow connections are checked against their deadlines. */
@@ -40,9 +41,8 @@ struct acceptor {
     struct idle_set *idle;
 
     /* acceptor thread only */
-    struct pollfd *fds;
-    struct conn **conns; /* conns[i] belongs to fds[i]; NULL for fixed slots */
-    unsigned nfds, capacity, first_conn;
+    struct pollset polls; /* the wake fd, the listeners, then connections */
+    unsigned first_conn;
     int64_t next_sweep_ms;
     int listeners_paused; /* after EMFILE: resume at the next wake-up or sweep */
     int64_t last_queue_warning_ms;
@@ -83,7 +83,7 @@ struct acceptor *acceptor_start(const struct acceptor_config *config, char err[P
     for (unsigned i = 0; i < config->listener_count; i++)
         if (poll_set_add(a, config->listeners[i].fd, NULL) < 0)
             goto fail;
-    a->first_conn = a->nfds;
+    a->first_conn = a->polls.nfds;
     struct idle_callbacks idle_callbacks = {
         .wake = idle_woke, .expire = idle_expired, .evicted = idle_evicted, .ctx = a};
     a->idle = idle_start(&idle_callbacks, err);
@@ -101,8 +101,7 @@ fail:
     if (a->wake_fd >= 0)
         close(a->wake_fd);
     pthread_mutex_destroy(&a->returned_mutex);
-    free(a->fds);
-    free(a->conns);
+    pollset_free(&a->polls);
     free(a);
     return NULL;
 }
@@ -163,8 +162,7 @@ void acceptor_destroy(struct acceptor *a)
         return;
     close(a->wake_fd);
     pthread_mutex_destroy(&a->returned_mutex);
-    free(a->fds);
-    free(a->conns);
+    pollset_free(&a->polls);
     free(a);
 }
 
@@ -175,36 +173,19 @@ static void wake(struct acceptor *a)
 
 static int poll_set_add(struct acceptor *a, int fd, struct conn *c)
 {
-    if (a->nfds == a->capacity) {
-        unsigned capacity = a->capacity ? a->capacity * 2 : 64;
-        struct pollfd *fds = realloc(a->fds, capacity * sizeof(*fds));
-        if (fds == NULL)
-            return -1;
-        a->fds = fds;
-        struct conn **conns = realloc(a->conns, capacity * sizeof(*conns));
-        if (conns == NULL)
-            return -1;
-        a->conns = conns;
-        a->capacity = capacity;
-    }
-    a->fds[a->nfds] = (struct pollfd){.fd = fd, .events = POLLIN};
-    a->conns[a->nfds] = c;
+    int slot = pollset_add(&a->polls, fd, POLLIN, c);
+    if (slot < 0)
+        return -1;
     if (c)
-        c->poll_index = a->nfds;
-    a->nfds++;
+        c->poll_index = (unsigned)slot;
     return 0;
 }
 
 static void poll_set_remove(struct acceptor *a, unsigned index)
 {
-    unsigned last = a->nfds - 1;
-    a->conns[index]->poll_index = 0;
-    if (index != last) {
-        a->fds[index] = a->fds[last];
-        a->conns[index] = a->conns[last];
-        a->conns[index]->poll_index = index;
-    }
-    a->nfds--;
+    pollset_take(&a->polls, index)->poll_index = 0;
+    if (index < a->polls.nfds) /* the last slot moved here */
+        a->polls.slots[index].conn->poll_index = index;
 }
 
 /* Removes c from the poll set (if there) and closes it. */
@@ -294,8 +275,8 @@ static int evict_idle(struct acceptor *a, int64_t now)
         rc = 0;
     } else {
         struct conn *oldest = NULL;
-        for (unsigned i = a->first_conn; i < a->nfds; i++) {
-            struct conn *c = a->conns[i];
+        for (unsigned i = a->first_conn; i < a->polls.nfds; i++) {
+            struct conn *c = a->polls.slots[i].conn;
             if (c->idle_since_ms && !c->lingering && c->in.len == 0 &&
                 (oldest == NULL || c->idle_since_ms < oldest->idle_since_ms))
                 oldest = c;
@@ -317,7 +298,7 @@ static int evict_idle(struct acceptor *a, int64_t now)
 static void pause_listeners(struct acceptor *a, int paused)
 {
     for (unsigned s = 1; s < a->first_conn; s++)
-        a->fds[s].events = paused ? 0 : POLLIN;
+        a->polls.fds[s].events = paused ? 0 : POLLIN;
     a->listeners_paused = paused;
 }
 
@@ -439,8 +420,8 @@ static void take_returned(struct acceptor *a, int64_t now)
 
 static void sweep(struct acceptor *a, int64_t now)
 {
-    for (unsigned i = a->nfds; i-- > a->first_conn;) {
-        struct conn *c = a->conns[i];
+    for (unsigned i = a->polls.nfds; i-- > a->first_conn;) {
+        struct conn *c = a->polls.slots[i].conn;
         if (now < c->deadline_ms) {
             if (c->idle_since_ms && now - c->idle_since_ms >= IDLE_AFTER_MS && !c->lingering &&
                 c->in.len == 0) {
@@ -470,25 +451,25 @@ static void *acceptor_main(void *arg)
     a->next_sweep_ms = monotonic_ms() + SWEEP_INTERVAL_MS;
     while (!atomic_load(&a->stopping)) {
         int64_t wait = a->next_sweep_ms - monotonic_ms();
-        int n = poll(a->fds, a->nfds, wait < 0 ? 0 : (int)wait);
+        int n = poll(a->polls.fds, a->polls.nfds, wait < 0 ? 0 : (int)wait);
         int64_t now = monotonic_ms();
         if (n < 0 && errno != EINTR) {
             log_write(LOG_ERROR, "poll failed (errno %d)", errno);
             continue;
         }
         if (n > 0) {
-            if (a->fds[0].revents) {
+            if (a->polls.fds[0].revents) {
                 wakeup_drain(a->wake_fd);
                 take_returned(a, now);
                 if (a->listeners_paused)
                     pause_listeners(a, 0);
             }
             for (unsigned s = 1; s < a->first_conn; s++)
-                if (a->fds[s].revents & POLLIN)
+                if (a->polls.fds[s].revents & POLLIN)
                     accept_ready(a, &a->config.listeners[s - 1], now);
-            for (unsigned i = a->nfds; i-- > a->first_conn;) {
-                if (a->fds[i].revents)
-                    connection_ready(a, a->conns[i], now);
+            for (unsigned i = a->polls.nfds; i-- > a->first_conn;) {
+                if (a->polls.fds[i].revents)
+                    connection_ready(a, a->polls.slots[i].conn, now);
             }
         }
         if (now >= a->next_sweep_ms)
@@ -499,7 +480,7 @@ static void *acceptor_main(void *arg)
     a->stopped = 1;
     pthread_mutex_unlock(&a->returned_mutex);
     take_returned(a, 0);
-    for (unsigned i = a->nfds; i-- > a->first_conn;)
-        drop(a, a->conns[i]);
+    for (unsigned i = a->polls.nfds; i-- > a->first_conn;)
+        drop(a, a->polls.slots[i].conn);
     return NULL;
 }

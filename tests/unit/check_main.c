@@ -21,6 +21,7 @@ int main(void)
     srunner_add_suite(runner, make_listen_suite());
     srunner_add_suite(runner, make_log_suite());
     srunner_add_suite(runner, make_park_suite());
+    srunner_add_suite(runner, make_pollset_suite());
     srunner_add_suite(runner, make_pool_suite());
     srunner_add_suite(runner, make_proxy_suite());
     srunner_add_suite(runner, make_request_suite());

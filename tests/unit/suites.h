@@ -13,6 +13,7 @@ Suite *make_idle_suite(void);
 Suite *make_listen_suite(void);
 Suite *make_log_suite(void);
 Suite *make_park_suite(void);
+Suite *make_pollset_suite(void);
 Suite *make_pool_suite(void);
 Suite *make_proxy_suite(void);
 Suite *make_request_suite(void);
