@@ -19,9 +19,9 @@ STAGE = os.path.join("build", "llhttp-src")
 
 SOURCES = [
     "buf", "listen", "acceptor", "pool", "conn", "request", "http_status", "response", "log",
-    "systemd", "proxy", "idle", "fdlimit", "park",
-    "module", "server", "worker", "wsgi", "input", "filewrapper",
-    "options",
+    "systemd", "proxy", "idle", "fdlimit", "park", "syntax", "wakeup", "pollset",
+    "module", "server", "worker", "wsgi", "environ", "start_response", "send", "input",
+    "filewrapper", "options",
 ]
 
 

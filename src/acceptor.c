@@ -17,12 +17,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "pyruvate/http_status.h"
 #include "pyruvate/idle.h"
 #include "pyruvate/log.h"
+#include "pyruvate/pollset.h"
+#include "pyruvate/wakeup.h"
 
 /* How often idle and slow connections are checked against their deadlines. */
 enum { SWEEP_INTERVAL_MS = 250 };
@@ -40,9 +41,8 @@ struct acceptor {
     struct idle_set *idle;
 
     /* acceptor thread only */
-    struct pollfd *fds;
-    struct conn **conns; /* conns[i] belongs to fds[i]; NULL for fixed slots */
-    unsigned nfds, capacity, first_conn;
+    struct pollset polls; /* the wake fd, the listeners, then connections */
+    unsigned first_conn;
     int64_t next_sweep_ms;
     int listeners_paused; /* after EMFILE: resume at the next wake-up or sweep */
     int64_t last_queue_warning_ms;
@@ -76,14 +76,14 @@ struct acceptor *acceptor_start(const struct acceptor_config *config, char err[P
         return NULL;
     }
     a->config = *config;
-    a->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    a->wake_fd = wakeup_open();
     pthread_mutex_init(&a->returned_mutex, NULL);
     if (a->wake_fd < 0 || poll_set_add(a, a->wake_fd, NULL) < 0)
         goto fail;
     for (unsigned i = 0; i < config->listener_count; i++)
         if (poll_set_add(a, config->listeners[i].fd, NULL) < 0)
             goto fail;
-    a->first_conn = a->nfds;
+    a->first_conn = a->polls.nfds;
     struct idle_callbacks idle_callbacks = {
         .wake = idle_woke, .expire = idle_expired, .evicted = idle_evicted, .ctx = a};
     a->idle = idle_start(&idle_callbacks, err);
@@ -101,8 +101,7 @@ fail:
     if (a->wake_fd >= 0)
         close(a->wake_fd);
     pthread_mutex_destroy(&a->returned_mutex);
-    free(a->fds);
-    free(a->conns);
+    pollset_free(&a->polls);
     free(a);
     return NULL;
 }
@@ -163,51 +162,30 @@ void acceptor_destroy(struct acceptor *a)
         return;
     close(a->wake_fd);
     pthread_mutex_destroy(&a->returned_mutex);
-    free(a->fds);
-    free(a->conns);
+    pollset_free(&a->polls);
     free(a);
 }
 
 static void wake(struct acceptor *a)
 {
-    uint64_t one = 1;
-    /* EAGAIN: the counter is saturated, so a wake-up is pending anyway. */
-    ssize_t ignored = write(a->wake_fd, &one, sizeof(one));
-    (void)ignored;
+    wakeup_signal(a->wake_fd);
 }
 
 static int poll_set_add(struct acceptor *a, int fd, struct conn *c)
 {
-    if (a->nfds == a->capacity) {
-        unsigned capacity = a->capacity ? a->capacity * 2 : 64;
-        struct pollfd *fds = realloc(a->fds, capacity * sizeof(*fds));
-        if (fds == NULL)
-            return -1;
-        a->fds = fds;
-        struct conn **conns = realloc(a->conns, capacity * sizeof(*conns));
-        if (conns == NULL)
-            return -1;
-        a->conns = conns;
-        a->capacity = capacity;
-    }
-    a->fds[a->nfds] = (struct pollfd){.fd = fd, .events = POLLIN};
-    a->conns[a->nfds] = c;
+    int slot = pollset_add(&a->polls, fd, POLLIN, c);
+    if (slot < 0)
+        return -1;
     if (c)
-        c->poll_index = a->nfds;
-    a->nfds++;
+        c->poll_index = (unsigned)slot;
     return 0;
 }
 
 static void poll_set_remove(struct acceptor *a, unsigned index)
 {
-    unsigned last = a->nfds - 1;
-    a->conns[index]->poll_index = 0;
-    if (index != last) {
-        a->fds[index] = a->fds[last];
-        a->conns[index] = a->conns[last];
-        a->conns[index]->poll_index = index;
-    }
-    a->nfds--;
+    pollset_take(&a->polls, index)->poll_index = 0;
+    if (index < a->polls.nfds) /* the last slot moved here */
+        a->polls.slots[index].conn->poll_index = index;
 }
 
 /* Removes c from the poll set (if there) and closes it. */
@@ -218,29 +196,13 @@ static void drop(struct acceptor *a, struct conn *c)
     acceptor_close(a, c);
 }
 
-/* The access-log record for a response the server sent on its own. */
-static void log_access_error(const struct conn *c, int status)
-{
-    char line[LOG_MESSAGE_LEN];
-    conn_access_line(c, NULL, status, 0, line, sizeof(line));
-    log_write_access(line);
-}
-
-/* Answers with an error the server decided on, then keeps reading (and
- * discarding) for a while: closing with unread input would make the kernel
- * send a reset that can destroy the response before the client reads it. */
+/* Answers with an error the server decided on (conn_reject), then keeps
+ * reading and discarding until the linger deadline. */
 static void reject(struct acceptor *a, struct conn *c, int status, int64_t now)
 {
     log_write(LOG_DEBUG, "answering %d to fd %d: %s", status, c->fd,
               c->request.error_reason ? c->request.error_reason : "");
-    if (a->config.access_log)
-        log_access_error(c, status);
-    /* Draining reads into a stack buffer: what was buffered (perhaps a
-     * whole body's worth) is of no use. Freed before the answer goes out,
-     * so a client that has it knows the memory is back. */
-    buf_free(&c->in);
-    conn_send_error(c, status);
-    c->lingering = 1;
+    conn_reject(c, status, a->config.access_log);
     c->deadline_ms = now + a->config.linger_timeout_ms;
     if (!c->poll_index && poll_set_add(a, c->fd, c) < 0)
         acceptor_close(a, c);
@@ -279,14 +241,14 @@ static void dispatch(struct acceptor *a, struct conn *c, int64_t now)
  * request is complete, to an error response when it is bad. */
 static void advance(struct acceptor *a, struct conn *c, int64_t now)
 {
-    switch (conn_parse(c)) {
-    case REQUEST_COMPLETE:
+    switch (conn_next(c, CONN_AFTER_READ)) {
+    case CONN_DISPATCH:
         dispatch(a, c, now);
         return;
-    case REQUEST_ERROR:
+    case CONN_REJECT:
         reject(a, c, c->request.error_status, now);
         return;
-    case REQUEST_INCOMPLETE:
+    default:
         break;
     }
     const struct request *r = &c->request;
@@ -296,14 +258,6 @@ static void advance(struct acceptor *a, struct conn *c, int64_t now)
                                MSG_NOSIGNAL | MSG_DONTWAIT);
         (void)ignored;
         c->continue_sent = 1;
-    }
-    /* The parser limits each part; this bounds what a header block that never
-     * ends can make us buffer. */
-    const struct request_limits *limits = a->config.limits;
-    if (!r->headers_complete &&
-        c->in.len > limits->max_target_length + limits->max_header_bytes + 8192) {
-        c->request.error_reason = "request header block too large";
-        reject(a, c, 431, now);
     }
 }
 
@@ -321,8 +275,8 @@ static int evict_idle(struct acceptor *a, int64_t now)
         rc = 0;
     } else {
         struct conn *oldest = NULL;
-        for (unsigned i = a->first_conn; i < a->nfds; i++) {
-            struct conn *c = a->conns[i];
+        for (unsigned i = a->first_conn; i < a->polls.nfds; i++) {
+            struct conn *c = a->polls.slots[i].conn;
             if (c->idle_since_ms && !c->lingering && c->in.len == 0 &&
                 (oldest == NULL || c->idle_since_ms < oldest->idle_since_ms))
                 oldest = c;
@@ -344,7 +298,7 @@ static int evict_idle(struct acceptor *a, int64_t now)
 static void pause_listeners(struct acceptor *a, int paused)
 {
     for (unsigned s = 1; s < a->first_conn; s++)
-        a->fds[s].events = paused ? 0 : POLLIN;
+        a->polls.fds[s].events = paused ? 0 : POLLIN;
     a->listeners_paused = paused;
 }
 
@@ -466,8 +420,8 @@ static void take_returned(struct acceptor *a, int64_t now)
 
 static void sweep(struct acceptor *a, int64_t now)
 {
-    for (unsigned i = a->nfds; i-- > a->first_conn;) {
-        struct conn *c = a->conns[i];
+    for (unsigned i = a->polls.nfds; i-- > a->first_conn;) {
+        struct conn *c = a->polls.slots[i].conn;
         if (now < c->deadline_ms) {
             if (c->idle_since_ms && now - c->idle_since_ms >= IDLE_AFTER_MS && !c->lingering &&
                 c->in.len == 0) {
@@ -482,7 +436,7 @@ static void sweep(struct acceptor *a, int64_t now)
             log_write(LOG_DEBUG, "request timeout on fd %d", c->fd);
             conn_send_error(c, 408);
             if (a->config.access_log)
-                log_access_error(c, 408);
+                conn_log_access(c, 408);
         }
         drop(a, c);
     }
@@ -497,27 +451,25 @@ static void *acceptor_main(void *arg)
     a->next_sweep_ms = monotonic_ms() + SWEEP_INTERVAL_MS;
     while (!atomic_load(&a->stopping)) {
         int64_t wait = a->next_sweep_ms - monotonic_ms();
-        int n = poll(a->fds, a->nfds, wait < 0 ? 0 : (int)wait);
+        int n = poll(a->polls.fds, a->polls.nfds, wait < 0 ? 0 : (int)wait);
         int64_t now = monotonic_ms();
         if (n < 0 && errno != EINTR) {
             log_write(LOG_ERROR, "poll failed (errno %d)", errno);
             continue;
         }
         if (n > 0) {
-            if (a->fds[0].revents) {
-                uint64_t count;
-                ssize_t ignored = read(a->wake_fd, &count, sizeof(count));
-                (void)ignored;
+            if (a->polls.fds[0].revents) {
+                wakeup_drain(a->wake_fd);
                 take_returned(a, now);
                 if (a->listeners_paused)
                     pause_listeners(a, 0);
             }
             for (unsigned s = 1; s < a->first_conn; s++)
-                if (a->fds[s].revents & POLLIN)
+                if (a->polls.fds[s].revents & POLLIN)
                     accept_ready(a, &a->config.listeners[s - 1], now);
-            for (unsigned i = a->nfds; i-- > a->first_conn;) {
-                if (a->fds[i].revents)
-                    connection_ready(a, a->conns[i], now);
+            for (unsigned i = a->polls.nfds; i-- > a->first_conn;) {
+                if (a->polls.fds[i].revents)
+                    connection_ready(a, a->polls.slots[i].conn, now);
             }
         }
         if (now >= a->next_sweep_ms)
@@ -528,7 +480,7 @@ static void *acceptor_main(void *arg)
     a->stopped = 1;
     pthread_mutex_unlock(&a->returned_mutex);
     take_returned(a, 0);
-    for (unsigned i = a->nfds; i-- > a->first_conn;)
-        drop(a, a->conns[i]);
+    for (unsigned i = a->polls.nfds; i-- > a->first_conn;)
+        drop(a, a->polls.slots[i].conn);
     return NULL;
 }

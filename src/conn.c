@@ -12,6 +12,7 @@
 
 #include "pyruvate/http_status.h"
 #include "pyruvate/log.h"
+#include "pyruvate/syntax.h"
 
 /* Read at least this much at a time so that a typical request arrives in
  * one read() call. */
@@ -73,6 +74,49 @@ enum request_state conn_reset_for_next_request(struct conn *c)
     return conn_parse(c);
 }
 
+/* The next step for the parser's verdict on what is buffered. */
+static enum conn_next next_for(struct conn *c, enum request_state state)
+{
+    switch (state) {
+    case REQUEST_COMPLETE:
+        return CONN_DISPATCH;
+    case REQUEST_ERROR:
+        return CONN_REJECT;
+    case REQUEST_INCOMPLETE:
+        break;
+    }
+    /* The parser limits each part; this bounds what a header block that
+     * never ends can make us buffer. */
+    const struct request_limits *limits = c->request.limits;
+    if (!c->request.headers_complete &&
+        c->in.len > limits->max_target_length + limits->max_header_bytes + 8192) {
+        c->request.error_status = 431;
+        c->request.error_reason = "request header block too large";
+        return CONN_REJECT;
+    }
+    return CONN_READ;
+}
+
+enum conn_next conn_next(struct conn *c, enum conn_moment moment)
+{
+    switch (moment) {
+    case CONN_AFTER_LAST_RESPONSE:
+        return c->in.len > c->request.consumed ? CONN_LINGER : CONN_CLOSE;
+    case CONN_AFTER_RESPONSE:
+        return next_for(c, conn_reset_for_next_request(c));
+    case CONN_AFTER_READ:
+        break;
+    }
+    return next_for(c, conn_parse(c));
+}
+
+void conn_linger(struct conn *c)
+{
+    shutdown(c->fd, SHUT_WR);
+    buf_free(&c->in); /* draining does not need it */
+    c->lingering = 1;
+}
+
 void conn_send_error(struct conn *c, int status)
 {
     char response[512];
@@ -84,6 +128,25 @@ void conn_send_error(struct conn *c, int status)
         while (n < 0 && errno == EINTR);
     }
     shutdown(c->fd, SHUT_WR);
+}
+
+void conn_reject(struct conn *c, int status, int access_log)
+{
+    if (access_log)
+        conn_log_access(c, status);
+    /* Draining reads into a stack buffer: what was buffered (perhaps a
+     * whole body's worth) is of no use. Freed before the answer goes out,
+     * so a client that has it knows the memory is back. */
+    buf_free(&c->in);
+    conn_send_error(c, status);
+    c->lingering = 1;
+}
+
+void conn_log_access(const struct conn *c, int status)
+{
+    char line[LOG_MESSAGE_LEN];
+    conn_access_line(c, NULL, status, 0, line, sizeof(line));
+    log_write_access(line);
 }
 
 void conn_peer_strings(const struct conn *c, char *host, size_t host_size, char *port,
@@ -105,8 +168,6 @@ void conn_peer_strings(const struct conn *c, char *host, size_t host_size, char 
 void conn_access_line(const struct conn *c, const char *address, int status,
                       unsigned long long body_bytes, char *out, size_t out_size)
 {
-    static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
     const struct request *r = &c->request;
     char peer[64], port[16], shown_address[64];
     if (address == NULL || address[0] == '\0') {
@@ -138,8 +199,8 @@ void conn_access_line(const struct conn *c, const char *address, int status,
     struct tm tm;
     gmtime_r(&now, &tm);
     snprintf(out, out_size, "%s - - [%02d/%s/%04d:%02d:%02d:%02d +0000] \"%s\" %d %s %.6f",
-             shown_address, tm.tm_mday, months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour,
-             tm.tm_min, tm.tm_sec, request_line, status, size, seconds);
+             shown_address, tm.tm_mday, syntax_month_names[tm.tm_mon % 12], tm.tm_year + 1900,
+             tm.tm_hour, tm.tm_min, tm.tm_sec, request_line, status, size, seconds);
 }
 
 void conn_free(struct conn *c)

@@ -8,8 +8,10 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
+
+#include "pyruvate/pollset.h"
+#include "pyruvate/wakeup.h"
 
 /* How often deadlines are checked; idle connections need no precision. */
 enum { IDLE_SWEEP_MS = 500 };
@@ -26,10 +28,7 @@ struct idle_set {
     atomic_uint held;          /* connections in incoming or in the set */
     atomic_uint evict_pending; /* evictions asked for and not yet done */
 
-    /* idle thread only; slot 0 is wake_fd */
-    struct pollfd *fds;
-    struct conn **conns;
-    unsigned nfds, capacity;
+    struct pollset polls; /* idle thread only; slot 0 is wake_fd */
 };
 
 static void *idle_main(void *arg);
@@ -40,15 +39,9 @@ struct idle_set *idle_start(const struct idle_callbacks *callbacks, char err[PYR
     if (set == NULL)
         goto fail;
     set->callbacks = *callbacks;
-    set->capacity = 64;
-    set->fds = malloc(set->capacity * sizeof(*set->fds));
-    set->conns = malloc(set->capacity * sizeof(*set->conns));
-    set->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (set->fds == NULL || set->conns == NULL || set->wake_fd < 0)
+    set->wake_fd = wakeup_open();
+    if (set->wake_fd < 0 || pollset_add(&set->polls, set->wake_fd, POLLIN, NULL) < 0)
         goto fail;
-    set->fds[0] = (struct pollfd){.fd = set->wake_fd, .events = POLLIN};
-    set->conns[0] = NULL;
-    set->nfds = 1;
     pthread_mutex_init(&set->mutex, NULL);
     if (pthread_create(&set->thread, NULL, idle_main, set) != 0) {
         pthread_mutex_destroy(&set->mutex);
@@ -60,8 +53,7 @@ fail:
     if (set) {
         if (set->wake_fd >= 0)
             close(set->wake_fd);
-        free(set->fds);
-        free(set->conns);
+        pollset_free(&set->polls);
         free(set);
     }
     return NULL;
@@ -80,9 +72,7 @@ int idle_add(struct idle_set *set, struct conn *c)
     set->incoming = c;
     pthread_mutex_unlock(&set->mutex);
     if (was_empty) {
-        uint64_t one = 1;
-        ssize_t ignored = write(set->wake_fd, &one, sizeof(one));
-        (void)ignored;
+        wakeup_signal(set->wake_fd);
     }
     return 0;
 }
@@ -93,9 +83,7 @@ int idle_evict(struct idle_set *set)
     if (atomic_load(&set->held) <= atomic_load(&set->evict_pending))
         return -1;
     atomic_fetch_add(&set->evict_pending, 1);
-    uint64_t one = 1;
-    ssize_t ignored = write(set->wake_fd, &one, sizeof(one));
-    (void)ignored;
+    wakeup_signal(set->wake_fd);
     return 0;
 }
 
@@ -104,12 +92,10 @@ void idle_stop(struct idle_set *set)
     pthread_mutex_lock(&set->mutex);
     set->stopping = 1;
     pthread_mutex_unlock(&set->mutex);
-    uint64_t one = 1;
-    ssize_t ignored = write(set->wake_fd, &one, sizeof(one));
-    (void)ignored;
+    wakeup_signal(set->wake_fd);
     pthread_join(set->thread, NULL);
-    for (unsigned i = 1; i < set->nfds; i++)
-        set->callbacks.expire(set->conns[i], set->callbacks.ctx);
+    for (unsigned i = 1; i < set->polls.nfds; i++)
+        set->callbacks.expire(set->polls.slots[i].conn, set->callbacks.ctx);
     for (struct conn *c = set->incoming, *next; c; c = next) {
         next = c->next;
         c->next = NULL;
@@ -117,50 +103,31 @@ void idle_stop(struct idle_set *set)
     }
     pthread_mutex_destroy(&set->mutex);
     close(set->wake_fd);
-    free(set->fds);
-    free(set->conns);
+    pollset_free(&set->polls);
     free(set);
 }
 
 static int append(struct idle_set *set, struct conn *c)
 {
-    if (set->nfds == set->capacity) {
-        unsigned capacity = set->capacity * 2;
-        struct pollfd *fds = realloc(set->fds, capacity * sizeof(*fds));
-        if (fds == NULL)
-            return -1;
-        set->fds = fds;
-        struct conn **conns = realloc(set->conns, capacity * sizeof(*conns));
-        if (conns == NULL)
-            return -1;
-        set->conns = conns;
-        set->capacity = capacity;
-    }
-    set->fds[set->nfds] = (struct pollfd){.fd = c->fd, .events = POLLIN};
-    set->conns[set->nfds] = c;
-    set->nfds++;
-    return 0;
+    return pollset_add(&set->polls, c->fd, POLLIN, c) < 0 ? -1 : 0;
 }
 
 /* Removes slot i by moving the last one into it. */
 static struct conn *take_slot(struct idle_set *set, unsigned i)
 {
-    struct conn *c = set->conns[i];
     atomic_fetch_sub(&set->held, 1);
-    set->nfds--;
-    set->fds[i] = set->fds[set->nfds];
-    set->conns[i] = set->conns[set->nfds];
-    return c;
+    return pollset_take(&set->polls, i);
 }
 
 /* Closes the count connections that have been idle longest. */
 static void evict_oldest(struct idle_set *set, unsigned count)
 {
     unsigned evicted = 0;
-    for (; evicted < count && set->nfds > 1; evicted++) {
+    for (; evicted < count && set->polls.nfds > 1; evicted++) {
         unsigned oldest = 1;
-        for (unsigned i = 2; i < set->nfds; i++)
-            if (set->conns[i]->idle_since_ms < set->conns[oldest]->idle_since_ms)
+        for (unsigned i = 2; i < set->polls.nfds; i++)
+            if (set->polls.slots[i].conn->idle_since_ms <
+                set->polls.slots[oldest].conn->idle_since_ms)
                 oldest = i;
         set->callbacks.expire(take_slot(set, oldest), set->callbacks.ctx);
     }
@@ -174,13 +141,11 @@ static void *idle_main(void *arg)
     int64_t next_sweep = monotonic_ms() + IDLE_SWEEP_MS;
     for (;;) {
         int64_t wait = next_sweep - monotonic_ms();
-        int n = poll(set->fds, set->nfds, wait < 0 ? 0 : (int)wait);
+        int n = poll(set->polls.fds, set->polls.nfds, wait < 0 ? 0 : (int)wait);
         if (n < 0 && errno != EINTR)
             continue;
-        if (set->fds[0].revents) {
-            uint64_t count;
-            ssize_t ignored = read(set->wake_fd, &count, sizeof(count));
-            (void)ignored;
+        if (set->polls.fds[0].revents) {
+            wakeup_drain(set->wake_fd);
         }
         pthread_mutex_lock(&set->mutex);
         struct conn *incoming = set->incoming;
@@ -198,8 +163,8 @@ static void *idle_main(void *arg)
         if (stopping)
             return NULL;
         /* Backwards, so the slot moved into i has been looked at already. */
-        for (unsigned i = set->nfds; n > 0 && i-- > 1;)
-            if (set->fds[i].revents)
+        for (unsigned i = set->polls.nfds; n > 0 && i-- > 1;)
+            if (set->polls.fds[i].revents)
                 set->callbacks.wake(take_slot(set, i), set->callbacks.ctx);
         /* After the wake-ups: a connection that just spoke is not idle. */
         unsigned evictions = atomic_load(&set->evict_pending);
@@ -209,8 +174,8 @@ static void *idle_main(void *arg)
         }
         int64_t now = monotonic_ms();
         if (now >= next_sweep) {
-            for (unsigned i = set->nfds; i-- > 1;)
-                if (now >= set->conns[i]->deadline_ms)
+            for (unsigned i = set->polls.nfds; i-- > 1;)
+                if (now >= set->polls.slots[i].conn->deadline_ms)
                     set->callbacks.expire(take_slot(set, i), set->callbacks.ctx);
             next_sweep = now + IDLE_SWEEP_MS;
         }

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "pyruvate/wakeup.h"
+
 static pthread_mutex_t log_mutex = PTHREAD_MUTEX_INITIALIZER;
 static struct log_record log_ring[LOG_QUEUE_LEN];
 static size_t log_head, log_count;
@@ -136,12 +138,8 @@ static void log_vwrite(int target, int level, const char *format, va_list args)
     int wake = log_count == 0 ? log_wake_fd : -1;
     log_count++;
     pthread_mutex_unlock(&log_mutex);
-    if (wake >= 0) {
-        uint64_t one = 1;
-        /* EAGAIN means a wake-up is already pending. */
-        ssize_t ignored = write(wake, &one, sizeof(one));
-        (void)ignored;
-    }
+    if (wake >= 0)
+        wakeup_signal(wake);
     errno = saved_errno;
 }
 

@@ -9,12 +9,7 @@
 #include "pyruvate/input.h"
 #include "pyruvate/options.h"
 #include "pyruvate/server.h"
-#include "pyruvate/wsgi.h"
-
-struct module_state *module_get_state(PyObject *module)
-{
-    return (struct module_state *)PyModule_GetState(module);
-}
+#include "pyruvate/start_response.h"
 
 /* serve()'s arguments are parsed by options.c, from the table in options.h. */
 static PyObject *serve(PyObject *module, PyObject *args, PyObject *kwargs)
@@ -54,7 +49,7 @@ static int module_exec(PyObject *module)
     MODULE_STRINGS(MODULE_STRING_INIT)
 #undef MODULE_STRING_INIT
     if (add_type(module, &input_spec, &st->input_type, 0) < 0 ||
-        add_type(module, &wsgi_start_response_spec, &st->start_response_type, 0) < 0 ||
+        add_type(module, &start_response_spec, &st->start_response_type, 0) < 0 ||
         add_type(module, &filewrapper_spec, &st->file_wrapper_type, 1) < 0)
         return -1;
     PyObject *options = options_table();

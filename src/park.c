@@ -7,8 +7,10 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
+
+#include "pyruvate/pollset.h"
+#include "pyruvate/wakeup.h"
 
 /* How soon a connection the workers could not take is offered again, and
  * how often deadlines are checked. */
@@ -27,11 +29,10 @@ struct park_set {
     size_t bytes;          /* under mutex: what park_add's callers said they hold */
     int stopping;          /* under mutex */
 
-    /* park thread only; slot 0 is wake_fd */
-    struct pollfd *fds;
-    struct conn **conns;
-    size_t *held; /* bytes per slot */
-    unsigned nfds, capacity;
+    /* park thread only; slot 0 is wake_fd. A slot's bytes are its
+     * connection's park_bytes, kept here because the connection belongs to
+     * a worker again once handed back. */
+    struct pollset polls;
 };
 
 static void *park_main(void *arg);
@@ -45,17 +46,9 @@ struct park_set *park_start(const struct park_callbacks *callbacks, unsigned max
     set->callbacks = *callbacks;
     set->max_conns = max_conns;
     set->max_bytes = max_bytes;
-    set->capacity = 64;
-    set->fds = malloc(set->capacity * sizeof(*set->fds));
-    set->conns = malloc(set->capacity * sizeof(*set->conns));
-    set->held = malloc(set->capacity * sizeof(*set->held));
-    set->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (set->fds == NULL || set->conns == NULL || set->held == NULL || set->wake_fd < 0)
+    set->wake_fd = wakeup_open();
+    if (set->wake_fd < 0 || pollset_add(&set->polls, set->wake_fd, POLLIN, NULL) < 0)
         goto fail;
-    set->fds[0] = (struct pollfd){.fd = set->wake_fd, .events = POLLIN};
-    set->conns[0] = NULL;
-    set->held[0] = 0;
-    set->nfds = 1;
     pthread_mutex_init(&set->mutex, NULL);
     if (pthread_create(&set->thread, NULL, park_main, set) != 0) {
         pthread_mutex_destroy(&set->mutex);
@@ -67,9 +60,7 @@ fail:
     if (set) {
         if (set->wake_fd >= 0)
             close(set->wake_fd);
-        free(set->fds);
-        free(set->conns);
-        free(set->held);
+        pollset_free(&set->polls);
         free(set);
     }
     return NULL;
@@ -77,9 +68,7 @@ fail:
 
 static void wake(struct park_set *set)
 {
-    uint64_t one = 1;
-    ssize_t ignored = write(set->wake_fd, &one, sizeof(one));
-    (void)ignored;
+    wakeup_signal(set->wake_fd);
 }
 
 int park_add(struct park_set *set, struct conn *c, size_t bytes)
@@ -125,8 +114,8 @@ void park_stop(struct park_set *set, void (*drop)(struct conn *c, void *ctx), vo
     pthread_mutex_unlock(&set->mutex);
     wake(set);
     pthread_join(set->thread, NULL);
-    for (unsigned i = 1; i < set->nfds; i++)
-        drop(set->conns[i], ctx);
+    for (unsigned i = 1; i < set->polls.nfds; i++)
+        drop(set->polls.slots[i].conn, ctx);
     for (struct conn *c = set->incoming, *next; c; c = next) {
         next = c->next;
         c->next = NULL;
@@ -134,34 +123,16 @@ void park_stop(struct park_set *set, void (*drop)(struct conn *c, void *ctx), vo
     }
     pthread_mutex_destroy(&set->mutex);
     close(set->wake_fd);
-    free(set->fds);
-    free(set->conns);
-    free(set->held);
+    pollset_free(&set->polls);
     free(set);
 }
 
 static int append(struct park_set *set, struct conn *c)
 {
-    if (set->nfds == set->capacity) {
-        unsigned capacity = set->capacity * 2;
-        struct pollfd *fds = realloc(set->fds, capacity * sizeof(*fds));
-        if (fds == NULL)
-            return -1;
-        set->fds = fds;
-        struct conn **conns = realloc(set->conns, capacity * sizeof(*conns));
-        if (conns == NULL)
-            return -1;
-        set->conns = conns;
-        size_t *held = realloc(set->held, capacity * sizeof(*held));
-        if (held == NULL)
-            return -1;
-        set->held = held;
-        set->capacity = capacity;
-    }
-    set->fds[set->nfds] = (struct pollfd){.fd = c->fd, .events = POLLOUT};
-    set->conns[set->nfds] = c;
-    set->held[set->nfds] = c->park_bytes;
-    set->nfds++;
+    int slot = pollset_add(&set->polls, c->fd, POLLOUT, c);
+    if (slot < 0)
+        return -1;
+    set->polls.slots[slot].bytes = c->park_bytes;
     return 0;
 }
 
@@ -170,16 +141,13 @@ static int append(struct park_set *set, struct conn *c)
  * next retry. Returns 1 when it was taken. */
 static int hand_back(struct park_set *set, unsigned i)
 {
-    struct conn *c = set->conns[i];
-    size_t bytes = set->held[i];
+    struct conn *c = set->polls.slots[i].conn;
+    size_t bytes = set->polls.slots[i].bytes;
     if (set->callbacks.ready(c, set->callbacks.ctx) < 0) {
-        set->fds[i].events = 0;
+        set->polls.fds[i].events = 0;
         return 0;
     }
-    set->nfds--;
-    set->fds[i] = set->fds[set->nfds];
-    set->conns[i] = set->conns[set->nfds];
-    set->held[i] = set->held[set->nfds];
+    pollset_take(&set->polls, i);
     release(set, bytes);
     return 1;
 }
@@ -193,13 +161,11 @@ static void *park_main(void *arg)
         /* A refused slot is not watched (its POLLOUT would spin): it is
          * offered again after PARK_RETRY_MS. */
         int64_t wait = retrying ? PARK_RETRY_MS : next_sweep - monotonic_ms();
-        int n = poll(set->fds, set->nfds, wait < 0 ? 0 : (int)wait);
+        int n = poll(set->polls.fds, set->polls.nfds, wait < 0 ? 0 : (int)wait);
         if (n < 0 && errno != EINTR)
             continue;
-        if (set->fds[0].revents) {
-            uint64_t count;
-            ssize_t ignored = read(set->wake_fd, &count, sizeof(count));
-            (void)ignored;
+        if (set->polls.fds[0].revents) {
+            wakeup_drain(set->wake_fd);
         }
         pthread_mutex_lock(&set->mutex);
         struct conn *incoming = set->incoming;
@@ -231,10 +197,11 @@ static void *park_main(void *arg)
             next_sweep = now + PARK_SWEEP_MS;
         int still_retrying = 0;
         /* Backwards, so the slot moved into i has been looked at already. */
-        for (unsigned i = set->nfds; i-- > 1;) {
-            struct pollfd *p = &set->fds[i];
+        for (unsigned i = set->polls.nfds; i-- > 1;) {
+            struct pollfd *p = &set->polls.fds[i];
             int due = (n > 0 && (p->revents & (POLLOUT | POLLERR | POLLHUP | POLLNVAL))) ||
-                      (retrying && p->events == 0) || (sweep && now >= set->conns[i]->deadline_ms);
+                      (retrying && p->events == 0) ||
+                      (sweep && now >= set->polls.slots[i].conn->deadline_ms);
             if (!due)
                 continue;
             if (!hand_back(set, i))

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "pyruvate/syntax.h"
+
 /* Framing events. Their callbacks pause llhttp, which tells us where in
  * the stream they happened (llhttp_get_error_pos). */
 enum framing_event {
@@ -27,7 +29,19 @@ enum frame {
     FRAME_TRAILERS,   /* the trailer section with its final CRLF */
 };
 
+/* The token llhttp is receiving, as its callbacks tell: the data callback
+ * that a piece of it cut short by an error would have gone to. */
+enum element {
+    ELEMENT_OTHER, /* method, version, line ends, body, chunk lines */
+    ELEMENT_URL,
+    ELEMENT_FIELD,
+    ELEMENT_VALUE,
+};
+
 static int on_message_begin(llhttp_t *p);
+static int on_method_complete(llhttp_t *p);
+static int on_url_complete(llhttp_t *p);
+static int on_header_field_complete(llhttp_t *p);
 static int on_url(llhttp_t *p, const char *at, size_t len);
 static int on_header_field(llhttp_t *p, const char *at, size_t len);
 static int on_header_value(llhttp_t *p, const char *at, size_t len);
@@ -43,7 +57,7 @@ static int status_for_parser_error(const struct request *r, llhttp_errno_t err);
 static int unknown_method_status(const struct request *r);
 static int version_status(const struct request *r);
 static int request_line_ended(const struct request *r);
-static void check_span_before_error(struct request *r, const char *stop);
+static void check_span_before_error(struct request *r, size_t start, size_t stop);
 static int line_ends_before_error(const struct request *r);
 static llhttp_errno_t execute(struct request *r);
 static int framing_event(struct request *r, enum framing_event event, size_t at);
@@ -52,7 +66,10 @@ static int check_frame(struct request *r, size_t end);
 /* llhttp keeps a pointer to its settings for the parser's lifetime. */
 static const llhttp_settings_t parser_settings = {
     .on_message_begin = on_message_begin,
+    .on_method_complete = on_method_complete,
     .on_url = on_url,
+    .on_url_complete = on_url_complete,
+    .on_header_field_complete = on_header_field_complete,
     .on_header_field = on_header_field,
     .on_header_value = on_header_value,
     .on_header_value_complete = on_header_value_complete,
@@ -118,6 +135,52 @@ void request_free(struct request *r)
     r->headers = NULL;
 }
 
+/* The reason for a status decided by our own reading of the request line:
+ * after llhttp refused its method or version, or for a line without a
+ * version (err HPE_OK). */
+static const char *request_line_reason(llhttp_errno_t err, int status)
+{
+    if (err == HPE_INVALID_METHOD)
+        return status == 501 ? "unknown method" : "invalid method";
+    if (err == HPE_INVALID_VERSION && status == 505)
+        return "HTTP version not supported";
+    if (err != HPE_INVALID_VERSION && status == 505)
+        return "HTTP/0.9 is not supported";
+    return "malformed request line";
+}
+
+/* Some errors are only fully known once more bytes arrive: the status must
+ * not depend on how TCP split the stream. Returns 1 while the decision
+ * waits for more bytes. */
+static int decide_request_line_error(struct request *r, llhttp_errno_t err)
+{
+    if ((err != HPE_INVALID_METHOD && err != HPE_INVALID_VERSION) || r->error_status)
+        return 0;
+    int status = err == HPE_INVALID_METHOD ? unknown_method_status(r) : version_status(r);
+    if (status == 0) {
+        r->_pending_error = err;
+        return 1;
+    }
+    r->_pending_error = HPE_OK;
+    fail_with(r, status, request_line_reason(err, status));
+    return 0;
+}
+
+/* A request line that ended without a version (HTTP/0.9, or a bare LF) is
+ * the first problem, whatever llhttp found in the bytes after it (it reads
+ * them as headers). */
+static void prefer_versionless_line(struct request *r, llhttp_errno_t err)
+{
+    if (err == HPE_OK || err == HPE_PAUSED || err == HPE_INVALID_METHOD ||
+        err == HPE_INVALID_VERSION || r->_version_seen || !line_ends_before_error(r))
+        return;
+    int status = request_line_ended(r);
+    if (status) {
+        r->error_status = status;
+        r->error_reason = request_line_reason(HPE_OK, status);
+    }
+}
+
 enum request_state request_feed(struct request *r, char *base, size_t len)
 {
     if (r->error_status)
@@ -129,50 +192,20 @@ enum request_state request_feed(struct request *r, char *base, size_t len)
 
     r->_base = base;
     r->_len = len;
-    llhttp_errno_t err;
-    if (r->_pending_error) {
-        err = r->_pending_error; /* llhttp stopped; only our scan goes on */
-    } else {
-        err = execute(r);
+    /* After a pending error llhttp has stopped; only our scan goes on. */
+    llhttp_errno_t err = r->_pending_error ? r->_pending_error : execute(r);
+    if (decide_request_line_error(r, err)) {
+        r->_base = NULL;
+        return REQUEST_INCOMPLETE;
     }
-    /* Some errors are only fully known once more bytes arrive: the status
-     * must not depend on how TCP split the stream. */
-    if ((err == HPE_INVALID_METHOD || err == HPE_INVALID_VERSION) && !r->error_status) {
-        int status = err == HPE_INVALID_METHOD ? unknown_method_status(r) : version_status(r);
-        if (status == 0) {
-            r->_pending_error = err;
-            r->_base = NULL;
-            return REQUEST_INCOMPLETE;
-        }
-        r->_pending_error = HPE_OK;
-        fail_with(r, status,
-                  err == HPE_INVALID_VERSION
-                      ? (status == 505 ? "HTTP version not supported" : "malformed request line")
-                  : status == 501 ? "unknown method"
-                                  : "invalid method");
-    }
-    /* A request line that ended without a version (HTTP/0.9, or a bare LF)
-     * is the first problem, whatever llhttp found in the bytes after it
-     * (it reads them as headers). */
-    if (err != HPE_OK && err != HPE_PAUSED && err != HPE_INVALID_METHOD &&
-        err != HPE_INVALID_VERSION && !r->_version_seen && line_ends_before_error(r)) {
-        int status = request_line_ended(r);
-        if (status) {
-            r->error_status = status;
-            r->error_reason =
-                status == 505 ? "HTTP/0.9 is not supported" : "malformed request line";
-        }
-    }
+    prefer_versionless_line(r, err);
 
+    int status;
     switch (err) {
     case HPE_OK:
-        if (!r->_version_seen) {
-            int status = request_line_ended(r);
-            if (status) {
-                fail_with(r, status,
-                          status == 505 ? "HTTP/0.9 is not supported" : "malformed request line");
-                break;
-            }
+        if (!r->_version_seen && (status = request_line_ended(r)) != 0) {
+            fail_with(r, status, request_line_reason(HPE_OK, status));
+            break;
         }
         r->_base = NULL;
         r->_parsed = len;
@@ -222,8 +255,8 @@ static llhttp_errno_t execute(struct request *r)
         }
         if (err == HPE_USER || err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE)
             return err;
-        if (err != HPE_OK)
-            check_span_before_error(r, stop);
+        if (err != HPE_OK && stop)
+            check_span_before_error(r, (size_t)(start - r->_base), r->_error_offset);
         /* The framing bytes received so far, up to a bad byte if there is
          * one: a limit they pass came first in the stream. */
         if (!r->error_status && check_frame(r, r->_error_offset) < 0)
@@ -267,30 +300,61 @@ static int request_line_ended(const struct request *r)
     return spaces == 1 ? 505 : 400;
 }
 
-/* llhttp's span callbacks; their addresses say which element an unfinished
- * span belongs to. */
-int llhttp__on_url(llhttp_t *s, const char *p, const char *endp);
-int llhttp__on_header_field(llhttp_t *s, const char *p, const char *endp);
-int llhttp__on_header_value(llhttp_t *s, const char *p, const char *endp);
-
-/* When llhttp stops at a bad byte, the piece of the element before it was
- * never handed to our callbacks (llhttp only does that at the element's end
- * or the end of the fed bytes). Checking it now makes a limit passed before
- * the bad byte win, as it does when the piece happened to arrive earlier:
- * the status must not depend on how the stream was split. */
-static void check_span_before_error(struct request *r, const char *stop)
+static int is_ows(char c)
 {
-    llhttp_t *p = &r->_parser;
-    const char *start = p->_span_pos0;
-    if (start == NULL || stop == NULL || stop <= start)
+    return c == ' ' || c == '\t';
+}
+
+/* Where the token being received when llhttp stopped at offset stop
+ * begins, found in the bytes as llhttp reads them: the target after the
+ * method's space, a field name at its line's start, a value after the
+ * colon (or, on a folded line, the line's start) and its whitespace. */
+static size_t element_start(const struct request *r, size_t stop)
+{
+    const char *b = r->_base;
+    if (r->_element == ELEMENT_URL) {
+        size_t i = 0;
+        while (i < stop && (b[i] == '\r' || b[i] == '\n'))
+            i++;
+        const char *space = memchr(b + i, ' ', stop - i);
+        return space ? (size_t)(space - b) + 1 : stop;
+    }
+    size_t line = stop;
+    while (line > 0 && b[line - 1] != '\n')
+        line--;
+    if (r->_element == ELEMENT_FIELD)
+        return line;
+    const char *colon = memchr(b + line, ':', stop - line);
+    size_t i = colon ? (size_t)(colon - b) + 1 : line;
+    while (i < stop && is_ows(b[i]))
+        i++;
+    return i;
+}
+
+/* When llhttp stops at a bad byte, the piece of the token before it was
+ * never handed to our callbacks (llhttp only does that at the token's end
+ * or the end of the fed bytes, so what came before start, the first byte
+ * of this llhttp_execute, was handed over). Checking it now makes a limit
+ * passed before the bad byte win, as it does when the piece happened to
+ * arrive earlier: the status must not depend on how the stream was split.
+ * Only llhttp's public callbacks and our reading of the bytes are used. */
+static void check_span_before_error(struct request *r, size_t start, size_t stop)
+{
+    if (r->_element == ELEMENT_OTHER)
         return;
-    size_t len = (size_t)(stop - start);
-    if (p->_span_cb0 == (void *)llhttp__on_url)
-        on_url(p, start, len);
-    else if (p->_span_cb0 == (void *)llhttp__on_header_field)
-        on_header_field(p, start, len);
-    else if (p->_span_cb0 == (void *)llhttp__on_header_value)
-        on_header_value(p, start, len);
+    size_t from = element_start(r, stop);
+    if (from < start)
+        from = start;
+    if (stop <= from)
+        return;
+    const char *at = r->_base + from;
+    size_t len = stop - from;
+    if (r->_element == ELEMENT_URL)
+        on_url(&r->_parser, at, len);
+    else if (r->_element == ELEMENT_FIELD)
+        on_header_field(&r->_parser, at, len);
+    else
+        on_header_value(&r->_parser, at, len);
 }
 
 size_t request_next(struct request *r)
@@ -358,17 +422,26 @@ static int fail_with(struct request *r, int status, const char *reason)
 
 static int on_message_begin(llhttp_t *p)
 {
-    PYR_UNUSED(p);
+    request_of(p)->_element = ELEMENT_OTHER;
     return 0;
 }
 
-/* RFC 9110 §5.6.2 tchar. */
-static int is_token_char(unsigned char c)
+static int on_method_complete(llhttp_t *p)
 {
-    static const char others[] = "!#$%&'*+-.^_`|~";
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-        return 1;
-    return c != 0 && strchr(others, c) != NULL;
+    request_of(p)->_element = ELEMENT_URL;
+    return 0;
+}
+
+static int on_url_complete(llhttp_t *p)
+{
+    request_of(p)->_element = ELEMENT_OTHER;
+    return 0;
+}
+
+static int on_header_field_complete(llhttp_t *p)
+{
+    request_of(p)->_element = ELEMENT_VALUE;
+    return 0;
 }
 
 static int on_url(llhttp_t *p, const char *at, size_t len)
@@ -445,7 +518,7 @@ static int valid_name(const struct request *r, const struct request_header *h)
     if (h->name.len == 0)
         return 0;
     for (size_t i = 0; i < h->name.len; i++)
-        if (!is_token_char((unsigned char)r->_base[h->name.offset + i]))
+        if (!syntax_is_tchar((unsigned char)r->_base[h->name.offset + i]))
             return 0;
     return 1;
 }
@@ -455,22 +528,13 @@ static int valid_name(const struct request *r, const struct request_header *h)
 static void note_transfer_codings(struct request *r, const struct request_header *h)
 {
     const char *value = r->_base + h->value.offset;
-    size_t i = 0, len = h->value.len;
+    size_t pos = 0;
+    struct span coding;
     unsigned before = r->_transfer_codings;
-    while (i < len) {
-        while (i < len && (value[i] == ',' || value[i] == ' ' || value[i] == '\t'))
-            i++;
-        size_t start = i;
-        while (i < len && value[i] != ',')
-            i++;
-        size_t end = i;
-        while (end > start && (value[end - 1] == ' ' || value[end - 1] == '\t'))
-            end--;
-        if (end > start) {
-            r->_transfer_codings++;
-            r->_last_coding_chunked =
-                end - start == 7 && strncasecmp(value + start, "chunked", 7) == 0;
-        }
+    while (syntax_list_next(value, h->value.len, &pos, &coding)) {
+        r->_transfer_codings++;
+        r->_last_coding_chunked =
+            coding.len == 7 && strncasecmp(value + coding.offset, "chunked", 7) == 0;
     }
     /* A field that names no coding leaves the framing unknown (400). */
     if (r->_transfer_codings == before) {
@@ -599,6 +663,7 @@ static int on_header_value_complete(llhttp_t *p)
      * checked where llhttp says it ends. */
     int empty = !r->_value_seen;
     r->_value_seen = 0;
+    r->_element = ELEMENT_FIELD;
     r->_event = empty ? EVENT_EMPTY_VALUE : EVENT_NONE;
     if (r->headers_complete)
         return empty ? HPE_PAUSED : 0;
@@ -646,6 +711,7 @@ static int on_header_value_complete(llhttp_t *p)
 static int on_headers_complete(llhttp_t *p)
 {
     struct request *r = request_of(p);
+    r->_element = ELEMENT_OTHER;
     r->http_major = llhttp_get_http_major(p);
     r->http_minor = llhttp_get_http_minor(p);
     r->method = llhttp_method_name(llhttp_get_method(p));
@@ -698,6 +764,7 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
 static int on_version_complete(llhttp_t *p)
 {
     request_of(p)->_version_seen = 1;
+    request_of(p)->_element = ELEMENT_FIELD;
     return 0;
 }
 
@@ -705,6 +772,8 @@ static int on_chunk_header(llhttp_t *p)
 {
     struct request *r = request_of(p);
     r->_last_chunk = p->content_length == 0;
+    /* After the last chunk come the trailer fields. */
+    r->_element = r->_last_chunk ? ELEMENT_FIELD : ELEMENT_OTHER;
     r->_event = EVENT_CHUNK_HEADER;
     return HPE_PAUSED;
 }
@@ -849,7 +918,7 @@ static int unknown_method_status(const struct request *r)
         unsigned char c = (unsigned char)r->_base[i];
         if (c == ' ')
             return token > 0 ? 501 : 400;
-        if (!is_token_char(c) || token >= 64)
+        if (!syntax_is_tchar(c) || token >= 64)
             return 400;
     }
     return 0;

@@ -11,13 +11,14 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "pyruvate/environ.h"
 #include "pyruvate/fdlimit.h"
 #include "pyruvate/log.h"
 #include "pyruvate/systemd.h"
+#include "pyruvate/wakeup.h"
 #include "pyruvate/worker.h"
 #include "pyruvate/wsgi.h"
 
@@ -430,46 +431,25 @@ static int shut_down(struct server *s, int signal_fd)
     return joined;
 }
 
-PyObject *server_run(PyObject *module, PyObject *application, const struct server_bind *bind,
-                     const struct server_options *options)
+/* Stops the pool (and with it the park set) after a failed start. */
+static void stop_pool_early(struct server *s)
+{
+    pool_stop(s->pool);
+    Py_BEGIN_ALLOW_THREADS
+    pool_join(s->pool, -1);
+    Py_END_ALLOW_THREADS
+    if (s->park)
+        park_stop(s->park, drop_parked, s);
+    pool_destroy(s->pool, NULL, NULL);
+}
+
+/* Starts the workers, the park set and the acceptor, in the order a
+ * request needs them, and says where it serves. Returns 0, or -1 with an
+ * exception set and none of them running. */
+static int start_threads(struct server *s, const char *address)
 {
     char err[PYR_ERR_LEN] = "";
-    int signal_pair[2] = {-1, -1}, log_fd = -1, stopped_cleanly = 1;
-    struct saved_signals saved = {0};
-    struct module_state *st = module_get_state(module);
-
-    if (atomic_exchange(&serving, 1)) {
-        PyErr_SetString(PyExc_RuntimeError, "pyruvate is already serving in this process");
-        return NULL;
-    }
-    struct server *s = PyMem_RawCalloc(1, sizeof(*s));
-    if (s == NULL) {
-        atomic_store(&serving, 0);
-        return PyErr_NoMemory();
-    }
-    s->options = *options;
-    s->module = Py_NewRef(module);
-    s->application = Py_NewRef(application);
-    s->interpreter = PyInterpreterState_Get();
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, signal_pair) < 0 ||
-        (log_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
-        PyErr_SetFromErrno(PyExc_OSError);
-        goto fail;
-    }
-    /* Before the socket exists: a client that can connect may also signal,
-     * and a SIGTERM must then stop us gracefully, not kill the process. */
-    atomic_store(&sigterm_received, 0);
-    atomic_store(&sigint_received, 0);
-    install_signals(module, &saved, signal_pair[1]);
-    char address[PYR_ERR_LEN];
-    if (open_listeners(s, bind, address, sizeof(address)) < 0)
-        goto fail;
-    s->environ_template = wsgi_environ_template(s);
-    if (s->environ_template == NULL)
-        goto fail;
-    log_set_level(logger_level(st->logger));
-    log_set_wake_fd(log_fd);
-
+    const struct server_options *options = &s->options;
     struct pool_callbacks callbacks = {.thread_start = worker_thread_start,
                                        .handle = worker_handle,
                                        .thread_stop = worker_thread_stop,
@@ -478,21 +458,12 @@ PyObject *server_run(PyObject *module, PyObject *application, const struct serve
     Py_BEGIN_ALLOW_THREADS
     s->pool = pool_create("pyruvate", options->workers, options->max_queue_size, &callbacks, err);
     Py_END_ALLOW_THREADS
-    if (s->pool == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, err);
+    if (s->pool == NULL)
         goto fail;
-    }
     struct park_callbacks park_callbacks = {.ready = resume_parked, .ctx = s};
     s->park = park_start(&park_callbacks, PARK_MAX_RESPONSES, PARK_MAX_BYTES, err);
-    if (s->park == NULL) {
-        pool_stop(s->pool);
-        Py_BEGIN_ALLOW_THREADS
-        pool_join(s->pool, -1);
-        Py_END_ALLOW_THREADS
-        pool_destroy(s->pool, NULL, NULL);
-        PyErr_SetString(PyExc_RuntimeError, err);
-        goto fail;
-    }
+    if (s->park == NULL)
+        goto stop_pool;
     s->options.max_connections = fit_connections_to_descriptors(options->max_connections);
     struct acceptor_config config = {
         .listeners = s->listeners,
@@ -512,16 +483,116 @@ PyObject *server_run(PyObject *module, PyObject *application, const struct serve
     log_write(LOG_INFO, "pyruvate serving on %s with %u workers", address, options->workers);
     relay_logs(s);
     s->acceptor = acceptor_start(&config, err);
-    if (s->acceptor == NULL) {
-        pool_stop(s->pool);
-        Py_BEGIN_ALLOW_THREADS
-        pool_join(s->pool, -1);
-        Py_END_ALLOW_THREADS
-        park_stop(s->park, drop_parked, s);
-        pool_destroy(s->pool, NULL, NULL);
-        PyErr_SetString(PyExc_RuntimeError, err);
+    if (s->acceptor == NULL)
+        goto stop_pool;
+    return 0;
+stop_pool:
+    stop_pool_early(s);
+fail:
+    PyErr_SetString(PyExc_RuntimeError, err);
+    return -1;
+}
+
+/* Stops serving (shut_down) and frees the threads. Returns 1, or 0 when
+ * workers still run the app and use the server: then it stays allocated. */
+static int stop_threads(struct server *s, int signal_fd)
+{
+    if (shut_down(s, signal_fd) != 0) {
+        log_write(LOG_WARNING, "workers still busy after the shutdown timeout; not waiting");
+        return 0;
+    }
+    /* No worker runs now: what is still parked is dropped here. */
+    park_stop(s->park, drop_parked, s);
+    pool_destroy(s->pool, drop_queued_conn, s);
+    acceptor_destroy(s->acceptor);
+    return 1;
+}
+
+/* serve() raises what a signal handler raised while it waited (*type set),
+ * else the KeyboardInterrupt or SystemExit a worker kept. */
+static void take_interrupt(struct server *s, PyObject **type, PyObject **value, PyObject **tb)
+{
+    if (s->interrupt_type == NULL)
+        return;
+    if (*type == NULL) {
+        *type = s->interrupt_type;
+        *value = s->interrupt_value;
+        *tb = s->interrupt_traceback;
+    } else {
+        Py_DECREF(s->interrupt_type);
+        Py_XDECREF(s->interrupt_value);
+        Py_XDECREF(s->interrupt_traceback);
+    }
+    s->interrupt_type = s->interrupt_value = s->interrupt_traceback = NULL;
+}
+
+/* A server for one serve() call. NULL with an exception set. */
+static struct server *server_new(PyObject *module, PyObject *application,
+                                 const struct server_options *options)
+{
+    struct server *s = PyMem_RawCalloc(1, sizeof(*s));
+    if (s == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    s->options = *options;
+    s->module = Py_NewRef(module);
+    s->application = Py_NewRef(application);
+    s->interpreter = PyInterpreterState_Get();
+    return s;
+}
+
+/* Puts back the signal handlers and closes the descriptors serve() made
+ * for signals and log wake-ups (-1: not made). */
+static void put_process_back(struct saved_signals *saved, const int signal_pair[2], int log_fd)
+{
+    restore_signals(saved);
+    log_set_wake_fd(-1);
+    if (signal_pair[0] >= 0) {
+        close(signal_pair[0]);
+        close(signal_pair[1]);
+    }
+    if (log_fd >= 0)
+        close(log_fd);
+}
+
+PyObject *server_run(PyObject *module, PyObject *application, const struct server_bind *bind,
+                     const struct server_options *options)
+{
+    int signal_pair[2] = {-1, -1}, log_fd = -1;
+    struct saved_signals saved = {0};
+    struct module_state *st = module_get_state(module);
+
+    if (atomic_exchange(&serving, 1)) {
+        PyErr_SetString(PyExc_RuntimeError, "pyruvate is already serving in this process");
+        return NULL;
+    }
+    struct server *s = server_new(module, application, options);
+    if (s == NULL) {
+        atomic_store(&serving, 0);
+        return NULL;
+    }
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, signal_pair) < 0 ||
+        (log_fd = wakeup_open()) < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
         goto fail;
     }
+    /* Before the socket exists: a client that can connect may also signal,
+     * and a SIGTERM must then stop us gracefully, not kill the process. */
+    atomic_store(&sigterm_received, 0);
+    atomic_store(&sigint_received, 0);
+    install_signals(module, &saved, signal_pair[1]);
+    char address[PYR_ERR_LEN];
+    if (open_listeners(s, bind, address, sizeof(address)) < 0)
+        goto fail;
+    s->environ_template = environ_template(s);
+    if (s->environ_template == NULL)
+        goto fail;
+    log_set_level(logger_level(st->logger));
+    log_set_wake_fd(log_fd);
+
+    if (start_threads(s, address) < 0)
+        goto fail;
 
     if (systemd_notify("READY=1") < 0)
         log_write(LOG_WARNING, "cannot notify systemd (NOTIFY_SOCKET): errno %d", errno);
@@ -530,34 +601,10 @@ PyObject *server_run(PyObject *module, PyObject *application, const struct serve
     if (wait_for_stop(s, signal_pair[0], log_fd) < 0)
         PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
     log_write(LOG_INFO, "pyruvate stopping");
-    if (shut_down(s, signal_pair[0]) == 0) {
-        /* No worker runs now: what is still parked is dropped here. */
-        park_stop(s->park, drop_parked, s);
-        pool_destroy(s->pool, drop_queued_conn, s);
-        acceptor_destroy(s->acceptor);
-    } else {
-        /* Threads still run the app and use the server: leave it allocated. */
-        log_write(LOG_WARNING, "workers still busy after the shutdown timeout; not waiting");
-        stopped_cleanly = 0;
-    }
+    int stopped_cleanly = stop_threads(s, signal_pair[0]);
     relay_logs(s);
-    if (s->interrupt_type) {
-        if (exc_type == NULL) {
-            exc_type = s->interrupt_type;
-            exc_value = s->interrupt_value;
-            exc_tb = s->interrupt_traceback;
-        } else {
-            Py_DECREF(s->interrupt_type);
-            Py_XDECREF(s->interrupt_value);
-            Py_XDECREF(s->interrupt_traceback);
-        }
-        s->interrupt_type = s->interrupt_value = s->interrupt_traceback = NULL;
-    }
-    restore_signals(&saved);
-    log_set_wake_fd(-1);
-    close(signal_pair[0]);
-    close(signal_pair[1]);
-    close(log_fd);
+    take_interrupt(s, &exc_type, &exc_value, &exc_tb);
+    put_process_back(&saved, signal_pair, log_fd);
     if (stopped_cleanly)
         server_free(s);
     else
@@ -570,14 +617,7 @@ PyObject *server_run(PyObject *module, PyObject *application, const struct serve
     Py_RETURN_NONE;
 
 fail:
-    restore_signals(&saved);
-    log_set_wake_fd(-1);
-    if (signal_pair[0] >= 0) {
-        close(signal_pair[0]);
-        close(signal_pair[1]);
-    }
-    if (log_fd >= 0)
-        close(log_fd);
+    put_process_back(&saved, signal_pair, log_fd);
     server_free(s);
     atomic_store(&serving, 0);
     return NULL;

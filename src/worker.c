@@ -13,6 +13,7 @@
 #include "pyruvate/acceptor.h"
 #include "pyruvate/log.h"
 #include "pyruvate/server.h"
+#include "pyruvate/start_response.h"
 #include "pyruvate/wsgi.h"
 
 /* Gives the Python thread the pool thread's name, so that logging's
@@ -43,7 +44,7 @@ void *worker_thread_start(void *ctx, unsigned index)
         return NULL;
     }
     PyEval_RestoreThread(w->thread_state);
-    w->start_response = wsgi_start_response_new(w);
+    w->start_response = start_response_new(w);
     if (w->start_response == NULL)
         PyErr_Clear();
     else
@@ -61,28 +62,11 @@ void worker_thread_stop(void *worker)
     struct worker *w = worker;
     PyEval_RestoreThread(w->thread_state);
     Py_CLEAR(w->start_response);
-    for (unsigned i = 0; i < WORKER_KEY_SLOTS; i++)
-        Py_CLEAR(w->keys[i].key);
-    for (unsigned i = 0; i < WORKER_METHOD_SLOTS; i++)
-        Py_CLEAR(w->methods[i].str);
+    environ_cache_clear(&w->environ);
     PyThreadState_Clear(w->thread_state);
     PyThreadState_DeleteCurrent(); /* releases the GIL */
     buf_free(&w->head);
     free(w);
-}
-
-/* After the last response on c: close it, or let the acceptor drain what
- * the client still sends so the close does not turn into a reset. */
-static void finish_connection(struct worker *w, struct conn *c)
-{
-    if (c->in.len > c->request.consumed) {
-        shutdown(c->fd, SHUT_WR);
-        buf_free(&c->in); /* draining does not need it */
-        c->lingering = 1;
-        acceptor_give_back(w->server->acceptor, c);
-    } else {
-        acceptor_close(w->server->acceptor, c);
-    }
 }
 
 /* How long a worker with nothing else to do waits for a keep-alive client's
@@ -121,14 +105,19 @@ static void serve_connection(struct worker *w, struct conn *c)
         if (parked)
             return; /* the park set has c now */
         c->requests_served++;
-        if (w->response.must_close) {
-            finish_connection(w, c);
-            return;
-        }
         /* A pipelined request may be buffered already; answering it here
          * saves two thread handoffs and keeps responses in order. */
-        switch (conn_reset_for_next_request(c)) {
-        case REQUEST_COMPLETE:
+        switch (
+            conn_next(c, w->response.must_close ? CONN_AFTER_LAST_RESPONSE : CONN_AFTER_RESPONSE)) {
+        case CONN_CLOSE:
+            acceptor_close(w->server->acceptor, c);
+            return;
+        case CONN_LINGER:
+            /* The acceptor drains what the client still sends. */
+            conn_linger(c);
+            acceptor_give_back(w->server->acceptor, c);
+            return;
+        case CONN_DISPATCH:
             if (!atomic_load(&w->server->stopping)) {
                 c->request_start_ms = monotonic_ms();
                 c->queued_us = monotonic_us();
@@ -136,18 +125,11 @@ static void serve_connection(struct worker *w, struct conn *c)
             }
             acceptor_close(w->server->acceptor, c);
             return;
-        case REQUEST_ERROR:
-            if (w->server->options.access_log) {
-                char line[LOG_MESSAGE_LEN];
-                conn_access_line(c, NULL, c->request.error_status, 0, line, sizeof(line));
-                log_write_access(line);
-            }
-            buf_free(&c->in); /* draining does not need it */
-            conn_send_error(c, c->request.error_status);
-            c->lingering = 1;
+        case CONN_REJECT:
+            conn_reject(c, c->request.error_status, w->server->options.access_log);
             acceptor_give_back(w->server->acceptor, c);
             return;
-        case REQUEST_INCOMPLETE:
+        case CONN_READ:
             if (await_next_request(w, c) == REQUEST_COMPLETE) {
                 c->request_start_ms = monotonic_ms();
                 c->queued_us = monotonic_us();

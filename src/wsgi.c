@@ -1,7 +1,6 @@
-/* One request through the WSGI app (PEP 3333): the environ, start_response
- * and its write(), iterating the result, framing and sending it, and
- * close(). Runs on a worker thread holding the GIL; every blocking write
- * releases it. */
+/* One request through the WSGI app (PEP 3333): build the environ, call the
+ * app, iterate its result and send it (send.c), call close(), log the
+ * access. Runs on a worker thread holding the GIL. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
@@ -15,1001 +14,19 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "pyruvate/environ.h"
 #include "pyruvate/filewrapper.h"
-#include "pyruvate/http_status.h"
 #include "pyruvate/input.h"
 #include "pyruvate/log.h"
-#include "pyruvate/park.h"
-#include "pyruvate/proxy.h"
+#include "pyruvate/send.h"
 #include "pyruvate/server.h"
+#include "pyruvate/start_response.h"
 
-typedef struct {
-    PyObject_HEAD
-    struct worker *worker;
-    PyObject *write; /* bound write(), returned by every call */
-} StartResponseObject;
-
-static PyObject *build_environ(struct worker *w, PyObject **input);
-static const char *latin1_data(PyObject *s, Py_ssize_t *len);
-static int send_body(struct worker *w, const char *data, size_t len);
-static int finish_response(struct worker *w);
-static int send_or_park(struct worker *w);
-static void send_error_response(struct worker *w, int status);
 static void log_app_exception(struct module_state *st, const char *what);
 
 static struct module_state *state_of(struct worker *w)
 {
     return module_get_state(w->server->module);
-}
-
-/* ---- env ---------------------------------------------------------- */
-
-PyObject *wsgi_environ_template(struct server *server)
-{
-    struct module_state *st = module_get_state(server->module);
-    PyObject *env = PyDict_New();
-    PyObject *errors = PySys_GetObject("stderr"); /* borrowed */
-    PyObject *name = PyUnicode_FromString(server->listeners[0].server_name);
-    PyObject *port = PyUnicode_FromString(server->listeners[0].server_port);
-    PyObject *scheme = PyUnicode_InternFromString(server->options.url_scheme);
-    PyObject *prefix = PyUnicode_FromString(server->options.url_prefix);
-    if (env == NULL || name == NULL || port == NULL || scheme == NULL || prefix == NULL)
-        goto fail;
-    if (PyDict_SetItem(env, st->str_wsgi_version, st->wsgi_version_value) < 0 ||
-        PyDict_SetItem(env, st->str_wsgi_url_scheme, scheme) < 0 ||
-        PyDict_SetItem(env, st->str_wsgi_errors, errors ? errors : Py_None) < 0 ||
-        PyDict_SetItem(env, st->str_wsgi_multithread, Py_True) < 0 ||
-        PyDict_SetItem(env, st->str_wsgi_multiprocess, Py_False) < 0 ||
-        PyDict_SetItem(env, st->str_wsgi_run_once, Py_False) < 0 ||
-        PyDict_SetItem(env, st->str_wsgi_input_terminated, Py_True) < 0 ||
-        PyDict_SetItem(env, st->str_wsgi_file_wrapper, (PyObject *)st->file_wrapper_type) < 0 ||
-        PyDict_SetItem(env, st->str_SCRIPT_NAME, prefix) < 0 ||
-        PyDict_SetItem(env, st->str_SERVER_NAME, name) < 0 ||
-        PyDict_SetItem(env, st->str_SERVER_PORT, port) < 0)
-        goto fail;
-    Py_DECREF(name);
-    Py_DECREF(port);
-    Py_DECREF(scheme);
-    Py_DECREF(prefix);
-    return env;
-fail:
-    Py_XDECREF(env);
-    Py_XDECREF(name);
-    Py_XDECREF(port);
-    Py_XDECREF(scheme);
-    Py_XDECREF(prefix);
-    return NULL;
-}
-
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* PATH_INFO is the path with %XX escapes decoded to bytes, as latin-1
- * (PEP 3333 "Unicode Issues"). Malformed escapes stay as they are. */
-static PyObject *decode_path(const char *path, size_t len)
-{
-    if (memchr(path, '%', len) == NULL)
-        return PyUnicode_DecodeLatin1(path, (Py_ssize_t)len, NULL);
-    char small[1024] = "";
-    char *out = len <= sizeof(small) ? small : PyMem_Malloc(len);
-    if (out == NULL)
-        return PyErr_NoMemory();
-    size_t n = 0;
-    for (size_t i = 0; i < len; i++) {
-        int hi, lo;
-        if (path[i] == '%' && i + 2 < len && (hi = hex_value(path[i + 1])) >= 0 &&
-            (lo = hex_value(path[i + 2])) >= 0) {
-            out[n++] = (char)(hi * 16 + lo);
-            i += 2;
-        } else {
-            out[n++] = path[i];
-        }
-    }
-    PyObject *result = PyUnicode_DecodeLatin1(out, (Py_ssize_t)n, NULL);
-    if (out != small)
-        PyMem_Free(out);
-    return result;
-}
-
-static int set_latin1(PyObject *env, PyObject *key, const char *value, size_t len)
-{
-    PyObject *v = PyUnicode_DecodeLatin1(value, (Py_ssize_t)len, NULL);
-    if (v == NULL)
-        return -1;
-    int rc = PyDict_SetItem(env, key, v);
-    Py_DECREF(v);
-    return rc;
-}
-
-static int set_owned(PyObject *env, PyObject *key, PyObject *value)
-{
-    if (value == NULL)
-        return -1;
-    int rc = PyDict_SetItem(env, key, value);
-    Py_DECREF(value);
-    return rc;
-}
-
-/* Splits the request-target into PATH_INFO and QUERY_STRING. The
- * absolute-form (RFC 9112 §3.2.2) also names the host, which then
- * replaces the Host header. */
-static int add_target(PyObject *env, struct module_state *st, const char *target, size_t len,
-                      int *host_from_target)
-{
-    const char *path = target, *end = target + len;
-    *host_from_target = 0;
-    /* REQUEST_URI: the target as sent, as uWSGI and mod_wsgi offer it. */
-    if (set_latin1(env, st->str_REQUEST_URI, target, len) < 0)
-        return -1;
-    if (len == 1 && target[0] == '*') {
-        /* OPTIONS * asks about the server, not a path (RFC 9112 §3.2.4);
-         * PATH_INFO stays empty, as PEP 3333 paths start with "/". */
-        if (PyDict_SetItem(env, st->str_PATH_INFO, st->str_empty) < 0)
-            return -1;
-        return PyDict_SetItem(env, st->str_QUERY_STRING, st->str_empty);
-    }
-    if (len > 0 && target[0] != '/') {
-        const char *scheme_end = memchr(target, ':', len);
-        if (scheme_end && end - scheme_end >= 3 && scheme_end[1] == '/' && scheme_end[2] == '/') {
-            const char *authority = scheme_end + 3;
-            const char *authority_end = authority;
-            while (authority_end < end && *authority_end != '/' && *authority_end != '?')
-                authority_end++;
-            if (set_latin1(env, st->str_HTTP_HOST, authority, (size_t)(authority_end - authority)) <
-                0)
-                return -1;
-            *host_from_target = 1;
-            path = authority_end;
-        }
-    }
-    const char *query = memchr(path, '?', (size_t)(end - path));
-    const char *path_end = query ? query : end;
-    if (path == path_end) {
-        /* An absolute-form target without a path asks for "/". */
-        PyObject *root = path == target ? Py_NewRef(st->str_empty) : PyUnicode_FromString("/");
-        if (set_owned(env, st->str_PATH_INFO, root) < 0)
-            return -1;
-    } else if (set_owned(env, st->str_PATH_INFO, decode_path(path, (size_t)(path_end - path))) <
-               0) {
-        return -1;
-    }
-    if (query)
-        return set_latin1(env, st->str_QUERY_STRING, query + 1, (size_t)(end - query - 1));
-    return PyDict_SetItem(env, st->str_QUERY_STRING, st->str_empty);
-}
-
-/* Turns a header name into its env key: CONTENT_TYPE, CONTENT_LENGTH or
- * HTTP_<NAME>. Returns NULL without an exception for names with an
- * underscore: dropping them keeps "X_Forwarded_For" from posing as
- * "X-Forwarded-For" once both are HTTP_X_FORWARDED_FOR. */
-static PyObject *header_key(struct module_state *st, const char *name, size_t len)
-{
-    if (len == 12 && strncasecmp(name, "content-type", 12) == 0)
-        return Py_NewRef(st->str_CONTENT_TYPE);
-    if (len == 14 && strncasecmp(name, "content-length", 14) == 0)
-        return Py_NewRef(st->str_CONTENT_LENGTH);
-    if (memchr(name, '_', len))
-        return NULL;
-    PyObject *key = PyUnicode_New((Py_ssize_t)len + 5, 127);
-    if (key == NULL)
-        return NULL;
-    Py_UCS1 *out = PyUnicode_1BYTE_DATA(key);
-    memcpy(out, "HTTP_", 5);
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)name[i];
-        out[5 + i] = c == '-' ? '_' : (c >= 'a' && c <= 'z' ? (Py_UCS1)(c - 32) : c);
-    }
-    PyUnicode_InternInPlace(&key);
-    return key;
-}
-
-/* The environ key for a header name, from the worker's small cache of
- * names it has seen: the same few names arrive in nearly every request. */
-static PyObject *cached_header_key(struct worker *w, const char *name, size_t len)
-{
-    if (len > WORKER_KEY_NAME_LEN)
-        return header_key(state_of(w), name, len);
-    uint32_t hash = 2166136261u;
-    for (size_t i = 0; i < len; i++)
-        hash = (hash ^ (unsigned char)name[i]) * 16777619u;
-    struct worker_key *slot = &w->keys[hash % WORKER_KEY_SLOTS];
-    if (slot->key && slot->len == len && memcmp(slot->name, name, len) == 0)
-        return Py_NewRef(slot->key);
-    PyObject *key = header_key(state_of(w), name, len);
-    if (key == NULL && PyErr_Occurred())
-        return NULL;
-    /* Names that get no key (underscores) are remembered as None. */
-    Py_XSETREF(slot->key, Py_NewRef(key ? key : Py_None));
-    memcpy(slot->name, name, len);
-    slot->len = len;
-    return key ? key : Py_NewRef(Py_None);
-}
-
-static int add_headers(PyObject *env, struct module_state *st, struct worker *w,
-                       const struct conn *c, int skip_host)
-{
-    const struct request *r = &c->request;
-    const char *base = c->in.data;
-    for (unsigned i = 0; i < r->header_count; i++) {
-        const struct request_header *h = &r->headers[i];
-        PyObject *key = cached_header_key(w, base + h->name.offset, h->name.len);
-        if (key == Py_None) {
-            Py_DECREF(key);
-            continue;
-        }
-        if (key == NULL) {
-            if (PyErr_Occurred())
-                return -1;
-            continue;
-        }
-        if (skip_host && key == st->str_HTTP_HOST) {
-            Py_DECREF(key);
-            continue;
-        }
-        PyObject *value =
-            PyUnicode_DecodeLatin1(base + h->value.offset, (Py_ssize_t)h->value.len, NULL);
-        PyObject *previous = value ? PyDict_GetItemWithError(env, key) : NULL;
-        if (previous) {
-            /* RFC 9110 §5.3: repeated fields combine into one list. */
-            PyObject *joined = PyUnicode_FromFormat("%U, %U", previous, value);
-            Py_SETREF(value, joined);
-        }
-        int rc = value && !PyErr_Occurred() ? PyDict_SetItem(env, key, value) : -1;
-        Py_DECREF(key);
-        Py_XDECREF(value);
-        if (rc < 0)
-            return -1;
-    }
-    return 0;
-}
-
-/* url_prefix: the application is mounted below it (PEP 3333 SCRIPT_NAME),
- * so a path inside the prefix loses it from PATH_INFO. */
-static int strip_url_prefix(struct worker *w, PyObject *env)
-{
-    struct module_state *st = state_of(w);
-    PyObject *path = PyDict_GetItemWithError(env, st->str_PATH_INFO); /* borrowed */
-    if (path == NULL)
-        return PyErr_Occurred() ? -1 : 0;
-    const char *prefix = w->server->options.url_prefix;
-    Py_ssize_t prefix_len = (Py_ssize_t)strlen(prefix);
-    Py_ssize_t path_len;
-    const char *text = latin1_data(path, &path_len);
-    if (text == NULL || path_len < prefix_len || memcmp(text, prefix, (size_t)prefix_len) != 0 ||
-        (path_len > prefix_len && text[prefix_len] != '/'))
-        return 0;
-    return set_owned(env, st->str_PATH_INFO,
-                     PyUnicode_Substring(path, prefix_len, PyUnicode_GET_LENGTH(path)));
-}
-
-/* Removes key from env if it is there. */
-static int delete_key(PyObject *env, PyObject *key)
-{
-    if (PyDict_DelItem(env, key) == 0)
-        return 0;
-    if (!PyErr_ExceptionMatches(PyExc_KeyError))
-        return -1;
-    PyErr_Clear();
-    return 0;
-}
-
-/* With trusted_proxy set, the forwarding headers the operator did not name
- * (all of them from an untrusted peer) leave the environ, so neither we nor
- * the app believe a client's own claim; proxy.c decides which, and reads
- * the client's address, scheme and host from the trusted ones. */
-static int apply_proxy_headers(struct worker *w, PyObject *env)
-{
-    struct module_state *st = state_of(w);
-    const struct proxy_trust *trust = &w->server->options.trusted_proxies;
-    const struct conn *c = w->conn;
-    const char *base = c->in.data;
-    int peer_trusted = proxy_is_trusted(trust, &c->peer);
-    for (unsigned i = 0; i < c->request.header_count; i++) {
-        const struct span *name = &c->request.headers[i].name;
-        if (!proxy_header_dropped(trust, peer_trusted, base + name->offset, name->len))
-            continue;
-        PyObject *key = cached_header_key(w, base + name->offset, name->len);
-        if (key == NULL) {
-            if (PyErr_Occurred())
-                return -1;
-            continue;
-        }
-        /* A repeated field was deleted with its first line already. */
-        int rc = key == Py_None ? 0 : delete_key(env, key);
-        Py_DECREF(key);
-        if (rc < 0)
-            return -1;
-    }
-    if (!peer_trusted)
-        return 0;
-    struct proxy_forwarded forwarded;
-    proxy_resolve(trust, &c->request, base, &forwarded);
-    if (forwarded.address[0]) {
-        /* The peer's port belongs to the proxy, not to the client. */
-        if (set_owned(env, st->str_REMOTE_ADDR, PyUnicode_FromString(forwarded.address)) < 0 ||
-            (forwarded.port[0]
-                 ? set_owned(env, st->str_REMOTE_PORT, PyUnicode_FromString(forwarded.port))
-                 : delete_key(env, st->str_REMOTE_PORT)) < 0)
-            return -1;
-    }
-    if (forwarded.host.len &&
-        set_latin1(env, st->str_HTTP_HOST, base + forwarded.host.offset, forwarded.host.len) < 0)
-        return -1;
-    if (forwarded.scheme != PROXY_SCHEME_NONE)
-        return PyDict_SetItem(env, st->str_wsgi_url_scheme,
-                              forwarded.scheme == PROXY_SCHEME_HTTPS ? st->str_https
-                                                                     : st->str_http);
-    return 0;
-}
-
-/* REQUEST_METHOD as a str. llhttp names methods with static strings, so
- * the pointer identifies the method: the worker keeps the str of the last
- * few it saw instead of building one per request. New reference. */
-static PyObject *method_string(struct worker *w, const char *method)
-{
-    for (unsigned i = 0; i < WORKER_METHOD_SLOTS; i++)
-        if (w->methods[i].name == method)
-            return Py_NewRef(w->methods[i].str);
-    PyObject *str = PyUnicode_InternFromString(method);
-    if (str == NULL)
-        return NULL;
-    struct worker_method *slot = &w->methods[w->next_method_slot];
-    w->next_method_slot = (w->next_method_slot + 1) % WORKER_METHOD_SLOTS;
-    slot->name = method;
-    Py_XSETREF(slot->str, Py_NewRef(str));
-    return str;
-}
-
-static PyObject *build_environ(struct worker *w, PyObject **input)
-{
-    struct module_state *st = state_of(w);
-    struct conn *c = w->conn;
-    const struct request *r = &c->request;
-    const char *base = c->in.data;
-    char host[64], port[16];
-    int host_from_target;
-
-    *input = NULL;
-    PyObject *env = PyDict_Copy(w->server->environ_template);
-    if (env == NULL)
-        return NULL;
-    if (set_owned(env, st->str_REQUEST_METHOD, method_string(w, r->method)) < 0 ||
-        PyDict_SetItem(env, st->str_SERVER_PROTOCOL,
-                       r->http_minor == 0 ? st->str_HTTP_1_0 : st->str_HTTP_1_1) < 0 ||
-        add_target(env, st, base + r->target.offset, r->target.len, &host_from_target) < 0 ||
-        add_headers(env, st, w, c, host_from_target) < 0)
-        goto fail;
-
-    conn_peer_strings(c, host, sizeof(host), port, sizeof(port));
-    if (set_owned(env, st->str_REMOTE_ADDR, PyUnicode_FromString(host)) < 0)
-        goto fail;
-    /* A Unix socket peer has no port: REMOTE_PORT is left out then. */
-    if (port[0] && set_owned(env, st->str_REMOTE_PORT, PyUnicode_FromString(port)) < 0)
-        goto fail;
-    if (c->listener != &w->server->listeners[0] &&
-        (set_owned(env, st->str_SERVER_NAME, PyUnicode_FromString(c->listener->server_name)) < 0 ||
-         set_owned(env, st->str_SERVER_PORT, PyUnicode_FromString(c->listener->server_port)) < 0))
-        goto fail;
-
-    if (w->server->options.url_prefix[0] && strip_url_prefix(w, env) < 0)
-        goto fail;
-    if (w->server->options.trusted_proxies.enabled && apply_proxy_headers(w, env) < 0)
-        goto fail;
-    if (set_owned(env, st->str_queue_wait,
-                  PyFloat_FromDouble((double)(monotonic_us() - c->queued_us) / 1e6)) < 0)
-        goto fail;
-
-    /* The body is decoded already, so its length is known even when it
-     * arrived chunked (then the environ carries the decoded length). */
-    if (r->chunked || r->body.len > 0) {
-        if (set_owned(env, st->str_CONTENT_LENGTH, PyUnicode_FromFormat("%zu", r->body.len)) < 0)
-            goto fail;
-    }
-    *input = input_new(st, base + r->body.offset, (Py_ssize_t)r->body.len);
-    if (*input == NULL || PyDict_SetItem(env, st->str_wsgi_input, *input) < 0)
-        goto fail;
-    return env;
-fail:
-    if (*input) {
-        input_detach(*input);
-        Py_CLEAR(*input);
-    }
-    Py_DECREF(env);
-    return NULL;
-}
-
-/* ---- start_response --------------------------------------------------- */
-
-/* A str whose characters all fit in one byte, as latin-1 bytes: PEP 3333
- * headers are native strings holding latin-1 text. */
-static const char *latin1_data(PyObject *s, Py_ssize_t *len)
-{
-    if (!PyUnicode_Check(s) || PyUnicode_READY(s) < 0 || PyUnicode_KIND(s) != PyUnicode_1BYTE_KIND)
-        return NULL;
-    *len = PyUnicode_GET_LENGTH(s);
-    return (const char *)PyUnicode_1BYTE_DATA(s);
-}
-
-static int is_name(const char *name, Py_ssize_t len, const char *expected)
-{
-    return (size_t)len == strlen(expected) && strncasecmp(name, expected, (size_t)len) == 0;
-}
-
-/* True if the comma-separated token list contains token (case-insensitive). */
-static int has_token(const char *list, Py_ssize_t len, const char *token)
-{
-    size_t token_len = strlen(token);
-    Py_ssize_t i = 0;
-    while (i < len) {
-        while (i < len && (list[i] == ' ' || list[i] == '\t' || list[i] == ','))
-            i++;
-        Py_ssize_t start = i;
-        while (i < len && list[i] != ',')
-            i++;
-        Py_ssize_t end = i;
-        while (end > start && (list[end - 1] == ' ' || list[end - 1] == '\t'))
-            end--;
-        if ((size_t)(end - start) == token_len && strncasecmp(list + start, token, token_len) == 0)
-            return 1;
-    }
-    return 0;
-}
-
-static int parse_content_length(const char *value, Py_ssize_t len, long long *out)
-{
-    if (len == 0 || len > 18)
-        return -1;
-    long long n = 0;
-    for (Py_ssize_t i = 0; i < len; i++) {
-        if (value[i] < '0' || value[i] > '9')
-            return -1;
-        n = n * 10 + (value[i] - '0');
-    }
-    *out = n;
-    return 0;
-}
-
-/* Validates status and headers and writes them into w->head, so that the
- * app changing the list afterwards cannot put anything unchecked on the
- * wire. Raises and returns -1 when they are not what PEP 3333 allows. */
-static int record_response_head(struct worker *w, PyObject *status, PyObject *headers)
-{
-    struct worker_response *resp = &w->response;
-    Py_ssize_t status_len;
-    const char *status_text = latin1_data(status, &status_len);
-    if (status_text == NULL) {
-        PyErr_SetString(PyExc_TypeError, "status must be a str of latin-1 characters");
-        return -1;
-    }
-    int code = response_parse_status(status_text, (size_t)status_len);
-    if (code < 0) {
-        PyErr_Format(PyExc_ValueError, "invalid status %R: expected '<3 digits> <reason>'", status);
-        return -1;
-    }
-    if (!PyList_Check(headers)) {
-        PyErr_SetString(PyExc_TypeError, "response headers must be a list");
-        return -1;
-    }
-
-    struct worker_response fresh = {.content_length = -1};
-    w->head.len = 0;
-    if (buf_append_str(&w->head, "HTTP/1.1 ") < 0 ||
-        buf_append(&w->head, status_text, (size_t)status_len) < 0 ||
-        buf_append_str(&w->head, "\r\n") < 0)
-        goto nomemory;
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(headers); i++) {
-        PyObject *item = PyList_GET_ITEM(headers, i);
-        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2) {
-            PyErr_Format(PyExc_TypeError, "header %zd must be a (name, value) tuple", i);
-            return -1;
-        }
-        Py_ssize_t name_len, value_len;
-        const char *name = latin1_data(PyTuple_GET_ITEM(item, 0), &name_len);
-        const char *value = latin1_data(PyTuple_GET_ITEM(item, 1), &value_len);
-        if (name == NULL || value == NULL) {
-            PyErr_Format(PyExc_TypeError, "header %R: name and value must be latin-1 str", item);
-            return -1;
-        }
-        if (!response_valid_header_name(name, (size_t)name_len) ||
-            !response_valid_header_value(value, (size_t)value_len)) {
-            PyErr_Format(PyExc_ValueError, "invalid header %R (control characters or bad name)",
-                         item);
-            return -1;
-        }
-        if (is_name(name, name_len, "content-length")) {
-            if (parse_content_length(value, value_len, &fresh.content_length) < 0) {
-                PyErr_Format(PyExc_ValueError, "invalid Content-Length %R", item);
-                return -1;
-            }
-            /* RFC 9110 §8.6: never in a 1xx or 204 response. */
-            if (code < 200 || code == 204) {
-                fresh.content_length = -1;
-                continue;
-            }
-        } else if (is_name(name, name_len, "connection")) {
-            /* Hop-by-hop (RFC 9110 §7.6.1): the server writes its own. */
-            if (has_token(value, value_len, "close"))
-                fresh.app_wants_close = 1;
-            continue;
-        } else if (is_name(name, name_len, "transfer-encoding") ||
-                   is_name(name, name_len, "keep-alive")) {
-            continue; /* framing is the server's job */
-        } else if (is_name(name, name_len, "date")) {
-            fresh.app_sent_date = 1;
-        } else if (is_name(name, name_len, "server")) {
-            fresh.app_sent_server = 1;
-        }
-        if (buf_append(&w->head, name, (size_t)name_len) < 0 ||
-            buf_append_str(&w->head, ": ") < 0 ||
-            buf_append(&w->head, value, (size_t)value_len) < 0 ||
-            buf_append_str(&w->head, "\r\n") < 0)
-            goto nomemory;
-    }
-    fresh.status = code;
-    const struct request *r = &w->conn->request;
-    /* RFC 9110 §6.4.1: these responses never have content. */
-    fresh.head_request = strcmp(r->method, "HEAD") == 0;
-    fresh.no_body = code < 200 || code == 204 || code == 304 || fresh.head_request;
-    *resp = fresh;
-    return 0;
-nomemory:
-    PyErr_NoMemory();
-    return -1;
-}
-
-/* start_response and write() act only for the request they were given to:
- * on its worker's thread (another thread could change the response while
- * the worker writes it without the GIL) and while it runs. A callable kept
- * past its request is cut loose by wsgi_handle_request. */
-static int belongs_to_current_request(const struct worker *w)
-{
-    return w != NULL && w->conn != NULL && PyThreadState_Get() == w->thread_state;
-}
-
-static PyObject *start_response_call(StartResponseObject *self, PyObject *args, PyObject *kwargs)
-{
-    static char *keywords[] = {"status", "headers", "exc_info", NULL};
-    PyObject *status, *headers, *exc_info = Py_None;
-    struct worker *w = self->worker;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|O:start_response", keywords, &status,
-                                     &headers, &exc_info))
-        return NULL;
-    if (!belongs_to_current_request(w)) {
-        PyErr_SetString(PyExc_RuntimeError, "start_response called outside of its request");
-        return NULL;
-    }
-    if (exc_info != Py_None) {
-        /* PEP 3333: after the headers went out, the error can only be
-         * re-raised; before, the new status and headers replace the old. */
-        if (w->response.headers_sent) {
-            if (!PyTuple_Check(exc_info) || PyTuple_GET_SIZE(exc_info) != 3) {
-                PyErr_SetString(PyExc_TypeError, "exc_info must be a 3-tuple");
-                return NULL;
-            }
-            PyObject *type = PyTuple_GET_ITEM(exc_info, 0);
-            PyObject *value = PyTuple_GET_ITEM(exc_info, 1);
-            PyObject *tb = PyTuple_GET_ITEM(exc_info, 2);
-            Py_INCREF(type);
-            Py_INCREF(value);
-            Py_INCREF(tb);
-            PyErr_Restore(type, value, tb);
-            return NULL;
-        }
-    } else if (w->response.status != 0) {
-        PyErr_SetString(PyExc_RuntimeError, "start_response called a second time without exc_info");
-        return NULL;
-    }
-    if (record_response_head(w, status, headers) < 0)
-        return NULL;
-    return Py_NewRef(self->write);
-}
-
-static PyObject *start_response_write(StartResponseObject *self, PyObject *data)
-{
-    struct worker *w = self->worker;
-    if (!belongs_to_current_request(w) || w->response.status == 0) {
-        PyErr_SetString(PyExc_RuntimeError, "write() called before start_response");
-        return NULL;
-    }
-    if (!PyBytes_Check(data)) {
-        PyErr_Format(PyExc_TypeError, "write() takes bytes, not %.100s", Py_TYPE(data)->tp_name);
-        return NULL;
-    }
-    if (send_body(w, PyBytes_AS_STRING(data), (size_t)PyBytes_GET_SIZE(data)) < 0) {
-        PyErr_SetString(PyExc_OSError, "client connection lost");
-        return NULL;
-    }
-    Py_RETURN_NONE;
-}
-
-static int start_response_traverse(StartResponseObject *self, visitproc visit, void *arg)
-{
-    Py_VISIT(Py_TYPE(self));
-    Py_VISIT(self->write);
-    return 0;
-}
-
-static int start_response_clear(StartResponseObject *self)
-{
-    Py_CLEAR(self->write);
-    return 0;
-}
-
-static void start_response_dealloc(StartResponseObject *self)
-{
-    PyTypeObject *tp = Py_TYPE(self);
-    PyObject_GC_UnTrack(self);
-    start_response_clear(self);
-    tp->tp_free(self);
-    Py_DECREF(tp);
-}
-
-static PyMethodDef start_response_write_def = {
-    "write", (PyCFunction)start_response_write, METH_O,
-    "write($self, data, /)\n--\n\nSend data now (PEP 3333's imperative write callable)."};
-
-static PyType_Slot start_response_slots[] = {
-    {Py_tp_call, start_response_call},
-    {Py_tp_dealloc, start_response_dealloc},
-    {Py_tp_traverse, start_response_traverse},
-    {Py_tp_clear, start_response_clear},
-    {Py_tp_doc, "start_response(status, headers, exc_info=None)\n--\n\nPEP 3333 start_response."},
-    {0, NULL},
-};
-
-PyType_Spec wsgi_start_response_spec = {
-    .name = "pyruvate._pyruvate.StartResponse",
-    .basicsize = sizeof(StartResponseObject),
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE |
-             Py_TPFLAGS_DISALLOW_INSTANTIATION,
-    .slots = start_response_slots,
-};
-
-/* When the app kept start_response or its write() beyond the request, the
- * next request gets new ones, and the kept ones raise from now on. */
-static void renew_start_response_if_kept(struct worker *w)
-{
-    StartResponseObject *old = (StartResponseObject *)w->start_response;
-    /* Unkept, the worker and old's own write() (its m_self) hold old, and
-     * only old holds its write(). */
-    if (Py_REFCNT(old) == 2 && Py_REFCNT(old->write) == 1)
-        return;
-    PyObject *fresh = wsgi_start_response_new(w);
-    if (fresh == NULL) {
-        PyErr_Clear(); /* keep the old one; try again after the next request */
-        return;
-    }
-    old->worker = NULL;
-    /* Breaks the old <-> write() cycle: a kept write() still refers to old
-     * and raises, and old itself raises before it would return write(). */
-    Py_CLEAR(old->write);
-    Py_SETREF(w->start_response, fresh);
-}
-
-PyObject *wsgi_start_response_new(struct worker *w)
-{
-    struct module_state *st = state_of(w);
-    StartResponseObject *self = PyObject_GC_New(StartResponseObject, st->start_response_type);
-    if (self == NULL)
-        return NULL;
-    self->worker = w;
-    self->write = NULL;
-    PyObject_GC_Track(self);
-    self->write = PyCFunction_New(&start_response_write_def, (PyObject *)self);
-    if (self->write == NULL) {
-        Py_DECREF(self);
-        return NULL;
-    }
-    return (PyObject *)self;
-}
-
-/* ---- sending ---------------------------------------------------------- */
-
-/* Sends w->out, waiting up to send_timeout each time the socket is full.
- * Returns 0, or -1 when the connection failed (then nothing more is sent). */
-static int send_out(struct worker *w)
-{
-    struct response_out *out = &w->out;
-    int fd = w->conn->fd, timeout = w->server->options.send_timeout_ms;
-    /* Most responses fit the socket buffer: a send that cannot block costs
-     * less with the GIL held than the two GIL handoffs around it. Only a
-     * write that has to wait lets the other workers run meanwhile. */
-    int rc = response_out_try(fd, out), saved_errno = errno;
-    if (rc > 0) {
-        Py_BEGIN_ALLOW_THREADS
-        rc = response_out_send(fd, out, timeout, 0);
-        saved_errno = errno;
-        Py_END_ALLOW_THREADS
-    }
-    if (rc < 0) {
-        log_write(LOG_DEBUG, "write to client failed (errno %d)", saved_errno);
-        w->response.failed = 1;
-        w->response.must_close = 1;
-    }
-    return rc;
-}
-
-/* ---- parking ---------------------------------------------------------- */
-
-/* How long a worker waits for a client that does not take the response as
- * fast as it is written, before it parks the response and goes back to the
- * pool: long enough that a reading client never notices, short enough that
- * clients that stopped reading cannot keep the workers from others. */
-enum { PARK_AFTER_MS = 20 };
-
-/* Everything a response in progress needs when it leaves its worker. */
-struct parked_response {
-    struct worker_response response;
-    struct buf head;
-    struct response_out out;
-    PyObject *out_owner, *env, *input, *result, *iterator;
-    long long known_length;
-    int ending;
-};
-
-/* Moves the response from w into c->parked and hands c to the park set.
- * Returns 0 (then neither w nor the caller may touch c again), or -1 when
- * the set is full (nothing moved). */
-static int park_response(struct worker *w)
-{
-    struct conn *c = w->conn;
-    if (w->server->park == NULL)
-        return -1;
-    struct parked_response *p = malloc(sizeof(*p));
-    if (p == NULL)
-        return -1;
-    *p = (struct parked_response){
-        .response = w->response,
-        .head = w->head,
-        .out = w->out,
-        .out_owner = w->out_owner,
-        .env = w->env,
-        .input = w->input,
-        .result = w->result,
-        .iterator = w->iterator,
-        .known_length = w->known_length,
-        .ending = w->ending,
-    };
-    c->parked = p;
-    c->deadline_ms = w->park_deadline_ms ? w->park_deadline_ms
-                                         : monotonic_ms() + w->server->options.send_timeout_ms;
-    size_t held = w->head.cap + (w->out_owner ? (size_t)PyBytes_GET_SIZE(w->out_owner) : 0);
-    if (park_add(w->server->park, c, held) < 0) {
-        c->parked = NULL;
-        free(p);
-        return -1;
-    }
-    /* The worker keeps a fresh head buffer; the rest now belongs to p. */
-    w->head = (struct buf){0};
-    w->out = (struct response_out){.file_fd = -1};
-    w->out_owner = w->env = w->input = w->result = w->iterator = NULL;
-    return 0;
-}
-
-/* Takes a parked response back from c->parked into w. */
-static void unpark_response(struct worker *w)
-{
-    struct parked_response *p = w->conn->parked;
-    w->conn->parked = NULL;
-    buf_free(&w->head);
-    w->response = p->response;
-    w->head = p->head;
-    w->out = p->out;
-    w->out_owner = p->out_owner;
-    w->env = p->env;
-    w->input = p->input;
-    w->result = p->result;
-    w->iterator = p->iterator;
-    w->known_length = p->known_length;
-    w->ending = p->ending;
-    free(p);
-}
-
-/* Sends w->out. A client that takes none of it for PARK_AFTER_MS gets its
- * response parked. Returns 0 when sent, 1 when parked (the worker must let
- * go of the connection), -1 when the connection failed. */
-static int send_or_park(struct worker *w)
-{
-    struct response_out *out = &w->out;
-    int fd = w->conn->fd;
-    int rc = response_out_try(fd, out), saved_errno = errno;
-    if (rc > 0 && w->server->park) {
-        Py_BEGIN_ALLOW_THREADS
-        rc = response_out_send(fd, out, PARK_AFTER_MS, monotonic_ms() + PARK_AFTER_MS);
-        saved_errno = errno;
-        Py_END_ALLOW_THREADS
-        if (rc < 0 && saved_errno == ETIMEDOUT) {
-            if (park_response(w) == 0)
-                return 1;
-            rc = 1; /* too many parked: wait here, as without parking */
-        }
-    }
-    if (rc > 0)
-        return send_out(w);
-    if (rc < 0) {
-        log_write(LOG_DEBUG, "write to client failed (errno %d)", saved_errno);
-        w->response.failed = w->response.must_close = 1;
-    }
-    return rc;
-}
-
-/* Completes the head with Date, Server, framing and Connection, choosing
- * the framing now that the first body bytes (or the end) are known.
- * known_length is the whole body's length when known, else -1. */
-static int complete_head(struct worker *w, long long known_length)
-{
-    struct worker_response *resp = &w->response;
-    const struct request *r = &w->conn->request;
-    const struct server_options *opt = &w->server->options;
-    time_t now = time(NULL);
-    if (now != w->date_second) {
-        response_http_date(now, w->date);
-        w->date_second = now;
-    }
-    if (!resp->app_sent_date && (buf_append_str(&w->head, "Date: ") < 0 ||
-                                 buf_append(&w->head, w->date, RESPONSE_DATE_LEN) < 0 ||
-                                 buf_append_str(&w->head, "\r\n") < 0))
-        return -1;
-    if (!resp->app_sent_server && buf_append_str(&w->head, "Server: pyruvate\r\n") < 0)
-        return -1;
-    if (!resp->no_body && resp->content_length < 0) {
-        if (known_length >= 0) {
-            char line[48];
-            int n = snprintf(line, sizeof(line), "Content-Length: %lld\r\n", known_length);
-            if (buf_append(&w->head, line, (size_t)n) < 0)
-                return -1;
-            resp->content_length = known_length;
-        } else if (r->http_minor == 1 && opt->chunked_transfer) {
-            if (buf_append_str(&w->head, "Transfer-Encoding: chunked\r\n") < 0)
-                return -1;
-            resp->chunked = 1;
-        } else {
-            resp->close_delimited = 1;
-        }
-    } else if (resp->head_request && resp->content_length < 0 && known_length > 0 &&
-               resp->status >= 200 && resp->status != 204 && resp->status != 304) {
-        /* RFC 9110 §9.3.2: HEAD gets the header fields GET would have,
-         * including a length the server worked out (an empty result says
-         * nothing about GET's length, so it adds none). */
-        char line[48];
-        int n = snprintf(line, sizeof(line), "Content-Length: %lld\r\n", known_length);
-        if (buf_append(&w->head, line, (size_t)n) < 0)
-            return -1;
-    }
-    /* A 1xx cannot be a final response (WSGI has no interim ones): the
-     * client would take the next response for this request's, so the
-     * connection ends here. */
-    if (resp->status < 200)
-        resp->must_close = 1;
-    if (!r->keep_alive || resp->app_wants_close || resp->close_delimited ||
-        atomic_load(&w->server->stopping) ||
-        (opt->max_reuse_count && w->conn->requests_served + 1 >= opt->max_reuse_count))
-        resp->must_close = 1;
-    if (resp->must_close) {
-        if (buf_append_str(&w->head, "Connection: close\r\n") < 0)
-            return -1;
-    } else if (r->http_minor == 0 && buf_append_str(&w->head, "Connection: keep-alive\r\n") < 0) {
-        return -1;
-    }
-    return buf_append_str(&w->head, "\r\n");
-}
-
-/* Frames len body bytes, from data or from file_fd at file_offset (data
- * NULL), into w->out: the head in front of the first ones, a chunk header
- * and CRLF around them when chunked, cut to what Content-Length still
- * allows. Every body byte leaves the server through here. Returns 0, or -1
- * when the response failed. */
-static int frame_body(struct worker *w, const char *data, int file_fd, off_t file_offset,
-                      size_t len, long long known)
-{
-    struct worker_response *resp = &w->response;
-    struct response_out *out = &w->out;
-
-    if (resp->failed)
-        return -1;
-    *out = (struct response_out){.file_fd = -1};
-    if (!resp->headers_sent) {
-        if (complete_head(w, known) < 0)
-            goto fail;
-        resp->headers_sent = 1;
-        resp->sent_status = resp->status;
-    } else {
-        w->head.len = 0; /* the head went out with earlier bytes */
-    }
-    if (resp->no_body)
-        len = 0;
-    if (resp->content_length >= 0) {
-        unsigned long long left = (unsigned long long)resp->content_length - resp->body_sent;
-        if (len > left) {
-            log_write(LOG_WARNING,
-                      "application sent more than its Content-Length of %lld; "
-                      "extra bytes dropped",
-                      resp->content_length);
-            len = (size_t)left;
-        }
-    }
-    if (len > 0) {
-        if (resp->chunked) {
-            char chunk_header[24];
-            if (buf_append(&w->head, chunk_header, response_chunk_header(len, chunk_header)) < 0)
-                goto fail;
-            memcpy(out->after, "\r\n", 2);
-            out->after_len = 2;
-        }
-        if (data) {
-            out->data = data;
-            out->data_len = len;
-        } else {
-            out->file_fd = file_fd;
-            out->file_offset = file_offset;
-            out->file_len = len;
-        }
-        resp->body_sent += len;
-    }
-    out->framing = w->head.data;
-    out->framing_len = w->head.len;
-    return 0;
-fail:
-    resp->failed = resp->must_close = 1;
-    return -1;
-}
-
-static int send_framed(struct worker *w, const char *data, int file_fd, off_t file_offset,
-                       size_t len, long long known)
-{
-    if (frame_body(w, data, file_fd, file_offset, len, known) < 0)
-        return -1;
-    return send_out(w);
-}
-
-static int send_body(struct worker *w, const char *data, size_t len)
-{
-    /* PEP 3333: headers go out with the first non-empty chunk. */
-    if (len == 0)
-        return 0;
-    return send_framed(w, data, -1, 0, len, -1);
-}
-
-/* Ends the body's framing. Returns 0, 1 when parked, -1 when failed. */
-static int finish_response(struct worker *w)
-{
-    struct worker_response *resp = &w->response;
-    if (resp->failed)
-        return -1;
-    if (!resp->headers_sent)
-        return send_framed(w, NULL, -1, 0, 0, 0);
-    if (resp->chunked) {
-        w->out = (struct response_out){.framing = "0\r\n\r\n", .framing_len = 5, .file_fd = -1};
-        return send_or_park(w);
-    }
-    if (!resp->no_body && resp->content_length >= 0 &&
-        resp->body_sent < (unsigned long long)resp->content_length) {
-        log_write(LOG_WARNING,
-                  "application sent %llu of its Content-Length of %lld bytes; "
-                  "closing the connection",
-                  resp->body_sent, resp->content_length);
-        resp->must_close = 1;
-    }
-    return 0;
-}
-
-static void send_error_response(struct worker *w, int status)
-{
-    char text[512];
-    size_t len = http_status_error_response(status, time(NULL), text, sizeof(text));
-    w->response.must_close = 1;
-    w->response.sent_status = status;
-    w->out = (struct response_out){.framing = text, .framing_len = len, .file_fd = -1};
-    if (len > 0)
-        send_out(w);
 }
 
 /* ---- the result ------------------------------------------------------- */
@@ -1078,7 +95,7 @@ static int try_sendfile(struct worker *w, PyObject *result)
     /* The file's size is the body's length only when it is all the body:
      * after write() the framing chosen then goes on around the file. */
     long long known = w->response.headers_sent ? -1 : (long long)available;
-    frame_body(w, NULL, (int)fd, offset, available, known);
+    send_frame(w, NULL, (int)fd, offset, available, known);
     return 1;
 }
 
@@ -1117,7 +134,7 @@ static int send_result(struct worker *w)
         /* While parked, the chunk being sent is kept alive by out_owner. */
         w->out_owner = chunk;
         if (len > 0 &&
-            frame_body(w, PyBytes_AS_STRING(chunk), -1, 0, (size_t)len, w->known_length) == 0 &&
+            send_frame(w, PyBytes_AS_STRING(chunk), -1, 0, (size_t)len, w->known_length) == 0 &&
             send_or_park(w) > 0)
             return 1;
         Py_CLEAR(w->out_owner);
@@ -1192,7 +209,7 @@ static void log_access(struct worker *w, PyObject *env)
     const char *addr = NULL;
     PyObject *remote = env ? PyDict_GetItemWithError(env, state_of(w)->str_REMOTE_ADDR) : NULL;
     if (remote)
-        addr = latin1_data(remote, &addr_len);
+        addr = module_latin1_data(remote, &addr_len);
     PyErr_Clear();
     char address[64] = "";
     if (addr && addr_len > 0 && (size_t)addr_len < sizeof(address)) {
@@ -1232,16 +249,16 @@ static int drive_response(struct worker *w)
     if (rc < 0) {
         log_app_exception(state_of(w), "Error in the WSGI application's response");
         if (!w->response.headers_sent)
-            send_error_response(w, 500);
+            send_error(w, 500);
         /* Headers already out: closing is the only honest signal left. */
         w->response.must_close = 1;
     } else if (w->response.status == 0) {
         PyErr_SetString(PyExc_RuntimeError, "the application never called start_response");
         log_app_exception(state_of(w), "Error in the WSGI application's response");
-        send_error_response(w, 500);
+        send_error(w, 500);
     } else {
         w->ending = 1;
-        if (finish_response(w) > 0)
+        if (send_finish(w) > 0)
             return 1;
     }
 done:
@@ -1257,7 +274,7 @@ static void end_request(struct worker *w)
     Py_CLEAR(w->out_owner);
     Py_CLEAR(w->iterator);
     Py_CLEAR(w->result);
-    renew_start_response_if_kept(w);
+    start_response_renew_if_kept(w);
     if (w->server->options.access_log)
         log_access(w, w->env);
     if (w->input)
@@ -1270,17 +287,17 @@ static void end_request(struct worker *w)
 
 int wsgi_handle_request(struct worker *w)
 {
-    w->response = (struct worker_response){.content_length = -1};
+    w->response = (struct response_state){.content_length = -1};
     w->head.len = 0;
     w->out = (struct response_out){.file_fd = -1};
     w->known_length = -1;
     w->ending = 0;
     w->park_deadline_ms = 0;
 
-    w->env = build_environ(w, &w->input);
+    w->env = environ_build(w, &w->input);
     if (w->env == NULL) {
         log_app_exception(state_of(w), "Error building the WSGI environ");
-        send_error_response(w, 500);
+        send_error(w, 500);
         goto done;
     }
     w->result =
@@ -1288,13 +305,13 @@ int wsgi_handle_request(struct worker *w)
     if (w->result == NULL) {
         log_app_exception(state_of(w), "Error calling the WSGI application");
         if (!w->response.headers_sent)
-            send_error_response(w, 500);
+            send_error(w, 500);
         w->response.must_close = 1;
         goto done;
     }
     if (drive_response(w)) {
         /* The result may hold start_response: then it is the request's. */
-        renew_start_response_if_kept(w);
+        start_response_renew_if_kept(w);
         return 1;
     }
 done:
@@ -1304,7 +321,7 @@ done:
 
 int wsgi_resume_response(struct worker *w)
 {
-    unpark_response(w);
+    send_unpark(w);
     /* Woken by its deadline: a socket that still takes nothing is given up. */
     size_t before = w->out.framing_len + w->out.data_len + w->out.file_len + w->out.after_len;
     int rc = response_out_try(w->conn->fd, &w->out);

@@ -61,9 +61,45 @@ enum request_state conn_parse(struct conn *c);
  * (a pipelined request). */
 enum request_state conn_reset_for_next_request(struct conn *c);
 
+/* A connection's next step, decided by conn_next for both of its owners. */
+enum conn_next {
+    CONN_READ,     /* the request is not whole yet: wait for more bytes */
+    CONN_DISPATCH, /* a whole request is buffered: answer it */
+    CONN_REJECT,   /* answer c->request.error_status with conn_reject */
+    CONN_LINGER,   /* the last response went out and the client sent more:
+                    * conn_linger, then drain until it closes */
+    CONN_CLOSE,    /* the last response went out, nothing unread: close */
+};
+
+enum conn_moment {
+    CONN_AFTER_READ,          /* the acceptor read bytes or got c back */
+    CONN_AFTER_RESPONSE,      /* a worker answered; c may carry another */
+    CONN_AFTER_LAST_RESPONSE, /* a worker answered; c must not carry another */
+};
+
+/* Decides what happens to c now: parses what is buffered (after a
+ * response, from the byte after the answered request), and refuses a
+ * header block that outgrows every limit (431). */
+enum conn_next conn_next(struct conn *c, enum conn_moment moment);
+
+/* Half-closes c and frees its input, for its owner to drain what the
+ * client still sends: closing with unread input would make the kernel
+ * send a reset that can destroy the response before the client reads it. */
+void conn_linger(struct conn *c);
+
 /* Sends a canned error response without blocking (best effort) and
  * half-closes the socket. */
 void conn_send_error(struct conn *c, int status);
+
+/* Answers the request on c with the server's own error response: its
+ * access record first (when access_log is set), then the buffered input is
+ * freed and the response sent, and c is marked lingering, for its owner to
+ * drain it for a while: closing with unread input would make the kernel
+ * send a reset that can destroy the response before the client reads it. */
+void conn_reject(struct conn *c, int status, int access_log);
+
+/* Queues the access record of a response the server sent on its own. */
+void conn_log_access(const struct conn *c, int status);
 
 /* Formats the peer address for REMOTE_ADDR/REMOTE_PORT ("" for AF_UNIX). */
 void conn_peer_strings(const struct conn *c, char *host, size_t host_size, char *port,

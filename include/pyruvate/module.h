@@ -57,7 +57,22 @@ struct module_state {
 #undef MODULE_STRING_FIELD
 };
 
-/* The state of the module object. */
-struct module_state *module_get_state(PyObject *module);
+/* The state of the module object. Inline, so that the files below module.c
+ * (server.c and the rest) need nothing of module.c: module.c calls into
+ * them, never the other way round. */
+static inline struct module_state *module_get_state(PyObject *module)
+{
+    return (struct module_state *)PyModule_GetState(module);
+}
+
+/* A str whose characters all fit in one byte, as latin-1 bytes (PEP 3333's
+ * native strings), or NULL without an exception for any other object. */
+static inline const char *module_latin1_data(PyObject *s, Py_ssize_t *len)
+{
+    if (!PyUnicode_Check(s) || PyUnicode_READY(s) < 0 || PyUnicode_KIND(s) != PyUnicode_1BYTE_KIND)
+        return NULL;
+    *len = PyUnicode_GET_LENGTH(s);
+    return (const char *)PyUnicode_1BYTE_DATA(s);
+}
 
 #endif

@@ -91,6 +91,7 @@ struct request {
     size_t _fail_offset;           /* where one of our checks failed; SIZE_MAX: none */
     int _in_field;                 /* a header name is being received */
     int _value_seen;               /* the current field has value bytes */
+    int _element;                  /* the token llhttp is in (enum element) */
     int _complete;
 };
 

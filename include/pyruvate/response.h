@@ -1,6 +1,7 @@
-/* Response framing and writing, without Python: validation of what the app
- * sends, chunk framing, the Date value, and the blocking write loop that
- * workers run with the GIL released. */
+/* The response without Python: validation of what the app sends, the head
+ * and the framing of the body for every case (HEAD, 1xx/204/304, HTTP/1.0,
+ * Content-Length, chunked, close-delimited), the Date value, and the write
+ * loops that workers run with the GIL released. */
 #ifndef PYRUVATE_RESPONSE_H
 #define PYRUVATE_RESPONSE_H
 
@@ -9,6 +10,8 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <time.h>
+
+#include "pyruvate/buf.h"
 
 /* Length of an IMF-fixdate such as "Sun, 06 Nov 1994 08:49:37 GMT". */
 #define RESPONSE_DATE_LEN 29
@@ -29,22 +32,6 @@ void response_http_date(time_t t, char out[RESPONSE_DATE_LEN + 1]);
 /* Writes "<hex length>\r\n" into out and returns its length. */
 size_t response_chunk_header(size_t len, char out[24]);
 
-/* Writes every byte of iov to the nonblocking socket fd. When the socket is
- * full, waits up to timeout_ms for it to drain. Returns 0, or -1 with errno
- * (ETIMEDOUT when the peer stopped reading, EPIPE/ECONNRESET when it left).
- * iov is modified. */
-int response_write_all(int fd, struct iovec *iov, int iovcnt, int timeout_ms);
-
-/* One nonblocking attempt to write iov. Returns 0 when everything went out,
- * 1 when some is left (then iov and *iovcnt describe the rest), -1 with
- * errno when the connection failed. */
-int response_write_nowait(int fd, struct iovec *iov, int *iovcnt);
-
-/* Sends count bytes of in_fd from *offset with sendfile(2), waiting like
- * response_write_all. Returns 0, or -1 with errno (ENODATA if the file ended
- * early). *offset is advanced by what was sent. */
-int response_sendfile(int fd, int in_fd, off_t *offset, size_t count, int timeout_ms);
-
 /* One piece of a response, sent in this order: framing bytes (the head
  * and/or a chunk header), then body bytes from memory or a file range,
  * then trailing framing bytes (a chunk's CRLF). The pointers are not
@@ -61,6 +48,80 @@ struct response_out {
     char after[8];
     size_t after_len;
 };
+
+/* The response being produced; reset for each request. */
+struct response_state {
+    int status;               /* 0 until start_response succeeded */
+    int sent_status;          /* the status that went out, for the access log */
+    long long content_length; /* from the app's headers; -1 if none */
+    int app_sent_date, app_sent_server;
+    int app_wants_close; /* the app sent "Connection: close" */
+    int headers_sent;
+    int no_body; /* HEAD, 1xx, 204, 304 */
+    int head_request;
+    int chunked;
+    int close_delimited; /* the body ends when the connection closes */
+    unsigned long long body_sent;
+    int failed; /* the connection broke or the app misbehaved */
+    int must_close;
+};
+
+/* What the framing needs to know of the request and the server. */
+struct response_context {
+    int http_minor;         /* the request's HTTP/1.<minor> */
+    int keep_alive;         /* the request lets the connection carry another */
+    int chunked_allowed;    /* the chunked_transfer option */
+    int last_on_connection; /* the server stops, or max_reuse_count is reached */
+    const char *date;       /* the Date value, RESPONSE_DATE_LEN bytes */
+};
+
+enum response_header_result {
+    RESPONSE_HEADER_OK = 0,
+    RESPONSE_HEADER_INVALID = -1,    /* a bad name, or controls in the value */
+    RESPONSE_HEADER_BAD_LENGTH = -2, /* Content-Length is not a number */
+    RESPONSE_HEADER_NO_MEMORY = -3,
+};
+
+/* Starts a fresh *resp for status code (from response_parse_status) and
+ * writes the status line into head. Returns 0, or -1 when out of memory. */
+int response_begin(struct response_state *resp, struct buf *head, int code, const char *status,
+                   size_t status_len, int head_request);
+
+/* Adds one of the app's header fields to head, or only notes it in resp
+ * when the server writes that field itself (framing, Connection). Returns
+ * a RESPONSE_HEADER_* value. */
+int response_add_header(struct response_state *resp, struct buf *head, const char *name,
+                        size_t name_len, const char *value, size_t value_len);
+
+/* Frames len body bytes, from data or from file_fd at file_offset (data
+ * NULL), into out: the completed head in front of the first ones (known is
+ * the whole body's length when known, else -1), a chunk header and CRLF
+ * around them when chunked, cut to what Content-Length still allows. out
+ * points into head and data. Returns 0, or -1 when the response failed. */
+int response_frame(struct response_state *resp, struct buf *head, struct response_out *out,
+                   const struct response_context *ctx, const char *data, int file_fd,
+                   off_t file_offset, size_t len, long long known);
+
+/* Ends the body of a response whose head went out. Returns 1 when out
+ * holds the last chunk to send, 0 when nothing is left to send (a body
+ * shorter than its Content-Length sets must_close). */
+int response_finish(struct response_state *resp, struct response_out *out);
+
+/* Writes every byte of iov to the nonblocking socket fd. When the socket is
+ * full, waits up to timeout_ms for it to drain. Returns 0, or -1 with errno
+ * (ETIMEDOUT when the peer stopped reading, EPIPE/ECONNRESET when it left).
+ * iov is modified. */
+int response_write_all(int fd, struct iovec *iov, int iovcnt, int timeout_ms);
+
+/* One nonblocking attempt to write iov. Returns 0 when everything went out,
+ * 1 when some is left (then iov and *iovcnt describe the rest), -1 with
+ * errno when the connection failed. */
+int response_write_nowait(int fd, struct iovec *iov, int *iovcnt);
+
+/* Sends count bytes of in_fd from *offset with sendfile(2), waiting like
+ * response_write_all. Returns 0, or -1 with errno (ENODATA if the file ended
+ * early). *offset is advanced by what was sent. */
+int response_sendfile(int fd, int in_fd, off_t *offset, size_t count, int timeout_ms);
 
 /* True while some of out is still to be sent. */
 int response_out_pending(const struct response_out *out);

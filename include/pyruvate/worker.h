@@ -8,42 +8,10 @@
 
 #include "pyruvate/buf.h"
 #include "pyruvate/conn.h"
+#include "pyruvate/environ.h"
 #include "pyruvate/response.h"
 
 struct server;
-
-enum { WORKER_KEY_SLOTS = 64, WORKER_KEY_NAME_LEN = 40, WORKER_METHOD_SLOTS = 4 };
-
-/* A method name from llhttp (a static string) and its str. Needs the GIL. */
-struct worker_method {
-    const char *name;
-    PyObject *str;
-};
-
-/* A header name and its environ key ("HTTP_USER_AGENT"), or None for a
- * name that is left out of the environ. Needs the GIL. */
-struct worker_key {
-    size_t len;
-    char name[WORKER_KEY_NAME_LEN];
-    PyObject *key;
-};
-
-/* The response being produced; reset for each request. */
-struct worker_response {
-    int status;               /* 0 until start_response succeeded */
-    int sent_status;          /* the status that went out, for the access log */
-    long long content_length; /* from the app's headers; -1 if none */
-    int app_sent_date, app_sent_server;
-    int app_wants_close; /* the app sent "Connection: close" */
-    int headers_sent;
-    int no_body; /* HEAD, 1xx, 204, 304 */
-    int head_request;
-    int chunked;
-    int close_delimited; /* the body ends when the connection closes */
-    unsigned long long body_sent;
-    int failed; /* the connection broke or the app misbehaved */
-    int must_close;
-};
 
 struct worker {
     struct server *server;
@@ -52,7 +20,7 @@ struct worker {
     PyObject *start_response; /* this worker's StartResponse, reused */
 
     struct conn *conn; /* the connection being answered */
-    struct worker_response response;
+    struct response_state response;
     struct buf head;         /* status line and app headers, then framing */
     struct response_out out; /* what is being sent: points into head and the body */
 
@@ -65,11 +33,7 @@ struct worker {
     int ending;               /* the body is done; only its framing's end is left */
     int64_t park_deadline_ms; /* a resumed response that made no progress keeps it; 0: fresh */
 
-    struct worker_key keys[WORKER_KEY_SLOTS]; /* cache for header_key() */
-
-    struct worker_method methods[WORKER_METHOD_SLOTS]; /* cache for REQUEST_METHOD */
-
-    unsigned next_method_slot;
+    struct environ_cache environ;
     time_t date_second; /* the second `date` was formatted for */
     char date[RESPONSE_DATE_LEN + 1];
 };

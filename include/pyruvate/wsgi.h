@@ -1,16 +1,12 @@
-/* The WSGI side of one request (PEP 3333): environ, start_response, calling
- * the app and sending what it returns. Needs the GIL, except where it
- * releases it around blocking writes. */
+/* The WSGI side of one request (PEP 3333): calling the app and sending
+ * what it returns. Needs the GIL, except where it releases it around
+ * blocking writes. */
 #ifndef PYRUVATE_WSGI_H
 #define PYRUVATE_WSGI_H
 
 #include "pyruvate/module.h"
 
 #include "pyruvate/worker.h"
-
-/* The per-server environ entries (wsgi.*, SERVER_NAME, ...), copied into
- * every request's environ. Returns a new reference. */
-PyObject *wsgi_environ_template(struct server *server);
 
 /* Answers the request buffered in w->conn: calls the app and writes its
  * response. Returns 1 when the response was parked because the client does
@@ -28,11 +24,5 @@ int wsgi_resume_response(struct worker *w);
 /* At shutdown, with the GIL: calls the parked response's close(), frees it
  * and closes the connection. */
 void wsgi_drop_parked(struct server *server, struct conn *c);
-
-/* Creates the per-worker start_response callable. New reference or NULL. */
-PyObject *wsgi_start_response_new(struct worker *w);
-
-/* The StartResponse type spec, added to the module at import. */
-extern PyType_Spec wsgi_start_response_spec;
 
 #endif

@@ -241,6 +241,101 @@ START_TEST(test_send_error_writes_response_and_half_closes)
 }
 END_TEST
 
+START_TEST(test_reject_frees_input_answers_and_lingers)
+{
+    send_text("GET / HTTP/1.1\r\nX: y\r\n\r\n"); /* no Host */
+    ck_assert_int_gt(conn_read(conn), 0);
+    ck_assert_int_eq(conn_parse(conn), REQUEST_ERROR);
+    conn_reject(conn, conn->request.error_status, 0);
+    ck_assert_int_eq(conn->lingering, 1);
+    ck_assert_ptr_null(conn->in.data); /* draining needs no buffer */
+    char got[1024];
+    set_blocking(client);
+    ssize_t n = read(client, got, sizeof(got) - 1);
+    ck_assert_int_gt(n, 12);
+    got[n] = '\0';
+    ck_assert_msg(strncmp(got, "HTTP/1.1 400 ", 13) == 0, "%s", got);
+}
+END_TEST
+
+/* conn_next: the one decision of a connection's next step. Each row
+ * buffers input, steps through the moments listed and expects the steps. */
+struct next_case {
+    const char *name;
+    const char *input;
+    enum conn_moment moments[3];
+    enum conn_next steps[3];
+    unsigned count;
+};
+
+#define GET_A "GET /a HTTP/1.1\r\nHost: h\r\n\r\n"
+
+static const struct next_case next_cases[] = {
+    {"whole request", GET_A, {CONN_AFTER_READ}, {CONN_DISPATCH}, 1},
+    {"part of a request", "GET /a HT", {CONN_AFTER_READ}, {CONN_READ}, 1},
+    {"bad request", "GET / HTTP/1.1\r\nX: y\r\n\r\n", {CONN_AFTER_READ}, {CONN_REJECT}, 1},
+    {"keep-alive, nothing more",
+     GET_A,
+     {CONN_AFTER_READ, CONN_AFTER_RESPONSE},
+     {CONN_DISPATCH, CONN_READ},
+     2},
+    {"pipelined",
+     GET_A GET_A,
+     {CONN_AFTER_READ, CONN_AFTER_RESPONSE, CONN_AFTER_RESPONSE},
+     {CONN_DISPATCH, CONN_DISPATCH, CONN_READ},
+     3},
+    {"pipelined bad request",
+     GET_A "BAD\r\n\r\n",
+     {CONN_AFTER_READ, CONN_AFTER_RESPONSE},
+     {CONN_DISPATCH, CONN_REJECT},
+     2},
+    {"pipelined part",
+     GET_A "GET /b",
+     {CONN_AFTER_READ, CONN_AFTER_RESPONSE},
+     {CONN_DISPATCH, CONN_READ},
+     2},
+    {"last response, nothing unread",
+     GET_A,
+     {CONN_AFTER_READ, CONN_AFTER_LAST_RESPONSE},
+     {CONN_DISPATCH, CONN_CLOSE},
+     2},
+    {"last response, client sent more",
+     GET_A GET_A,
+     {CONN_AFTER_READ, CONN_AFTER_LAST_RESPONSE},
+     {CONN_DISPATCH, CONN_LINGER},
+     2},
+};
+
+START_TEST(test_next_step)
+{
+    const struct next_case *c = &next_cases[_i];
+    send_text(c->input);
+    ck_assert_int_gt(conn_read(conn), 0);
+    for (unsigned i = 0; i < c->count; i++) {
+        enum conn_next step = conn_next(conn, c->moments[i]);
+        ck_assert_msg(step == c->steps[i], "%s: step %u is %d, want %d", c->name, i, step,
+                      c->steps[i]);
+    }
+    if (c->steps[c->count - 1] == CONN_REJECT)
+        ck_assert_int_eq(conn->request.error_status, 400);
+}
+END_TEST
+
+START_TEST(test_linger_half_closes_and_frees_input)
+{
+    send_text(GET_A GET_A);
+    ck_assert_int_gt(conn_read(conn), 0);
+    ck_assert_int_eq(conn_next(conn, CONN_AFTER_READ), CONN_DISPATCH);
+    ck_assert_int_eq(conn_next(conn, CONN_AFTER_LAST_RESPONSE), CONN_LINGER);
+    conn_linger(conn);
+    ck_assert_int_eq(conn->lingering, 1);
+    ck_assert_ptr_null(conn->in.data);
+    char byte;
+    set_blocking(client);
+    ck_assert_int_eq(read(client, &byte, 1), 0); /* EOF: the write side is shut */
+}
+END_TEST
+
 START_TEST(test_send_error_to_departed_client)
 {
     close(client);
@@ -322,6 +417,8 @@ Suite *make_conn_suite(void)
     tcase_add_test(core, test_pipelined_requests);
     tcase_add_test(core, test_peer_strings);
     tcase_add_test(core, test_free_closes_socket);
+    tcase_add_loop_test(core, test_next_step, 0, ARRAY_SIZE(next_cases));
+    tcase_add_test(core, test_linger_half_closes_and_frees_input);
     suite_add_tcase(s, core);
 
     TCase *limits_case = tcase_create("limits");
@@ -335,6 +432,7 @@ Suite *make_conn_suite(void)
     tcase_add_test(errors, test_parse_error_is_reported);
     tcase_add_test(errors, test_send_error_writes_response_and_half_closes);
     tcase_add_test(errors, test_send_error_to_departed_client);
+    tcase_add_test(errors, test_reject_frees_input_answers_and_lingers);
     suite_add_tcase(s, errors);
     return s;
 }

@@ -12,7 +12,8 @@ int main(void)
     if (suite != NULL && suite[0] == '\0')
         unsetenv("CK_RUN_SUITE");
 
-    SRunner *runner = srunner_create(make_buf_suite());
+    SRunner *runner = srunner_create(make_acceptor_suite());
+    srunner_add_suite(runner, make_buf_suite());
     srunner_add_suite(runner, make_conn_suite());
     srunner_add_suite(runner, make_fdlimit_suite());
     srunner_add_suite(runner, make_http_status_suite());
@@ -20,11 +21,14 @@ int main(void)
     srunner_add_suite(runner, make_listen_suite());
     srunner_add_suite(runner, make_log_suite());
     srunner_add_suite(runner, make_park_suite());
+    srunner_add_suite(runner, make_pollset_suite());
     srunner_add_suite(runner, make_pool_suite());
     srunner_add_suite(runner, make_proxy_suite());
     srunner_add_suite(runner, make_request_suite());
     srunner_add_suite(runner, make_response_suite());
+    srunner_add_suite(runner, make_syntax_suite());
     srunner_add_suite(runner, make_systemd_suite());
+    srunner_add_suite(runner, make_wakeup_suite());
 
     srunner_run_all(runner, CK_ENV); /* CK_VERBOSITY, default "normal" */
     int failed = srunner_ntests_failed(runner);

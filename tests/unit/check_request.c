@@ -430,6 +430,16 @@ static const struct limit_case limit_cases[] = {
      INPUT("GET / HTTP/1.1\r\nHost: a\r\nX-Test: abcdef\r\n\r\n"), 431},
     {"one huge header value", LIMITS(64, 16, 8, 64),
      INPUT("GET / HTTP/1.1\r\nHost: a\r\nX: 0123456789abcdefghijklmnopqrstuvwxyz\r\n\r\n"), 431},
+    /* A limit passed before a bad byte wins, however the bytes were split:
+     * llhttp hands over the token's last piece only to our own check. */
+    {"target over the limit, then a bad byte", LIMITS(16, 1024, 8, 64),
+     INPUT("GET /123456789abcdefgh\x01 HTTP/1.1\r\nHost: a\r\n\r\n"), 414},
+    {"header name over the limit, then a bad byte", LIMITS(64, 16, 8, 64),
+     INPUT("GET / HTTP/1.1\r\nHost: a\r\nXXXXXXXXXXXXXXXXXXXX\x01: v\r\n\r\n"), 431},
+    {"header value over the limit, then a bad byte", LIMITS(64, 16, 8, 64),
+     INPUT("GET / HTTP/1.1\r\nHost: a\r\nX: 0123456789abcdef\x01\r\n\r\n"), 431},
+    {"bad byte in a value under the limit", LIMITS(64, 64, 8, 64),
+     INPUT("GET / HTTP/1.1\r\nHost: a\r\nX: 0123\x01\r\n\r\n"), 400},
     {"header count at the limit", LIMITS(64, 1024, 2, 64),
      INPUT("GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\n\r\n"), 0},
     {"one header too many", LIMITS(64, 1024, 2, 64),

@@ -1,5 +1,6 @@
 /* Tests for src/response.c: status and header validation, the Date value,
- * chunk framing, and the blocking write loops over a socketpair. */
+ * the head and the body's framing for every case, and the blocking write
+ * loops over a socketpair. */
 #include <check.h>
 #include <errno.h>
 #include <limits.h>
@@ -446,6 +447,328 @@ START_TEST(test_out_file_shorter_than_announced)
 }
 END_TEST
 
+/* ---- head and framing ------------------------------------------------- */
+
+#define DATE     "Sun, 06 Nov 1994 08:49:37 GMT"
+#define HEAD_END "Date: " DATE "\r\nServer: pyruvate\r\n"
+
+struct framing_case {
+    const char *name;
+    const char *status;
+    int head_request;
+    const char *headers[4][2]; /* the app's, NULL-terminated */
+    struct response_context ctx;
+    const char *body[3]; /* the app's chunks, NULL-terminated */
+    long long known;     /* the whole body's length when the result tells it */
+    const char *wire;    /* everything the response puts on the wire */
+    int must_close;
+};
+
+#define HTTP11                                                               \
+    {                                                                        \
+        .http_minor = 1, .keep_alive = 1, .chunked_allowed = 1, .date = DATE \
+    }
+#define HTTP10                                                               \
+    {                                                                        \
+        .http_minor = 0, .keep_alive = 1, .chunked_allowed = 1, .date = DATE \
+    }
+
+static const struct framing_case framing_cases[] = {
+    {"app length",
+     "200 OK",
+     0,
+     {{"Content-Length", "5"}},
+     HTTP11,
+     {"hello"},
+     -1,
+     "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n" HEAD_END "\r\nhello",
+     0},
+    {"known length",
+     "200 OK",
+     0,
+     {{NULL}},
+     HTTP11,
+     {"hel", "lo"},
+     5,
+     "HTTP/1.1 200 OK\r\n" HEAD_END "Content-Length: 5\r\n\r\nhello",
+     0},
+    {"empty known body",
+     "200 OK",
+     0,
+     {{NULL}},
+     HTTP11,
+     {NULL},
+     0,
+     "HTTP/1.1 200 OK\r\n" HEAD_END "Content-Length: 0\r\n\r\n",
+     0},
+    {"chunked",
+     "200 OK",
+     0,
+     {{NULL}},
+     HTTP11,
+     {"hello", "ab"},
+     -1,
+     "HTTP/1.1 200 OK\r\n" HEAD_END "Transfer-Encoding: chunked\r\n\r\n"
+     "5\r\nhello\r\n2\r\nab\r\n0\r\n\r\n",
+     0},
+    {"chunked disabled: close-delimited",
+     "200 OK",
+     0,
+     {{NULL}},
+     {.http_minor = 1, .keep_alive = 1, .date = DATE},
+     {"hello"},
+     -1,
+     "HTTP/1.1 200 OK\r\n" HEAD_END "Connection: close\r\n\r\nhello",
+     1},
+    {"HTTP/1.0 without length: close-delimited",
+     "200 OK",
+     0,
+     {{NULL}},
+     HTTP10,
+     {"hello"},
+     -1,
+     "HTTP/1.1 200 OK\r\n" HEAD_END "Connection: close\r\n\r\nhello",
+     1},
+    {"HTTP/1.0 keep-alive",
+     "200 OK",
+     0,
+     {{NULL}},
+     HTTP10,
+     {"hello"},
+     5,
+     "HTTP/1.1 200 OK\r\n" HEAD_END "Content-Length: 5\r\nConnection: keep-alive\r\n\r\nhello",
+     0},
+    {"HEAD gets GET's known length",
+     "200 OK",
+     1,
+     {{NULL}},
+     HTTP11,
+     {"hello"},
+     5,
+     "HTTP/1.1 200 OK\r\n" HEAD_END "Content-Length: 5\r\n\r\n",
+     0},
+    {"HEAD of an empty result adds no length",
+     "200 OK",
+     1,
+     {{NULL}},
+     HTTP11,
+     {NULL},
+     0,
+     "HTTP/1.1 200 OK\r\n" HEAD_END "\r\n",
+     0},
+    {"HEAD keeps the app's length",
+     "200 OK",
+     1,
+     {{"Content-Length", "9"}},
+     HTTP11,
+     {"hello"},
+     -1,
+     "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n" HEAD_END "\r\n",
+     0},
+    {"204 drops length and body",
+     "204 No Content",
+     0,
+     {{"Content-Length", "3"}},
+     HTTP11,
+     {"abc"},
+     -1,
+     "HTTP/1.1 204 No Content\r\n" HEAD_END "\r\n",
+     0},
+    {"304 keeps length, drops body",
+     "304 Not Modified",
+     0,
+     {{"Content-Length", "10"}},
+     HTTP11,
+     {"abc"},
+     -1,
+     "HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n" HEAD_END "\r\n",
+     0},
+    {"1xx ends the connection",
+     "103 Early Hints",
+     0,
+     {{"Content-Length", "3"}},
+     HTTP11,
+     {"abc"},
+     -1,
+     "HTTP/1.1 103 Early Hints\r\n" HEAD_END "Connection: close\r\n\r\n",
+     1},
+    {"body cut to Content-Length",
+     "200 OK",
+     0,
+     {{"Content-Length", "3"}},
+     HTTP11,
+     {"hello", "x"},
+     -1,
+     "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n" HEAD_END "\r\nhel",
+     0},
+    {"short body closes",
+     "200 OK",
+     0,
+     {{"Content-Length", "10"}},
+     HTTP11,
+     {"hello"},
+     -1,
+     "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n" HEAD_END "\r\nhello",
+     1},
+    {"app asks to close",
+     "200 OK",
+     0,
+     {{"Connection", "keep-alive, Close"}},
+     HTTP11,
+     {"hi"},
+     2,
+     "HTTP/1.1 200 OK\r\n" HEAD_END "Content-Length: 2\r\nConnection: close\r\n\r\nhi",
+     1},
+    {"app framing fields dropped",
+     "200 OK",
+     0,
+     {{"Transfer-Encoding", "chunked"}, {"Keep-Alive", "timeout=5"}, {"X-A", "b"}},
+     HTTP11,
+     {"hi"},
+     2,
+     "HTTP/1.1 200 OK\r\nX-A: b\r\n" HEAD_END "Content-Length: 2\r\n\r\nhi",
+     0},
+    {"app Date and Server kept",
+     "200 OK",
+     0,
+     {{"date", "today"}, {"SERVER", "mine"}},
+     HTTP11,
+     {"hi"},
+     2,
+     "HTTP/1.1 200 OK\r\ndate: today\r\nSERVER: mine\r\nContent-Length: 2\r\n\r\nhi",
+     0},
+    {"last request on the connection",
+     "200 OK",
+     0,
+     {{NULL}},
+     {.http_minor = 1,
+      .keep_alive = 1,
+      .chunked_allowed = 1,
+      .last_on_connection = 1,
+      .date = DATE},
+     {"hi"},
+     2,
+     "HTTP/1.1 200 OK\r\n" HEAD_END "Content-Length: 2\r\nConnection: close\r\n\r\nhi",
+     1},
+    {"client asks to close",
+     "200 OK",
+     0,
+     {{NULL}},
+     {.http_minor = 1, .chunked_allowed = 1, .date = DATE},
+     {"hi"},
+     2,
+     "HTTP/1.1 200 OK\r\n" HEAD_END "Content-Length: 2\r\nConnection: close\r\n\r\nhi",
+     1},
+};
+
+static void append_out(struct buf *wire, const struct response_out *out)
+{
+    ck_assert_int_eq(buf_append(wire, out->framing, out->framing_len), 0);
+    ck_assert_int_eq(buf_append(wire, out->data, out->data_len), 0);
+    ck_assert_int_eq(buf_append(wire, out->after, out->after_len), 0);
+}
+
+/* Drives a response as wsgi.c does: each chunk, then the end. */
+START_TEST(test_framing)
+{
+    const struct framing_case *c = &framing_cases[_i];
+    struct response_state resp;
+    struct buf head = {0}, wire = {0};
+    struct response_out out;
+    int code = response_parse_status(c->status, strlen(c->status));
+    ck_assert_int_eq(
+        response_begin(&resp, &head, code, c->status, strlen(c->status), c->head_request), 0);
+    for (int i = 0; c->headers[i][0]; i++)
+        ck_assert_int_eq(response_add_header(&resp, &head, c->headers[i][0],
+                                             strlen(c->headers[i][0]), c->headers[i][1],
+                                             strlen(c->headers[i][1])),
+                         RESPONSE_HEADER_OK);
+    for (int i = 0; c->body[i]; i++) {
+        ck_assert_int_eq(response_frame(&resp, &head, &out, &c->ctx, c->body[i], -1, 0,
+                                        strlen(c->body[i]), c->known),
+                         0);
+        append_out(&wire, &out);
+    }
+    if (!resp.headers_sent) {
+        ck_assert_int_eq(response_frame(&resp, &head, &out, &c->ctx, NULL, -1, 0, 0, 0), 0);
+        append_out(&wire, &out);
+    }
+    if (response_finish(&resp, &out))
+        append_out(&wire, &out);
+    ck_assert_msg(wire.len == strlen(c->wire) && memcmp(wire.data, c->wire, wire.len) == 0,
+                  "%s: got %.*s", c->name, (int)wire.len, wire.data);
+    ck_assert_int_eq(resp.must_close, c->must_close);
+    ck_assert_int_eq(resp.sent_status, code);
+    buf_free(&head);
+    buf_free(&wire);
+}
+END_TEST
+
+struct header_case {
+    const char *name, *value;
+    int result;
+};
+
+static const struct header_case header_cases[] = {
+    {"X-Ok", "fine\tvalue", RESPONSE_HEADER_OK},
+    {"Bad Name", "v", RESPONSE_HEADER_INVALID},
+    {"", "v", RESPONSE_HEADER_INVALID},
+    {"X-Split", "a\r\nInjected: yes", RESPONSE_HEADER_INVALID},
+    {"Content-Length", "", RESPONSE_HEADER_BAD_LENGTH},
+    {"content-length", "12a", RESPONSE_HEADER_BAD_LENGTH},
+    {"Content-Length", "-1", RESPONSE_HEADER_BAD_LENGTH},
+    {"Content-Length", "1234567890123456789", RESPONSE_HEADER_BAD_LENGTH},
+    {"Content-Length", "123456789012345678", RESPONSE_HEADER_OK},
+};
+
+START_TEST(test_add_header)
+{
+    const struct header_case *c = &header_cases[_i];
+    struct response_state resp;
+    struct buf head = {0};
+    ck_assert_int_eq(response_begin(&resp, &head, 200, "200 OK", 6, 0), 0);
+    size_t before = head.len;
+    int rc =
+        response_add_header(&resp, &head, c->name, strlen(c->name), c->value, strlen(c->value));
+    ck_assert_msg(rc == c->result, "%s: %s gave %d", c->name, c->value, rc);
+    if (rc != RESPONSE_HEADER_OK)
+        ck_assert_uint_eq(head.len, before); /* nothing unchecked reaches the head */
+    buf_free(&head);
+}
+END_TEST
+
+START_TEST(test_frame_file_range_cut_to_length)
+{
+    struct response_state resp;
+    struct buf head = {0};
+    struct response_out out;
+    struct response_context ctx = HTTP11;
+    ck_assert_int_eq(response_begin(&resp, &head, 200, "200 OK", 6, 0), 0);
+    ck_assert_int_eq(response_add_header(&resp, &head, INPUT("Content-Length"), INPUT("4")), 0);
+    ck_assert_int_eq(response_frame(&resp, &head, &out, &ctx, NULL, 7, 3, 10, -1), 0);
+    ck_assert_int_eq(out.file_fd, 7);
+    ck_assert_int_eq((int)out.file_offset, 3);
+    ck_assert_uint_eq(out.file_len, 4);
+    ck_assert_uint_eq(out.data_len, 0);
+    ck_assert_uint_eq(resp.body_sent, 4);
+    buf_free(&head);
+}
+END_TEST
+
+START_TEST(test_frame_after_failure)
+{
+    struct response_state resp;
+    struct buf head = {0};
+    struct response_out out;
+    struct response_context ctx = HTTP11;
+    ck_assert_int_eq(response_begin(&resp, &head, 200, "200 OK", 6, 0), 0);
+    resp.failed = 1;
+    ck_assert_int_eq(response_frame(&resp, &head, &out, &ctx, "x", -1, 0, 1, -1), -1);
+    ck_assert_int_eq(resp.headers_sent, 0);
+    buf_free(&head);
+}
+END_TEST
+
 Suite *make_response_suite(void)
 {
     Suite *s = suite_create("response");
@@ -459,6 +782,8 @@ Suite *make_response_suite(void)
     tcase_add_test(core, test_sendfile_range);
     tcase_add_test(core, test_out_order_framing_file_after);
     tcase_add_test(core, test_out_full_socket_keeps_the_rest);
+    tcase_add_loop_test(core, test_framing, 0, ARRAY_SIZE(framing_cases));
+    tcase_add_test(core, test_frame_file_range_cut_to_length);
     suite_add_tcase(s, core);
 
     TCase *limits = tcase_create("limits");
@@ -470,6 +795,8 @@ Suite *make_response_suite(void)
     tcase_add_test(errors, test_write_all_epipe_after_peer_closed);
     tcase_add_test(errors, test_sendfile_file_ends_early);
     tcase_add_test(errors, test_out_file_shorter_than_announced);
+    tcase_add_loop_test(errors, test_add_header, 0, ARRAY_SIZE(header_cases));
+    tcase_add_test(errors, test_frame_after_failure);
     suite_add_tcase(s, errors);
 
     {

@@ -4,6 +4,7 @@
 
 #include <check.h>
 
+Suite *make_acceptor_suite(void);
 Suite *make_buf_suite(void);
 Suite *make_conn_suite(void);
 Suite *make_fdlimit_suite(void);
@@ -12,10 +13,13 @@ Suite *make_idle_suite(void);
 Suite *make_listen_suite(void);
 Suite *make_log_suite(void);
 Suite *make_park_suite(void);
+Suite *make_pollset_suite(void);
 Suite *make_pool_suite(void);
 Suite *make_proxy_suite(void);
 Suite *make_request_suite(void);
 Suite *make_response_suite(void);
+Suite *make_syntax_suite(void);
 Suite *make_systemd_suite(void);
+Suite *make_wakeup_suite(void);
 
 #endif

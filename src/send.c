@@ -1,0 +1,207 @@
+/* Sending a worker's response: framed by response.c, written without the
+ * GIL when the socket is full, and parked when the client stops reading so
+ * that it does not hold the worker. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "pyruvate/send.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "pyruvate/http_status.h"
+#include "pyruvate/log.h"
+#include "pyruvate/park.h"
+#include "pyruvate/server.h"
+#include "pyruvate/worker.h"
+
+/* Sends w->out, waiting up to send_timeout each time the socket is full.
+ * Returns 0, or -1 when the connection failed (then nothing more is sent). */
+static int send_out(struct worker *w)
+{
+    struct response_out *out = &w->out;
+    int fd = w->conn->fd, timeout = w->server->options.send_timeout_ms;
+    /* Most responses fit the socket buffer: a send that cannot block costs
+     * less with the GIL held than the two GIL handoffs around it. Only a
+     * write that has to wait lets the other workers run meanwhile. */
+    int rc = response_out_try(fd, out), saved_errno = errno;
+    if (rc > 0) {
+        Py_BEGIN_ALLOW_THREADS
+        rc = response_out_send(fd, out, timeout, 0);
+        saved_errno = errno;
+        Py_END_ALLOW_THREADS
+    }
+    if (rc < 0) {
+        log_write(LOG_DEBUG, "write to client failed (errno %d)", saved_errno);
+        w->response.failed = 1;
+        w->response.must_close = 1;
+    }
+    return rc;
+}
+
+/* ---- parking ---------------------------------------------------------- */
+
+/* How long a worker waits for a client that does not take the response as
+ * fast as it is written, before it parks the response and goes back to the
+ * pool: long enough that a reading client never notices, short enough that
+ * clients that stopped reading cannot keep the workers from others. */
+enum { PARK_AFTER_MS = 20 };
+
+/* Moves the response from w into c->parked and hands c to the park set.
+ * Returns 0 (then neither w nor the caller may touch c again), or -1 when
+ * the set is full (nothing moved). */
+static int park_response(struct worker *w)
+{
+    struct conn *c = w->conn;
+    if (w->server->park == NULL)
+        return -1;
+    struct parked_response *p = malloc(sizeof(*p));
+    if (p == NULL)
+        return -1;
+    *p = (struct parked_response){
+        .response = w->response,
+        .head = w->head,
+        .out = w->out,
+        .out_owner = w->out_owner,
+        .env = w->env,
+        .input = w->input,
+        .result = w->result,
+        .iterator = w->iterator,
+        .known_length = w->known_length,
+        .ending = w->ending,
+    };
+    c->parked = p;
+    c->deadline_ms = w->park_deadline_ms ? w->park_deadline_ms
+                                         : monotonic_ms() + w->server->options.send_timeout_ms;
+    size_t held = w->head.cap + (w->out_owner ? (size_t)PyBytes_GET_SIZE(w->out_owner) : 0);
+    if (park_add(w->server->park, c, held) < 0) {
+        c->parked = NULL;
+        free(p);
+        return -1;
+    }
+    /* The worker keeps a fresh head buffer; the rest now belongs to p. */
+    w->head = (struct buf){0};
+    w->out = (struct response_out){.file_fd = -1};
+    w->out_owner = w->env = w->input = w->result = w->iterator = NULL;
+    return 0;
+}
+
+/* Takes a parked response back from c->parked into w. */
+void send_unpark(struct worker *w)
+{
+    struct parked_response *p = w->conn->parked;
+    w->conn->parked = NULL;
+    buf_free(&w->head);
+    w->response = p->response;
+    w->head = p->head;
+    w->out = p->out;
+    w->out_owner = p->out_owner;
+    w->env = p->env;
+    w->input = p->input;
+    w->result = p->result;
+    w->iterator = p->iterator;
+    w->known_length = p->known_length;
+    w->ending = p->ending;
+    free(p);
+}
+
+/* Sends w->out. A client that takes none of it for PARK_AFTER_MS gets its
+ * response parked. Returns 0 when sent, 1 when parked (the worker must let
+ * go of the connection), -1 when the connection failed. */
+int send_or_park(struct worker *w)
+{
+    struct response_out *out = &w->out;
+    int fd = w->conn->fd;
+    int rc = response_out_try(fd, out), saved_errno = errno;
+    if (rc > 0 && w->server->park) {
+        Py_BEGIN_ALLOW_THREADS
+        rc = response_out_send(fd, out, PARK_AFTER_MS, monotonic_ms() + PARK_AFTER_MS);
+        saved_errno = errno;
+        Py_END_ALLOW_THREADS
+        if (rc < 0 && saved_errno == ETIMEDOUT) {
+            if (park_response(w) == 0)
+                return 1;
+            rc = 1; /* too many parked: wait here, as without parking */
+        }
+    }
+    if (rc > 0)
+        return send_out(w);
+    if (rc < 0) {
+        log_write(LOG_DEBUG, "write to client failed (errno %d)", saved_errno);
+        w->response.failed = w->response.must_close = 1;
+    }
+    return rc;
+}
+
+/* The request and server facts the framing depends on. */
+static void response_context_of(struct worker *w, struct response_context *ctx)
+{
+    const struct request *r = &w->conn->request;
+    const struct server_options *opt = &w->server->options;
+    time_t now = time(NULL);
+    if (now != w->date_second) {
+        response_http_date(now, w->date);
+        w->date_second = now;
+    }
+    *ctx = (struct response_context){
+        .http_minor = r->http_minor,
+        .keep_alive = r->keep_alive,
+        .chunked_allowed = opt->chunked_transfer,
+        .last_on_connection =
+            atomic_load(&w->server->stopping) ||
+            (opt->max_reuse_count && w->conn->requests_served + 1 >= opt->max_reuse_count),
+        .date = w->date,
+    };
+}
+
+/* Frames body bytes into w->out (see response_frame). Every body byte
+ * leaves the server through here. */
+int send_frame(struct worker *w, const char *data, int file_fd, off_t file_offset, size_t len,
+               long long known)
+{
+    struct response_context ctx = {0};
+    if (!w->response.headers_sent)
+        response_context_of(w, &ctx);
+    return response_frame(&w->response, &w->head, &w->out, &ctx, data, file_fd, file_offset, len,
+                          known);
+}
+
+static int send_framed(struct worker *w, const char *data, int file_fd, off_t file_offset,
+                       size_t len, long long known)
+{
+    if (send_frame(w, data, file_fd, file_offset, len, known) < 0)
+        return -1;
+    return send_out(w);
+}
+
+int send_body(struct worker *w, const char *data, size_t len)
+{
+    /* PEP 3333: headers go out with the first non-empty chunk. */
+    if (len == 0)
+        return 0;
+    return send_framed(w, data, -1, 0, len, -1);
+}
+
+/* Ends the body's framing. Returns 0, 1 when parked, -1 when failed. */
+int send_finish(struct worker *w)
+{
+    if (w->response.failed)
+        return -1;
+    if (!w->response.headers_sent)
+        return send_framed(w, NULL, -1, 0, 0, 0);
+    if (response_finish(&w->response, &w->out))
+        return send_or_park(w);
+    return 0;
+}
+
+void send_error(struct worker *w, int status)
+{
+    char text[512];
+    size_t len = http_status_error_response(status, time(NULL), text, sizeof(text));
+    w->response.must_close = 1;
+    w->response.sent_status = status;
+    w->out = (struct response_out){.framing = text, .framing_len = len, .file_fd = -1};
+    if (len > 0)
+        send_out(w);
+}
