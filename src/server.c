@@ -224,47 +224,86 @@ static void close_listeners(struct server *s)
     s->listener_count = 0;
 }
 
+/* The description of a listener for the start-up record. */
+static void describe_listener(const struct listener *l, const char *prefix, char *description,
+                              size_t description_size)
+{
+    snprintf(description, description_size, "%.40s%.180s%s%.15s", prefix, l->server_name,
+             l->server_port[0] ? ":" : "", l->server_port);
+}
+
+/* "host:port", "[v6]:port" or a Unix socket path ("/..." or "unix:/..."). */
+static int open_address(struct server *s, const struct server_bind *bind, char err[PYR_ERR_LEN])
+{
+    const char *path = bind->address;
+    if (strncmp(path, "unix:", 5) == 0)
+        path += 5;
+    int rc = path[0] == '/' ? listen_open_unix(&s->listeners[0], path, bind->unix_mode,
+                                               s->options.backlog, err)
+                            : listen_open(&s->listeners[0], bind->address, s->options.backlog, err);
+    if (rc < 0)
+        return -1;
+    s->listener_count = 1;
+    return 0;
+}
+
+/* A listening socket given to serve(): checked before the dup, so nothing
+ * happens to a descriptor that is not one. The caller keeps its own. */
+static int adopt_given(struct server *s, int given_fd, char err[PYR_ERR_LEN])
+{
+    if (listen_check(given_fd, err) < 0)
+        return -1;
+    int fd = dup(given_fd);
+    if (fd < 0) {
+        snprintf(err, PYR_ERR_LEN, "cannot duplicate file descriptor %d", given_fd);
+        return -1;
+    }
+    if (listen_adopt(&s->listeners[0], fd, err) < 0) {
+        int saved_errno = errno;
+        close(fd);
+        errno = saved_errno;
+        return -1;
+    }
+    s->listener_count = 1;
+    return 0;
+}
+
+/* The sockets systemd passed (count of them, from SYSTEMD_FIRST_FD). Every
+ * one is checked before any is taken: with a wrong environment they may be
+ * the application's files, and they stay as they were. */
+static int adopt_systemd(struct server *s, int count, char err[PYR_ERR_LEN])
+{
+    for (int i = 0; i < count; i++)
+        if (listen_check(SYSTEMD_FIRST_FD + i, err) < 0)
+            return -1;
+    for (int i = 0; i < count; i++) {
+        if (listen_adopt(&s->listeners[i], SYSTEMD_FIRST_FD + i, err) < 0) {
+            /* Not taken after all: left open for whoever passed them. */
+            for (unsigned j = 0; j < s->listener_count; j++)
+                s->listeners[j].fd = -1;
+            return -1;
+        }
+        s->listener_count++;
+    }
+    return 0;
+}
+
 /* Opens every listening socket. Raises OSError (or ValueError for a
  * missing systemd socket) and returns -1 on failure. */
 static int open_listeners(struct server *s, const struct server_bind *bind, char *description,
                           size_t description_size)
 {
     char err[PYR_ERR_LEN] = "";
-    int rc;
     if (bind->address) {
-        const char *path = bind->address;
-        if (strncmp(path, "unix:", 5) == 0)
-            path += 5;
-        if (path[0] == '/')
-            rc = listen_open_unix(&s->listeners[0], path, bind->unix_mode, s->options.backlog, err);
-        else
-            rc = listen_open(&s->listeners[0], bind->address, s->options.backlog, err);
-        if (rc < 0)
+        if (open_address(s, bind, err) < 0)
             goto fail;
-        s->listener_count = 1;
         snprintf(description, description_size, "%s", bind->address);
         return 0;
     }
     if (bind->fd >= 0) {
-        /* Checked before the dup: nothing happens to a descriptor that is
-         * not a listening socket. The caller keeps its own. */
-        if (listen_check(bind->fd, err) < 0)
+        if (adopt_given(s, bind->fd, err) < 0)
             goto fail;
-        int fd = dup(bind->fd);
-        if (fd < 0) {
-            snprintf(err, PYR_ERR_LEN, "cannot duplicate file descriptor %d", bind->fd);
-            goto fail;
-        }
-        if (listen_adopt(&s->listeners[0], fd, err) < 0) {
-            int saved_errno = errno;
-            close(fd);
-            errno = saved_errno;
-            goto fail;
-        }
-        s->listener_count = 1;
-        snprintf(description, description_size, "inherited socket %.180s%s%.15s",
-                 s->listeners[0].server_name, s->listeners[0].server_port[0] ? ":" : "",
-                 s->listeners[0].server_port);
+        describe_listener(&s->listeners[0], "inherited socket ", description, description_size);
         return 0;
     }
     int count = systemd_listen_count();
@@ -275,23 +314,11 @@ static int open_listeners(struct server *s, const struct server_bind *bind, char
     }
     if (count > SERVER_MAX_LISTENERS)
         count = SERVER_MAX_LISTENERS;
-    /* Every one checked before any is taken: with a wrong environment the
-     * descriptors may be the application's files, and they stay as they were. */
-    for (int i = 0; i < count; i++)
-        if (listen_check(SYSTEMD_FIRST_FD + i, err) < 0)
-            goto fail;
-    for (int i = 0; i < count; i++) {
-        if (listen_adopt(&s->listeners[i], SYSTEMD_FIRST_FD + i, err) < 0) {
-            /* Not taken after all: left open for whoever passed them. */
-            for (unsigned j = 0; j < s->listener_count; j++)
-                s->listeners[j].fd = -1;
-            goto fail;
-        }
-        s->listener_count++;
-    }
-    snprintf(description, description_size, "%d socket(s) from systemd, first %.180s%s%.15s", count,
-             s->listeners[0].server_name, s->listeners[0].server_port[0] ? ":" : "",
-             s->listeners[0].server_port);
+    if (adopt_systemd(s, count, err) < 0)
+        goto fail;
+    char prefix[64];
+    snprintf(prefix, sizeof(prefix), "%d socket(s) from systemd, first ", count);
+    describe_listener(&s->listeners[0], prefix, description, description_size);
     return 0;
 fail:;
     PyObject *exc = PyObject_CallFunction(PyExc_OSError, "is", errno, err);
