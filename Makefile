@@ -78,6 +78,15 @@ $(EXTENSION): $(CORE_OBJECTS) $(PYTHON_OBJECTS) $(LLHTTP_OBJECTS) $(BUILD)/.vari
 	@echo "  LINK  $@ ($(VARIANT))"
 	$(Q)$(CC) -shared -pthread $(LDFLAGS_VARIANT) -o $@ $(CORE_OBJECTS) $(PYTHON_OBJECTS) $(LLHTTP_OBJECTS)
 
+# Objects that include Python.h are rebuilt when PYTHON names another
+# version: its headers (and ABI) differ, the object names do not.
+PYTHON_STAMP := $(BUILD)/.python-$(notdir $(PY_INCLUDE))
+$(PYTHON_OBJECTS): $(PYTHON_STAMP)
+$(PYTHON_STAMP):
+	@mkdir -p $(BUILD)
+	@rm -f $(BUILD)/.python-*
+	@touch $@
+
 $(BUILD)/.variant:
 	@mkdir -p $(BUILD)
 	@rm -f build/*/.variant

@@ -60,7 +60,7 @@ fail() {
 serve_once() {
     local label=$1 log=$work/$1.log port status body server
     port=$("$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    (cd "$clone" && exec $MAKE --no-print-directory run ADDRESS=127.0.0.1:$port) >"$log" 2>&1 &
+    (cd "$clone" && exec $MAKE --no-print-directory run ADDRESS=127.0.0.1:$port ${RUN_ARGS:-}) >"$log" 2>&1 &
     make_pid=$!
     body=""
     for _ in $(seq 1 600); do # 5 minutes at most: apt-get and a build on a busy machine
@@ -123,5 +123,23 @@ grep -qE '^  LINK .*\(release\)' "$work/4 after a coverage build in place.log" |
 # A coverage build writes .gcda files when the process exits.
 if [ -n "$(find "$clone/build/coverage" -name '*.gcda' -print -quit)" ]; then
     fail "make run served the coverage build"
+fi
+# Another Python after a build with the first: the objects that include
+# Python.h must be built again for it, not linked from the first's.
+first=$("$PYTHON" -c 'import sys; print(sys.version_info[:2])')
+other=""
+# pyenv's interpreters by path (its shims fail without a pyenv version set).
+for candidate in /root/.pyenv/versions/3.1[23]*/bin/python3.1[23] /usr/bin/python3.1[23] \
+    /root/.pyenv/versions/3.10*/bin/python3.10; do
+    version=$("$candidate" -c 'import sys; print(sys.version_info[:2])' 2>/dev/null) || continue
+    if [ "$version" != "$first" ]; then
+        other=$candidate
+        break
+    fi
+done
+if [ -n "$other" ]; then
+    RUN_ARGS="PYTHON=$other" serve_once "5 with $(basename "$other") after the first Python's build"
+else
+    echo "fresh-run: no second Python found: step 5 (another PYTHON) skipped"
 fi
 echo "fresh-run: ok (${SECONDS}s)"

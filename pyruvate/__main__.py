@@ -42,6 +42,8 @@ def load_application(spec, factory=False, app_dir=None):
     if not module_name or module_name.startswith(".") or not all(attribute.split(".")):
         raise CommandLineError(f"expected MODULE:ATTRIBUTE (e.g. myapp:application), got {spec!r}")
     path = os.path.abspath(app_dir) if app_dir else os.getcwd()
+    if not os.path.isdir(path):
+        raise CommandLineError(f"--app-dir {app_dir}: not a directory")
     if path not in sys.path:
         sys.path.insert(0, path)
     try:
@@ -186,7 +188,10 @@ def main(argv=None):
         serve(application, socket, args.workers, **options)
     except KeyboardInterrupt:
         pass
-    except (OSError, ValueError, TypeError, RuntimeError) as error:
+    except (ValueError, TypeError) as error:
+        # A bad option or --bind value, found by serve() itself.
+        parser.exit(2, f"pyruvate: error: {error}\n")
+    except (OSError, RuntimeError) as error:
         # Start-up failures: nothing was started, nothing is left behind.
         parser.exit(1, f"pyruvate: error: {error}\n")
     return 0

@@ -109,10 +109,25 @@ const char options_serve_doc[] = "serve($module, /, application, socket, workers
                 "says what each option means.";
 #undef OPTION_DOC
 
+/* Counts are stored as int or unsigned: a larger value would wrap (2**32
+ * workers would be 0 of them), so it is refused, not cut. */
 static int at_least_one(Py_ssize_t value, const char *name)
 {
-    if (value < 1) {
-        PyErr_Format(PyExc_ValueError, "%s must be at least 1", name);
+    if (value < 1 || value > INT_MAX) {
+        PyErr_Format(PyExc_ValueError, "%s must be 1 to %d", name, INT_MAX);
+        return -1;
+    }
+    return 0;
+}
+
+/* Each worker is a thread with its own Python thread state; beyond this
+ * many the GIL, not the pool, decides, and start-up takes seconds. */
+enum { OPTIONS_MAX_WORKERS = 1024 };
+
+static int workers_argument(Py_ssize_t value)
+{
+    if (value < 1 || value > OPTIONS_MAX_WORKERS) {
+        PyErr_Format(PyExc_ValueError, "workers must be 1 to %d", OPTIONS_MAX_WORKERS);
         return -1;
     }
     return 0;
@@ -326,7 +341,9 @@ static void copy_options(const struct serve_arguments *args, struct server_optio
         .header_timeout_ms = args->header_timeout_ms,
         .send_timeout_ms = args->send_timeout_ms,
         .shutdown_timeout_ms = args->shutdown_timeout_ms,
-        .max_reuse_count = (unsigned)args->max_reuse_count,
+        /* More requests than fit in an unsigned is no limit in practice. */
+        .max_reuse_count =
+            args->max_reuse_count > UINT_MAX ? UINT_MAX : (unsigned)args->max_reuse_count,
         .max_connections = (unsigned)args->max_connections,
         .max_queue_size = (unsigned)args->max_queue_size,
         .chunked_transfer = args->chunked_transfer,
@@ -345,7 +362,6 @@ int options_parse(PyObject *module, PyObject *pyargs, PyObject *kwargs, PyObject
 #undef OPTION_KEYWORD
 #define OPTION_INIT(name, kind, d, help) OPTION_INIT_##kind(name, d)
     struct serve_arguments args = {.workers = 0, SERVE_OPTIONS(OPTION_INIT)};
-#undef OPTION_INIT
 #define OPTION_FORMAT(name, kind, d, help)  OPTION_FORMAT_##kind
 #define OPTION_ADDRESS(name, kind, d, help) , &args.name
     if (!PyArg_ParseTupleAndKeywords(pyargs, kwargs, "OOn|$" SERVE_OPTIONS(OPTION_FORMAT) ":serve",
@@ -358,7 +374,7 @@ int options_parse(PyObject *module, PyObject *pyargs, PyObject *kwargs, PyObject
         PyErr_SetString(PyExc_TypeError, "application must be callable");
         return -1;
     }
-    if (at_least_one(args.workers, "workers") < 0)
+    if (workers_argument(args.workers) < 0)
         return -1;
     *bind = (struct server_bind){.address = NULL, .fd = -1};
     if (socket_argument(args.socket, bind) < 0 ||
@@ -370,6 +386,11 @@ int options_parse(PyObject *module, PyObject *pyargs, PyObject *kwargs, PyObject
     SERVE_OPTIONS(OPTION_CHECK)
 #undef OPTION_CHECK
     copy_options(&args, options);
+    /* Fitting the default under the open file limit is routine (INFO); an
+     * operator's own value lowered is worth a WARNING. */
+    const struct serve_arguments defaults = {SERVE_OPTIONS(OPTION_INIT)};
+    options->max_connections_chosen = args.max_connections != defaults.max_connections;
+#undef OPTION_INIT
     if (limit_argument(args.qmon_warn_threshold, "qmon_warn_threshold",
                        &options->qmon_warn_threshold) < 0 ||
         url_arguments(&args, options) < 0 ||

@@ -224,12 +224,14 @@ static void close_listeners(struct server *s)
     s->listener_count = 0;
 }
 
-/* The description of a listener for the start-up record. */
+/* The description of a listener for the start-up record: its address as
+ * bound (the port the kernel chose for ":0"), IPv6 in brackets. */
 static void describe_listener(const struct listener *l, const char *prefix, char *description,
                               size_t description_size)
 {
-    snprintf(description, description_size, "%.40s%.180s%s%.15s", prefix, l->server_name,
-             l->server_port[0] ? ":" : "", l->server_port);
+    int v6 = strchr(l->server_name, ':') != NULL;
+    snprintf(description, description_size, "%.40s%s%.180s%s%s%.15s", prefix, v6 ? "[" : "",
+             l->server_name, v6 ? "]" : "", l->server_port[0] ? ":" : "", l->server_port);
 }
 
 /* "host:port", "[v6]:port" or a Unix socket path ("/..." or "unix:/..."). */
@@ -297,7 +299,10 @@ static int open_listeners(struct server *s, const struct server_bind *bind, char
     if (bind->address) {
         if (open_address(s, bind, err) < 0)
             goto fail;
-        snprintf(description, description_size, "%s", bind->address);
+        if (s->listeners[0].server_port[0])
+            describe_listener(&s->listeners[0], "", description, description_size);
+        else
+            snprintf(description, description_size, "%s", bind->address);
         return 0;
     }
     if (bind->fd >= 0) {
@@ -333,7 +338,7 @@ fail:;
 /* Raises the open file limit as far as allowed and lowers max_connections
  * to what fits under it, so that running out of descriptors ends in an
  * eviction or a 503 rather than in accept() failing while clients wait. */
-static unsigned fit_connections_to_descriptors(unsigned requested)
+static unsigned fit_connections_to_descriptors(unsigned requested, int chosen)
 {
     struct fd_budget budget;
     if (fdlimit_raise(&budget) < 0) {
@@ -348,7 +353,7 @@ static unsigned fit_connections_to_descriptors(unsigned requested)
                   budget.hard);
     unsigned fitted = fdlimit_max_connections(requested, &budget);
     if (fitted < requested)
-        log_write(LOG_WARNING,
+        log_write(chosen ? LOG_WARNING : LOG_INFO,
                   "max_connections lowered from %u to %u: the open file limit is %lu "
                   "(%u descriptors in use, %u kept for the application)",
                   requested, fitted, budget.soft, budget.in_use, budget.reserve);
@@ -491,7 +496,8 @@ static int start_threads(struct server *s, const char *address)
     s->park = park_start(&park_callbacks, PARK_MAX_RESPONSES, PARK_MAX_BYTES, err);
     if (s->park == NULL)
         goto stop_pool;
-    s->options.max_connections = fit_connections_to_descriptors(options->max_connections);
+    s->options.max_connections =
+        fit_connections_to_descriptors(options->max_connections, options->max_connections_chosen);
     struct acceptor_config config = {
         .listeners = s->listeners,
         .listener_count = s->listener_count,

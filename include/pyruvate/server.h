@@ -37,6 +37,7 @@ struct server_options {
     int shutdown_timeout_ms;
     unsigned max_reuse_count; /* requests per connection; 0: no limit */
     unsigned max_connections;
+    int max_connections_chosen;   /* given by the operator, not the default */
     unsigned max_queue_size;      /* complete requests waiting for a worker */
     unsigned qmon_warn_threshold; /* 0: off */
     int chunked_transfer;         /* chunked framing when the length is unknown */

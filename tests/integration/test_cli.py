@@ -121,6 +121,10 @@ def test_import_errors_are_clear(spec, message):
     (["--max-number-headers", "many"], "max_number_headers"),
     (["--unix-socket-perms", "rwx"], "unix_socket_perms"),
     (["--bind", "127.0.0.1:1", "--bind", "127.0.0.1:2"], "only one --bind"),
+    (["--workers", "4294967296"], "workers must be 1 to 1024"),
+    (["--max-connections", "4294967296"], "max_connections must be 1 to"),
+    (["--bind", "127.0.0.1:99999"], "cannot parse address"),
+    (["--app-dir", "/nonexistent/pyruvate-test"], "not a directory"),
 ])
 def test_bad_arguments(args, message):
     result = _run(MODULE + ["deploy_wsgi:app"] + args)

@@ -54,6 +54,37 @@ def test_bad_option_value_is_refused(option, good, bad, error):
         "invalid" in result.stdout, result.stdout
 
 
+# Values that do not fit the C type an option is stored in: refused, never
+# wrapped (2**32 workers would be 0 of them and every request would hang).
+TOO_LARGE = [(name, 2 ** 32) for name in ("max_number_headers", "max_request_line_size",
+                                          "max_request_header_size", "max_connections",
+                                          "max_queue_size", "qmon_warn_threshold")] + [
+    ("backlog", 2 ** 31)]
+
+
+@pytest.mark.parametrize("option, value", TOO_LARGE, ids=[o[0] for o in TOO_LARGE])
+def test_value_too_large_for_its_type_is_refused(option, value):
+    result = run_python(PROBE, args=(option, json.dumps(value)))
+    assert result.stdout.startswith("ValueError %s must be 1 to 2147483647" % option), \
+        (result.stdout, result.stderr)
+
+
+WORKERS_PROBE = """
+import sys, pyruvate
+try:
+    pyruvate.serve(lambda e, s: [], "127.0.0.1:1", int(sys.argv[1]))
+except Exception as error:
+    print(type(error).__name__, error)
+"""
+
+
+@pytest.mark.parametrize("workers", [0, 1025, 2 ** 32, 2 ** 32 + 2])
+def test_workers_out_of_range_is_refused(workers):
+    result = run_python(WORKERS_PROBE, args=(str(workers),))
+    assert result.stdout.startswith("ValueError workers must be 1 to 1024"), \
+        (result.stdout, result.stderr)
+
+
 def test_unknown_option_is_refused():
     result = run_python(PROBE, args=("max_everything", "1"))
     assert result.stdout.startswith("TypeError"), result.stdout

@@ -2,7 +2,7 @@
 while it starts) reach the log before the first request is answered, even
 when the logging handler is slow: an operator, or a supervisor waiting for
 the line, must never see requests served by a server that has not said so."""
-import subprocess
+import re
 import sys
 import textwrap
 
@@ -42,4 +42,20 @@ def test_serving_record_is_written_before_the_first_response(procs):
     # The response is in: the record announcing the server must be too.
     assert "pyruvate serving on 127.0.0.1:%d with 2 workers" % port in proc.stderr(), \
         proc.describe()
+    ds.assert_stopped_cleanly(proc)
+
+
+def test_serving_record_names_the_port_the_kernel_chose(procs):
+    """With port 0 the record names the port actually bound, so an operator
+    (or a script) can find the server."""
+    script = SCRIPT.replace("class SlowHandler", "class _Unused").replace(
+        "handler = SlowHandler(sys.stderr)", "handler = logging.StreamHandler(sys.stderr)")
+    proc = procs.start([sys.executable, "-c", script.replace("PORT", "0")], env=ds.repo_env())
+    proc.wait_output("pyruvate serving on")
+    found = re.search(r"pyruvate serving on 127\.0\.0\.1:(\d+) with 2 workers", proc.stderr())
+    assert found, proc.describe()
+    port = int(found.group(1))
+    assert port != 0
+    with ds.RawConnection("127.0.0.1", port) as conn:
+        assert conn.request("GET", "/").status == 200
     ds.assert_stopped_cleanly(proc)
