@@ -28,12 +28,17 @@ def make_app(global_conf, **settings):
 
 
 if __name__ == "__main__":
+    import logging
+
     import pyruvate
 
+    # pyruvate says "pyruvate serving on ..." once it really serves.
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     address = sys.argv[1] if len(sys.argv) > 1 else "127.0.0.1:7878"
     workers = int(sys.argv[2]) if len(sys.argv) > 2 else 4
-    print("Serving on http://%s/" % address, flush=True)
     try:
         pyruvate.serve(application, address, workers)
     except KeyboardInterrupt:  # Ctrl-C: the server has stopped gracefully
         pass
+    except OSError as error:  # e.g. the port is taken
+        sys.exit("hello.py: cannot serve on %s: %s" % (address, error))

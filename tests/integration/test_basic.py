@@ -3,6 +3,7 @@ import json
 import re
 import signal
 import socket
+import subprocess
 
 import pytest
 
@@ -234,6 +235,21 @@ def test_ipv6_address(start_server):
     assert env["SERVER_PORT"] == str(srv.port)
 
 
+def test_example_hello_on_a_taken_port_says_so(tmp_path):
+    """The example names the problem in one line, no traceback."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        script = support.REPO_ROOT / "examples" / "hello.py"
+        result = subprocess.run([support.SERVER_PYTHON, str(script), "127.0.0.1:%d" % port],
+                                env=support.server_env(), capture_output=True, text=True,
+                                timeout=30)
+    assert result.returncode == 1, result
+    assert "cannot serve on 127.0.0.1:%d" % port in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+
+
 def test_example_hello(tmp_path):
     port = support.free_port()
     address = "127.0.0.1:%d" % port
@@ -249,7 +265,7 @@ def test_example_hello(tmp_path):
         assert response.header("Content-Type") == "text/plain"
     finally:
         code = srv.stop()
-    assert "Serving on http://%s/" % address in srv.stdout()
+    assert "pyruvate serving on %s with 2 workers" % address in srv.stderr()
     allowed = (0, -signal.SIGTERM) if support.LENIENT_EXIT else (0,)
     assert code in allowed, srv.describe()
 

@@ -66,7 +66,7 @@ def test_sdist_holds_our_sources_and_not_llhttp(dists):
         assert "src/" + source.name in names
     for header in (support.REPO_ROOT / "include" / "pyruvate").glob("*.h"):
         assert "include/pyruvate/" + header.name in names
-    assert {"setup.py", "pyproject.toml", "README.md", "pyruvate/__init__.py"} <= names
+    assert {"setup.py", "pyproject.toml", "README.md", "LICENSE", "pyruvate/__init__.py"} <= names
     # llhttp comes from node-llhttp when the sdist is built; no build output.
     assert not [n for n in names if n.endswith((".so", ".o")) or "llhttp" in n], names
 
@@ -80,6 +80,8 @@ def test_wheel_installs_and_serves_with_one_version(dists, procs, tmp_path):
     modules = [n for n in names if n.startswith("pyruvate/_pyruvate") and n.endswith(".so")]
     assert len(modules) == 1, modules  # only this interpreter's extension
     assert {"pyruvate/_pyruvate.pyi", "pyruvate/py.typed"} <= set(names), names  # typed
+    assert any(n.endswith(".dist-info/licenses/LICENSE") or n.endswith(".dist-info/LICENSE")
+               for n in names), names
     venv_bin = _fresh_venv(tmp_path / "venv")
     result = _install(venv_bin, wheel)
     assert result.returncode == 0, result.stderr[-3000:]
