@@ -6,7 +6,9 @@ process (close() calls, thread-local counters, ...) is exposed over HTTP by
 the apps themselves.
 """
 import json
+import os
 import sys
+import time
 import threading
 from urllib.parse import parse_qs
 
@@ -361,7 +363,16 @@ def slow(environ, start_response):
     if path == "/entered":
         return _json_response(start_response, {"entered": _entered.is_set()})
     _entered.set()
-    threading.Event().wait(_qint(environ, "ms", 1000) / 1000.0)
+    gate = _qs(environ).get("gate")
+    if gate:
+        # ?gate=PATH: say so in PATH.entered, then hold the worker until the
+        # test creates PATH (at most 30 s): an order of events, not a time.
+        open(gate[0] + ".entered", "w").close()
+        deadline = time.monotonic() + 30
+        while not os.path.exists(gate[0]) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    else:
+        threading.Event().wait(_qint(environ, "ms", 1000) / 1000.0)
     body = b"slow done"
     start_response(
         "200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))]

@@ -13,6 +13,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 
 import pytest
 
@@ -140,24 +141,36 @@ def test_target_that_is_not_utf8_is_logged_escaped(start_server, async_logging):
     assert '"GET /hello HTTP/1.1" 200 13 ' in records[2]
 
 
-def test_acceptor_records_escape_the_target_too(start_server):
+def test_acceptor_records_escape_the_target_too(start_server, tmp_path):
     """A 503 the acceptor answers itself (queue full) for a target with a
     byte that is not UTF-8 is logged, escaped the same way."""
     srv = start_server("apps:slow", workers=1, options={"access_log": True, "max_queue_size": 1})
+    gate = tmp_path / "gate"
     answers = [None] * 3
     def fetch(index, target):
-        answers[index] = _exchange(srv.port, _get(target), timeout=20)
-    first = threading.Thread(target=fetch, args=(0, b"/slow?ms=2000"))
+        answers[index] = _exchange(srv.port, _get(target), timeout=40)
+    # The only worker holds the first request until the gate opens; of the
+    # two that follow, one waits in the queue (size 1), the other gets 503.
+    first = threading.Thread(target=fetch, args=(0, b"/slow?gate=" + str(gate).encode()))
     first.start()
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "gate.entered").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert (tmp_path / "gate.entered").exists(), srv.describe()
     others = [threading.Thread(target=fetch, args=(i, b"/slow?ms=1&\xfe%d" % i)) for i in (1, 2)]
     for thread in others:
         thread.start()
+    deadline = time.monotonic() + 30
+    while not any(a is not None and a[9:12] == b"503" for a in answers[1:]) and \
+            time.monotonic() < deadline:
+        time.sleep(0.01)
+    gate.touch()
     for thread in [first] + others:
-        thread.join(30)
+        thread.join(40)
     statuses = [a[9:12] for a in answers]
     assert b"503" in statuses, answers
     records = _info_records(srv)
     assert len(records) == 3, records
     rejected = [r for r in records if '" 503 ' in r]
     assert rejected and all(re.search(r'"GET /slow\?ms=1&\\xfe[12] HTTP/1\.1" 503 ', r)
-                            or '"GET /slow?ms=2000 HTTP/1.1" 503 ' in r for r in rejected), records
+                            for r in rejected), records
