@@ -69,6 +69,7 @@ static int park_response(struct worker *w)
         .result = w->result,
         .iterator = w->iterator,
         .known_length = w->known_length,
+        .body_done = w->body_done,
         .ending = w->ending,
     };
     c->parked = p;
@@ -102,6 +103,7 @@ void send_unpark(struct worker *w)
     w->result = p->result;
     w->iterator = p->iterator;
     w->known_length = p->known_length;
+    w->body_done = p->body_done;
     w->ending = p->ending;
     free(p);
 }

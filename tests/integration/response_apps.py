@@ -149,7 +149,8 @@ def big(environ, start_response):
 
 
 def big_file(environ, start_response):
-    """?mib=N MiB from a real file (sendfile)."""
+    """?mib=N MiB from a real file (sendfile); ?cl=N sends Content-Length: N,
+    ?write=B write()s the bytes B before returning the file."""
     mib = int(_query(environ, "mib", "32"))
     fd, path = tempfile.mkstemp(prefix="response-apps-")
     block = b"y" * 65536  # written in blocks: the app's own memory stays small
@@ -160,7 +161,12 @@ def big_file(environ, start_response):
         filelike = open(path, "rb")
     finally:
         os.unlink(path)
-    start_response("200 OK", [("Content-Type", "application/octet-stream")])
+    headers = [("Content-Type", "application/octet-stream")]
+    if _query(environ, "cl") is not None:
+        headers.append(("Content-Length", _query(environ, "cl")))
+    write = start_response("200 OK", headers)
+    if _query(environ, "write") is not None:
+        write(_query(environ, "write").encode())
     return environ["wsgi.file_wrapper"](filelike)
 
 

@@ -162,3 +162,65 @@ def test_second_signal_cuts_the_wait_for_parked_responses(start_server):
     finally:
         sock.close()
     assert server.stderr().count("response_apps: closed second\n") == 1, server.stderr()
+
+
+def read_in_bursts(conn, limit, burst=32, pause=0.05):
+    """Makes conn read like a slow client: a pause after every `burst`
+    receives (each a pause long enough for the server to park the
+    response), and an error past `limit` bytes, so that a body sent more
+    than once cannot keep the test reading."""
+    fill, count = conn._fill, [0, 0]
+
+    def slow_fill():
+        count[0] += 1
+        if count[0] % burst == 0:
+            time.sleep(pause)
+        before = len(conn._buf)
+        more = fill()
+        count[1] += len(conn._buf) - before
+        assert count[1] <= limit, "more than %d bytes received" % limit
+        return more
+
+    conn._fill = slow_fill
+
+
+FILE_MIB = 4
+FILE_BYTES = FILE_MIB * MIB
+
+
+@pytest.mark.parametrize("query, version, prefix, framing", [
+    ("", "HTTP/1.1", b"", "length"),
+    ("write=HEADER", "HTTP/1.1", b"HEADER", "chunked"),
+    ("write=HEADER", "HTTP/1.0", b"HEADER", "close"),
+    ("cl=%d" % (FILE_BYTES + 6) + "&write=HEADER", "HTTP/1.1", b"HEADER", "length"),
+    ("cl=%d" % (3 * FILE_BYTES), "HTTP/1.1", b"", "short"),
+], ids=["file-length", "write-then-chunked", "write-then-close", "app-length", "app-length-3x"])
+def test_parked_file_goes_out_exactly_once(start_server, query, version, prefix, framing):
+    """A file response parked again and again by a client that reads in
+    bursts goes out exactly once, whatever its framing, and no warning
+    claims the app sent more than its Content-Length."""
+    server = start_server("response_apps:app", workers=1)
+    with small_window_connection(server) as slow:
+        slow.send(support.build_request("GET", "/big-file?mib=%d&%s" % (FILE_MIB, query),
+                                        version=version))
+        assert slow.sock.recv(12).startswith(b"HTTP/1.1 200")
+        slow._buf += b"HTTP/1.1 200"
+        hello_seconds(server)  # only possible while the response is parked
+        read_in_bursts(slow, limit=2 * FILE_BYTES)
+        if framing == "short":
+            # Fewer bytes than the app's Content-Length: the connection ends.
+            head, _, body = slow.read_available().partition(b"\r\n\r\n")
+            assert b"Content-Length: %d" % (3 * FILE_BYTES) in head, head
+        else:
+            response = slow.read_response()
+            assert response.status == 200
+            assert response.chunked == (framing == "chunked")
+            body = response.body
+        assert len(body) == len(prefix) + FILE_BYTES, len(body)
+        assert body[:len(prefix)] == prefix and set(body[len(prefix):]) == {ord("y")}
+        if framing in ("close", "short"):
+            assert slow.wait_closed()
+        else:
+            nxt = slow.request("GET", "/hello")
+            assert (nxt.status, nxt.body) == (200, HELLO), nxt
+    assert "more than its Content-Length" not in server.stderr(), server.stderr()[-2000:]
