@@ -16,6 +16,16 @@
 #include "pyruvate/server.h"
 #include "pyruvate/worker.h"
 
+/* A failed connection takes nothing more: the rest of w->out is dropped, so
+ * that no later send reaches for it (it may point into a chunk or write()
+ * argument that is gone by then). */
+static void fail_connection(struct worker *w, int saved_errno)
+{
+    log_write(LOG_DEBUG, "write to client failed (errno %d)", saved_errno);
+    w->response.failed = w->response.must_close = 1;
+    w->out = (struct response_out){.file_fd = -1};
+}
+
 /* Sends w->out, waiting up to send_timeout each time the socket is full.
  * Returns 0, or -1 when the connection failed (then nothing more is sent). */
 static int send_out(struct worker *w)
@@ -32,11 +42,8 @@ static int send_out(struct worker *w)
         saved_errno = errno;
         Py_END_ALLOW_THREADS
     }
-    if (rc < 0) {
-        log_write(LOG_DEBUG, "write to client failed (errno %d)", saved_errno);
-        w->response.failed = 1;
-        w->response.must_close = 1;
-    }
+    if (rc < 0)
+        fail_connection(w, saved_errno);
     return rc;
 }
 
@@ -129,10 +136,8 @@ int send_or_park(struct worker *w)
     }
     if (rc > 0)
         return send_out(w);
-    if (rc < 0) {
-        log_write(LOG_DEBUG, "write to client failed (errno %d)", saved_errno);
-        w->response.failed = w->response.must_close = 1;
-    }
+    if (rc < 0)
+        fail_connection(w, saved_errno);
     return rc;
 }
 

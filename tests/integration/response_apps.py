@@ -170,6 +170,22 @@ def big_file(environ, start_response):
     return environ["wsgi.file_wrapper"](filelike)
 
 
+_WRITTEN = b"w" * (16 << 20)  # alive for the whole run: a stale send would still find it
+
+
+def write_fails(environ, start_response):
+    """write()s 16 MiB; when that fails (the client stopped reading for
+    send_timeout), records "write failed" in /closed and returns nothing
+    more."""
+    write = start_response("200 OK", [("Content-Type", "application/octet-stream")])
+    try:
+        write(_WRITTEN)
+    except OSError:
+        with _lock:
+            _closed.append("write failed")
+    return []
+
+
 def closed(environ, start_response):
     with _lock:
         return _json(start_response, {"closed": list(_closed)})
@@ -181,6 +197,7 @@ ROUTES = {
     "/start-response-id": start_response_id,
     "/big": big,
     "/big-file": big_file,
+    "/write-fails": write_fails,
     "/closed": closed,
 }
 

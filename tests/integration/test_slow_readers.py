@@ -224,3 +224,17 @@ def test_parked_file_goes_out_exactly_once(start_server, query, version, prefix,
             nxt = slow.request("GET", "/hello")
             assert (nxt.status, nxt.body) == (200, HELLO), nxt
     assert "more than its Content-Length" not in server.stderr(), server.stderr()[-2000:]
+
+
+def test_failed_write_sends_nothing_more(start_server):
+    """write() to a client that took nothing for send_timeout fails; what
+    it had not sent then is not sent later, when the client reads again:
+    the body ends with what was on its way, and the connection closes."""
+    server = start_server("response_apps:app", workers=1, options={"send_timeout": 1})
+    with small_window_connection(server) as slow:
+        slow.send(support.build_request("GET", "/write-fails"))
+        assert slow.sock.recv(12).startswith(b"HTTP/1.1 200")
+        assert wait_until(lambda: "write failed" in closed_tags(server)), closed_tags(server)
+        received = 12 + len(slow.read_available())
+        assert slow.eof
+    assert received < 16 * MIB, received
