@@ -137,14 +137,23 @@ class _Result:
         sys.stderr.write("response_apps: closed %s\n" % self._tag)
 
 
+_shared_blocks = {}  # MiB -> one bytes object yielded by every request
+
+
 def big(environ, start_response):
     """?mib=N MiB in 64 KiB blocks (a generator with close()), ?cl=1 with
-    Content-Length, ?tag= names it in /closed."""
+    Content-Length, ?tag= names it in /closed; ?block=M yields one M MiB
+    bytes object shared by all requests instead."""
     mib = int(_query(environ, "mib", "32"))
     headers = [("Content-Type", "application/octet-stream")]
     if _query(environ, "cl", "1") == "1":
         headers.append(("Content-Length", str(mib << 20)))
     start_response("200 OK", headers)
+    block_mib = int(_query(environ, "block", "0"))
+    if block_mib:
+        with _lock:
+            block = _shared_blocks.setdefault(block_mib, b"x" * (block_mib << 20))
+        return _Result(_query(environ, "tag", ""), mib // block_mib, block)
     return _Result(_query(environ, "tag", ""), mib * 16, b"x" * 65536)
 
 

@@ -238,3 +238,30 @@ def test_failed_write_sends_nothing_more(start_server):
         received = 12 + len(slow.read_available())
         assert slow.eof
     assert received < 16 * MIB, received
+
+
+def test_full_park_set_costs_a_worker_only_briefly(start_server):
+    """Clients that never read a response whose chunk is one 32 MiB object
+    shared by all of them fill the park set's byte budget (256 MiB) with 7
+    connections (each counts the chunk and its head buffer). Two more such
+    clients find the set full: their workers wait for them only a second
+    without progress, then drop them (logged), so a normal request is
+    answered long before send_timeout while the parked clients keep their
+    connections."""
+    server = start_server("response_apps:app", workers=2, options={"send_timeout": 60})
+    parked = [stalled_client(server, "/big?mib=64&block=32&tag=parked%d" % i) for i in range(7)]
+    extra = [stalled_client(server, "/big?mib=64&block=32&tag=extra%d" % i) for i in range(2)]
+    try:
+        took = hello_seconds(server)
+        # The dropped clients' workers are free again well before send_timeout (60 s).
+        assert took < 30, took
+        assert wait_until(lambda: len(closed_tags(server)) >= 2, timeout=30), closed_tags(server)
+        assert sorted(closed_tags(server)) == ["extra0", "extra1"], closed_tags(server)
+        assert server.stderr().count("connection dropped") == 2, server.stderr()[-3000:]
+        for sock in extra:
+            sock.settimeout(15)
+            while sock.recv(1 << 20):
+                pass  # the dropped connections end
+    finally:
+        for sock in parked + extra:
+            sock.close()
