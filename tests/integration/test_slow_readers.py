@@ -198,8 +198,9 @@ FILE_BYTES = FILE_MIB * MIB
 def test_parked_file_goes_out_exactly_once(start_server, query, version, prefix, framing):
     """A file response parked again and again by a client that reads in
     bursts goes out exactly once, whatever its framing, and no warning
-    claims the app sent more than its Content-Length."""
-    server = start_server("response_apps:app", workers=1)
+    claims the app sent more than its Content-Length; its access record is
+    written once."""
+    server = start_server("response_apps:app", workers=1, options={"access_log": True})
     with small_window_connection(server) as slow:
         slow.send(support.build_request("GET", "/big-file?mib=%d&%s" % (FILE_MIB, query),
                                         version=version))
@@ -224,6 +225,10 @@ def test_parked_file_goes_out_exactly_once(start_server, query, version, prefix,
             nxt = slow.request("GET", "/hello")
             assert (nxt.status, nxt.body) == (200, HELLO), nxt
     assert "more than its Content-Length" not in server.stderr(), server.stderr()[-2000:]
+    # Records come out in order: once the last request's is there, all are.
+    assert server.request("GET", "/hello?last").status == 200
+    assert wait_until(lambda: "GET /hello?last" in server.stderr()), server.stderr()[-2000:]
+    assert server.stderr().count("GET /big-file") == 1, server.stderr()[-2000:]
 
 
 def test_failed_write_sends_nothing_more(start_server):
