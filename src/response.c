@@ -136,8 +136,14 @@ int response_add_header(struct response_state *resp, struct buf *head, const cha
         !response_valid_header_value(value, value_len))
         return RESPONSE_HEADER_INVALID;
     if (is_name(name, name_len, "content-length")) {
-        if (parse_content_length(value, value_len, &resp->content_length) < 0)
+        long long length;
+        if (parse_content_length(value, value_len, &length) < 0)
             return RESPONSE_HEADER_BAD_LENGTH;
+        /* RFC 9110 §8.6: one length; the same one again adds nothing. */
+        if (resp->content_length >= 0)
+            return length == resp->content_length ? RESPONSE_HEADER_OK
+                                                  : RESPONSE_HEADER_CONFLICTING_LENGTH;
+        resp->content_length = length;
         /* RFC 9110 §8.6: never in a 1xx or 204 response. */
         if (resp->status < 200 || resp->status == 204) {
             resp->content_length = -1;

@@ -16,6 +16,16 @@
 #include "pyruvate/server.h"
 #include "pyruvate/worker.h"
 
+/* A failed connection takes nothing more: the rest of w->out is dropped, so
+ * that no later send reaches for it (it may point into a chunk or write()
+ * argument that is gone by then). */
+static void fail_connection(struct worker *w, int saved_errno)
+{
+    log_write(LOG_DEBUG, "write to client failed (errno %d)", saved_errno);
+    w->response.failed = w->response.must_close = 1;
+    w->out = (struct response_out){.file_fd = -1};
+}
+
 /* Sends w->out, waiting up to send_timeout each time the socket is full.
  * Returns 0, or -1 when the connection failed (then nothing more is sent). */
 static int send_out(struct worker *w)
@@ -32,11 +42,8 @@ static int send_out(struct worker *w)
         saved_errno = errno;
         Py_END_ALLOW_THREADS
     }
-    if (rc < 0) {
-        log_write(LOG_DEBUG, "write to client failed (errno %d)", saved_errno);
-        w->response.failed = 1;
-        w->response.must_close = 1;
-    }
+    if (rc < 0)
+        fail_connection(w, saved_errno);
     return rc;
 }
 
@@ -47,6 +54,11 @@ static int send_out(struct worker *w)
  * pool: long enough that a reading client never notices, short enough that
  * clients that stopped reading cannot keep the workers from others. */
 enum { PARK_AFTER_MS = 20 };
+
+/* How long a worker waits itself for a client that takes nothing while the
+ * park set is full, before it drops the connection: the clients beyond the
+ * set's caps may each cost a worker only this long, not send_timeout. */
+enum { PARK_FULL_WAIT_MS = 1000 };
 
 /* Moves the response from w into c->parked and hands c to the park set.
  * Returns 0 (then neither w nor the caller may touch c again), or -1 when
@@ -69,6 +81,7 @@ static int park_response(struct worker *w)
         .result = w->result,
         .iterator = w->iterator,
         .known_length = w->known_length,
+        .body_done = w->body_done,
         .ending = w->ending,
     };
     c->parked = p;
@@ -102,35 +115,62 @@ void send_unpark(struct worker *w)
     w->result = p->result;
     w->iterator = p->iterator;
     w->known_length = p->known_length;
+    w->body_done = p->body_done;
     w->ending = p->ending;
     free(p);
 }
 
+/* Sends w->out, giving up when the client takes nothing for wait_ms.
+ * Returns 0 when sent, 1 when it stalled (errno ETIMEDOUT), -1 when the
+ * connection failed. */
+static int send_unless_stalled(struct worker *w, int wait_ms, int *saved_errno)
+{
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = response_out_send(w->conn->fd, &w->out, wait_ms, monotonic_ms() + wait_ms);
+    *saved_errno = errno;
+    Py_END_ALLOW_THREADS
+    return rc < 0 && *saved_errno == ETIMEDOUT ? 1 : rc;
+}
+
 /* Sends w->out. A client that takes none of it for PARK_AFTER_MS gets its
- * response parked. Returns 0 when sent, 1 when parked (the worker must let
- * go of the connection), -1 when the connection failed. */
+ * response parked; when the park set is full, the worker waits for it
+ * itself, and drops a client that takes nothing for PARK_FULL_WAIT_MS.
+ * Returns 0 when sent, 1 when parked (the worker must let go of the
+ * connection), -1 when the connection failed. */
 int send_or_park(struct worker *w)
 {
     struct response_out *out = &w->out;
     int fd = w->conn->fd;
     int rc = response_out_try(fd, out), saved_errno = errno;
     if (rc > 0 && w->server->park) {
-        Py_BEGIN_ALLOW_THREADS
-        rc = response_out_send(fd, out, PARK_AFTER_MS, monotonic_ms() + PARK_AFTER_MS);
-        saved_errno = errno;
-        Py_END_ALLOW_THREADS
-        if (rc < 0 && saved_errno == ETIMEDOUT) {
+        int full_wait_ms = w->server->options.send_timeout_ms < PARK_FULL_WAIT_MS
+                               ? w->server->options.send_timeout_ms
+                               : PARK_FULL_WAIT_MS;
+        /* Each round needs the client to take something: bounded. */
+        while ((rc = send_unless_stalled(w, PARK_AFTER_MS, &saved_errno)) > 0) {
             if (park_response(w) == 0)
                 return 1;
-            rc = 1; /* too many parked: wait here, as without parking */
+            size_t before = out->framing_len + out->data_len + out->file_len + out->after_len;
+            rc = send_unless_stalled(w, full_wait_ms, &saved_errno);
+            size_t after = out->framing_len + out->data_len + out->file_len + out->after_len;
+            if (rc <= 0)
+                break;
+            if (after == before) {
+                log_write(LOG_WARNING,
+                          "client on fd %d took nothing for %d ms while %u responses were "
+                          "parked: connection dropped",
+                          fd, full_wait_ms, park_count(w->server->park));
+                rc = -1;
+                saved_errno = ETIMEDOUT;
+                break;
+            }
         }
     }
     if (rc > 0)
         return send_out(w);
-    if (rc < 0) {
-        log_write(LOG_DEBUG, "write to client failed (errno %d)", saved_errno);
-        w->response.failed = w->response.must_close = 1;
-    }
+    if (rc < 0)
+        fail_connection(w, saved_errno);
     return rc;
 }
 

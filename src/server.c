@@ -199,7 +199,7 @@ static void drop_queued_conn(void *item, void *ctx)
 
 /* Responses parked at once, and the response memory they may hold (the
  * chunk each is sending, kept by reference): beyond either, a worker waits
- * for its client itself, as without parking. */
+ * for its client itself, briefly (send.c). */
 enum { PARK_MAX_RESPONSES = 1024 };
 #define PARK_MAX_BYTES ((size_t)256 << 20)
 

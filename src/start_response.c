@@ -72,6 +72,9 @@ static int record_response_head(struct worker *w, PyObject *status, PyObject *he
         case RESPONSE_HEADER_BAD_LENGTH:
             PyErr_Format(PyExc_ValueError, "invalid Content-Length %R", item);
             return -1;
+        case RESPONSE_HEADER_CONFLICTING_LENGTH:
+            PyErr_Format(PyExc_ValueError, "conflicting Content-Length %R", item);
+            return -1;
         default:
             goto nomemory;
         }

@@ -102,15 +102,18 @@ static int try_sendfile(struct worker *w, PyObject *result)
 /* Iterates the app's result and sends each chunk, from where it stands (a
  * resumed response goes on with the iterator it had). Returns 0 when the
  * body is done, 1 when parked, -1 with an exception set when the app
- * misbehaved. */
+ * misbehaved. A file goes out as one piece: once framed, the body is done
+ * (w->body_done) even while its bytes wait in a parked w->out. */
 static int send_result(struct worker *w)
 {
     if (w->iterator == NULL) {
         int framed = try_sendfile(w, w->result);
         if (framed < 0)
             return -1;
-        if (framed)
+        if (framed) {
+            w->body_done = 1;
             return response_out_pending(&w->out) && send_or_park(w) > 0;
+        }
         w->known_length = sequence_length(w->result);
         w->iterator = PyObject_GetIter(w->result);
         if (w->iterator == NULL)
@@ -235,28 +238,33 @@ static void log_access(struct worker *w, PyObject *env)
  * the response is over. */
 static int drive_response(struct worker *w)
 {
-    int rc;
     if (response_out_pending(&w->out)) {
         if (send_or_park(w) > 0)
             return 1;
         Py_CLEAR(w->out_owner);
     }
-    if (w->ending)
-        goto done;
-    rc = send_result(w);
-    if (rc > 0)
-        return 1;
-    if (rc < 0) {
-        log_app_exception(state_of(w), "Error in the WSGI application's response");
-        if (!w->response.headers_sent)
+    /* Each step runs once, however often the response was parked. */
+    if (!w->body_done) {
+        int rc = send_result(w);
+        if (rc > 0)
+            return 1;
+        w->body_done = 1;
+        if (rc < 0) {
+            log_app_exception(state_of(w), "Error in the WSGI application's response");
+            if (!w->response.headers_sent)
+                send_error(w, 500);
+            /* Headers already out: closing is the only honest signal left. */
+            w->response.must_close = 1;
+            goto done;
+        }
+        if (w->response.status == 0) {
+            PyErr_SetString(PyExc_RuntimeError, "the application never called start_response");
+            log_app_exception(state_of(w), "Error in the WSGI application's response");
             send_error(w, 500);
-        /* Headers already out: closing is the only honest signal left. */
-        w->response.must_close = 1;
-    } else if (w->response.status == 0) {
-        PyErr_SetString(PyExc_RuntimeError, "the application never called start_response");
-        log_app_exception(state_of(w), "Error in the WSGI application's response");
-        send_error(w, 500);
-    } else {
+            goto done;
+        }
+    }
+    if (!w->ending) {
         w->ending = 1;
         if (send_finish(w) > 0)
             return 1;
@@ -291,6 +299,7 @@ int wsgi_handle_request(struct worker *w)
     w->head.len = 0;
     w->out = (struct response_out){.file_fd = -1};
     w->known_length = -1;
+    w->body_done = 0;
     w->ending = 0;
     w->park_deadline_ms = 0;
 

@@ -80,6 +80,7 @@ enum response_header_result {
     RESPONSE_HEADER_INVALID = -1,    /* a bad name, or controls in the value */
     RESPONSE_HEADER_BAD_LENGTH = -2, /* Content-Length is not a number */
     RESPONSE_HEADER_NO_MEMORY = -3,
+    RESPONSE_HEADER_CONFLICTING_LENGTH = -4, /* a second, different Content-Length */
 };
 
 /* Starts a fresh *resp for status code (from response_parse_status) and
@@ -88,8 +89,9 @@ int response_begin(struct response_state *resp, struct buf *head, int code, cons
                    size_t status_len, int head_request);
 
 /* Adds one of the app's header fields to head, or only notes it in resp
- * when the server writes that field itself (framing, Connection). Returns
- * a RESPONSE_HEADER_* value. */
+ * when the server writes that field itself (framing, Connection) or has it
+ * already (a repeated Content-Length of the same value). Returns a
+ * RESPONSE_HEADER_* value. */
 int response_add_header(struct response_state *resp, struct buf *head, const char *name,
                         size_t name_len, const char *value, size_t value_len);
 

@@ -19,7 +19,7 @@ struct parked_response {
     struct response_out out;
     PyObject *out_owner, *env, *input, *result, *iterator;
     long long known_length;
-    int ending;
+    int body_done, ending;
 };
 
 /* Frames len body bytes (from data, or from file_fd at file_offset when

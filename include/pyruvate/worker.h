@@ -30,7 +30,8 @@ struct worker {
     PyObject *iterator;       /* the result's, once iterating began */
     PyObject *out_owner;      /* the chunk out.data points into */
     long long known_length;   /* the body's length when the result tells it */
-    int ending;               /* the body is done; only its framing's end is left */
+    int body_done;            /* the whole body is framed; only w->out and the end are left */
+    int ending;               /* the end of the framing is framed too */
     int64_t park_deadline_ms; /* a resumed response that made no progress keeps it; 0: fresh */
 
     struct environ_cache environ;

@@ -71,6 +71,14 @@ def bad_content_length(environ, start_response):
     return [b"bad content-length accepted"]
 
 
+def two_content_lengths(environ, start_response):
+    """Two Content-Length fields (?a= and ?b=) around a 20-byte body."""
+    start_response("200 OK", [("Content-Length", _query(environ, "a", "20")),
+                              ("Content-Type", "text/plain"),
+                              ("Content-Length", _query(environ, "b", "20"))])
+    return [b"x" * 20]
+
+
 def connection_close_list(environ, start_response):
     return _text(start_response, b"closing", extra=[("Connection", "keep-alive, close")])
 
@@ -519,6 +527,7 @@ def report(environ, start_response):
 ROUTES = {
     "/_/hello": hello,
     "/w/bad-cl": bad_content_length,
+    "/w/two-cl": two_content_lengths,
     "/w/connection-close-list": connection_close_list,
     "/w/sr-store": sr_store,
     "/w/sr-call-stored": sr_call_stored,

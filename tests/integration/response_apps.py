@@ -137,19 +137,29 @@ class _Result:
         sys.stderr.write("response_apps: closed %s\n" % self._tag)
 
 
+_shared_blocks = {}  # MiB -> one bytes object yielded by every request
+
+
 def big(environ, start_response):
     """?mib=N MiB in 64 KiB blocks (a generator with close()), ?cl=1 with
-    Content-Length, ?tag= names it in /closed."""
+    Content-Length, ?tag= names it in /closed; ?block=M yields one M MiB
+    bytes object shared by all requests instead."""
     mib = int(_query(environ, "mib", "32"))
     headers = [("Content-Type", "application/octet-stream")]
     if _query(environ, "cl", "1") == "1":
         headers.append(("Content-Length", str(mib << 20)))
     start_response("200 OK", headers)
+    block_mib = int(_query(environ, "block", "0"))
+    if block_mib:
+        with _lock:
+            block = _shared_blocks.setdefault(block_mib, b"x" * (block_mib << 20))
+        return _Result(_query(environ, "tag", ""), mib // block_mib, block)
     return _Result(_query(environ, "tag", ""), mib * 16, b"x" * 65536)
 
 
 def big_file(environ, start_response):
-    """?mib=N MiB from a real file (sendfile)."""
+    """?mib=N MiB from a real file (sendfile); ?cl=N sends Content-Length: N,
+    ?write=B write()s the bytes B before returning the file."""
     mib = int(_query(environ, "mib", "32"))
     fd, path = tempfile.mkstemp(prefix="response-apps-")
     block = b"y" * 65536  # written in blocks: the app's own memory stays small
@@ -160,8 +170,29 @@ def big_file(environ, start_response):
         filelike = open(path, "rb")
     finally:
         os.unlink(path)
-    start_response("200 OK", [("Content-Type", "application/octet-stream")])
+    headers = [("Content-Type", "application/octet-stream")]
+    if _query(environ, "cl") is not None:
+        headers.append(("Content-Length", _query(environ, "cl")))
+    write = start_response("200 OK", headers)
+    if _query(environ, "write") is not None:
+        write(_query(environ, "write").encode())
     return environ["wsgi.file_wrapper"](filelike)
+
+
+_WRITTEN = b"w" * (16 << 20)  # alive for the whole run: a stale send would still find it
+
+
+def write_fails(environ, start_response):
+    """write()s 16 MiB; when that fails (the client stopped reading for
+    send_timeout), records "write failed" in /closed and returns nothing
+    more."""
+    write = start_response("200 OK", [("Content-Type", "application/octet-stream")])
+    try:
+        write(_WRITTEN)
+    except OSError:
+        with _lock:
+            _closed.append("write failed")
+    return []
 
 
 def closed(environ, start_response):
@@ -175,6 +206,7 @@ ROUTES = {
     "/start-response-id": start_response_id,
     "/big": big,
     "/big-file": big_file,
+    "/write-fails": write_fails,
     "/closed": closed,
 }
 

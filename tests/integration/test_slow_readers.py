@@ -162,3 +162,114 @@ def test_second_signal_cuts_the_wait_for_parked_responses(start_server):
     finally:
         sock.close()
     assert server.stderr().count("response_apps: closed second\n") == 1, server.stderr()
+
+
+def read_in_bursts(conn, limit, burst=32, pause=0.05):
+    """Makes conn read like a slow client: a pause after every `burst`
+    receives (each a pause long enough for the server to park the
+    response), and an error past `limit` bytes, so that a body sent more
+    than once cannot keep the test reading."""
+    fill, count = conn._fill, [0, 0]
+
+    def slow_fill():
+        count[0] += 1
+        if count[0] % burst == 0:
+            time.sleep(pause)
+        before = len(conn._buf)
+        more = fill()
+        count[1] += len(conn._buf) - before
+        assert count[1] <= limit, "more than %d bytes received" % limit
+        return more
+
+    conn._fill = slow_fill
+
+
+FILE_MIB = 4
+FILE_BYTES = FILE_MIB * MIB
+
+
+@pytest.mark.parametrize("query, version, prefix, framing", [
+    ("", "HTTP/1.1", b"", "length"),
+    ("write=HEADER", "HTTP/1.1", b"HEADER", "chunked"),
+    ("write=HEADER", "HTTP/1.0", b"HEADER", "close"),
+    ("cl=%d" % (FILE_BYTES + 6) + "&write=HEADER", "HTTP/1.1", b"HEADER", "length"),
+    ("cl=%d" % (3 * FILE_BYTES), "HTTP/1.1", b"", "short"),
+], ids=["file-length", "write-then-chunked", "write-then-close", "app-length", "app-length-3x"])
+def test_parked_file_goes_out_exactly_once(start_server, query, version, prefix, framing):
+    """A file response parked again and again by a client that reads in
+    bursts goes out exactly once, whatever its framing, and no warning
+    claims the app sent more than its Content-Length; its access record is
+    written once."""
+    server = start_server("response_apps:app", workers=1, options={"access_log": True})
+    with small_window_connection(server) as slow:
+        slow.send(support.build_request("GET", "/big-file?mib=%d&%s" % (FILE_MIB, query),
+                                        version=version))
+        assert slow.sock.recv(12).startswith(b"HTTP/1.1 200")
+        slow._buf += b"HTTP/1.1 200"
+        hello_seconds(server)  # only possible while the response is parked
+        read_in_bursts(slow, limit=2 * FILE_BYTES)
+        if framing == "short":
+            # Fewer bytes than the app's Content-Length: the connection ends.
+            head, _, body = slow.read_available().partition(b"\r\n\r\n")
+            assert b"Content-Length: %d" % (3 * FILE_BYTES) in head, head
+        else:
+            response = slow.read_response()
+            assert response.status == 200
+            assert response.chunked == (framing == "chunked")
+            body = response.body
+        assert len(body) == len(prefix) + FILE_BYTES, len(body)
+        assert body[:len(prefix)] == prefix and set(body[len(prefix):]) == {ord("y")}
+        if framing in ("close", "short"):
+            assert slow.wait_closed()
+        else:
+            nxt = slow.request("GET", "/hello")
+            assert (nxt.status, nxt.body) == (200, HELLO), nxt
+    assert "more than its Content-Length" not in server.stderr(), server.stderr()[-2000:]
+    # Records come out in order: once the last request's is there, all are.
+    assert server.request("GET", "/hello?last").status == 200
+    assert wait_until(lambda: "GET /hello?last" in server.stderr()), server.stderr()[-2000:]
+    assert server.stderr().count("GET /big-file") == 1, server.stderr()[-2000:]
+
+
+def test_failed_write_sends_nothing_more(start_server):
+    """write() to a client that took nothing for send_timeout fails; what
+    it had not sent then is not sent later, when the client reads again:
+    the body ends with what was on its way, and the connection closes."""
+    server = start_server("response_apps:app", workers=1, options={"send_timeout": 1})
+    with small_window_connection(server) as slow:
+        slow.send(support.build_request("GET", "/write-fails"))
+        assert slow.sock.recv(12).startswith(b"HTTP/1.1 200")
+        assert wait_until(lambda: "write failed" in closed_tags(server)), closed_tags(server)
+        received = 12 + len(slow.read_available())
+        assert slow.eof
+    assert received < 16 * MIB, received
+
+
+def test_full_park_set_costs_a_worker_only_briefly(start_server):
+    """Clients that never read a response whose chunk is one 32 MiB object
+    shared by all of them fill the park set's byte budget (256 MiB) with 7
+    connections (each counts the chunk and its head buffer). Two more such
+    clients find the set full: the worker waits for each only a second
+    without progress, then drop them (logged), so a normal request is
+    answered long before send_timeout while the parked clients keep their
+    connections."""
+    # One worker: each response is parked before the next request is taken.
+    server = start_server("response_apps:app", workers=1, options={"send_timeout": 60})
+    parked = [stalled_client(server, "/big?mib=64&block=32&tag=parked%d" % i) for i in range(7)]
+    extra = [stalled_client(server, "/big?mib=64&block=32&tag=extra%d" % i) for i in range(2)]
+    try:
+        took = hello_seconds(server)
+        # The dropped clients' workers are free again well before send_timeout (60 s).
+        assert took < 30, took
+        assert wait_until(lambda: len(closed_tags(server)) >= 2, timeout=30), closed_tags(server)
+        assert sorted(closed_tags(server)) == ["extra0", "extra1"], closed_tags(server)
+        # Log records reach stderr through serve()'s thread: wait for them.
+        assert wait_until(lambda: server.stderr().count("connection dropped") == 2), \
+            server.stderr()[-3000:]
+        for sock in extra:
+            sock.settimeout(15)
+            while sock.recv(1 << 20):
+                pass  # the dropped connections end
+    finally:
+        for sock in parked + extra:
+            sock.close()

@@ -156,6 +156,24 @@ def test_app_invalid_content_length_is_500(srv, value):
     assert wait_for_log(srv, "invalid Content-Length ('Content-Length', '%s')" % value)
 
 
+def test_app_conflicting_content_lengths_is_500(srv):
+    """Two different Content-Length values from the app cannot both frame
+    the body: start_response raises ValueError, the client gets a 500 and
+    neither length."""
+    response = expect_error(srv, raw_get(b"/w/two-cl?a=1&b=20"), 500)
+    assert response.header("Content-Length") != "1", response.headers
+    assert wait_for_log(srv, "conflicting Content-Length ('Content-Length', '20')")
+
+
+def test_app_repeated_content_length_sent_once(srv):
+    """The same Content-Length twice from the app goes out once."""
+    with srv.connect() as conn:
+        response = conn.request("GET", "/w/two-cl?a=20&b=20")
+        assert (response.status, response.body) == (200, b"x" * 20), response
+        assert response.header_all("Content-Length") == ["20"], response.headers
+        assert conn.request("GET", "/w/two-cl").status == 200
+
+
 # --------------------------------------------------------------------------
 # start_response and write() misuse
 

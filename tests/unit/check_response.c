@@ -737,6 +737,27 @@ START_TEST(test_add_header)
 }
 END_TEST
 
+START_TEST(test_add_header_repeated_content_length)
+{
+    struct response_state resp;
+    struct buf head = {0};
+    ck_assert_int_eq(response_begin(&resp, &head, 200, "200 OK", 6, 0), 0);
+    ck_assert_int_eq(response_add_header(&resp, &head, INPUT("Content-Length"), INPUT("20")),
+                     RESPONSE_HEADER_OK);
+    size_t once = head.len;
+    /* The same length again is one field on the wire. */
+    ck_assert_int_eq(response_add_header(&resp, &head, INPUT("content-length"), INPUT("020")),
+                     RESPONSE_HEADER_OK);
+    ck_assert_uint_eq(head.len, once);
+    /* A different one cannot frame the body: rejected, the first stays. */
+    ck_assert_int_eq(response_add_header(&resp, &head, INPUT("Content-Length"), INPUT("1")),
+                     RESPONSE_HEADER_CONFLICTING_LENGTH);
+    ck_assert_uint_eq(head.len, once);
+    ck_assert_int_eq((int)resp.content_length, 20);
+    buf_free(&head);
+}
+END_TEST
+
 START_TEST(test_frame_file_range_cut_to_length)
 {
     struct response_state resp;
@@ -796,6 +817,7 @@ Suite *make_response_suite(void)
     tcase_add_test(errors, test_sendfile_file_ends_early);
     tcase_add_test(errors, test_out_file_shorter_than_announced);
     tcase_add_loop_test(errors, test_add_header, 0, ARRAY_SIZE(header_cases));
+    tcase_add_test(errors, test_add_header_repeated_content_length);
     tcase_add_test(errors, test_frame_after_failure);
     suite_add_tcase(s, errors);
 
