@@ -117,7 +117,7 @@ int conn_has_unread_input(const struct conn *c)
     do
         n = recv(c->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
     while (n < 0 && errno == EINTR);
-    return n >= 0;
+    return n > 0;
 }
 
 void conn_linger(struct conn *c)
