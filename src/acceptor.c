@@ -208,6 +208,22 @@ static void reject(struct acceptor *a, struct conn *c, int status, int64_t now)
         acceptor_close(a, c);
 }
 
+/* Answers 503 to a connection past max_connections and closes it at once:
+ * lingering would hold a descriptor beyond the cap, taken from those kept
+ * for the application, for every connection of a flood. What the client
+ * has sent so far is read first, so that the close sends FIN, not RST. */
+static void refuse_over_cap(struct acceptor *a, struct conn *c)
+{
+    log_write(LOG_DEBUG, "answering 503 to fd %d: too many connections", c->fd);
+    if (a->config.access_log)
+        conn_log_access(c, 503);
+    conn_send_error(c, 503);
+    char discard[4096];
+    for (int i = 0; i < 16 && read(c->fd, discard, sizeof(discard)) > 0; i++)
+        ;
+    acceptor_close(a, c);
+}
+
 /* Pyruvate's queue monitor: a warning (at most one a second) when the
  * requests waiting for a worker reach the threshold. */
 static void warn_if_queue_long(struct acceptor *a, int64_t now)
@@ -274,14 +290,24 @@ static int evict_idle(struct acceptor *a, int64_t now)
     if (idle_evict(a->idle) == 0) {
         rc = 0;
     } else {
-        struct conn *oldest = NULL;
-        for (unsigned i = a->first_conn; i < a->polls.nfds; i++) {
-            struct conn *c = a->polls.slots[i].conn;
-            if (c->idle_since_ms && !c->lingering && c->in.len == 0 &&
-                (oldest == NULL || c->idle_since_ms < oldest->idle_since_ms))
-                oldest = c;
-        }
-        if (oldest) {
+        /* Bounded: each round reads one connection, which is then no
+         * longer idle (or is gone). */
+        for (unsigned round = a->polls.nfds; rc < 0 && round-- > 0;) {
+            struct conn *oldest = NULL;
+            for (unsigned i = a->first_conn; i < a->polls.nfds; i++) {
+                struct conn *c = a->polls.slots[i].conn;
+                if (c->idle_since_ms && !c->lingering && c->in.len == 0 &&
+                    (oldest == NULL || c->idle_since_ms < oldest->idle_since_ms))
+                    oldest = c;
+            }
+            if (oldest == NULL)
+                break;
+            if (conn_has_unread_input(oldest)) {
+                /* Its request came in this very poll round: read it
+                 * rather than close a connection that just spoke. */
+                connection_ready(a, oldest, now);
+                continue;
+            }
             log_write(LOG_DEBUG, "closing idle connection fd %d to make room", oldest->fd);
             drop(a, oldest);
             rc = 1;
@@ -373,8 +399,7 @@ static void accept_ready(struct acceptor *a, const struct listener *l, int64_t n
                                     : a->config.keepalive_timeout_ms);
         c->idle_since_ms = now;
         if (open > a->config.max_connections && evict_idle(a, now) < 0) {
-            c->request.error_reason = "too many connections";
-            reject(a, c, 503, now);
+            refuse_over_cap(a, c);
             continue;
         }
         if (poll_set_add(a, fd, c) < 0) {

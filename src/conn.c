@@ -110,6 +110,16 @@ enum conn_next conn_next(struct conn *c, enum conn_moment moment)
     return next_for(c, conn_parse(c));
 }
 
+int conn_has_unread_input(const struct conn *c)
+{
+    char byte;
+    ssize_t n;
+    do
+        n = recv(c->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    while (n < 0 && errno == EINTR);
+    return n > 0;
+}
+
 void conn_linger(struct conn *c)
 {
     shutdown(c->fd, SHUT_WR);

@@ -123,13 +123,20 @@ static struct conn *take_slot(struct idle_set *set, unsigned i)
 static void evict_oldest(struct idle_set *set, unsigned count)
 {
     unsigned evicted = 0;
-    for (; evicted < count && set->polls.nfds > 1; evicted++) {
+    while (evicted < count && set->polls.nfds > 1) {
         unsigned oldest = 1;
         for (unsigned i = 2; i < set->polls.nfds; i++)
             if (set->polls.slots[i].conn->idle_since_ms <
                 set->polls.slots[oldest].conn->idle_since_ms)
                 oldest = i;
-        set->callbacks.expire(take_slot(set, oldest), set->callbacks.ctx);
+        struct conn *c = take_slot(set, oldest);
+        if (conn_has_unread_input(c)) {
+            /* Spoke after this round's poll(): not idle. */
+            set->callbacks.wake(c, set->callbacks.ctx);
+            continue;
+        }
+        set->callbacks.expire(c, set->callbacks.ctx);
+        evicted++;
     }
     if (evicted > 0 && set->callbacks.evicted)
         set->callbacks.evicted(set->callbacks.ctx);

@@ -27,8 +27,10 @@ struct pool {
     char name[12];
 
     /* under mutex */
-    void **ring;
-    unsigned capacity, head, count;
+    void **ring;        /* ring_size slots: capacity waiting plus one per thread */
+    unsigned ring_size; /* the ring's length */
+    unsigned capacity;  /* items that may wait with no idle thread to take them */
+    unsigned head, count;
     unsigned idle_threads;
     unsigned running_threads;
     unsigned start_failures;
@@ -46,11 +48,12 @@ struct pool *pool_create(const char *name, unsigned threads, unsigned capacity,
     struct pool *pool = calloc(1, sizeof(*pool));
     if (pool == NULL)
         goto fail_alloc;
-    pool->ring = calloc(capacity ? capacity : 1, sizeof(void *));
+    pool->capacity = capacity ? capacity : 1;
+    pool->ring_size = pool->capacity + threads;
+    pool->ring = calloc(pool->ring_size, sizeof(void *));
     pool->threads = calloc(threads, sizeof(*pool->threads));
     if (pool->ring == NULL || pool->threads == NULL)
         goto fail_alloc;
-    pool->capacity = capacity ? capacity : 1;
     pool->callbacks = *callbacks;
     pool->thread_count = threads;
     snprintf(pool->name, sizeof(pool->name), "%s", name);
@@ -105,13 +108,16 @@ fail_alloc:
 int pool_submit(struct pool *pool, void *item)
 {
     pthread_mutex_lock(&pool->mutex);
-    if (pool->stopping || pool->count == pool->capacity) {
+    /* An item an idle thread is about to take (signalled, not yet
+     * scheduled) is not waiting: a burst at an idle pool must not be
+     * refused just because the woken thread runs later than the caller. */
+    if (pool->stopping || pool->count >= pool->capacity + pool->idle_threads) {
         int stopping = pool->stopping;
         pthread_mutex_unlock(&pool->mutex);
         errno = stopping ? ECANCELED : EAGAIN;
         return -1;
     }
-    pool->ring[(pool->head + pool->count) % pool->capacity] = item;
+    pool->ring[(pool->head + pool->count) % pool->ring_size] = item;
     pool->count++;
     /* Busy threads look at the queue before they sleep again, so only an
      * idle one needs waking. */
@@ -127,7 +133,7 @@ void *pool_try_take(struct pool *pool)
     pthread_mutex_lock(&pool->mutex);
     if (pool->count > 0) {
         item = pool->ring[pool->head];
-        pool->head = (pool->head + 1) % pool->capacity;
+        pool->head = (pool->head + 1) % pool->ring_size;
         pool->count--;
     }
     pthread_mutex_unlock(&pool->mutex);
@@ -145,7 +151,7 @@ int pool_has_spare_thread(struct pool *pool)
 unsigned pool_queued(struct pool *pool)
 {
     pthread_mutex_lock(&pool->mutex);
-    unsigned count = pool->count;
+    unsigned count = pool->count > pool->idle_threads ? pool->count - pool->idle_threads : 0;
     pthread_mutex_unlock(&pool->mutex);
     return count;
 }
@@ -203,7 +209,7 @@ void pool_destroy(struct pool *pool, void (*drop)(void *item, void *ctx), void *
     if (pool == NULL)
         return;
     for (unsigned i = 0; i < pool->count; i++) {
-        void *item = pool->ring[(pool->head + i) % pool->capacity];
+        void *item = pool->ring[(pool->head + i) % pool->ring_size];
         if (drop)
             drop(item, ctx);
     }
@@ -246,7 +252,7 @@ static void *pool_thread_main(void *arg)
         if (pool->count == 0)
             break;
         void *item = pool->ring[pool->head];
-        pool->head = (pool->head + 1) % pool->capacity;
+        pool->head = (pool->head + 1) % pool->ring_size;
         pool->count--;
         pthread_mutex_unlock(&pool->mutex);
         pool->callbacks.handle(state, item);

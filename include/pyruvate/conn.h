@@ -85,6 +85,11 @@ enum conn_next conn_next(struct conn *c, enum conn_moment moment);
 /* Half-closes c and frees its input, for its owner to drain what the
  * client still sends: closing with unread input would make the kernel
  * send a reset that can destroy the response before the client reads it. */
+/* 1 when bytes wait unread in c's socket: such a connection is not idle,
+ * whatever its idle_since_ms says. 0 after the peer's close: closing it
+ * to make room is the right thing then. */
+int conn_has_unread_input(const struct conn *c);
+
 void conn_linger(struct conn *c);
 
 /* Sends a canned error response without blocking (best effort) and

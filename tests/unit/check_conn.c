@@ -92,6 +92,18 @@ START_TEST(test_read_eagain_then_eof)
 }
 END_TEST
 
+START_TEST(test_unread_input_is_bytes_not_eof)
+{
+    ck_assert_int_eq(conn_has_unread_input(conn), 0);
+    send_text("G");
+    ck_assert_int_eq(conn_has_unread_input(conn), 1);
+    ck_assert_int_eq(conn_has_unread_input(conn), 1); /* peeked, not taken */
+    ck_assert_int_eq(conn_read(conn), 1);
+    shutdown(client, SHUT_WR);
+    ck_assert_int_eq(conn_has_unread_input(conn), 0); /* gone: may be closed */
+}
+END_TEST
+
 #define GET_1 "GET /1 HTTP/1.1\r\nHost: a\r\n\r\n"
 #define POST_2                                                          \
     "POST /2 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n" \
@@ -414,6 +426,7 @@ Suite *make_conn_suite(void)
     tcase_add_test(core, test_access_line);
     tcase_add_test(core, test_access_line_escapes_bytes_that_are_not_text);
     tcase_add_test(core, test_read_eagain_then_eof);
+    tcase_add_test(core, test_unread_input_is_bytes_not_eof);
     tcase_add_test(core, test_pipelined_requests);
     tcase_add_test(core, test_peer_strings);
     tcase_add_test(core, test_free_closes_socket);

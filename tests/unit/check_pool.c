@@ -258,6 +258,25 @@ START_TEST(test_submit_full_queue_eagain)
 }
 END_TEST
 
+START_TEST(test_burst_at_an_idle_pool_is_not_refused)
+{
+    struct pool *pool = create_pool(1, 1);
+    set_gate(0);
+    /* Back to back, before the woken worker may have run: item 0 is the
+     * idle worker's, item 1 the one waiting, item 2 one too many. */
+    ck_assert_int_eq(pool_submit(pool, &probe.marks[0]), 0);
+    ck_assert_int_eq(pool_submit(pool, &probe.marks[1]), 0);
+    errno = 0;
+    ck_assert_int_eq(pool_submit(pool, &probe.marks[2]), -1);
+    ck_assert_int_eq(errno, EAGAIN);
+    ck_assert_uint_eq(pool_queued(pool), 1);
+
+    stop_and_destroy(pool);
+    ck_assert_uint_eq(count_of(&probe.handled), 2);
+    ck_assert_uint_eq(count_of(&probe.marks[2]), 0);
+}
+END_TEST
+
 START_TEST(test_try_take_returns_queued_items_in_order)
 {
     struct pool *pool = create_pool(1, 4);
@@ -325,6 +344,7 @@ Suite *make_pool_suite(void)
     TCase *limits = tcase_create("limits");
     tcase_add_checked_fixture(limits, setup_probe, teardown_probe);
     tcase_add_test(limits, test_submit_full_queue_eagain);
+    tcase_add_test(limits, test_burst_at_an_idle_pool_is_not_refused);
     suite_add_tcase(s, limits);
 
     TCase *errors = tcase_create("errors");
