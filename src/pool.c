@@ -156,6 +156,14 @@ unsigned pool_queued(struct pool *pool)
     return count;
 }
 
+unsigned pool_busy(struct pool *pool)
+{
+    pthread_mutex_lock(&pool->mutex);
+    unsigned busy = pool->count + (pool->running_threads - pool->idle_threads);
+    pthread_mutex_unlock(&pool->mutex);
+    return busy;
+}
+
 void pool_stop(struct pool *pool)
 {
     pthread_mutex_lock(&pool->mutex);

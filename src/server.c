@@ -403,6 +403,22 @@ static int wait_for_stop(struct server *s, int signal_fd, int log_fd)
     }
 }
 
+/* During the shutdown: has a second SIGTERM or SIGINT come (logged)? */
+static int second_signal(int signal_fd)
+{
+    char drain[64];
+    int signalled = read(signal_fd, drain, sizeof(drain)) > 0;
+    if (!signalled && !atomic_load(&sigterm_received) && !atomic_load(&sigint_received))
+        return 0;
+    int interrupted = PyErr_CheckSignals() < 0;
+    interrupted |= atomic_exchange(&sigterm_received, 0);
+    interrupted |= atomic_exchange(&sigint_received, 0);
+    PyErr_Clear();
+    if (interrupted)
+        log_write(LOG_WARNING, "second signal: stopping without waiting for workers");
+    return interrupted;
+}
+
 /* Stops accepting, lets the workers finish what they hold within the
  * shutdown timeout (a second signal cuts it short). Returns 0 when every
  * worker exited, -1 when some are still busy. */
@@ -418,21 +434,17 @@ static int shut_down(struct server *s, int signal_fd)
 
     int64_t deadline = monotonic_ms() + s->options.shutdown_timeout_ms;
     /* Parked responses go on on the pool: it runs until they are done or
-     * the shutdown timeout; whatever is still parked then is dropped. */
-    while (park_count(s->park) > 0 && monotonic_ms() < deadline) {
+     * the shutdown timeout; whatever is still parked then is dropped. A
+     * response a worker holds now may park a moment later, so the pool
+     * keeps running while any worker is busy too. */
+    while ((park_count(s->park) > 0 || pool_busy(s->pool) > 0) && monotonic_ms() < deadline) {
         Py_BEGIN_ALLOW_THREADS
         poll(NULL, 0, 50);
         Py_END_ALLOW_THREADS
         relay_logs(s);
-        char drain[64];
-        if (read(signal_fd, drain, sizeof(drain)) > 0 || atomic_load(&sigterm_received)) {
-            int interrupted = PyErr_CheckSignals() < 0 || atomic_exchange(&sigterm_received, 0);
-            PyErr_Clear();
-            if (interrupted) {
-                log_write(LOG_WARNING, "second signal: stopping without waiting for workers");
-                deadline = monotonic_ms(); /* the workers get no more time either */
-                break;
-            }
+        if (second_signal(signal_fd)) {
+            deadline = monotonic_ms(); /* the workers get no more time either */
+            break;
         }
     }
     Py_BEGIN_ALLOW_THREADS
@@ -445,20 +457,8 @@ static int shut_down(struct server *s, int signal_fd)
         joined = pool_join(s->pool, 100);
         Py_END_ALLOW_THREADS
         relay_logs(s);
-        if (joined == 0 || monotonic_ms() >= deadline)
+        if (joined == 0 || monotonic_ms() >= deadline || second_signal(signal_fd))
             break;
-        char drain[64];
-        int signalled = read(signal_fd, drain, sizeof(drain)) > 0;
-        if (signalled || atomic_load(&sigterm_received) || atomic_load(&sigint_received)) {
-            int interrupted = PyErr_CheckSignals() < 0;
-            interrupted |= atomic_exchange(&sigterm_received, 0);
-            interrupted |= atomic_exchange(&sigint_received, 0);
-            PyErr_Clear();
-            if (interrupted) {
-                log_write(LOG_WARNING, "second signal: stopping without waiting for workers");
-                break;
-            }
-        }
     }
     return joined;
 }

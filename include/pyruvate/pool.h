@@ -39,6 +39,9 @@ int pool_has_spare_thread(struct pool *pool);
 /* Items waiting for a worker. */
 unsigned pool_queued(struct pool *pool);
 
+/* Items queued or in a thread's hands now: 0 when every thread is idle. */
+unsigned pool_busy(struct pool *pool);
+
 /* Asks the threads to finish the queued items and exit. */
 void pool_stop(struct pool *pool);
 

@@ -221,6 +221,32 @@ START_TEST(test_join_times_out_while_a_handler_blocks)
 }
 END_TEST
 
+/* Waits (bounded) until the pool reports `busy` items queued or in hand. */
+static unsigned wait_for_busy(struct pool *pool, unsigned busy)
+{
+    for (int i = 0; i < WAIT_MS && pool_busy(pool) != busy; i++) {
+        struct timespec pause = {.tv_sec = 0, .tv_nsec = 1000000};
+        nanosleep(&pause, NULL);
+    }
+    return pool_busy(pool);
+}
+
+START_TEST(test_busy_counts_queued_and_running_items)
+{
+    struct pool *pool = create_pool(2, 4);
+    ck_assert_uint_eq(wait_for_busy(pool, 0), 0);
+    set_gate(0);
+    for (unsigned i = 0; i < 3; i++)
+        ck_assert_int_eq(pool_submit(pool, &probe.marks[i]), 0);
+    wait_for_waiting(2);
+    ck_assert_uint_eq(pool_busy(pool), 3); /* two in hand, one queued */
+    set_gate(1);
+    ck_assert_uint_eq(wait_for_busy(pool, 0), 0);
+    stop_and_destroy(pool);
+    ck_assert_uint_eq(count_of(&probe.handled), 3);
+}
+END_TEST
+
 START_TEST(test_destroy_drops_leftover_items)
 {
     /* Without threads nothing is taken off the queue, so items are left over. */
@@ -337,6 +363,7 @@ Suite *make_pool_suite(void)
     tcase_add_test(core, test_thread_start_and_stop_once_per_thread);
     tcase_add_test(core, test_stop_drains_queued_items);
     tcase_add_test(core, test_join_times_out_while_a_handler_blocks);
+    tcase_add_test(core, test_busy_counts_queued_and_running_items);
     tcase_add_test(core, test_destroy_drops_leftover_items);
     tcase_add_test(core, test_try_take_returns_queued_items_in_order);
     suite_add_tcase(s, core);
