@@ -13,8 +13,8 @@
 #include "pyruvate/http_status.h"
 #include "pyruvate/log.h"
 #include "pyruvate/park.h"
-#include "pyruvate/server.h"
-#include "pyruvate/worker.h"
+#include "pyruvate/server_state.h"
+#include "pyruvate/worker_state.h"
 
 /* A failed connection takes nothing more: the rest of w->out is dropped, so
  * that no later send reaches for it (it may point into a chunk or write()
