@@ -181,7 +181,7 @@ static void response_context_of(struct worker *w, struct response_context *ctx)
     const struct server_options *opt = &w->server->options;
     time_t now = time(NULL);
     if (now != w->date_second) {
-        response_http_date(now, w->date);
+        syntax_http_date(now, w->date);
         w->date_second = now;
     }
     *ctx = (struct response_context){

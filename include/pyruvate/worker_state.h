@@ -12,6 +12,7 @@
 #include "pyruvate/conn.h"
 #include "pyruvate/environ_cache.h"
 #include "pyruvate/response.h"
+#include "pyruvate/syntax.h"
 
 struct server;
 
@@ -38,7 +39,7 @@ struct worker {
 
     struct environ_cache environ;
     time_t date_second; /* the second `date` was formatted for */
-    char date[RESPONSE_DATE_LEN + 1];
+    char date[SYNTAX_DATE_LEN + 1];
 };
 
 #endif
