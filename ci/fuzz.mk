@@ -17,10 +17,8 @@ FUZZ_BINARY := $(FUZZ_BUILD)/fuzz_request
 FUZZ_SANITIZE := -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -O1 -g -fno-omit-frame-pointer $(FUZZ_SANITIZE) \
                -Iinclude -I$(LLHTTP_INCLUDE)
-# http_status.c takes its Date line from response.c, which logs (log.c);
-# request.c and response.c share syntax.c; log.c wakes through wakeup.c.
-FUZZ_SOURCES := src/request.c src/buf.c src/http_status.c src/response.c src/log.c src/syntax.c \
-                src/wakeup.c tests/fuzz/fuzz_request.c
+# request.c and http_status.c (its Date line) use syntax.c.
+FUZZ_SOURCES := src/request.c src/buf.c src/http_status.c src/syntax.c tests/fuzz/fuzz_request.c
 FUZZ_LLHTTP_OBJECTS := $(LLHTTP_SOURCES:%=$(FUZZ_BUILD)/llhttp/%.o)
 
 .PHONY: fuzz fuzz-build fuzz-replay unit-tsan unit-valgrind

@@ -23,6 +23,11 @@ if grep -nE "$banned" src/*.c include/pyruvate/*.h; then
     exit 1
 fi
 
+echo "lint: include graph"
+# No circle among the includes: lower files never include the files above
+# them (see CONTRIBUTING.md, Layout).
+${PYTHON:-python3} ci/include_graph.py
+
 echo "lint: python byte-compile"
 ${PYTHON:-python3} -m compileall -q pyruvate tests examples >/dev/null
 

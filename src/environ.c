@@ -12,8 +12,8 @@
 
 #include "pyruvate/input.h"
 #include "pyruvate/proxy.h"
-#include "pyruvate/server.h"
-#include "pyruvate/worker.h"
+#include "pyruvate/server_state.h"
+#include "pyruvate/worker_state.h"
 
 static struct module_state *state_of(struct worker *w)
 {

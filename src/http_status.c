@@ -3,7 +3,7 @@
 
 #include <stdio.h>
 
-#include "pyruvate/response.h"
+#include "pyruvate/syntax.h"
 
 const char http_status_continue[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
@@ -56,8 +56,8 @@ const char *http_status_reason(int status)
 
 size_t http_status_error_response(int status, time_t now, char *out, size_t out_size)
 {
-    char date[RESPONSE_DATE_LEN + 1];
-    response_http_date(now, date);
+    char date[SYNTAX_DATE_LEN + 1];
+    syntax_http_date(now, date);
     const char *reason = http_status_reason(status);
     char body[96];
     int body_len = snprintf(body, sizeof(body), "%d %s\n", status, reason);

@@ -3,7 +3,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
-#include "pyruvate/module.h"
+#include "pyruvate/state.h"
 
 #include "pyruvate/filewrapper.h"
 #include "pyruvate/input.h"

@@ -9,8 +9,8 @@
 #include <string.h>
 
 #include "pyruvate/listen.h"
-#include "pyruvate/module.h"
 #include "pyruvate/proxy.h"
+#include "pyruvate/state.h"
 
 /* Per kind: the C field(s) an option is parsed into, its PyArg format
  * unit, its default in C, in the docstring and in Python, and its check.

@@ -54,39 +54,6 @@ int response_valid_header_value(const char *value, size_t len)
     return 1;
 }
 
-void response_http_date(time_t t, char out[RESPONSE_DATE_LEN + 1])
-{
-    /* Fixed English names: strftime would follow the process locale. */
-    static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    /* Fields are filled digit by digit: the values are bounded by gmtime_r,
-     * which the compiler cannot see through a format string. */
-    char *p = out;
-    memcpy(p, days[tm.tm_wday % 7], 3);
-    p += 3;
-    *p++ = ',';
-    *p++ = ' ';
-    *p++ = (char)('0' + tm.tm_mday / 10);
-    *p++ = (char)('0' + tm.tm_mday % 10);
-    *p++ = ' ';
-    memcpy(p, syntax_month_names[tm.tm_mon % 12], 3);
-    p += 3;
-    *p++ = ' ';
-    int year = (tm.tm_year + 1900) % 10000;
-    *p++ = (char)('0' + year / 1000);
-    *p++ = (char)('0' + year / 100 % 10);
-    *p++ = (char)('0' + year / 10 % 10);
-    *p++ = (char)('0' + year % 10);
-    const int clock[3] = {tm.tm_hour, tm.tm_min, tm.tm_sec};
-    for (int i = 0; i < 3; i++) {
-        *p++ = i ? ':' : ' ';
-        *p++ = (char)('0' + clock[i] / 10);
-        *p++ = (char)('0' + clock[i] % 10);
-    }
-    memcpy(p, " GMT", 5);
-}
-
 size_t response_chunk_header(size_t len, char out[24])
 {
     int n = snprintf(out, 24, "%zx\r\n", len);
@@ -205,7 +172,7 @@ static int complete_head(struct response_state *resp, struct buf *head,
                          const struct response_context *ctx, long long known_length)
 {
     if (!resp->app_sent_date &&
-        (buf_append_str(head, "Date: ") < 0 || buf_append(head, ctx->date, RESPONSE_DATE_LEN) < 0 ||
+        (buf_append_str(head, "Date: ") < 0 || buf_append(head, ctx->date, SYNTAX_DATE_LEN) < 0 ||
          buf_append_str(head, "\r\n") < 0))
         return -1;
     if (!resp->app_sent_server && buf_append_str(head, "Server: pyruvate\r\n") < 0)

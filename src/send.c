@@ -13,8 +13,8 @@
 #include "pyruvate/http_status.h"
 #include "pyruvate/log.h"
 #include "pyruvate/park.h"
-#include "pyruvate/server.h"
-#include "pyruvate/worker.h"
+#include "pyruvate/server_state.h"
+#include "pyruvate/worker_state.h"
 
 /* A failed connection takes nothing more: the rest of w->out is dropped, so
  * that no later send reaches for it (it may point into a chunk or write()
@@ -181,7 +181,7 @@ static void response_context_of(struct worker *w, struct response_context *ctx)
     const struct server_options *opt = &w->server->options;
     time_t now = time(NULL);
     if (now != w->date_second) {
-        response_http_date(now, w->date);
+        syntax_http_date(now, w->date);
         w->date_second = now;
     }
     *ctx = (struct response_context){

@@ -14,9 +14,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "pyruvate/acceptor.h"
 #include "pyruvate/environ.h"
 #include "pyruvate/fdlimit.h"
 #include "pyruvate/log.h"
+#include "pyruvate/park.h"
+#include "pyruvate/pool.h"
 #include "pyruvate/systemd.h"
 #include "pyruvate/wakeup.h"
 #include "pyruvate/worker.h"

@@ -9,8 +9,8 @@
 #include <string.h>
 
 #include "pyruvate/send.h"
-#include "pyruvate/server.h"
-#include "pyruvate/worker.h"
+#include "pyruvate/server_state.h"
+#include "pyruvate/worker_state.h"
 
 typedef struct {
     PyObject_HEAD

@@ -1,8 +1,9 @@
-/* HTTP's small lexical pieces: tokens, lists, month names. */
+/* HTTP's small lexical pieces: tokens, lists, dates. */
 #include "pyruvate/syntax.h"
 
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 const char syntax_month_names[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                         "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
@@ -44,4 +45,37 @@ int syntax_list_has(const char *list, size_t len, const char *token)
         if (item.len == token_len && strncasecmp(list + item.offset, token, token_len) == 0)
             return 1;
     return 0;
+}
+
+void syntax_http_date(time_t t, char out[SYNTAX_DATE_LEN + 1])
+{
+    /* Fixed English names: strftime would follow the process locale. */
+    static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    /* Fields are filled digit by digit: the values are bounded by gmtime_r,
+     * which the compiler cannot see through a format string. */
+    char *p = out;
+    memcpy(p, days[tm.tm_wday % 7], 3);
+    p += 3;
+    *p++ = ',';
+    *p++ = ' ';
+    *p++ = (char)('0' + tm.tm_mday / 10);
+    *p++ = (char)('0' + tm.tm_mday % 10);
+    *p++ = ' ';
+    memcpy(p, syntax_month_names[tm.tm_mon % 12], 3);
+    p += 3;
+    *p++ = ' ';
+    int year = (tm.tm_year + 1900) % 10000;
+    *p++ = (char)('0' + year / 1000);
+    *p++ = (char)('0' + year / 100 % 10);
+    *p++ = (char)('0' + year / 10 % 10);
+    *p++ = (char)('0' + year % 10);
+    const int clock[3] = {tm.tm_hour, tm.tm_min, tm.tm_sec};
+    for (int i = 0; i < 3; i++) {
+        *p++ = i ? ':' : ' ';
+        *p++ = (char)('0' + clock[i] / 10);
+        *p++ = (char)('0' + clock[i] % 10);
+    }
+    memcpy(p, " GMT", 5);
 }

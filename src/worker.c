@@ -11,8 +11,9 @@
 #include <sys/socket.h>
 
 #include "pyruvate/acceptor.h"
+#include "pyruvate/environ.h"
 #include "pyruvate/log.h"
-#include "pyruvate/server.h"
+#include "pyruvate/server_state.h"
 #include "pyruvate/start_response.h"
 #include "pyruvate/wsgi.h"
 

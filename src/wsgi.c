@@ -14,12 +14,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "pyruvate/acceptor.h"
 #include "pyruvate/environ.h"
 #include "pyruvate/filewrapper.h"
 #include "pyruvate/input.h"
 #include "pyruvate/log.h"
 #include "pyruvate/send.h"
-#include "pyruvate/server.h"
+#include "pyruvate/server_state.h"
 #include "pyruvate/start_response.h"
 
 static void log_app_exception(struct module_state *st, const char *what);

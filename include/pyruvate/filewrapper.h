@@ -4,7 +4,7 @@
 #ifndef PYRUVATE_FILEWRAPPER_H
 #define PYRUVATE_FILEWRAPPER_H
 
-#include "pyruvate/module.h"
+#include "pyruvate/state.h"
 
 typedef struct {
     PyObject_HEAD

@@ -3,7 +3,7 @@
 #ifndef PYRUVATE_INPUT_H
 #define PYRUVATE_INPUT_H
 
-#include "pyruvate/module.h"
+#include "pyruvate/state.h"
 
 /* Returns a new input object reading data[0..len). The memory must stay
  * valid until input_detach(). */

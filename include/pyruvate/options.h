@@ -9,7 +9,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
-#include "pyruvate/server.h"
+#include "pyruvate/server_state.h"
 
 /* X(name, kind, default, help), in the order of serve()'s keywords.
  * The kind is the type and its limits:

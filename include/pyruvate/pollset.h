@@ -7,7 +7,7 @@
 #include <poll.h>
 #include <stddef.h>
 
-#include "pyruvate/conn.h"
+struct conn; /* only held, never looked into */
 
 struct pollset_slot {
     struct conn *conn;

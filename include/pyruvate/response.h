@@ -13,9 +13,6 @@
 
 #include "pyruvate/buf.h"
 
-/* Length of an IMF-fixdate such as "Sun, 06 Nov 1994 08:49:37 GMT". */
-#define RESPONSE_DATE_LEN 29
-
 /* Parses a WSGI status ("200 OK"): three digits, a space, then a reason
  * without control characters. Returns the code, or -1 when malformed. */
 int response_parse_status(const char *status, size_t len);
@@ -25,9 +22,6 @@ int response_valid_header_name(const char *name, size_t len);
 
 /* RFC 9110 §5.5: no CR, LF or NUL (or other controls but HTAB) in a value. */
 int response_valid_header_value(const char *value, size_t len);
-
-/* Writes the RFC 9110 §5.6.7 date for t into out (RESPONSE_DATE_LEN + 1 bytes). */
-void response_http_date(time_t t, char out[RESPONSE_DATE_LEN + 1]);
 
 /* Writes "<hex length>\r\n" into out and returns its length. */
 size_t response_chunk_header(size_t len, char out[24]);
@@ -72,7 +66,7 @@ struct response_context {
     int keep_alive;         /* the request lets the connection carry another */
     int chunked_allowed;    /* the chunked_transfer option */
     int last_on_connection; /* the server stops, or max_reuse_count is reached */
-    const char *date;       /* the Date value, RESPONSE_DATE_LEN bytes */
+    const char *date;       /* the Date value, SYNTAX_DATE_LEN bytes */
 };
 
 enum response_header_result {

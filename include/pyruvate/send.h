@@ -3,7 +3,7 @@
 #ifndef PYRUVATE_SEND_H
 #define PYRUVATE_SEND_H
 
-#include "pyruvate/module.h"
+#include "pyruvate/state.h"
 
 #include <sys/types.h>
 

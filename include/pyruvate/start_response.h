@@ -3,7 +3,7 @@
 #ifndef PYRUVATE_START_RESPONSE_H
 #define PYRUVATE_START_RESPONSE_H
 
-#include "pyruvate/module.h"
+#include "pyruvate/state.h"
 
 struct worker;
 

@@ -4,9 +4,9 @@
 #ifndef PYRUVATE_WSGI_H
 #define PYRUVATE_WSGI_H
 
-#include "pyruvate/module.h"
+#include "pyruvate/state.h"
 
-#include "pyruvate/worker.h"
+#include "pyruvate/worker_state.h"
 
 /* Answers the request buffered in w->conn: calls the app and writes its
  * response. Returns 1 when the response was parked because the client does

@@ -2,6 +2,7 @@
 #include <check.h>
 #include <poll.h>
 
+#include "pyruvate/conn.h"
 #include "pyruvate/pollset.h"
 #include "suites.h"
 

@@ -130,31 +130,6 @@ START_TEST(test_valid_header_value)
 }
 END_TEST
 
-struct date_case {
-    time_t t;
-    const char *text;
-};
-
-static const struct date_case date_cases[] = {
-    {0, "Thu, 01 Jan 1970 00:00:00 GMT"},
-    {784111777, "Sun, 06 Nov 1994 08:49:37 GMT"},
-    {951782400, "Tue, 29 Feb 2000 00:00:00 GMT"},
-    {1709251199, "Thu, 29 Feb 2024 23:59:59 GMT"},
-    {2147483647, "Tue, 19 Jan 2038 03:14:07 GMT"},
-    {(time_t)4102444799LL, "Thu, 31 Dec 2099 23:59:59 GMT"},
-};
-
-START_TEST(test_http_date)
-{
-    const struct date_case *c = &date_cases[_i];
-    char out[RESPONSE_DATE_LEN + 1];
-    memset(out, '#', sizeof(out));
-    response_http_date(c->t, out);
-    ck_assert_str_eq(out, c->text);
-    ck_assert_uint_eq(strlen(out), RESPONSE_DATE_LEN);
-}
-END_TEST
-
 struct chunk_case {
     size_t len;
     const char *header;
@@ -797,7 +772,6 @@ Suite *make_response_suite(void)
     tcase_add_loop_test(core, test_parse_status, 0, ARRAY_SIZE(status_cases));
     tcase_add_loop_test(core, test_valid_header_name, 0, ARRAY_SIZE(name_cases));
     tcase_add_loop_test(core, test_valid_header_value, 0, ARRAY_SIZE(value_cases));
-    tcase_add_loop_test(core, test_http_date, 0, ARRAY_SIZE(date_cases));
     tcase_add_loop_test(core, test_chunk_header, 0, ARRAY_SIZE(chunk_cases));
     tcase_add_test(core, test_write_all_nothing_to_write);
     tcase_add_test(core, test_sendfile_range);

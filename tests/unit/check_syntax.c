@@ -1,6 +1,7 @@
 /* Tests for src/syntax.c: tokens and comma-separated lists. */
 #include <check.h>
 #include <string.h>
+#include <time.h>
 
 #include "pyruvate/common.h"
 #include "pyruvate/syntax.h"
@@ -67,6 +68,31 @@ START_TEST(test_month_names)
 }
 END_TEST
 
+struct date_case {
+    time_t t;
+    const char *text;
+};
+
+static const struct date_case date_cases[] = {
+    {0, "Thu, 01 Jan 1970 00:00:00 GMT"},
+    {784111777, "Sun, 06 Nov 1994 08:49:37 GMT"},
+    {951782400, "Tue, 29 Feb 2000 00:00:00 GMT"},
+    {1709251199, "Thu, 29 Feb 2024 23:59:59 GMT"},
+    {2147483647, "Tue, 19 Jan 2038 03:14:07 GMT"},
+    {(time_t)4102444799LL, "Thu, 31 Dec 2099 23:59:59 GMT"},
+};
+
+START_TEST(test_http_date)
+{
+    const struct date_case *c = &date_cases[_i];
+    char out[SYNTAX_DATE_LEN + 1];
+    memset(out, '#', sizeof(out));
+    syntax_http_date(c->t, out);
+    ck_assert_str_eq(out, c->text);
+    ck_assert_uint_eq(strlen(out), SYNTAX_DATE_LEN);
+}
+END_TEST
+
 Suite *make_syntax_suite(void)
 {
     Suite *s = suite_create("syntax");
@@ -75,6 +101,7 @@ Suite *make_syntax_suite(void)
     tcase_add_loop_test(core, test_list_next, 0, ARRAY_SIZE(list_cases));
     tcase_add_test(core, test_list_has);
     tcase_add_test(core, test_month_names);
+    tcase_add_loop_test(core, test_http_date, 0, ARRAY_SIZE(date_cases));
     suite_add_tcase(s, core);
     return s;
 }

@@ -1,7 +1,9 @@
 /* Module state of pyruvate._pyruvate: types, interned environ keys and
- * constants, shared by every Python-facing file. Needs the GIL. */
-#ifndef PYRUVATE_MODULE_H
-#define PYRUVATE_MODULE_H
+ * constants, shared by every Python-facing file. module.c fills it at
+ * import; this header depends on nothing of pyruvate, so any file can
+ * include it without standing above module.c. Needs the GIL. */
+#ifndef PYRUVATE_STATE_H
+#define PYRUVATE_STATE_H
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
