@@ -110,6 +110,7 @@ static void clear_results(struct request *r)
     r->_pending_error = HPE_OK;
     r->_fail_offset = SIZE_MAX;
     r->_in_field = 0;
+    r->_trailer = (struct request_header){{0, 0}, {0, 0}};
     r->_value_seen = 0;
     r->_complete = 0;
 }
@@ -472,20 +473,28 @@ static int count_header_bytes(struct request *r, const char *at, size_t len)
     return 0;
 }
 
+/* The field line being received: a header, or a trailer field, which is
+ * checked like one and then dropped (it is no request header). */
+static struct request_header *current_field(struct request *r)
+{
+    return r->headers_complete ? &r->_trailer : &r->headers[r->header_count - 1];
+}
+
 static int on_header_field(llhttp_t *p, const char *at, size_t len)
 {
     struct request *r = request_of(p);
     if (count_header_bytes(r, at, len))
         return HPE_USER;
-    if (r->headers_complete)
-        return 0; /* trailer fields of a chunked body are read and dropped */
     if (!r->_in_field) {
-        if (r->header_count == r->limits->max_headers)
-            return fail_at(r, at, 431, "too many request header fields");
-        r->headers[r->header_count++] = (struct request_header){{0, 0}, {0, 0}};
+        if (!r->headers_complete) {
+            if (r->header_count == r->limits->max_headers)
+                return fail_at(r, at, 431, "too many request header fields");
+            r->header_count++;
+        }
+        *current_field(r) = (struct request_header){{0, 0}, {0, 0}};
         r->_in_field = 1;
     }
-    span_extend(&r->headers[r->header_count - 1].name, offset_of(r, at), len);
+    span_extend(&current_field(r)->name, offset_of(r, at), len);
     return 0;
 }
 
@@ -495,9 +504,7 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
     if (count_header_bytes(r, at, len))
         return HPE_USER;
     r->_value_seen |= len > 0;
-    if (r->headers_complete)
-        return 0;
-    span_extend(&r->headers[r->header_count - 1].value, offset_of(r, at), len);
+    span_extend(&current_field(r)->value, offset_of(r, at), len);
     return 0;
 }
 
@@ -655,6 +662,31 @@ static int check_target(struct request *r)
     return 0;
 }
 
+/* The syntax of a field line, the same for headers and trailer fields
+ * (RFC 9112 §5, §7.1.2); trims the value's surrounding whitespace (RFC 9110
+ * §5.5). Returns 0, or HPE_USER with the error status set. */
+static int check_field_line(struct request *r, struct request_header *h)
+{
+    /* RFC 9112 §5.1: no whitespace between name and colon; a name is a token. */
+    if (!valid_name(r, h))
+        return fail_with(r, 400, "invalid field name");
+    while (h->value.len > 0 && is_ows(r->_base[h->value.offset + h->value.len - 1]))
+        h->value.len--;
+    /* RFC 9112 §5.2: obs-fold puts a line break inside the value; we reject
+     * it rather than hand the app a value with CR or LF in it. */
+    for (size_t i = 0; i < h->value.len; i++) {
+        char c = r->_base[h->value.offset + i];
+        if (c == '\r' || c == '\n' || c == '\0')
+            return fail_with(r, 400, "line folding or control character in a field value");
+    }
+    /* A fold right after the colon: llhttp drops it as leading whitespace,
+     * so only the bytes between the name and the value show it. */
+    for (size_t i = h->name.offset + h->name.len + 1; h->value.len > 0 && i < h->value.offset; i++)
+        if (!is_ows(r->_base[i]))
+            return fail_with(r, 400, "line folding in a field value");
+    return 0;
+}
+
 static int on_header_value_complete(llhttp_t *p)
 {
     struct request *r = request_of(p);
@@ -665,29 +697,15 @@ static int on_header_value_complete(llhttp_t *p)
     r->_value_seen = 0;
     r->_element = ELEMENT_FIELD;
     r->_event = empty ? EVENT_EMPTY_VALUE : EVENT_NONE;
+    r->_in_field = 0;
+    struct request_header *h = current_field(r);
+    if (check_field_line(r, h))
+        return HPE_USER;
+    /* RFC 9110 §6.5.1: a trailer must not change the framing, routing or
+     * anything else decided from the header block, so trailer fields
+     * (Content-Length, Host, ... among them) never reach the app. */
     if (r->headers_complete)
         return empty ? HPE_PAUSED : 0;
-    r->_in_field = 0;
-    struct request_header *h = &r->headers[r->header_count - 1];
-    /* RFC 9112 §5.1: no whitespace between name and colon; a name is a token. */
-    if (!valid_name(r, h))
-        return fail_with(r, 400, "invalid header field name");
-    /* RFC 9110 §5.5: surrounding whitespace is not part of the value. */
-    while (h->value.len > 0 && (r->_base[h->value.offset + h->value.len - 1] == ' ' ||
-                                r->_base[h->value.offset + h->value.len - 1] == '\t'))
-        h->value.len--;
-    /* RFC 9112 §5.2: obs-fold puts a line break inside the value; we reject
-     * it rather than hand the app a value with CR or LF in it. */
-    for (size_t i = 0; i < h->value.len; i++) {
-        char c = r->_base[h->value.offset + i];
-        if (c == '\r' || c == '\n' || c == '\0')
-            return fail_with(r, 400, "line folding or control character in a header value");
-    }
-    /* A fold right after the colon: llhttp drops it as leading whitespace,
-     * so only the bytes between the name and the value show it. */
-    for (size_t i = h->name.offset + h->name.len + 1; h->value.len > 0 && i < h->value.offset; i++)
-        if (r->_base[i] != ' ' && r->_base[i] != '\t')
-            return fail_with(r, 400, "line folding in a header value");
     if (name_is(r, h, "host")) {
         /* RFC 9112 §3.2: more than one Host is an error in any version, an
          * invalid value too. */
@@ -825,6 +843,22 @@ static int check_frame(struct request *r, size_t end)
     return -1;
 }
 
+/* One rule for every line end (README): a request line ended by a bare LF
+ * is refused like any other line. The request is whole in the buffer up
+ * to `at`, the end of its header block. Returns 0, or -1 with the error
+ * status set. */
+static int request_line_bare_lf(struct request *r, size_t at)
+{
+    size_t i = 0;
+    while (i < at && (r->_base[i] == '\r' || r->_base[i] == '\n'))
+        i++; /* RFC 9112 §2.2: empty lines before the request line */
+    const char *lf = memchr(r->_base + i, '\n', at - i);
+    if (lf == NULL || lf[-1] == '\r')
+        return 0;
+    fail_at(r, lf, 400, "bare LF as a line end");
+    return -1;
+}
+
 static void begin_frame(struct request *r, enum frame frame, size_t at)
 {
     r->_frame = frame;
@@ -838,18 +872,25 @@ static int framing_event(struct request *r, enum framing_event event, size_t at)
     /* A limit passed before the element's last byte comes first. */
     if (check_frame(r, at - 1) < 0)
         return -1;
-    /* llhttp 8.1 (built without LLHTTP_STRICT_MODE) takes CR and any byte
-     * for the CRLF that ends the header block, a chunk line or the
-     * trailers: "\r\n\rX" would hide the byte X from us but not from a
-     * proxy in front. The element must end with LF. */
+    /* llhttp 8.1 (built without LLHTTP_STRICT_MODE) takes CR and any byte,
+     * or a bare LF, for the CRLF that ends the header block, a chunk line or
+     * the trailers: "\r\n\rX" would hide the byte X from us but not from a
+     * proxy in front. The element must end with CRLF. */
     if (event != EVENT_CHUNK_COMPLETE || r->_frame == FRAME_TRAILERS) {
         if (r->_base[at - 1] != '\n') {
             fail_at(r, r->_base + at - 1, 400, "bare CR in the message framing");
             return -1;
         }
+        if (at < 2 || r->_base[at - 2] != '\r') {
+            fail_at(r, r->_base + at - 1, 400, "bare LF as a line end");
+            return -1;
+        }
     }
     switch (event) {
     case EVENT_HEADERS:
+        /* llhttp checks the field lines' CRLF but not the request line's. */
+        if (request_line_bare_lf(r, at) < 0)
+            return -1;
         if (r->chunked)
             begin_frame(r, FRAME_CHUNK_LINE, at);
         return 0;

@@ -619,7 +619,34 @@ static const struct error_case error_cases[] = {
     {"chunk size overflow", INPUT(CHUNKED_HEAD "ffffffffffffffffff\r\nabc\r\n0\r\n\r\n"), 400},
     {"chunk data without CRLF", INPUT(CHUNKED_HEAD "3\r\nabcX\r\n0\r\n\r\n"), 400},
     /* RFC 9110 §10.1.1: 100-continue is the only expectation defined. */
-    {"unknown expectation", INPUT("GET / HTTP/1.1\r\nHost: a\r\nExpect: something\r\n\r\n"), 417},
+    {"unknown expectation", INPUT("GET / HTTP/1.1\r\nHost: a\r\nExpect: something\r\n\r\n"),
+     417}, /* RFC 9112 §7.1.2: trailer fields are field lines, checked like headers. */
+    {"fold in a trailer value", INPUT(CHUNKED_HEAD "1\r\nA\r\n0\r\nT: x\r\n folded\r\n\r\n"), 400},
+    {"fold right after a trailer colon", INPUT(CHUNKED_HEAD "0\r\nT:\r\n folded\r\n\r\n"), 400},
+    {"fold of a second trailer", INPUT(CHUNKED_HEAD "0\r\nT: x\r\nU: y\r\n\tz\r\n\r\n"), 400},
+    {"space in a trailer name", INPUT(CHUNKED_HEAD "0\r\nBad Name: x\r\n\r\n"), 400},
+    {"space before a trailer colon", INPUT(CHUNKED_HEAD "0\r\nT : x\r\n\r\n"), 400},
+    {"empty trailer name", INPUT(CHUNKED_HEAD "0\r\n: x\r\n\r\n"), 400},
+    {"trailer without colon", INPUT(CHUNKED_HEAD "0\r\nNoColon\r\n\r\n"), 400},
+    {"NUL in a trailer value", INPUT(CHUNKED_HEAD "0\r\nT: a\0b\r\n\r\n"), 400},
+    {"bare CR inside a trailer value", INPUT(CHUNKED_HEAD "0\r\nT: a\rb\r\n\r\n"), 400},
+    /* A bare LF ends no line anywhere (RFC 9112 §2.2 allows either rule;
+     * one rule for every line keeps us in step with a proxy in front). */
+    {"bare LF ending the request line", INPUT("GET / HTTP/1.1\nHost: a\r\n\r\n"), 400},
+    {"bare LF ending a request line without fields", INPUT("GET / HTTP/1.0\n\r\n"), 400},
+    {"bare LF ending the header block", INPUT("GET / HTTP/1.1\r\nHost: a\r\n\n"), 400},
+    {"bare LF ending the header block before a body",
+     INPUT("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\nA"), 400},
+    {"bare LF ending a field line", INPUT("GET / HTTP/1.1\r\nHost: a\nX: y\r\n\r\n"), 400},
+    {"bare LF ending an empty value", INPUT("GET / HTTP/1.1\r\nHost: a\r\nX:\nY: z\r\n\r\n"), 400},
+    {"bare LF ending a chunk size", INPUT(CHUNKED_HEAD "1\nA\r\n0\r\n\r\n"), 400},
+    {"bare LF ending a chunk extension", INPUT(CHUNKED_HEAD "1;a=b\nA\r\n0\r\n\r\n"), 400},
+    {"bare LF ending chunk data", INPUT(CHUNKED_HEAD "1\r\nA\n0\r\n\r\n"), 400},
+    {"bare LF ending the last chunk", INPUT(CHUNKED_HEAD "1\r\nA\r\n0\n\r\n"), 400},
+    {"bare LF after the last chunk", INPUT(CHUNKED_HEAD "1\r\nA\r\n0\r\n\n"), 400},
+    {"bare LF ending a trailer line", INPUT(CHUNKED_HEAD "0\r\nT: x\nU: y\r\n\r\n"), 400},
+    {"bare LF ending an empty trailer", INPUT(CHUNKED_HEAD "0\r\nT:\nU: y\r\n\r\n"), 400},
+    {"bare LF ending the trailers", INPUT(CHUNKED_HEAD "1\r\nA\r\n0\r\nT: x\r\n\n"), 400},
 };
 
 static void check_error(const char *name, const struct request_limits *limits, const char *input,
