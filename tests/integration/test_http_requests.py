@@ -150,6 +150,46 @@ def test_rfc9112_7_1_chunked_body_in_small_pieces(srv):
     assert (env["__body__"], env["CONTENT_LENGTH"]) == ("abc" + "x" * 16, "19")
 
 
+@pytest.mark.parametrize("trailers", [
+    b"T: x\r\n folded\r\n",
+    b"T:\r\n folded\r\n",
+    b"T: x\r\nU: y\r\n\tz\r\n",
+    b"Bad Name: x\r\n",
+    b"T : x\r\n",
+    b": x\r\n",
+    b"NoColon\r\n",
+    b"Transfer-Encoding: chunked\r\n",
+    b"Content-Length: 1\r\nContent-Length: 2\r\n",
+], ids=["fold", "fold-after-colon", "fold-second-field", "space-in-name", "space-before-colon",
+        "empty-name", "no-colon", "transfer-encoding", "two-content-lengths"])
+def test_rfc9112_7_1_2_trailer_field_lines_checked_like_headers_400(srv, trailers):
+    """RFC 9112 §7.1.2: trailer fields are field lines like headers; an
+    obs-fold or a name that is no token is a 400, as in the header block,
+    and the app is not called. A Transfer-Encoding trailer, or Content-Lengths
+    that would be an error in the header block, are a 400 too."""
+    before = app_calls(srv)
+    expect_error(srv, post(CHUNKED, b"1\r\nA\r\n0\r\n" + trailers + b"\r\n"), 400)
+    assert app_calls(srv) == before
+
+
+def test_rfc9110_6_5_1_framing_and_routing_trailers_ignored(srv):
+    """RFC 9110 §6.5.1: a trailer field must not change what the header
+    block decided. Content-Length, Host, Expect, Upgrade and others sent as
+    trailers are dropped: the app sees the header block's values and the
+    decoded body, and the next request on the connection is parsed as sent."""
+    trailers = (b"Content-Length: 100\r\nHost: evil.test\r\nExpect: 100-continue\r\n"
+                b"Connection: upgrade\r\nUpgrade: websocket\r\nX-Trailer: t\r\n")
+    with srv.connect() as conn:
+        conn.send(post(CHUNKED, b"5\r\nhello\r\n0\r\n" + trailers + b"\r\n", path=b"/echo"))
+        env = json_of(conn.read_response())
+        assert (env["__body__"], env["CONTENT_LENGTH"]) == ("hello", "5")
+        assert env["HTTP_HOST"] == "example.test"
+        assert env.get("HTTP_TRANSFER_ENCODING") == "chunked"
+        for name in ("HTTP_X_TRAILER", "HTTP_EXPECT", "HTTP_CONNECTION", "HTTP_UPGRADE"):
+            assert name not in env
+        assert json_of(conn.request("GET", "/after"))["PATH_INFO"] == "/after"
+
+
 @pytest.mark.xfail(strict=True, reason="BUG: llhttp 8.1 rejects a chunk extension that "
                    "follows an unquoted extension value ('5;a=b;c') with 400")
 def test_rfc9112_7_1_1_several_chunk_extensions_accepted(srv):
@@ -371,6 +411,32 @@ def test_rfc9110_5_5_control_characters_in_value_are_400(srv, value):
     """RFC 9110 §5.5: field values must not contain CR, LF or NUL (nor other
     CTLs but HTAB); a bare CR is an error (RFC 9112 §2.2): 400."""
     expect_error(srv, b"GET / HTTP/1.1\r\n" + HOST + b"X-A: " + value + b"\r\n\r\n", 400)
+
+
+@pytest.mark.parametrize("data", [
+    b"GET / HTTP/1.1\n" + HOST + b"\r\n",
+    b"GET / HTTP/1.0\n\r\n",
+    b"GET / HTTP/1.1\r\n" + HOST + b"X-A: 1\nX-B: 2\r\n\r\n",
+    b"GET / HTTP/1.1\r\n" + HOST + b"X-A:\nX-B: 2\r\n\r\n",
+    b"GET / HTTP/1.1\r\n" + HOST + b"\n",
+    post(b"Content-Length: 1\r\n", b"A")[:-3] + b"\nA",
+    post(CHUNKED, b"1\nA\r\n0\r\n\r\n"),
+    post(CHUNKED, b"1;e=v\nA\r\n0\r\n\r\n"),
+    post(CHUNKED, b"1\r\nA\n0\r\n\r\n"),
+    post(CHUNKED, b"1\r\nA\r\n0\n\r\n"),
+    post(CHUNKED, b"1\r\nA\r\n0\r\n\n"),
+    post(CHUNKED, b"1\r\nA\r\n0\r\nT: x\nU: y\r\n\r\n"),
+    post(CHUNKED, b"1\r\nA\r\n0\r\nT: x\r\n\n"),
+], ids=["request-line", "request-line-no-fields", "field-line", "empty-value", "header-block",
+        "header-block-before-body", "chunk-size", "chunk-extension", "chunk-data", "last-chunk",
+        "after-last-chunk", "trailer-line", "trailer-section"])
+def test_rfc9112_2_2_bare_lf_line_end_is_400(srv, data):
+    """RFC 9112 §2.2 lets a recipient take a bare LF for a line end, or not:
+    we never do, in any line outside the body, so that a proxy in front
+    cannot read the framing differently. One 400, the app not called."""
+    before = app_calls(srv)
+    expect_error(srv, data, 400)
+    assert app_calls(srv) == before
 
 
 def test_rfc9112_2_2_bare_cr_in_request_line_is_400(srv):

@@ -158,6 +158,13 @@ static const struct valid_case valid_cases[] = {
      INPUT("POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
            "5;name=value\r\nhello\r\n1;x\r\n \r\n5\r\nworld\r\n0\r\nTrailer-X: t\r\n\r\n"),
      "POST", "/up", 1, 1, "Host=a|Transfer-Encoding=chunked", INPUT("hello world"), 1, 0},
+    /* RFC 9110 §6.5.1: trailers never change what the header block decided;
+     * empty and whitespace-only trailer values are fine. */
+    {"framing and routing fields as trailers are dropped",
+     INPUT("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+           "5\r\nhello\r\n0\r\nContent-Length: 100\r\nHost: evil\r\nExpect: x\r\n"
+           "Upgrade: y\r\nT:\r\nU: \t\r\n\r\n"),
+     "POST", "/", 1, 1, "Host=a|Transfer-Encoding=chunked", INPUT("hello"), 1, 0},
     {"chunked with upper-case hex size",
      INPUT("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
            "A\r\n0123456789\r\n0\r\n\r\n"),
