@@ -634,6 +634,8 @@ static const struct error_case error_cases[] = {
     {"space in a trailer name", INPUT(CHUNKED_HEAD "0\r\nBad Name: x\r\n\r\n"), 400},
     {"space before a trailer colon", INPUT(CHUNKED_HEAD "0\r\nT : x\r\n\r\n"), 400},
     {"empty trailer name", INPUT(CHUNKED_HEAD "0\r\n: x\r\n\r\n"), 400},
+    {"empty trailer name after a trailer", INPUT(CHUNKED_HEAD "0\r\nA: b\r\n: x\r\n\r\n"), 400},
+    {"empty name after an empty trailer", INPUT(CHUNKED_HEAD "0\r\nA:\r\n:\r\n\r\n"), 400},
     {"trailer without colon", INPUT(CHUNKED_HEAD "0\r\nNoColon\r\n\r\n"), 400},
     {"NUL in a trailer value", INPUT(CHUNKED_HEAD "0\r\nT: a\0b\r\n\r\n"), 400},
     {"bare CR inside a trailer value", INPUT(CHUNKED_HEAD "0\r\nT: a\rb\r\n\r\n"), 400},
