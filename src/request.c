@@ -112,6 +112,7 @@ static void clear_results(struct request *r)
     r->_in_field = 0;
     r->_trailer = (struct request_header){{0, 0}, {0, 0}};
     r->_value_seen = 0;
+    r->_token_end = 0;
     r->_complete = 0;
 }
 
@@ -332,13 +333,15 @@ static size_t element_start(const struct request *r, size_t stop)
     return i;
 }
 
-/* When llhttp stops at a bad byte, the piece of the token before it was
- * never handed to our callbacks (llhttp only does that at the token's end
- * or the end of the fed bytes, so what came before start, the first byte
- * of this llhttp_execute, was handed over). Checking it now makes a limit
- * passed before the bad byte win, as it does when the piece happened to
- * arrive earlier: the status must not depend on how the stream was split.
- * Only llhttp's public callbacks and our reading of the bytes are used. */
+/* When llhttp stops at a bad byte, the piece of the token before it may
+ * not have been handed to our callbacks (llhttp does that at the token's
+ * end, at the end of the fed bytes, and for some bad bytes, such as a
+ * control byte in a value, just before the error; what came before start,
+ * the first byte of this llhttp_execute, or before _token_end was handed
+ * over). Checking it now makes a limit passed before the bad byte win, as
+ * it does when the piece happened to arrive earlier: the status must not
+ * depend on how the stream was split. Only llhttp's public callbacks and
+ * our reading of the bytes are used. */
 static void check_span_before_error(struct request *r, size_t start, size_t stop)
 {
     if (r->_element == ELEMENT_OTHER)
@@ -346,6 +349,8 @@ static void check_span_before_error(struct request *r, size_t start, size_t stop
     size_t from = element_start(r, stop);
     if (from < start)
         from = start;
+    if (from < r->_token_end)
+        from = r->_token_end; /* counted once, however llhttp handed it */
     if (stop <= from)
         return;
     const char *at = r->_base + from;
@@ -460,6 +465,7 @@ static int on_url(llhttp_t *p, const char *at, size_t len)
             return fail_at(r, at + i, 400, "invalid character in the request target");
     }
     span_extend(&r->target, offset_of(r, at), len);
+    r->_token_end = offset_of(r, at) + len;
     return 0;
 }
 
@@ -495,6 +501,7 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
         r->_in_field = 1;
     }
     span_extend(&current_field(r)->name, offset_of(r, at), len);
+    r->_token_end = offset_of(r, at) + len;
     return 0;
 }
 
@@ -505,6 +512,7 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
         return HPE_USER;
     r->_value_seen |= len > 0;
     span_extend(&current_field(r)->value, offset_of(r, at), len);
+    r->_token_end = offset_of(r, at) + len;
     return 0;
 }
 

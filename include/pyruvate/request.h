@@ -93,6 +93,7 @@ struct request {
     struct request_header _trailer; /* the trailer field being received */
     int _value_seen;                /* the current field has value bytes */
     int _element;                   /* the token llhttp is in (enum element) */
+    size_t _token_end;              /* offset after the last token piece llhttp handed us */
     int _complete;
 };
 

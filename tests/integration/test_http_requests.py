@@ -439,6 +439,22 @@ def test_rfc9112_2_2_bare_lf_line_end_is_400(srv, data):
     assert app_calls(srv) == before
 
 
+@pytest.mark.parametrize("kind", ["header", "trailer"])
+def test_rfc9110_5_5_control_byte_after_a_long_value_is_400_however_split(start_server, kind):
+    """A control byte ending a value under the header limit is a 400 (not a
+    431 from counting the value twice), whether the request arrives whole
+    or in pieces: the status never depends on how TCP split the bytes."""
+    srv = strict_server(start_server, options={"max_request_header_size": 100})
+    field = b"X-A: ?" + b" " * 45 + b"\x01\r\n"
+    if kind == "header":
+        data = b"GET / HTTP/1.1\r\n" + HOST + field + b"\r\n"
+    else:
+        data = post(CHUNKED, b"0\r\n" + field + b"\r\n")
+    expect_error(srv, data, 400)
+    cut = len(data) - 20
+    expect_error(srv, [data[:cut], data[cut:]], 400, pieces_pause=0.05)
+
+
 def test_rfc9112_2_2_bare_cr_in_request_line_is_400(srv):
     """RFC 9112 §2.2: a bare CR outside the body is invalid: 400."""
     expect_error(srv, b"GET /\r HTTP/1.1\r\n" + HOST + b"\r\n", 400)
