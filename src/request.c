@@ -20,6 +20,7 @@ enum framing_event {
     EVENT_CHUNK_HEADER,   /* a chunk line ended */
     EVENT_CHUNK_COMPLETE, /* chunk data and its CRLF, or the trailers, ended */
     EVENT_EMPTY_VALUE,    /* a field line with an empty value ended */
+    EVENT_TRAILER_FIELD,  /* a trailer field line ended */
 };
 
 /* The framing element being received, whose raw bytes count against a limit. */
@@ -704,16 +705,18 @@ static int on_header_value_complete(llhttp_t *p)
     int empty = !r->_value_seen;
     r->_value_seen = 0;
     r->_element = ELEMENT_FIELD;
-    r->_event = empty ? EVENT_EMPTY_VALUE : EVENT_NONE;
     r->_in_field = 0;
+    if (r->headers_complete) {
+        /* A trailer line is checked where it ends, after the trailer
+         * section's limit (framing_event): a limit passed earlier in the
+         * stream comes first, however the bytes were split. */
+        r->_event = EVENT_TRAILER_FIELD;
+        return HPE_PAUSED;
+    }
+    r->_event = empty ? EVENT_EMPTY_VALUE : EVENT_NONE;
     struct request_header *h = current_field(r);
     if (check_field_line(r, h))
         return HPE_USER;
-    /* RFC 9110 §6.5.1: a trailer must not change the framing, routing or
-     * anything else decided from the header block, so trailer fields
-     * (Content-Length, Host, ... among them) never reach the app. */
-    if (r->headers_complete)
-        return empty ? HPE_PAUSED : 0;
     if (name_is(r, h, "host")) {
         /* RFC 9112 §3.2: more than one Host is an error in any version, an
          * invalid value too. */
@@ -867,6 +870,23 @@ static int request_line_bare_lf(struct request *r, size_t at)
     return -1;
 }
 
+/* A field line with an empty value that ends before offset `at`: between
+ * the colon and the LF only whitespace and one CR, no fold. Returns 0, or
+ * -1 with the error status set. */
+static int check_empty_value_line(struct request *r, size_t at)
+{
+    size_t i = at - 1;
+    if (i > 0 && r->_base[i - 1] == '\r')
+        i--;
+    while (i > 0 && is_ows(r->_base[i - 1]))
+        i--;
+    if (i == 0 || r->_base[i - 1] != ':') {
+        fail_at(r, r->_base + at - 1, 400, "line folding in a field value");
+        return -1;
+    }
+    return 0;
+}
+
 static void begin_frame(struct request *r, enum frame frame, size_t at)
 {
     r->_frame = frame;
@@ -926,19 +946,15 @@ static int framing_event(struct request *r, enum framing_event event, size_t at)
         }
         begin_frame(r, FRAME_CHUNK_LINE, at - 2);
         return check_frame(r, at);
-    case EVENT_EMPTY_VALUE: {
-        /* Between the colon and the LF: whitespace and one CR, no fold. */
-        size_t i = at - 1;
-        if (i > 0 && r->_base[i - 1] == '\r')
-            i--;
-        while (i > 0 && (r->_base[i - 1] == ' ' || r->_base[i - 1] == '\t'))
-            i--;
-        if (i == 0 || r->_base[i - 1] != ':') {
-            fail_at(r, r->_base + at - 1, 400, "line folding in a header value");
+    case EVENT_EMPTY_VALUE:
+        return check_empty_value_line(r, at);
+    case EVENT_TRAILER_FIELD:
+        /* RFC 9110 §6.5.1: a trailer must not change the framing, routing or
+         * anything else decided from the header block, so trailer fields
+         * (Content-Length, Host, ... among them) are checked and dropped. */
+        if (r->_trailer.value.len == 0 && check_empty_value_line(r, at) < 0)
             return -1;
-        }
-        return 0;
-    }
+        return check_field_line(r, &r->_trailer) ? -1 : 0;
     case EVENT_NONE:
         break;
     }

@@ -172,6 +172,19 @@ def test_rfc9112_7_1_2_trailer_field_lines_checked_like_headers_400(srv, trailer
     assert app_calls(srv) == before
 
 
+@pytest.mark.parametrize("line", [b"T:%sx\r\n y\r\n", b"Bad Name:%sx\r\n"],
+                         ids=["fold", "bad-name"])
+def test_rfc9112_7_1_2_trailer_section_limit_before_line_checks_431_however_split(
+        start_server, line):
+    """Whitespace before a trailer value counts against the trailer section
+    (max_request_header_size): passed there, its 431 comes before the 400 of
+    a fold or a bad name judged at the line's end, whole or in pieces."""
+    srv = strict_server(start_server, options={"max_request_header_size": 100})
+    data = post(CHUNKED, b"0\r\n" + line % (b" " * 120) + b"\r\n")
+    expect_error(srv, data, 431)
+    expect_error(srv, [data[:-6], data[-6:]], 431, pieces_pause=0.05)
+
+
 def test_rfc9110_6_5_1_framing_and_routing_trailers_ignored(srv):
     """RFC 9110 §6.5.1: a trailer field must not change what the header
     block decided. Content-Length, Host, Expect, Upgrade and others sent as

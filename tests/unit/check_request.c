@@ -487,6 +487,13 @@ static const struct limit_case limit_cases[] = {
     /* The limit passed before the bad byte decides. */
     {"trailer over the limit, then a bad byte", LIMITS(64, 32, 8, 5),
      INPUT(CHUNKED_HEAD "0\r\nT:                                        \x01\r\n\r\n"), 431},
+    /* Whitespace before a value counts against the trailer section only:
+     * its limit, passed there, comes before a fold or a bad name found at
+     * the line's end. */
+    {"trailer over the limit, then a fold", LIMITS(64, 64, 8, 5),
+     INPUT(CHUNKED_HEAD "0\r\nT:" SPACES_25 SPACES_25 SPACES_25 "x\r\n y\r\n\r\n"), 431},
+    {"bad trailer name, then over the limit", LIMITS(64, 64, 8, 5),
+     INPUT(CHUNKED_HEAD "0\r\nBad Name:" SPACES_25 SPACES_25 SPACES_25 "x\r\nU: z\r\n\r\n"), 431},
 };
 
 /* Errors: a status, sticky once set. */
