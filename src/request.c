@@ -952,6 +952,10 @@ static int framing_event(struct request *r, enum framing_event event, size_t at)
         /* RFC 9110 §6.5.1: a trailer must not change the framing, routing or
          * anything else decided from the header block, so trailer fields
          * (Content-Length, Host, ... among them) are checked and dropped. */
+        /* The line's bytes up to its LF came before the line is judged, as
+         * they do when the next line's first byte arrives in a later read. */
+        if (check_frame(r, at) < 0)
+            return -1;
         if (r->_trailer.value.len == 0 && check_empty_value_line(r, at) < 0)
             return -1;
         return check_field_line(r, &r->_trailer) ? -1 : 0;

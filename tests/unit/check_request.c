@@ -492,6 +492,8 @@ static const struct limit_case limit_cases[] = {
      * the line's end. */
     {"trailer over the limit, then a fold", LIMITS(64, 64, 8, 5),
      INPUT(CHUNKED_HEAD "0\r\nT:" SPACES_25 SPACES_25 SPACES_25 "x\r\n y\r\n\r\n"), 431},
+    {"trailer over the limit at the LF of a fold", LIMITS(64, 64, 8, 5),
+     INPUT(CHUNKED_HEAD "0\r\nT:" SPACES_25 SPACES_25 "      a\r\n b\r\nU: c\r\n\r\n"), 431},
     {"bad trailer name, then over the limit", LIMITS(64, 64, 8, 5),
      INPUT(CHUNKED_HEAD "0\r\nBad Name:" SPACES_25 SPACES_25 SPACES_25 "x\r\nU: z\r\n\r\n"), 431},
 };
