@@ -320,7 +320,12 @@ static size_t element_start(const struct request *r, size_t stop)
         while (i < stop && (b[i] == '\r' || b[i] == '\n'))
             i++;
         const char *space = memchr(b + i, ' ', stop - i);
-        return space ? (size_t)(space - b) + 1 : stop;
+        if (space == NULL)
+            return stop;
+        /* llhttp 8.1 skips further spaces before the target. */
+        for (i = (size_t)(space - b) + 1; i < stop && b[i] == ' ';)
+            i++;
+        return i;
     }
     size_t line = stop;
     while (line > 0 && b[line - 1] != '\n')

@@ -518,6 +518,16 @@ def test_limit_max_request_line_size_414(start_server):
     assert app_calls(srv) == before
 
 
+def test_limit_target_after_extra_spaces_then_bad_byte_414_however_split(start_server):
+    """Extra spaces before the target are no part of it: a target over
+    max_request_line_size followed by a bad byte is a 414, whole or in
+    pieces (the limit is passed first in the stream)."""
+    srv = strict_server(start_server, {"max_request_line_size": 16})
+    data = b"GET      " + b"F" * 24 + b"   \xff\x00\n"
+    expect_error(srv, data, 414)
+    expect_error(srv, [data[:20], data[20:]], 414, pieces_pause=0.05)
+
+
 def test_limit_request_line_414_while_reading(start_server):
     """Limits are enforced while reading: a request line that
     never ends gets its 414 once it exceeds the limit, without the server
