@@ -468,6 +468,17 @@ def test_rfc9110_5_5_control_byte_after_a_long_value_is_400_however_split(start_
     expect_error(srv, [data[:cut], data[cut:]], 400, pieces_pause=0.05)
 
 
+def test_rfc9112_2_2_cr_without_lf_after_a_value_at_the_limit_is_400_however_split(
+        start_server):
+    """A trailer value exactly at max_request_header_size, then a CR without
+    LF: the CR is no value byte, so the answer is the 400 for the bare CR,
+    whole or in pieces, not a 431."""
+    srv = strict_server(start_server, options={"max_request_header_size": 100})
+    data = post(CHUNKED, b"0\r\nT:" + b" " * 20 + b"_" + b" " * 57 + b"a\r'\r\n\r\n")
+    expect_error(srv, data, 400)
+    expect_error(srv, [data[:-6], data[-6:]], 400, pieces_pause=0.05)
+
+
 def test_rfc9112_2_2_bare_cr_in_request_line_is_400(srv):
     """RFC 9112 §2.2: a bare CR outside the body is invalid: 400."""
     expect_error(srv, b"GET /\r HTTP/1.1\r\n" + HOST + b"\r\n", 400)

@@ -495,6 +495,9 @@ static const struct limit_case limit_cases[] = {
      * the line's end. */
     {"trailer over the limit, then a fold", LIMITS(64, 64, 8, 5),
      INPUT(CHUNKED_HEAD "0\r\nT:" SPACES_25 SPACES_25 SPACES_25 "x\r\n y\r\n\r\n"), 431},
+    /* The CR before a missing LF is no value byte: the value is at the limit. */
+    {"trailer value at the limit, then CR without LF", LIMITS(64, 64, 8, 5),
+     INPUT(CHUNKED_HEAD "0\r\nT:" SPACES_25 "_" SPACES_25 "       a\r'\r\n\r\n"), 400},
     {"trailer over the limit at the LF of a fold", LIMITS(64, 64, 8, 5),
      INPUT(CHUNKED_HEAD "0\r\nT:" SPACES_25 SPACES_25 "      a\r\n b\r\nU: c\r\n\r\n"), 431},
     {"bad trailer name, then over the limit", LIMITS(64, 64, 8, 5),
