@@ -357,8 +357,9 @@ static void check_span_before_error(struct request *r, size_t start, size_t stop
         from = start;
     if (from < r->_token_end)
         from = r->_token_end; /* counted once, however llhttp handed it */
-    /* A CR before the bad byte ends the value for llhttp (it then wants LF). */
-    if (r->_element == ELEMENT_VALUE && stop > from && r->_base[stop - 1] == '\r')
+    /* A CR before the bad byte ends the target or value for llhttp (it
+     * then wants LF): it is no byte of the token. */
+    if (stop > from && r->_base[stop - 1] == '\r')
         stop--;
     if (stop <= from)
         return;

@@ -529,6 +529,16 @@ def test_limit_max_request_line_size_414(start_server):
     assert app_calls(srv) == before
 
 
+def test_limit_target_at_the_limit_then_cr_without_lf_400_however_split(start_server):
+    """A target exactly max_request_line_size long, then a CR without LF:
+    the CR is no target byte, so the answer is the 400 for the line, not a
+    414, whole or in pieces."""
+    srv = strict_server(start_server, {"max_request_line_size": 16})
+    data = b"POST  /HTTP/upgrade1.8\r*T\n"
+    expect_error(srv, data, 400)
+    expect_error(srv, [data[:10], data[10:]], 400, pieces_pause=0.05)
+
+
 def test_limit_target_after_extra_spaces_then_bad_byte_414_however_split(start_server):
     """Extra spaces before the target are no part of it: a target over
     max_request_line_size followed by a bad byte is a 414, whole or in

@@ -441,6 +441,9 @@ static const struct limit_case limit_cases[] = {
      * llhttp hands over the token's last piece only to our own check. */
     {"target over the limit, then a bad byte", LIMITS(16, 1024, 8, 64),
      INPUT("GET /123456789abcdefgh\x01 HTTP/1.1\r\nHost: a\r\n\r\n"), 414},
+    /* The CR after a target at the limit is no target byte. */
+    {"target at the limit, then CR without LF", LIMITS(16, 1024, 8, 64),
+     INPUT("POST  /HTTP/upgrade1.8\r*T\n"), 400},
     /* llhttp skips extra spaces before the target; they are not part of it. */
     {"target after extra spaces over the limit, then a bad byte", LIMITS(16, 1024, 8, 64),
      INPUT("GET      FFFFFFFFFFFFFFFFFFFFFFFF   \xff\x00\n"), 414},
