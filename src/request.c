@@ -20,6 +20,7 @@ enum framing_event {
     EVENT_CHUNK_HEADER,   /* a chunk line ended */
     EVENT_CHUNK_COMPLETE, /* chunk data and its CRLF, or the trailers, ended */
     EVENT_EMPTY_VALUE,    /* a field line with an empty value ended */
+    EVENT_TRAILER_FIELD,  /* a trailer field line ended */
 };
 
 /* The framing element being received, whose raw bytes count against a limit. */
@@ -110,7 +111,9 @@ static void clear_results(struct request *r)
     r->_pending_error = HPE_OK;
     r->_fail_offset = SIZE_MAX;
     r->_in_field = 0;
+    r->_trailer = (struct request_header){{0, 0}, {0, 0}};
     r->_value_seen = 0;
+    r->_token_end = 0;
     r->_complete = 0;
 }
 
@@ -317,7 +320,12 @@ static size_t element_start(const struct request *r, size_t stop)
         while (i < stop && (b[i] == '\r' || b[i] == '\n'))
             i++;
         const char *space = memchr(b + i, ' ', stop - i);
-        return space ? (size_t)(space - b) + 1 : stop;
+        if (space == NULL)
+            return stop;
+        /* llhttp 8.1 skips further spaces before the target. */
+        for (i = (size_t)(space - b) + 1; i < stop && b[i] == ' ';)
+            i++;
+        return i;
     }
     size_t line = stop;
     while (line > 0 && b[line - 1] != '\n')
@@ -331,13 +339,15 @@ static size_t element_start(const struct request *r, size_t stop)
     return i;
 }
 
-/* When llhttp stops at a bad byte, the piece of the token before it was
- * never handed to our callbacks (llhttp only does that at the token's end
- * or the end of the fed bytes, so what came before start, the first byte
- * of this llhttp_execute, was handed over). Checking it now makes a limit
- * passed before the bad byte win, as it does when the piece happened to
- * arrive earlier: the status must not depend on how the stream was split.
- * Only llhttp's public callbacks and our reading of the bytes are used. */
+/* When llhttp stops at a bad byte, the piece of the token before it may
+ * not have been handed to our callbacks (llhttp does that at the token's
+ * end, at the end of the fed bytes, and for some bad bytes, such as a
+ * control byte in a value, just before the error; what came before start,
+ * the first byte of this llhttp_execute, or before _token_end was handed
+ * over). Checking it now makes a limit passed before the bad byte win, as
+ * it does when the piece happened to arrive earlier: the status must not
+ * depend on how the stream was split. Only llhttp's public callbacks and
+ * our reading of the bytes are used. */
 static void check_span_before_error(struct request *r, size_t start, size_t stop)
 {
     if (r->_element == ELEMENT_OTHER)
@@ -345,6 +355,12 @@ static void check_span_before_error(struct request *r, size_t start, size_t stop
     size_t from = element_start(r, stop);
     if (from < start)
         from = start;
+    if (from < r->_token_end)
+        from = r->_token_end; /* counted once, however llhttp handed it */
+    /* A CR before the bad byte ends the target or value for llhttp (it
+     * then wants LF): it is no byte of the token. */
+    if (stop > from && r->_base[stop - 1] == '\r')
+        stop--;
     if (stop <= from)
         return;
     const char *at = r->_base + from;
@@ -459,6 +475,7 @@ static int on_url(llhttp_t *p, const char *at, size_t len)
             return fail_at(r, at + i, 400, "invalid character in the request target");
     }
     span_extend(&r->target, offset_of(r, at), len);
+    r->_token_end = offset_of(r, at) + len;
     return 0;
 }
 
@@ -472,20 +489,29 @@ static int count_header_bytes(struct request *r, const char *at, size_t len)
     return 0;
 }
 
+/* The field line being received: a header, or a trailer field, which is
+ * checked like one and then dropped (it is no request header). */
+static struct request_header *current_field(struct request *r)
+{
+    return r->headers_complete ? &r->_trailer : &r->headers[r->header_count - 1];
+}
+
 static int on_header_field(llhttp_t *p, const char *at, size_t len)
 {
     struct request *r = request_of(p);
     if (count_header_bytes(r, at, len))
         return HPE_USER;
-    if (r->headers_complete)
-        return 0; /* trailer fields of a chunked body are read and dropped */
     if (!r->_in_field) {
-        if (r->header_count == r->limits->max_headers)
-            return fail_at(r, at, 431, "too many request header fields");
-        r->headers[r->header_count++] = (struct request_header){{0, 0}, {0, 0}};
+        if (!r->headers_complete) {
+            if (r->header_count == r->limits->max_headers)
+                return fail_at(r, at, 431, "too many request header fields");
+            r->header_count++;
+        }
+        *current_field(r) = (struct request_header){{0, 0}, {0, 0}};
         r->_in_field = 1;
     }
-    span_extend(&r->headers[r->header_count - 1].name, offset_of(r, at), len);
+    span_extend(&current_field(r)->name, offset_of(r, at), len);
+    r->_token_end = offset_of(r, at) + len;
     return 0;
 }
 
@@ -495,9 +521,8 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
     if (count_header_bytes(r, at, len))
         return HPE_USER;
     r->_value_seen |= len > 0;
-    if (r->headers_complete)
-        return 0;
-    span_extend(&r->headers[r->header_count - 1].value, offset_of(r, at), len);
+    span_extend(&current_field(r)->value, offset_of(r, at), len);
+    r->_token_end = offset_of(r, at) + len;
     return 0;
 }
 
@@ -655,6 +680,31 @@ static int check_target(struct request *r)
     return 0;
 }
 
+/* The syntax of a field line, the same for headers and trailer fields
+ * (RFC 9112 §5, §7.1.2); trims the value's surrounding whitespace (RFC 9110
+ * §5.5). Returns 0, or HPE_USER with the error status set. */
+static int check_field_line(struct request *r, struct request_header *h)
+{
+    /* RFC 9112 §5.1: no whitespace between name and colon; a name is a token. */
+    if (!valid_name(r, h))
+        return fail_with(r, 400, "invalid field name");
+    while (h->value.len > 0 && is_ows(r->_base[h->value.offset + h->value.len - 1]))
+        h->value.len--;
+    /* RFC 9112 §5.2: obs-fold puts a line break inside the value; we reject
+     * it rather than hand the app a value with CR or LF in it. */
+    for (size_t i = 0; i < h->value.len; i++) {
+        char c = r->_base[h->value.offset + i];
+        if (c == '\r' || c == '\n' || c == '\0')
+            return fail_with(r, 400, "line folding or control character in a field value");
+    }
+    /* A fold right after the colon: llhttp drops it as leading whitespace,
+     * so only the bytes between the name and the value show it. */
+    for (size_t i = h->name.offset + h->name.len + 1; h->value.len > 0 && i < h->value.offset; i++)
+        if (!is_ows(r->_base[i]))
+            return fail_with(r, 400, "line folding in a field value");
+    return 0;
+}
+
 static int on_header_value_complete(llhttp_t *p)
 {
     struct request *r = request_of(p);
@@ -664,30 +714,18 @@ static int on_header_value_complete(llhttp_t *p)
     int empty = !r->_value_seen;
     r->_value_seen = 0;
     r->_element = ELEMENT_FIELD;
-    r->_event = empty ? EVENT_EMPTY_VALUE : EVENT_NONE;
-    if (r->headers_complete)
-        return empty ? HPE_PAUSED : 0;
     r->_in_field = 0;
-    struct request_header *h = &r->headers[r->header_count - 1];
-    /* RFC 9112 §5.1: no whitespace between name and colon; a name is a token. */
-    if (!valid_name(r, h))
-        return fail_with(r, 400, "invalid header field name");
-    /* RFC 9110 §5.5: surrounding whitespace is not part of the value. */
-    while (h->value.len > 0 && (r->_base[h->value.offset + h->value.len - 1] == ' ' ||
-                                r->_base[h->value.offset + h->value.len - 1] == '\t'))
-        h->value.len--;
-    /* RFC 9112 §5.2: obs-fold puts a line break inside the value; we reject
-     * it rather than hand the app a value with CR or LF in it. */
-    for (size_t i = 0; i < h->value.len; i++) {
-        char c = r->_base[h->value.offset + i];
-        if (c == '\r' || c == '\n' || c == '\0')
-            return fail_with(r, 400, "line folding or control character in a header value");
+    if (r->headers_complete) {
+        /* A trailer line is checked where it ends, after the trailer
+         * section's limit (framing_event): a limit passed earlier in the
+         * stream comes first, however the bytes were split. */
+        r->_event = EVENT_TRAILER_FIELD;
+        return HPE_PAUSED;
     }
-    /* A fold right after the colon: llhttp drops it as leading whitespace,
-     * so only the bytes between the name and the value show it. */
-    for (size_t i = h->name.offset + h->name.len + 1; h->value.len > 0 && i < h->value.offset; i++)
-        if (r->_base[i] != ' ' && r->_base[i] != '\t')
-            return fail_with(r, 400, "line folding in a header value");
+    r->_event = empty ? EVENT_EMPTY_VALUE : EVENT_NONE;
+    struct request_header *h = current_field(r);
+    if (check_field_line(r, h))
+        return HPE_USER;
     if (name_is(r, h, "host")) {
         /* RFC 9112 §3.2: more than one Host is an error in any version, an
          * invalid value too. */
@@ -825,6 +863,39 @@ static int check_frame(struct request *r, size_t end)
     return -1;
 }
 
+/* One rule for every line end (README): a request line ended by a bare LF
+ * is refused like any other line. The request is whole in the buffer up
+ * to `at`, the end of its header block. Returns 0, or -1 with the error
+ * status set. */
+static int request_line_bare_lf(struct request *r, size_t at)
+{
+    size_t i = 0;
+    while (i < at && (r->_base[i] == '\r' || r->_base[i] == '\n'))
+        i++; /* RFC 9112 §2.2: empty lines before the request line */
+    const char *lf = memchr(r->_base + i, '\n', at - i);
+    if (lf == NULL || lf[-1] == '\r')
+        return 0;
+    fail_at(r, lf, 400, "bare LF as a line end");
+    return -1;
+}
+
+/* A field line with an empty value that ends before offset `at`: between
+ * the colon and the LF only whitespace and one CR, no fold. Returns 0, or
+ * -1 with the error status set. */
+static int check_empty_value_line(struct request *r, size_t at)
+{
+    size_t i = at - 1;
+    if (i > 0 && r->_base[i - 1] == '\r')
+        i--;
+    while (i > 0 && is_ows(r->_base[i - 1]))
+        i--;
+    if (i == 0 || r->_base[i - 1] != ':') {
+        fail_at(r, r->_base + at - 1, 400, "line folding in a field value");
+        return -1;
+    }
+    return 0;
+}
+
 static void begin_frame(struct request *r, enum frame frame, size_t at)
 {
     r->_frame = frame;
@@ -838,18 +909,25 @@ static int framing_event(struct request *r, enum framing_event event, size_t at)
     /* A limit passed before the element's last byte comes first. */
     if (check_frame(r, at - 1) < 0)
         return -1;
-    /* llhttp 8.1 (built without LLHTTP_STRICT_MODE) takes CR and any byte
-     * for the CRLF that ends the header block, a chunk line or the
-     * trailers: "\r\n\rX" would hide the byte X from us but not from a
-     * proxy in front. The element must end with LF. */
+    /* llhttp 8.1 (built without LLHTTP_STRICT_MODE) takes CR and any byte,
+     * or a bare LF, for the CRLF that ends the header block, a chunk line or
+     * the trailers: "\r\n\rX" would hide the byte X from us but not from a
+     * proxy in front. The element must end with CRLF. */
     if (event != EVENT_CHUNK_COMPLETE || r->_frame == FRAME_TRAILERS) {
         if (r->_base[at - 1] != '\n') {
             fail_at(r, r->_base + at - 1, 400, "bare CR in the message framing");
             return -1;
         }
+        if (at < 2 || r->_base[at - 2] != '\r') {
+            fail_at(r, r->_base + at - 1, 400, "bare LF as a line end");
+            return -1;
+        }
     }
     switch (event) {
     case EVENT_HEADERS:
+        /* llhttp checks the field lines' CRLF but not the request line's. */
+        if (request_line_bare_lf(r, at) < 0)
+            return -1;
         if (r->chunked)
             begin_frame(r, FRAME_CHUNK_LINE, at);
         return 0;
@@ -877,19 +955,19 @@ static int framing_event(struct request *r, enum framing_event event, size_t at)
         }
         begin_frame(r, FRAME_CHUNK_LINE, at - 2);
         return check_frame(r, at);
-    case EVENT_EMPTY_VALUE: {
-        /* Between the colon and the LF: whitespace and one CR, no fold. */
-        size_t i = at - 1;
-        if (i > 0 && r->_base[i - 1] == '\r')
-            i--;
-        while (i > 0 && (r->_base[i - 1] == ' ' || r->_base[i - 1] == '\t'))
-            i--;
-        if (i == 0 || r->_base[i - 1] != ':') {
-            fail_at(r, r->_base + at - 1, 400, "line folding in a header value");
+    case EVENT_EMPTY_VALUE:
+        return check_empty_value_line(r, at);
+    case EVENT_TRAILER_FIELD:
+        /* RFC 9110 §6.5.1: a trailer must not change the framing, routing or
+         * anything else decided from the header block, so trailer fields
+         * (Content-Length, Host, ... among them) are checked and dropped. */
+        /* The line's bytes up to its LF came before the line is judged, as
+         * they do when the next line's first byte arrives in a later read. */
+        if (check_frame(r, at) < 0)
             return -1;
-        }
-        return 0;
-    }
+        if (r->_trailer.value.len == 0 && check_empty_value_line(r, at) < 0)
+            return -1;
+        return check_field_line(r, &r->_trailer) ? -1 : 0;
     case EVENT_NONE:
         break;
     }

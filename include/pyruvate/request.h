@@ -77,21 +77,23 @@ struct request {
     size_t _parsed; /* offset of the first byte not yet parsed */
     size_t _header_bytes;
     unsigned _host_count;
-    unsigned _transfer_codings;    /* codings listed in all Transfer-Encoding fields */
-    int _last_coding_chunked;      /* the last one listed is "chunked" */
-    int _version_seen;             /* llhttp finished the request line's version */
-    int _event;                    /* a framing event waiting for its offset */
-    int _last_chunk;               /* the chunk header just read has size 0 */
-    int _frame;                    /* the framing element being received */
-    size_t _frame_start;           /* its first byte's offset */
-    uint64_t _framing_bytes;       /* chunk-line bytes of finished lines */
-    int _host_empty;               /* the Host field value is empty */
-    llhttp_errno_t _pending_error; /* an error whose status waits for more bytes */
-    size_t _error_offset;          /* where llhttp stopped, for a pending error */
-    size_t _fail_offset;           /* where one of our checks failed; SIZE_MAX: none */
-    int _in_field;                 /* a header name is being received */
-    int _value_seen;               /* the current field has value bytes */
-    int _element;                  /* the token llhttp is in (enum element) */
+    unsigned _transfer_codings;     /* codings listed in all Transfer-Encoding fields */
+    int _last_coding_chunked;       /* the last one listed is "chunked" */
+    int _version_seen;              /* llhttp finished the request line's version */
+    int _event;                     /* a framing event waiting for its offset */
+    int _last_chunk;                /* the chunk header just read has size 0 */
+    int _frame;                     /* the framing element being received */
+    size_t _frame_start;            /* its first byte's offset */
+    uint64_t _framing_bytes;        /* chunk-line bytes of finished lines */
+    int _host_empty;                /* the Host field value is empty */
+    llhttp_errno_t _pending_error;  /* an error whose status waits for more bytes */
+    size_t _error_offset;           /* where llhttp stopped, for a pending error */
+    size_t _fail_offset;            /* where one of our checks failed; SIZE_MAX: none */
+    int _in_field;                  /* a field name is being received */
+    struct request_header _trailer; /* the trailer field being received */
+    int _value_seen;                /* the current field has value bytes */
+    int _element;                   /* the token llhttp is in (enum element) */
+    size_t _token_end;              /* offset after the last token piece llhttp handed us */
     int _complete;
 };
 

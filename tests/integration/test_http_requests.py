@@ -150,6 +150,59 @@ def test_rfc9112_7_1_chunked_body_in_small_pieces(srv):
     assert (env["__body__"], env["CONTENT_LENGTH"]) == ("abc" + "x" * 16, "19")
 
 
+@pytest.mark.parametrize("trailers", [
+    b"T: x\r\n folded\r\n",
+    b"T:\r\n folded\r\n",
+    b"T: x\r\nU: y\r\n\tz\r\n",
+    b"Bad Name: x\r\n",
+    b"T : x\r\n",
+    b": x\r\n",
+    b"NoColon\r\n",
+    b"Transfer-Encoding: chunked\r\n",
+    b"Content-Length: 1\r\nContent-Length: 2\r\n",
+], ids=["fold", "fold-after-colon", "fold-second-field", "space-in-name", "space-before-colon",
+        "empty-name", "no-colon", "transfer-encoding", "two-content-lengths"])
+def test_rfc9112_7_1_2_trailer_field_lines_checked_like_headers_400(srv, trailers):
+    """RFC 9112 §7.1.2: trailer fields are field lines like headers; an
+    obs-fold or a name that is no token is a 400, as in the header block,
+    and the app is not called. A Transfer-Encoding trailer, or Content-Lengths
+    that would be an error in the header block, are a 400 too."""
+    before = app_calls(srv)
+    expect_error(srv, post(CHUNKED, b"1\r\nA\r\n0\r\n" + trailers + b"\r\n"), 400)
+    assert app_calls(srv) == before
+
+
+@pytest.mark.parametrize("line", [b"T:%sx\r\n y\r\n", b"Bad Name:%sx\r\n"],
+                         ids=["fold", "bad-name"])
+def test_rfc9112_7_1_2_trailer_section_limit_before_line_checks_431_however_split(
+        start_server, line):
+    """Whitespace before a trailer value counts against the trailer section
+    (max_request_header_size): passed there, its 431 comes before the 400 of
+    a fold or a bad name judged at the line's end, whole or in pieces."""
+    srv = strict_server(start_server, options={"max_request_header_size": 100})
+    data = post(CHUNKED, b"0\r\n" + line % (b" " * 120) + b"\r\n")
+    expect_error(srv, data, 431)
+    expect_error(srv, [data[:-6], data[-6:]], 431, pieces_pause=0.05)
+
+
+def test_rfc9110_6_5_1_framing_and_routing_trailers_ignored(srv):
+    """RFC 9110 §6.5.1: a trailer field must not change what the header
+    block decided. Content-Length, Host, Expect, Upgrade and others sent as
+    trailers are dropped: the app sees the header block's values and the
+    decoded body, and the next request on the connection is parsed as sent."""
+    trailers = (b"Content-Length: 100\r\nHost: evil.test\r\nExpect: 100-continue\r\n"
+                b"Connection: upgrade\r\nUpgrade: websocket\r\nX-Trailer: t\r\n")
+    with srv.connect() as conn:
+        conn.send(post(CHUNKED, b"5\r\nhello\r\n0\r\n" + trailers + b"\r\n", path=b"/echo"))
+        env = json_of(conn.read_response())
+        assert (env["__body__"], env["CONTENT_LENGTH"]) == ("hello", "5")
+        assert env["HTTP_HOST"] == "example.test"
+        assert env.get("HTTP_TRANSFER_ENCODING") == "chunked"
+        for name in ("HTTP_X_TRAILER", "HTTP_EXPECT", "HTTP_CONNECTION", "HTTP_UPGRADE"):
+            assert name not in env
+        assert json_of(conn.request("GET", "/after"))["PATH_INFO"] == "/after"
+
+
 @pytest.mark.xfail(strict=True, reason="BUG: llhttp 8.1 rejects a chunk extension that "
                    "follows an unquoted extension value ('5;a=b;c') with 400")
 def test_rfc9112_7_1_1_several_chunk_extensions_accepted(srv):
@@ -373,6 +426,59 @@ def test_rfc9110_5_5_control_characters_in_value_are_400(srv, value):
     expect_error(srv, b"GET / HTTP/1.1\r\n" + HOST + b"X-A: " + value + b"\r\n\r\n", 400)
 
 
+@pytest.mark.parametrize("data", [
+    b"GET / HTTP/1.1\n" + HOST + b"\r\n",
+    b"GET / HTTP/1.0\n\r\n",
+    b"GET / HTTP/1.1\r\n" + HOST + b"X-A: 1\nX-B: 2\r\n\r\n",
+    b"GET / HTTP/1.1\r\n" + HOST + b"X-A:\nX-B: 2\r\n\r\n",
+    b"GET / HTTP/1.1\r\n" + HOST + b"\n",
+    post(b"Content-Length: 1\r\n", b"A")[:-3] + b"\nA",
+    post(CHUNKED, b"1\nA\r\n0\r\n\r\n"),
+    post(CHUNKED, b"1;e=v\nA\r\n0\r\n\r\n"),
+    post(CHUNKED, b"1\r\nA\n0\r\n\r\n"),
+    post(CHUNKED, b"1\r\nA\r\n0\n\r\n"),
+    post(CHUNKED, b"1\r\nA\r\n0\r\n\n"),
+    post(CHUNKED, b"1\r\nA\r\n0\r\nT: x\nU: y\r\n\r\n"),
+    post(CHUNKED, b"1\r\nA\r\n0\r\nT: x\r\n\n"),
+], ids=["request-line", "request-line-no-fields", "field-line", "empty-value", "header-block",
+        "header-block-before-body", "chunk-size", "chunk-extension", "chunk-data", "last-chunk",
+        "after-last-chunk", "trailer-line", "trailer-section"])
+def test_rfc9112_2_2_bare_lf_line_end_is_400(srv, data):
+    """RFC 9112 §2.2 lets a recipient take a bare LF for a line end, or not:
+    we never do, in any line outside the body, so that a proxy in front
+    cannot read the framing differently. One 400, the app not called."""
+    before = app_calls(srv)
+    expect_error(srv, data, 400)
+    assert app_calls(srv) == before
+
+
+@pytest.mark.parametrize("kind", ["header", "trailer"])
+def test_rfc9110_5_5_control_byte_after_a_long_value_is_400_however_split(start_server, kind):
+    """A control byte ending a value under the header limit is a 400 (not a
+    431 from counting the value twice), whether the request arrives whole
+    or in pieces: the status never depends on how TCP split the bytes."""
+    srv = strict_server(start_server, options={"max_request_header_size": 100})
+    field = b"X-A: ?" + b" " * 45 + b"\x01\r\n"
+    if kind == "header":
+        data = b"GET / HTTP/1.1\r\n" + HOST + field + b"\r\n"
+    else:
+        data = post(CHUNKED, b"0\r\n" + field + b"\r\n")
+    expect_error(srv, data, 400)
+    cut = len(data) - 20
+    expect_error(srv, [data[:cut], data[cut:]], 400, pieces_pause=0.05)
+
+
+def test_rfc9112_2_2_cr_without_lf_after_a_value_at_the_limit_is_400_however_split(
+        start_server):
+    """A trailer value exactly at max_request_header_size, then a CR without
+    LF: the CR is no value byte, so the answer is the 400 for the bare CR,
+    whole or in pieces, not a 431."""
+    srv = strict_server(start_server, options={"max_request_header_size": 100})
+    data = post(CHUNKED, b"0\r\nT:" + b" " * 20 + b"_" + b" " * 57 + b"a\r'\r\n\r\n")
+    expect_error(srv, data, 400)
+    expect_error(srv, [data[:-6], data[-6:]], 400, pieces_pause=0.05)
+
+
 def test_rfc9112_2_2_bare_cr_in_request_line_is_400(srv):
     """RFC 9112 §2.2: a bare CR outside the body is invalid: 400."""
     expect_error(srv, b"GET /\r HTTP/1.1\r\n" + HOST + b"\r\n", 400)
@@ -421,6 +527,26 @@ def test_limit_max_request_line_size_414(start_server):
     before = app_calls(srv)
     expect_error(srv, raw_get(b"/" + b"a" * 200), 414)
     assert app_calls(srv) == before
+
+
+def test_limit_target_at_the_limit_then_cr_without_lf_400_however_split(start_server):
+    """A target exactly max_request_line_size long, then a CR without LF:
+    the CR is no target byte, so the answer is the 400 for the line, not a
+    414, whole or in pieces."""
+    srv = strict_server(start_server, {"max_request_line_size": 16})
+    data = b"POST  /HTTP/upgrade1.8\r*T\n"
+    expect_error(srv, data, 400)
+    expect_error(srv, [data[:10], data[10:]], 400, pieces_pause=0.05)
+
+
+def test_limit_target_after_extra_spaces_then_bad_byte_414_however_split(start_server):
+    """Extra spaces before the target are no part of it: a target over
+    max_request_line_size followed by a bad byte is a 414, whole or in
+    pieces (the limit is passed first in the stream)."""
+    srv = strict_server(start_server, {"max_request_line_size": 16})
+    data = b"GET      " + b"F" * 24 + b"   \xff\x00\n"
+    expect_error(srv, data, 414)
+    expect_error(srv, [data[:20], data[20:]], 414, pieces_pause=0.05)
 
 
 def test_limit_request_line_414_while_reading(start_server):

@@ -158,6 +158,13 @@ static const struct valid_case valid_cases[] = {
      INPUT("POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
            "5;name=value\r\nhello\r\n1;x\r\n \r\n5\r\nworld\r\n0\r\nTrailer-X: t\r\n\r\n"),
      "POST", "/up", 1, 1, "Host=a|Transfer-Encoding=chunked", INPUT("hello world"), 1, 0},
+    /* RFC 9110 §6.5.1: trailers never change what the header block decided;
+     * empty and whitespace-only trailer values are fine. */
+    {"framing and routing fields as trailers are dropped",
+     INPUT("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+           "5\r\nhello\r\n0\r\nContent-Length: 100\r\nHost: evil\r\nExpect: x\r\n"
+           "Upgrade: y\r\nT:\r\nU: \t\r\n\r\n"),
+     "POST", "/", 1, 1, "Host=a|Transfer-Encoding=chunked", INPUT("hello"), 1, 0},
     {"chunked with upper-case hex size",
      INPUT("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
            "A\r\n0123456789\r\n0\r\n\r\n"),
@@ -434,12 +441,24 @@ static const struct limit_case limit_cases[] = {
      * llhttp hands over the token's last piece only to our own check. */
     {"target over the limit, then a bad byte", LIMITS(16, 1024, 8, 64),
      INPUT("GET /123456789abcdefgh\x01 HTTP/1.1\r\nHost: a\r\n\r\n"), 414},
+    /* The CR after a target at the limit is no target byte. */
+    {"target at the limit, then CR without LF", LIMITS(16, 1024, 8, 64),
+     INPUT("POST  /HTTP/upgrade1.8\r*T\n"), 400},
+    /* llhttp skips extra spaces before the target; they are not part of it. */
+    {"target after extra spaces over the limit, then a bad byte", LIMITS(16, 1024, 8, 64),
+     INPUT("GET      FFFFFFFFFFFFFFFFFFFFFFFF   \xff\x00\n"), 414},
     {"header name over the limit, then a bad byte", LIMITS(64, 16, 8, 64),
      INPUT("GET / HTTP/1.1\r\nHost: a\r\nXXXXXXXXXXXXXXXXXXXX\x01: v\r\n\r\n"), 431},
     {"header value over the limit, then a bad byte", LIMITS(64, 16, 8, 64),
      INPUT("GET / HTTP/1.1\r\nHost: a\r\nX: 0123456789abcdef\x01\r\n\r\n"), 431},
     {"bad byte in a value under the limit", LIMITS(64, 64, 8, 64),
      INPUT("GET / HTTP/1.1\r\nHost: a\r\nX: 0123\x01\r\n\r\n"), 400},
+    /* llhttp hands over the value before the control byte that ends it;
+     * counted twice, it would pass the limit when fed whole. */
+    {"bad byte after a value over half the limit", LIMITS(64, 64, 8, 64),
+     INPUT("GET / HTTP/1.1\r\nHost: a\r\nT: ?" SPACES_25 "                 \x01\r\n\r\n"), 400},
+    {"bad byte after a trailer value over half the limit", LIMITS(64, 64, 8, 64),
+     INPUT(CHUNKED_HEAD "0\r\nT:        ?" SPACES_25 "   \x01\r\n\r\n"), 400},
     {"header count at the limit", LIMITS(64, 1024, 2, 64),
      INPUT("GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\n\r\n"), 0},
     {"one header too many", LIMITS(64, 1024, 2, 64),
@@ -474,6 +493,18 @@ static const struct limit_case limit_cases[] = {
     /* The limit passed before the bad byte decides. */
     {"trailer over the limit, then a bad byte", LIMITS(64, 32, 8, 5),
      INPUT(CHUNKED_HEAD "0\r\nT:                                        \x01\r\n\r\n"), 431},
+    /* Whitespace before a value counts against the trailer section only:
+     * its limit, passed there, comes before a fold or a bad name found at
+     * the line's end. */
+    {"trailer over the limit, then a fold", LIMITS(64, 64, 8, 5),
+     INPUT(CHUNKED_HEAD "0\r\nT:" SPACES_25 SPACES_25 SPACES_25 "x\r\n y\r\n\r\n"), 431},
+    /* The CR before a missing LF is no value byte: the value is at the limit. */
+    {"trailer value at the limit, then CR without LF", LIMITS(64, 64, 8, 5),
+     INPUT(CHUNKED_HEAD "0\r\nT:" SPACES_25 "_" SPACES_25 "       a\r'\r\n\r\n"), 400},
+    {"trailer over the limit at the LF of a fold", LIMITS(64, 64, 8, 5),
+     INPUT(CHUNKED_HEAD "0\r\nT:" SPACES_25 SPACES_25 "      a\r\n b\r\nU: c\r\n\r\n"), 431},
+    {"bad trailer name, then over the limit", LIMITS(64, 64, 8, 5),
+     INPUT(CHUNKED_HEAD "0\r\nBad Name:" SPACES_25 SPACES_25 SPACES_25 "x\r\nU: z\r\n\r\n"), 431},
 };
 
 /* Errors: a status, sticky once set. */
@@ -619,7 +650,36 @@ static const struct error_case error_cases[] = {
     {"chunk size overflow", INPUT(CHUNKED_HEAD "ffffffffffffffffff\r\nabc\r\n0\r\n\r\n"), 400},
     {"chunk data without CRLF", INPUT(CHUNKED_HEAD "3\r\nabcX\r\n0\r\n\r\n"), 400},
     /* RFC 9110 §10.1.1: 100-continue is the only expectation defined. */
-    {"unknown expectation", INPUT("GET / HTTP/1.1\r\nHost: a\r\nExpect: something\r\n\r\n"), 417},
+    {"unknown expectation", INPUT("GET / HTTP/1.1\r\nHost: a\r\nExpect: something\r\n\r\n"),
+     417}, /* RFC 9112 §7.1.2: trailer fields are field lines, checked like headers. */
+    {"fold in a trailer value", INPUT(CHUNKED_HEAD "1\r\nA\r\n0\r\nT: x\r\n folded\r\n\r\n"), 400},
+    {"fold right after a trailer colon", INPUT(CHUNKED_HEAD "0\r\nT:\r\n folded\r\n\r\n"), 400},
+    {"fold of a second trailer", INPUT(CHUNKED_HEAD "0\r\nT: x\r\nU: y\r\n\tz\r\n\r\n"), 400},
+    {"space in a trailer name", INPUT(CHUNKED_HEAD "0\r\nBad Name: x\r\n\r\n"), 400},
+    {"space before a trailer colon", INPUT(CHUNKED_HEAD "0\r\nT : x\r\n\r\n"), 400},
+    {"empty trailer name", INPUT(CHUNKED_HEAD "0\r\n: x\r\n\r\n"), 400},
+    {"empty trailer name after a trailer", INPUT(CHUNKED_HEAD "0\r\nA: b\r\n: x\r\n\r\n"), 400},
+    {"empty name after an empty trailer", INPUT(CHUNKED_HEAD "0\r\nA:\r\n:\r\n\r\n"), 400},
+    {"trailer without colon", INPUT(CHUNKED_HEAD "0\r\nNoColon\r\n\r\n"), 400},
+    {"NUL in a trailer value", INPUT(CHUNKED_HEAD "0\r\nT: a\0b\r\n\r\n"), 400},
+    {"bare CR inside a trailer value", INPUT(CHUNKED_HEAD "0\r\nT: a\rb\r\n\r\n"), 400},
+    /* A bare LF ends no line anywhere (RFC 9112 §2.2 allows either rule;
+     * one rule for every line keeps us in step with a proxy in front). */
+    {"bare LF ending the request line", INPUT("GET / HTTP/1.1\nHost: a\r\n\r\n"), 400},
+    {"bare LF ending a request line without fields", INPUT("GET / HTTP/1.0\n\r\n"), 400},
+    {"bare LF ending the header block", INPUT("GET / HTTP/1.1\r\nHost: a\r\n\n"), 400},
+    {"bare LF ending the header block before a body",
+     INPUT("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\nA"), 400},
+    {"bare LF ending a field line", INPUT("GET / HTTP/1.1\r\nHost: a\nX: y\r\n\r\n"), 400},
+    {"bare LF ending an empty value", INPUT("GET / HTTP/1.1\r\nHost: a\r\nX:\nY: z\r\n\r\n"), 400},
+    {"bare LF ending a chunk size", INPUT(CHUNKED_HEAD "1\nA\r\n0\r\n\r\n"), 400},
+    {"bare LF ending a chunk extension", INPUT(CHUNKED_HEAD "1;a=b\nA\r\n0\r\n\r\n"), 400},
+    {"bare LF ending chunk data", INPUT(CHUNKED_HEAD "1\r\nA\n0\r\n\r\n"), 400},
+    {"bare LF ending the last chunk", INPUT(CHUNKED_HEAD "1\r\nA\r\n0\n\r\n"), 400},
+    {"bare LF after the last chunk", INPUT(CHUNKED_HEAD "1\r\nA\r\n0\r\n\n"), 400},
+    {"bare LF ending a trailer line", INPUT(CHUNKED_HEAD "0\r\nT: x\nU: y\r\n\r\n"), 400},
+    {"bare LF ending an empty trailer", INPUT(CHUNKED_HEAD "0\r\nT:\nU: y\r\n\r\n"), 400},
+    {"bare LF ending the trailers", INPUT(CHUNKED_HEAD "1\r\nA\r\n0\r\nT: x\r\n\n"), 400},
 };
 
 static void check_error(const char *name, const struct request_limits *limits, const char *input,
