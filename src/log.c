@@ -119,27 +119,29 @@ static void copy_as_text(char *out, size_t out_size, const char *text)
 static void log_vwrite(int target, int level, const char *format, va_list args)
 {
     int saved_errno = errno;
+    /* Formatted before the lock, which every worker and the acceptor share. */
+    char text[LOG_MESSAGE_LEN], message[LOG_MESSAGE_LEN];
+    vsnprintf(text, sizeof(text), format, args);
+    copy_as_text(message, sizeof(message), text);
     /* Access records leave the last slots to server records, so that a
      * flood of requests cannot crowd out a warning or "pyruvate stopping". */
     size_t room = target == LOG_TO_ACCESS ? LOG_QUEUE_LEN - LOG_SERVER_RESERVE : LOG_QUEUE_LEN;
     pthread_mutex_lock(&log_mutex);
     if (log_count >= room) {
         log_dropped++;
-        pthread_mutex_unlock(&log_mutex);
-        errno = saved_errno;
-        return;
+    } else {
+        struct log_record *r = &log_ring[(log_head + log_count) % LOG_QUEUE_LEN];
+        r->target = target;
+        r->level = level;
+        memcpy(r->message, message, sizeof(r->message));
+        /* Under the lock: log_set_wake_fd(-1) then close() cannot come in
+         * between, so a wake-up never lands on a reused descriptor. The
+         * eventfd is nonblocking. */
+        if (log_count == 0 && log_wake_fd >= 0)
+            wakeup_signal(log_wake_fd);
+        log_count++;
     }
-    struct log_record *r = &log_ring[(log_head + log_count) % LOG_QUEUE_LEN];
-    r->target = target;
-    r->level = level;
-    char text[LOG_MESSAGE_LEN];
-    vsnprintf(text, sizeof(text), format, args);
-    copy_as_text(r->message, sizeof(r->message), text);
-    int wake = log_count == 0 ? log_wake_fd : -1;
-    log_count++;
     pthread_mutex_unlock(&log_mutex);
-    if (wake >= 0)
-        wakeup_signal(wake);
     errno = saved_errno;
 }
 

@@ -1008,9 +1008,12 @@ static int unknown_method_status(const struct request *r)
  * request line without any version is HTTP/0.9, which we do not serve. */
 static int version_status(const struct request *r)
 {
-    const char *line = r->_base;
-    size_t end = 0;
-    while (end < r->_len && line[end] != '\r' && line[end] != '\n')
+    size_t skipped = 0;
+    while (skipped < r->_len && (r->_base[skipped] == '\r' || r->_base[skipped] == '\n'))
+        skipped++; /* RFC 9112 §2.2: empty lines before the request line */
+    const char *line = r->_base + skipped;
+    size_t avail = r->_len - skipped, end = 0;
+    while (end < avail && line[end] != '\r' && line[end] != '\n')
         end++;
     size_t spaces = 0, last_space = 0;
     for (size_t i = 0; i < end; i++)
@@ -1023,18 +1026,18 @@ static int version_status(const struct request *r)
     int well_formed = spaces == 2 && len == 8 && memcmp(version, "HTTP/", 5) == 0 &&
                       version[5] >= '0' && version[5] <= '9' && version[6] == '.' &&
                       version[7] >= '0' && version[7] <= '9';
-    if (spaces == 1 && end + 1 < r->_len && line[end] == '\r' && line[end + 1] == '\n')
+    if (spaces == 1 && end + 1 < avail && line[end] == '\r' && line[end + 1] == '\n')
         return 505; /* "GET /" CRLF */
     if (!well_formed) {
         /* A prefix of a version may still become a good one. */
         static const char pattern[] = "HTTP/9.9";
-        int prefix = spaces == 2 && end == r->_len && len < 8;
+        int prefix = spaces == 2 && end == avail && len < 8;
         for (size_t i = 0; prefix && i < len; i++)
             prefix = pattern[i] == '9' ? version[i] >= '0' && version[i] <= '9'
                                        : version[i] == pattern[i];
         return prefix ? 0 : 400;
     }
-    if (end == r->_len || (end + 1 == r->_len && line[end] == '\r'))
+    if (end == avail || (end + 1 == avail && line[end] == '\r'))
         return 0; /* is a CRLF coming? */
     return line[end] == '\r' && line[end + 1] == '\n' ? 505 : 400;
 }

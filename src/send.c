@@ -120,9 +120,10 @@ void send_unpark(struct worker *w)
     free(p);
 }
 
-/* Sends w->out, giving up when the client takes nothing for wait_ms.
- * Returns 0 when sent, 1 when it stalled (errno ETIMEDOUT), -1 when the
- * connection failed. */
+/* Sends w->out for at most wait_ms in all (a deadline, not a per-wait
+ * timeout, so that a client reading a trickle cannot hold the worker).
+ * Returns 0 when sent, 1 when some is still unsent then (errno ETIMEDOUT),
+ * -1 when the connection failed. */
 static int send_unless_stalled(struct worker *w, int wait_ms, int *saved_errno)
 {
     int rc;
@@ -133,9 +134,11 @@ static int send_unless_stalled(struct worker *w, int wait_ms, int *saved_errno)
     return rc < 0 && *saved_errno == ETIMEDOUT ? 1 : rc;
 }
 
-/* Sends w->out. A client that takes none of it for PARK_AFTER_MS gets its
- * response parked; when the park set is full, the worker waits for it
- * itself, and drops a client that takes nothing for PARK_FULL_WAIT_MS.
+/* Sends w->out. What is not sent within PARK_AFTER_MS (the client stopped
+ * reading, or reads slower than the worker writes) is parked: a slow reader
+ * costs a worker PARK_AFTER_MS per resume, never more. When the park set is
+ * full, the worker waits for the client itself, and drops one that takes
+ * nothing in PARK_FULL_WAIT_MS.
  * Returns 0 when sent, 1 when parked (the worker must let go of the
  * connection), -1 when the connection failed. */
 int send_or_park(struct worker *w)

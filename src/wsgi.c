@@ -136,7 +136,7 @@ static int send_result(struct worker *w)
         }
         Py_ssize_t len = PyBytes_GET_SIZE(chunk);
         /* While parked, the chunk being sent is kept alive by out_owner. */
-        w->out_owner = chunk;
+        Py_XSETREF(w->out_owner, chunk);
         if (len > 0 &&
             send_frame(w, PyBytes_AS_STRING(chunk), -1, 0, (size_t)len, w->known_length) == 0 &&
             send_or_park(w) > 0)
@@ -239,11 +239,11 @@ static void log_access(struct worker *w, PyObject *env)
  * the response is over. */
 static int drive_response(struct worker *w)
 {
-    if (response_out_pending(&w->out)) {
-        if (send_or_park(w) > 0)
-            return 1;
-        Py_CLEAR(w->out_owner);
-    }
+    if (response_out_pending(&w->out) && send_or_park(w) > 0)
+        return 1;
+    /* Sent, also when the resumed socket took the rest at once: the chunk
+     * that was being sent is no longer needed. */
+    Py_CLEAR(w->out_owner);
     /* Each step runs once, however often the response was parked. */
     if (!w->body_done) {
         int rc = send_result(w);

@@ -157,6 +157,13 @@ def big(environ, start_response):
     return _Result(_query(environ, "tag", ""), mib * 16, b"x" * 65536)
 
 
+def block_refcount(environ, start_response):
+    """?block=M: references to the shared M MiB block beyond this call's own
+    (a reference the server failed to drop shows here)."""
+    block = _shared_blocks.get(int(_query(environ, "block", "1")))
+    return _json(start_response, {"refcount": sys.getrefcount(block) - 1 if block else 0})
+
+
 def big_file(environ, start_response):
     """?mib=N MiB from a real file (sendfile); ?cl=N sends Content-Length: N,
     ?write=B write()s the bytes B before returning the file."""
@@ -208,6 +215,7 @@ ROUTES = {
     "/big-file": big_file,
     "/write-fails": write_fails,
     "/closed": closed,
+    "/block-refcount": block_refcount,
 }
 
 

@@ -231,6 +231,22 @@ def test_parked_file_goes_out_exactly_once(start_server, query, version, prefix,
     assert server.stderr().count("GET /big-file") == 1, server.stderr()[-2000:]
 
 
+def test_resumed_chunks_are_released(start_server):
+    """A generator's chunks sent to a client that reads in bursts are parked
+    and resumed many times; once the response is over the server holds no
+    reference to them (one chunk per resume was kept before)."""
+    server = start_server("response_apps:app", workers=1)
+    refcount = lambda: json.loads(server.request("GET", "/block-refcount?block=1").body)["refcount"]
+    assert server.request("GET", "/big?mib=1&block=1").status == 200  # makes the block
+    baseline = refcount()
+    with small_window_connection(server) as slow:
+        slow.send(support.build_request("GET", "/big?mib=8&block=1"))
+        read_in_bursts(slow, limit=9 * MIB, burst=8)
+        response = slow.read_response()
+        assert response.status == 200 and len(response.body) == 8 * MIB
+    assert wait_until(lambda: refcount() == baseline), (refcount(), baseline)
+
+
 def test_failed_write_sends_nothing_more(start_server):
     """write() to a client that took nothing for send_timeout fails; what
     it had not sent then is not sent later, when the client reads again:

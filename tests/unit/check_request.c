@@ -522,6 +522,7 @@ static const struct error_case error_cases[] = {
     {"HTTP/1.2", INPUT("GET / HTTP/1.2\r\nHost: a\r\n\r\n"), 505},
     {"HTTP/2.0", INPUT("GET / HTTP/2.0\r\nHost: a\r\n\r\n"), 505},
     {"HTTP/3.0", INPUT("GET / HTTP/3.0\r\nHost: a\r\n\r\n"), 505},
+    {"HTTP/3.0 after an empty line", INPUT("\r\nGET / HTTP/3.0\r\nHost: a\r\n\r\n"), 505},
     {"HTTP/0.9", INPUT("GET / HTTP/0.9\r\nHost: a\r\n\r\n"), 505},
     {"HTTP/0.9 simple request", INPUT("GET /\r\n\r\n"), 505},
     {"HTTP/2 connection preface", INPUT("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), 505},
