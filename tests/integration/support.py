@@ -634,15 +634,14 @@ class Procs:
         return failures
 
 
-def launch_tcp(procs, host="127.0.0.1", name_host=None, attempts=5, **kw):
-    """launch.py in address mode on a free port of `host` (retrying a lost
-    port race); `name_host` is the host part written in the address
-    (default: host, bracketed for IPv6). Returns (proc, port)."""
+def start_on_free_port(start, what="server", host="127.0.0.1", attempts=5):
+    """start(port) -> Proc on a free port of `host`, waited for until it
+    accepts connections; a lost race for the port is retried. Returns
+    (proc, port)."""
     last = None
     for _attempt in range(attempts):
         port = free_port(host)
-        shown = name_host or ("[%s]" % host if ":" in host else host)
-        proc = procs.launch("address", arg="%s:%d" % (shown, port), **kw)
+        proc = start(port)
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while time.monotonic() < deadline and proc.running():
             try:
@@ -654,7 +653,17 @@ def launch_tcp(procs, host="127.0.0.1", name_host=None, attempts=5, **kw):
         last = proc
         if "Address already in use" not in proc.output():
             break
-    pytest.fail("server did not start\n%s" % last.describe())
+    pytest.fail("%s did not start\n%s" % (what, last.describe()))
+
+
+def launch_tcp(procs, host="127.0.0.1", name_host=None, attempts=5, **kw):
+    """launch.py in address mode on a free port of `host` (retrying a lost
+    port race); `name_host` is the host part written in the address
+    (default: host, bracketed for IPv6). Returns (proc, port)."""
+    shown = name_host or ("[%s]" % host if ":" in host else host)
+    return start_on_free_port(
+        lambda port: procs.launch("address", arg="%s:%d" % (shown, port), **kw),
+        host=host, attempts=attempts)
 
 
 def assert_stopped_cleanly(proc, sig=signal.SIGTERM):

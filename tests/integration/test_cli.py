@@ -22,21 +22,10 @@ def _run(cmd, env=None, cwd=None, timeout=30):
 
 def _start_cli(procs, args, cmd=MODULE, env=None, cwd=None):
     """Starts the CLI on a free port (retrying a lost race); (proc, port)."""
-    for _attempt in range(5):
-        port = support.free_port()
-        proc = procs.start(list(cmd) + list(args) + ["--bind", "127.0.0.1:%d" % port],
-                           env=env or support.repo_env(), cwd=cwd or support.DEPLOY_APPS)
-        deadline = time.monotonic() + support.STARTUP_TIMEOUT
-        while time.monotonic() < deadline and proc.running():
-            try:
-                with support.RawConnection("127.0.0.1", port, timeout=0.5):
-                    return proc, port
-            except OSError:
-                time.sleep(0.05)
-        proc.kill()
-        if "Address already in use" not in proc.output():
-            break
-    pytest.fail("the command line server did not start\n%s" % proc.describe())
+    return support.start_on_free_port(
+        lambda port: procs.start(list(cmd) + list(args) + ["--bind", "127.0.0.1:%d" % port],
+                                 env=env or support.repo_env(), cwd=cwd or support.DEPLOY_APPS),
+        "the command line server")
 
 
 def _stop(proc, sig=signal.SIGTERM):

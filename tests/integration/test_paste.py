@@ -65,21 +65,10 @@ def _pserve(procs, installed_venv, ini, tmp_path, **kw):
 
 
 def _start_pserve(procs, installed_venv, tmp_path, extra="", template=PYRAMID_INI):
-    for _attempt in range(5):
-        port = support.free_port()
+    def start(port):
         ini = _write_ini(tmp_path, "socket = 127.0.0.1:%d" % port, extra, template)
-        proc = _pserve(procs, installed_venv, ini, tmp_path)
-        deadline = time.monotonic() + support.STARTUP_TIMEOUT
-        while time.monotonic() < deadline and proc.running():
-            try:
-                with support.RawConnection("127.0.0.1", port, timeout=0.5):
-                    return proc, port
-            except OSError:
-                time.sleep(0.05)
-        proc.kill()
-        if "Address already in use" not in proc.output():
-            break
-    pytest.fail("pserve did not start\n%s" % proc.describe())
+        return _pserve(procs, installed_venv, ini, tmp_path)
+    return support.start_on_free_port(start, "pserve")
 
 
 def test_pserve_pyramid(procs, installed_venv, tmp_path):
