@@ -68,7 +68,7 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
 
 @pytest.fixture
 def start_server(tmp_path):
-    """Factory: start_server(app="apps:router", workers=2, options=None,
+    """Factory: start_server(app="apps:app", workers=2, options=None,
     host="127.0.0.1", keepalive=False) -> Server.
 
     keepalive=True merges PYRUVATE_TEST_KEEPALIVE_OPTIONS under `options`.
@@ -78,7 +78,7 @@ def start_server(tmp_path):
     the exit itself, or set server.expected_returncode)."""
     servers = []
 
-    def factory(app="apps:router", workers=2, options=None, host="127.0.0.1",
+    def factory(app="apps:app", workers=2, options=None, host="127.0.0.1",
                 keepalive=False):
         opts = dict(KEEPALIVE_OPTIONS) if keepalive else {}
         opts.update(options or {})
@@ -119,7 +119,7 @@ def start_server(tmp_path):
 
 @pytest.fixture
 def server(start_server):
-    """Server running apps:router with 2 workers."""
+    """Server running apps:app with 2 workers."""
     return start_server()
 
 

@@ -814,7 +814,7 @@ class Server(Proc):
             return conn.read_available()
 
 
-def launch(log_dir, options=None, app="strict_apps:app", workers=2):
+def launch(log_dir, options=None, app="apps:app", workers=2):
     """Start a server outside the function-scoped start_server fixture, for
     module-scoped fixtures shared by many short tests (same command line,
     environment and keep-alive options as the start_server fixture).  Stop it with
@@ -850,7 +850,7 @@ def wait_for_log(srv, text, timeout=5.0):
     return text in srv.stderr()
 
 
-# -- raw exchanges with the apps of strict_apps.py ----------------------------
+# -- raw exchanges with apps:app (apps.py) --------------------------------------
 
 HOST = b"Host: example.test\r\n"
 CLOSE = b"Connection: close\r\n"
@@ -867,7 +867,7 @@ HTTP_DATE = re.compile(r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d "
                         r"\d\d:\d\d:\d\d GMT$")
 
 
-def strict_server(start_server, options=None, app="strict_apps:app", workers=2):
+def strict_server(start_server, options=None, app="apps:app", workers=2):
     """A server for the strict suites (keep-alive options merged in)."""
     return start_server(app, workers=workers, options=options, keepalive=True)
 
@@ -921,8 +921,8 @@ def exchange(srv, data, timeout=5.0, pieces_pause=None):
 def assert_alive(srv):
     """The server still answers a normal request on a new connection."""
     with RawConnection(srv.host, srv.port, timeout=5) as conn:
-        response = conn.request("GET", "/_/hello")
-    from strict_apps import HELLO
+        response = conn.request("GET", "/hello")
+    from apps import HELLO
 
     assert (response.status, response.body) == (200, HELLO), response
 
@@ -944,8 +944,9 @@ def expect_error(srv, data, status, **kwargs):
 
 
 def app_calls(srv):
+    """How many requests reached apps.py's environ summary (unrouted paths)."""
     with RawConnection(srv.host, srv.port, timeout=5) as conn:
-        response = conn.request("GET", "/_/calls")
+        response = conn.request("GET", "/calls")
     assert response.status == 200, response
     return json.loads(response.body)["calls"]
 

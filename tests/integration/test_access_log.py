@@ -129,7 +129,7 @@ def test_target_that_is_not_utf8_is_logged_escaped(start_server, async_logging):
     """Regression: "GET /admin/delete?id=1&\\xff" was served but left out of the
     access log (the line failed to decode as UTF-8). With async_logging
     False the worker logs the record itself: the same line."""
-    srv = start_server("apps:router", options={"access_log": True,
+    srv = start_server(options={"access_log": True,
                                                "async_logging": async_logging})
     assert _exchange(srv.port, _get(b"/hello?id=1&\xff")).startswith(b"HTTP/1.1 200 ")
     assert _exchange(srv.port, _get(b'/hello?q="x"\\y\xc3\xa9')).startswith(b"HTTP/1.1 200 ")
@@ -144,7 +144,7 @@ def test_target_that_is_not_utf8_is_logged_escaped(start_server, async_logging):
 def test_acceptor_records_escape_the_target_too(start_server, tmp_path):
     """A 503 the acceptor answers itself (queue full) for a target with a
     byte that is not UTF-8 is logged, escaped the same way."""
-    srv = start_server("apps:slow", workers=1, options={"access_log": True, "max_queue_size": 1})
+    srv = start_server(workers=1, options={"access_log": True, "max_queue_size": 1})
     gate = tmp_path / "gate"
     answers = [None] * 3
     def fetch(index, target):

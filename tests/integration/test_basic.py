@@ -28,6 +28,8 @@ def test_get_hello(server):
 
 
 def test_hello_app_directly(start_server):
+    # A plain WSGI callable served without the router of apps:app in
+    # between: every path reaches it.
     srv = start_server("apps:hello")
     for path in ("/", "/anything?x=1"):
         response = srv.request("GET", path)

@@ -50,8 +50,7 @@ def test_silent_connections_at_the_descriptor_limit_do_not_stall_requests(
     the longest idle connections are closed to make room: the request is
     answered."""
     monkeypatch.setenv("PYRUVATE_TEST_NOFILE", "128")
-    srv = start_server("apps:hello", workers=2,
-                       options={"header_timeout": 60, "keepalive_timeout": 60})
+    srv = start_server(workers=2, options={"header_timeout": 60, "keepalive_timeout": 60})
     silent = []
     try:
         for _ in range(140):
@@ -82,7 +81,7 @@ def test_longest_idle_keepalive_connection_is_closed_to_make_room(start_server):
     """At max_connections a new client is served, and the keep-alive
     connection idle longest is closed for it (nginx does the same), rather
     than the new client getting 503."""
-    srv = start_server("apps:hello", options={"max_connections": 2}, keepalive=True)
+    srv = start_server(options={"max_connections": 2}, keepalive=True)
     oldest = srv.connect(timeout=10)
     newer = srv.connect(timeout=10)
     try:
@@ -101,7 +100,7 @@ def test_longest_idle_keepalive_connection_is_closed_to_make_room(start_server):
 def test_new_connection_gets_503_when_nothing_is_idle(start_server):
     """With every connection busy in a request, there is nothing to evict:
     the new connection still gets a fast 503."""
-    srv = start_server("apps:hello", options={"max_connections": 2})
+    srv = start_server(options={"max_connections": 2})
     busy = [socket.create_connection(("127.0.0.1", srv.port), timeout=10) for _ in range(2)]
     try:
         for sock in busy:  # a request begun and never finished
@@ -118,8 +117,7 @@ def test_new_connection_gets_503_when_nothing_is_idle(start_server):
 def test_header_timeout_closes_silent_connections_before_idle_keepalive_ones(start_server):
     """A connection that has not sent a byte gets header_timeout; a
     keep-alive connection between requests keeps keepalive_timeout."""
-    srv = start_server("apps:hello", options={"header_timeout": 1, "keepalive_timeout": 60},
-                       keepalive=True)
+    srv = start_server(options={"header_timeout": 1, "keepalive_timeout": 60}, keepalive=True)
     with srv.connect(timeout=10) as kept:
         assert kept.request("GET", "/hello").status == 200
         with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as silent:
@@ -132,7 +130,7 @@ def test_header_timeout_closes_silent_connections_before_idle_keepalive_ones(sta
 
 def test_open_file_limit_is_raised_to_the_hard_limit(start_server, monkeypatch):
     monkeypatch.setenv("PYRUVATE_TEST_NOFILE", "64:256")
-    srv = start_server("apps:hello")
+    srv = start_server()
     assert _get(srv.port, "/hello").status == 200
     assert _wait_for(lambda: "from 64 to 256" in srv.stderr())
     assert "raised the open file limit (RLIMIT_NOFILE) from 64 to 256" in srv.stderr()

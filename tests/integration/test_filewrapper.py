@@ -11,7 +11,7 @@ directly in Python.
 
 Iterated file-likes have no length the server knows, so on HTTP/1.1 they go
 out chunked; sendfile always sends a Content-Length.  The framing thus shows
-which way a body went.  The apps are in edge_apps.py (FILE_DATA is
+which way a body went.  The apps are in apps.py (FILE_DATA is
 bytes(range(256)) * 400)."""
 import hashlib
 import json
@@ -184,13 +184,13 @@ FILE_DATA = bytes(range(256)) * 400
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory):
-    server = launch(tmp_path_factory.mktemp("filewrapper-edges"), app="edge_apps:app")
+    server = launch(tmp_path_factory.mktemp("filewrapper-edges"))
     yield server
     stop_launched(server)
 
 
 def direct(srv, case):
-    response = srv.request("GET", "/f/direct?case=" + case)
+    response = srv.request("GET", "/fw-direct?case=" + case)
     assert response.status == 200, response
     out = json.loads(response.body)
     assert out["same_type"] is True  # wsgi.file_wrapper is pyruvate.FileWrapper
@@ -232,7 +232,7 @@ def test_iterating_directly_gives_blocks(srv):
 
 def test_read_raising_propagates(srv):
     assert direct(srv, "read-raises")["outcome"] == \
-        "raised ValueError: edge_apps: read fails on purpose"
+        "raised ValueError: apps: read fails on purpose"
 
 
 # -- FileWrapper as the result ------------------------------------------------
@@ -241,8 +241,8 @@ def test_filelike_without_close(srv):
     """read() only: iterated; closing the wrapper finds no close() and that
     is no error (the next response on the connection comes after close())."""
     with srv.connect() as conn:
-        assert_iterated(conn.request("GET", "/f/no-close"), FILE_DATA[:20000])
-        assert conn.request("GET", "/_/hello").status == 200
+        assert_iterated(conn.request("GET", "/fw-no-close"), FILE_DATA[:20000])
+        assert conn.request("GET", "/hello").status == 200
     text = srv.stderr()
     assert "_ReadOnly" not in text and "has no attribute 'close'" not in text, text[-3000:]
 
@@ -251,66 +251,66 @@ def test_bytesio_is_iterated_and_closed(srv):
     """io.BytesIO has no file descriptor (fileno() raises): iterated, and
     close() reaches the BytesIO."""
     with srv.connect() as conn:
-        assert_iterated(conn.request("GET", "/f/bytesio?tag=bytesio-1"), FILE_DATA[:10000])
-        report = conn.request("GET", "/x/report")
+        assert_iterated(conn.request("GET", "/fw-bytesio?tag=bytesio-1"), FILE_DATA[:10000])
+        report = conn.request("GET", "/report")
     assert "bytesio-1" in json.loads(report.body)["closed"], report
 
 
 def test_real_file_whose_fileno_raises_is_iterated(srv):
     """A real file whose fileno() raises io.UnsupportedOperation: no
     sendfile, iterated whole."""
-    assert_iterated(srv.request("GET", "/f/fileno-raises"), FILE_DATA)
+    assert_iterated(srv.request("GET", "/fw-fileno-raises"), FILE_DATA)
 
 
 def test_pipe_is_iterated_not_sendfile(srv):
     """A pipe has a descriptor but is no regular file: iterated."""
-    assert_iterated(srv.request("GET", "/f/pipe"), FILE_DATA[:30000])
+    assert_iterated(srv.request("GET", "/fw-pipe"), FILE_DATA[:30000])
     assert_alive(srv)
 
 
 def test_tell_raising_uses_the_descriptor_offset(srv):
     """A real file at offset 1000 whose tell() raises: sendfile from the
     descriptor's offset, so exactly the rest of the file."""
-    assert_sendfile(srv.request("GET", "/f/tell-raises"), FILE_DATA[1000:])
+    assert_sendfile(srv.request("GET", "/fw-tell-raises"), FILE_DATA[1000:])
 
 
 def test_file_at_its_end_is_empty(srv):
     """A real file positioned at its end: an empty body, Content-Length 0,
     and the connection stays usable."""
     with srv.connect() as conn:
-        response = conn.request("GET", "/f/at-end")
+        response = conn.request("GET", "/fw-at-end")
         assert_sendfile(response, b"")
         assert not response.has_token("Connection", "close"), response
-        assert conn.request("GET", "/_/hello").status == 200
+        assert conn.request("GET", "/hello").status == 200
 
 
 @pytest.mark.parametrize("value", ["-1", "str"])
 def test_unusable_fileno_is_iterated(srv, value):
     """fileno() returning -1 or something that is no int: no descriptor to
     send from, so the file is iterated whole."""
-    assert_iterated(srv.request("GET", "/f/fileno-bogus?v=" + value), FILE_DATA)
+    assert_iterated(srv.request("GET", "/fw-fileno-bogus?v=" + value), FILE_DATA)
 
 
 def test_negative_tell_is_iterated(srv):
     """tell() reporting -1 (unknown position): no sendfile, the file is
     iterated from where it really is (its start)."""
-    assert_iterated(srv.request("GET", "/f/tell-bogus?v=-1"), FILE_DATA)
+    assert_iterated(srv.request("GET", "/fw-tell-bogus?v=-1"), FILE_DATA)
 
 
 def test_position_beyond_the_end_is_empty(srv):
     """A file positioned past its end has nothing left to send: an empty
     200 response, correctly framed, on a connection that stays usable."""
     with srv.connect() as conn:
-        response = conn.request("GET", "/f/beyond-end")
+        response = conn.request("GET", "/fw-beyond-end")
         assert (response.status, response.body) == (200, b""), response
         assert response.header("Content-Length") == "0", response
-        assert conn.request("GET", "/_/hello").status == 200
+        assert conn.request("GET", "/hello").status == 200
 
 
 def test_tell_not_an_int_is_500(srv):
     """tell() returning a str is an application error: a 500 (nothing was
     sent yet), logged, the server goes on."""
-    response = srv.request("GET", "/f/tell-bogus?v=str")
+    response = srv.request("GET", "/fw-tell-bogus?v=str")
     assert response.status == 500, response
     assert response.has_token("Connection", "close"), response
     assert wait_for_log(srv, "TypeError: 'str' object cannot be interpreted as an integer")
@@ -338,7 +338,7 @@ def test_close_lookup_error_propagates(srv):
     """Only a missing close() is ignored; another error while looking it up
     reaches the caller."""
     assert direct(srv, "close-lookup-raises")["outcome"] == (
-        "raised RuntimeError: edge_apps: looking up the file's close fails on purpose")
+        "raised RuntimeError: apps: looking up the file's close fails on purpose")
 
 
 def test_wrapper_is_gc_tracked_and_refers_to_its_filelike(srv):

@@ -54,7 +54,7 @@ def test_rfc9112_6_3_content_length_and_transfer_encoding_is_400_and_close(srv):
     be a smuggling attempt: the server answers 400 and closes, and whatever
     follows (here a smuggled GET) is never answered."""
     before = app_calls(srv)
-    smuggled = raw_get(b"/_/hello")
+    smuggled = raw_get(b"/hello")
     expect_error(srv, post(b"Content-Length: 5\r\n" + CHUNKED, b"0\r\n\r\n" + smuggled), 400)
     assert app_calls(srv) == before
 
@@ -121,7 +121,7 @@ def test_rfc9112_7_1_chunked_body_decoded_with_extensions_and_trailers(srv):
             b"A;q=\"quoted ; value\"\r\n0123456789\r\n"
             b"0;last=1\r\nX-Trailer: dropped\r\nX-Other: too\r\n\r\n")
     with srv.connect() as conn:
-        conn.send(post(CHUNKED, body, path=b"/echo"))
+        conn.send(post(CHUNKED, body, path=b"/chunked-body"))
         env = json_of(conn.read_response())
         assert env["__body__"] == "hello,0123456789"
         assert env["CONTENT_LENGTH"] == "16"
@@ -193,7 +193,7 @@ def test_rfc9110_6_5_1_framing_and_routing_trailers_ignored(srv):
     trailers = (b"Content-Length: 100\r\nHost: evil.test\r\nExpect: 100-continue\r\n"
                 b"Connection: upgrade\r\nUpgrade: websocket\r\nX-Trailer: t\r\n")
     with srv.connect() as conn:
-        conn.send(post(CHUNKED, b"5\r\nhello\r\n0\r\n" + trailers + b"\r\n", path=b"/echo"))
+        conn.send(post(CHUNKED, b"5\r\nhello\r\n0\r\n" + trailers + b"\r\n", path=b"/chunked-body"))
         env = json_of(conn.read_response())
         assert (env["__body__"], env["CONTENT_LENGTH"]) == ("hello", "5")
         assert env["HTTP_HOST"] == "example.test"
@@ -662,7 +662,7 @@ def test_keepalive_timeout_counts_from_last_activity(start_server):
         for index in range(4):
             if index:
                 time.sleep(0.6)
-            response = conn.request("GET", "/_/hello")
+            response = conn.request("GET", "/hello")
             assert (response.status, response.body) == (200, b"Hello, World!"), response
             assert not response.has_token("Connection", "close"), response
         assert conn.wait_closed(timeout=10), "idle keep-alive connection never closed"
@@ -684,7 +684,7 @@ def test_max_reuse_count_closes_after_n_requests(start_server):
     srv = strict_server(start_server, {"max_reuse_count": 3})
     with srv.connect() as conn:
         for index in range(3):
-            response = conn.request("GET", "/_/hello")
+            response = conn.request("GET", "/hello")
             assert response.status == 200, response
             assert response.has_token("Connection", "close") == (index == 2), response
         assert conn.wait_closed()
@@ -700,8 +700,8 @@ def test_rfc9112_9_6_connection_is_a_token_list(srv, value):
     """RFC 9110 §7.6.1 / RFC 9112 §9.6: Connection is a comma-separated,
     case-insensitive token list; "close" anywhere in it ends the connection
     after this response (a pipelined second request is not answered)."""
-    raw = exchange(srv, raw_get(b"/_/hello", b"Connection: " + value + b"\r\nTE: trailers\r\n")
-                   + raw_get(b"/_/hello"))
+    raw = exchange(srv, raw_get(b"/hello", b"Connection: " + value + b"\r\nTE: trailers\r\n")
+                   + raw_get(b"/hello"))
     responses = parse_responses(raw)
     assert len(responses) == 1, raw
     assert responses[0].status == 200
@@ -711,7 +711,7 @@ def test_rfc9112_9_6_connection_is_a_token_list(srv, value):
 def test_rfc9112_9_3_http10_closes_without_keep_alive(srv):
     """RFC 9112 §9.3: an HTTP/1.0 connection is not persistent unless the
     client sent Connection: keep-alive: one response, then close."""
-    first = b"GET /_/hello HTTP/1.0\r\n\r\n"
+    first = b"GET /hello HTTP/1.0\r\n\r\n"
     responses = parse_responses(exchange(srv, first + first))
     assert len(responses) == 1
     assert responses[0].has_token("Connection", "close"), responses[0]
@@ -720,8 +720,8 @@ def test_rfc9112_9_3_http10_closes_without_keep_alive(srv):
 def test_rfc9112_9_3_http10_keep_alive_persists(srv):
     """RFC 9112 §9.3 / RFC 7230 §A.1.2: HTTP/1.0 with Connection: keep-alive
     stays open, and the response says Connection: keep-alive."""
-    ka = b"GET /_/hello HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
-    responses = parse_responses(exchange(srv, ka + b"GET /_/hello HTTP/1.0\r\n\r\n"))
+    ka = b"GET /hello HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+    responses = parse_responses(exchange(srv, ka + b"GET /hello HTTP/1.0\r\n\r\n"))
     assert [r.status for r in responses] == [200, 200]
     assert responses[0].has_token("Connection", "keep-alive"), responses[0]
     assert responses[1].has_token("Connection", "close"), responses[1]
@@ -732,7 +732,7 @@ def test_rfc9112_9_3_http11_persistent_by_default(srv):
     sent."""
     with srv.connect() as conn:
         for _ in range(3):
-            response = conn.request("GET", "/_/hello")
+            response = conn.request("GET", "/hello")
             assert response.status == 200 and not response.has_token("Connection", "close")
 
 
@@ -743,7 +743,7 @@ def test_rfc9112_9_3_2_pipelined_requests_answered_in_order(srv):
     requests = (raw_get(b"/one")
                 + post(b"Content-Length: 3\r\n", b"two", path=b"/two")
                 + post(CHUNKED, b"5\r\nthree\r\n0\r\n\r\n", path=b"/three")
-                + b"HEAD /_/hello HTTP/1.1\r\n" + HOST + b"\r\n"
+                + b"HEAD /hello HTTP/1.1\r\n" + HOST + b"\r\n"
                 + raw_get(b"/five", CLOSE))
     responses = parse_responses(exchange(srv, requests),
                                 methods=["GET", "POST", "POST", "HEAD", "GET"])
@@ -759,9 +759,9 @@ def test_rfc9112_9_3_2_request_arriving_while_response_is_written(srv):
     is still being written waits in the buffer and is answered after it."""
     size = 16 * 1024 * 1024
     with srv.connect(timeout=20) as conn:
-        conn.send(raw_get(b"/_/big?size=%d" % size))
+        conn.send(raw_get(b"/big-pattern?size=%d" % size))
         read_until(conn, b"\r\n\r\n")  # the response has started
-        conn.send(raw_get(b"/_/hello"))  # while the server is still writing
+        conn.send(raw_get(b"/hello"))  # while the server is still writing
         big = conn.read_response()
         assert big.status == 200 and len(big.body) == size
         hello = conn.read_response()
@@ -772,11 +772,11 @@ def test_rfc9112_9_3_2_request_arriving_while_app_runs(srv):
     """A pipelined request that arrives while the app is still
     working on the previous one is answered after it, in order."""
     with srv.connect(timeout=15) as conn:
-        conn.send(raw_get(b"/_/wait?id=pipeline"))
+        conn.send(raw_get(b"/wait?id=pipeline"))
         time.sleep(0.2)  # let the first request reach the app
-        conn.send(raw_get(b"/_/hello"))
+        conn.send(raw_get(b"/hello"))
         with srv.connect() as other:
-            assert other.request("GET", "/_/release?id=pipeline").status == 200
+            assert other.request("GET", "/release?id=pipeline").status == 200
         first = conn.read_response()
         assert first.body == b"waited released=True", first
         second = conn.read_response()

@@ -4,7 +4,7 @@ seek(), tell() and seekable().
 Edge paths of wsgi.input (src/input.c): sizes larger than the body, 0,
 None and negative, repeated reads, readline/readlines limits, iteration
 after partial reads, bad arguments, and an input object used after its
-request finished.  The app (edge_apps.input_ops) applies ?op=NAME[:ARG]
+request finished.  The app (/input-ops in apps.py) applies ?op=NAME[:ARG]
 operations in order and reports each result, or "raised TYPE"."""
 import json
 from urllib.parse import urlencode
@@ -21,7 +21,7 @@ LINES = [b"line one\n", b"line two\r\n", b"\n", b"last line without newline"]
 
 @pytest.fixture
 def input_server(start_server):
-    return start_server("apps:input_app")
+    return start_server()
 
 
 def _pieces(srv, path, body=BODY, method="POST"):
@@ -31,31 +31,31 @@ def _pieces(srv, path, body=BODY, method="POST"):
 
 
 def test_read_all(input_server):
-    assert _pieces(input_server, "/read") == [BODY]
+    assert _pieces(input_server, "/input/read") == [BODY]
 
 
 def test_read_all_empty_body(input_server):
-    assert _pieces(input_server, "/read", body=b"") == [b""]
+    assert _pieces(input_server, "/input/read", body=b"") == [b""]
 
 
 def test_read_all_get_without_body(input_server):
-    assert _pieces(input_server, "/read", body=b"", method="GET") == [b""]
+    assert _pieces(input_server, "/input/read", body=b"", method="GET") == [b""]
 
 
 @pytest.mark.parametrize("size", [1, 5, 9, 100])
 def test_read_n(input_server, size):
-    pieces = _pieces(input_server, "/read-n?n=%d" % size)
+    pieces = _pieces(input_server, "/input/read-n?n=%d" % size)
     assert pieces[-1] == b""
     assert all(0 < len(p) <= size for p in pieces[:-1]), pieces
     assert b"".join(pieces) == BODY
 
 
 def test_readline(input_server):
-    assert _pieces(input_server, "/readline") == LINES + [b""]
+    assert _pieces(input_server, "/input/readline") == LINES + [b""]
 
 
 def test_readline_with_size(input_server):
-    pieces = _pieces(input_server, "/readline-size?n=4")
+    pieces = _pieces(input_server, "/input/readline-size?n=4")
     assert pieces[-1] == b""
     assert b"".join(pieces) == BODY
     for piece in pieces[:-1]:
@@ -64,15 +64,15 @@ def test_readline_with_size(input_server):
 
 
 def test_readlines(input_server):
-    assert _pieces(input_server, "/readlines") == LINES + [b""]
+    assert _pieces(input_server, "/input/readlines") == LINES + [b""]
 
 
 def test_iteration(input_server):
-    assert _pieces(input_server, "/iter") == LINES
+    assert _pieces(input_server, "/input/iter") == LINES
 
 
 def test_mixed_reads(input_server):
-    assert _pieces(input_server, "/mixed") == [
+    assert _pieces(input_server, "/input/mixed") == [
         b"line one\n", b"lin", b"e two\r\n", b"\n", b"last line without newline"]
 
 
@@ -80,7 +80,7 @@ def test_seek_to_zero_rereads_the_body_for_a_zope_conflict_retry(input_server):
     # Zope's HTTPRequest.retry() seeks wsgi.input back to 0 before it
     # publishes a request again after a ConflictError: without seek() every
     # conflict under concurrent writes became a 500.
-    pieces = _pieces(input_server, "/seek")
+    pieces = _pieces(input_server, "/input/seek")
     assert pieces == [
         BODY, b"%d" % len(BODY), b"0", BODY,
         b"%d" % (len(BODY) - 4), BODY[-4:],
@@ -89,7 +89,7 @@ def test_seek_to_zero_rereads_the_body_for_a_zope_conflict_retry(input_server):
 
 
 def test_seek_rejects_bad_arguments_and_keeps_the_position(input_server):
-    pieces = _pieces(input_server, "/seek-errors")
+    pieces = _pieces(input_server, "/input/seek-errors")
     assert pieces == [b"ValueError", b"ValueError", b"TypeError", b"TypeError", b"0", BODY]
 
 
@@ -97,16 +97,16 @@ def test_readlines_large_body(input_server):
     lines = [b"%06d %s\n" % (i, b"z" * (i % 200)) for i in range(5000)]
     body = b"".join(lines)
     assert len(body) > 500000
-    assert _pieces(input_server, "/readlines", body=body) == lines + [b""]
+    assert _pieces(input_server, "/input/readlines", body=body) == lines + [b""]
 
 
 def test_input_does_not_read_past_content_length(start_server):
     # Two requests in one send (pipelined): read() of the first must stop at
     # its Content-Length and leave the second request intact.
-    srv = start_server("apps:input_app", keepalive=True)
+    srv = start_server(keepalive=True)
     with srv.connect() as conn:
-        conn.send(support.build_request("POST", "/read", body=b"first")
-                  + support.build_request("POST", "/readlines", body=b"a\nb\n"))
+        conn.send(support.build_request("POST", "/input/read", body=b"first")
+                  + support.build_request("POST", "/input/readlines", body=b"a\nb\n"))
         first = conn.read_response()
         second = conn.read_response()
     assert json.loads(first.body)["pieces"] == ["first"]
@@ -119,13 +119,13 @@ EDGE_BODY = LINE1 + LINE2 + LINE3 + "tail without newline"
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory):
-    server = launch(tmp_path_factory.mktemp("input-edges"), app="edge_apps:app")
+    server = launch(tmp_path_factory.mktemp("input-edges"))
     yield server
     stop_launched(server)
 
 
 def ops(srv, *operations, body=EDGE_BODY, method="POST"):
-    target = "/i/ops?" + urlencode([("op", op) for op in operations])
+    target = "/input-ops?" + urlencode([("op", op) for op in operations])
     response = srv.request(method, target, body=body.encode("latin-1"))
     assert response.status == 200, response
     return json.loads(response.body)["results"]
@@ -228,9 +228,9 @@ def test_input_used_after_its_request_is_detached(srv):
     """A wsgi.input kept from a finished request reads as empty (it no
     longer points at that request's buffer); the current request's own
     input is unaffected."""
-    stored = srv.request("POST", "/i/store", body=b"secret body of request one\nline 2\n")
+    stored = srv.request("POST", "/input-store", body=b"secret body of request one\nline 2\n")
     assert (stored.status, stored.body) == (200, b"stored"), stored
-    response = srv.request("POST", "/i/read-stored", body=b"own body\n")
+    response = srv.request("POST", "/input-read-stored", body=b"own body\n")
     assert response.status == 200, response
     assert json.loads(response.body) == {
         "read": "", "read_n": "", "readline": "", "readlines": [], "iter": [],

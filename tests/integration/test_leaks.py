@@ -32,7 +32,7 @@ def _traffic(server, rounds):
 
 
 def test_memory_flat_under_mixed_traffic(start_server):
-    server = start_server("apps:router", workers=2)
+    server = start_server(workers=2)
     _traffic(server, 200)
     before = _memory(server)
     _traffic(server, 600)

@@ -93,7 +93,7 @@ def test_unknown_option_is_refused():
 
 @pytest.mark.parametrize("option, good, bad, error", OPTIONS, ids=[o[0] for o in OPTIONS])
 def test_good_option_value_serves(start_server, option, good, bad, error):
-    server = start_server("apps:hello", options={option: good})
+    server = start_server(options={option: good})
     response = server.request("GET", "/site/hello")
     assert response.status == 200
 

@@ -54,7 +54,7 @@ def test_full_queue_answers_503_with_retry_after(start_server):
     refused because that worker has not woken up yet: of four requests
     sent one after another (the acceptor takes them in that order), the
     first runs, the second waits, the others get 503."""
-    srv = start_server("apps:slow", workers=1, options={"max_queue_size": 1})
+    srv = start_server(workers=1, options={"max_queue_size": 1})
     conns = []
     try:
         for _ in range(4):
@@ -73,7 +73,7 @@ def test_full_queue_answers_503_with_retry_after(start_server):
 
 def test_queue_monitor_warns(start_server):
     """Pyruvate's qmon_warn_threshold: a warning once requests wait."""
-    srv = start_server("apps:slow", workers=1, options={"qmon_warn_threshold": 1})
+    srv = start_server(workers=1, options={"qmon_warn_threshold": 1})
     results = _concurrently(3, lambda i: _get(srv.port, SLOW % 300))
     assert [r.status for r in results] == [200, 200, 200]
     assert "requests are waiting for a worker" in srv.stderr()
@@ -91,7 +91,7 @@ def test_queue_wait_is_in_the_environ(server):
 def test_max_connections_answers_503_and_recovers(start_server):
     """Past max_connections, a new connection gets a fast 503 and
     is closed; once others close, connections are served again."""
-    srv = start_server("apps:hello", options={"max_connections": 3})
+    srv = start_server(options={"max_connections": 3})
     held = [socket.create_connection(("127.0.0.1", srv.port), timeout=5) for _ in range(3)]
     try:
         for sock in held:  # a first byte, so that TCP_DEFER_ACCEPT hands them over
@@ -155,7 +155,7 @@ def test_out_of_descriptors_does_not_kill_the_acceptor(start_server, monkeypatch
 def test_slow_clients_time_out_and_others_are_served(start_server):
     """Slowloris: clients trickling their headers hit the request
     timeout (408 and close) while a normal request is answered meanwhile."""
-    srv = start_server("apps:hello", options={"request_timeout": 1})
+    srv = start_server(options={"request_timeout": 1})
     slow = [socket.create_connection(("127.0.0.1", srv.port), timeout=10) for _ in range(20)]
     try:
         for sock in slow:
@@ -179,7 +179,7 @@ def test_slow_clients_time_out_and_others_are_served(start_server):
 def test_silent_connections_are_closed_after_keepalive_timeout(start_server):
     """Connections that never send a byte cost no worker and are closed
     after keepalive_timeout, counted from their last activity."""
-    srv = start_server("apps:hello", options={"keepalive_timeout": 1})
+    srv = start_server(options={"keepalive_timeout": 1})
     silent = [socket.create_connection(("127.0.0.1", srv.port), timeout=10) for _ in range(50)]
     try:
         assert _get(srv.port, "/hello").status == 200
@@ -193,7 +193,7 @@ def test_silent_connections_are_closed_after_keepalive_timeout(start_server):
 def test_idle_keepalive_connection_is_served_after_going_quiet(start_server):
     """A keep-alive connection quiet for more than a second moves to the idle
     set; its next request is still answered on the same connection."""
-    srv = start_server("apps:hello")
+    srv = start_server()
     with support.RawConnection("127.0.0.1", srv.port, timeout=10) as conn:
         assert conn.request("GET", "/hello").status == 200
         time.sleep(1.6)  # past the idle threshold (ordering, not a timing assertion)
@@ -204,8 +204,7 @@ def test_idle_keepalive_connection_is_served_after_going_quiet(start_server):
 def test_endless_header_whitespace_is_431(start_server):
     """A header block that never ends (whitespace llhttp does not count as
     header bytes) is cut off at the acceptor's bound: 431 and close."""
-    srv = start_server("apps:hello", options={"max_request_header_size": 1024,
-                                               "max_request_line_size": 256})
+    srv = start_server(options={"max_request_header_size": 1024, "max_request_line_size": 256})
     with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as sock:
         sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX:")
         answer = b""
@@ -230,7 +229,7 @@ def test_request_split_after_a_pipelined_one_is_completed_later(start_server):
     """A complete request followed by the start of the next: the worker
     answers the first and hands the connection back with the partial bytes,
     which the acceptor completes when the rest arrives."""
-    srv = start_server("apps:hello")
+    srv = start_server()
     with support.RawConnection("127.0.0.1", srv.port, timeout=10) as conn:
         conn.send(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHo")
         assert conn.read_response().status == 200
@@ -242,7 +241,7 @@ def test_request_split_after_a_pipelined_one_is_completed_later(start_server):
 def test_timeout_and_rejections_are_access_logged(start_server):
     """The responses the acceptor sends itself (408 here) get an access-log
     record too."""
-    srv = start_server("apps:hello", options={"request_timeout": 1, "access_log": True})
+    srv = start_server(options={"request_timeout": 1, "access_log": True})
     answer = _raw(srv.port, b"GET /hello HTTP/1.1\r\nHo")
     assert answer.startswith(b"HTTP/1.1 408 ")
     deadline = time.monotonic() + 5
@@ -254,7 +253,7 @@ def test_timeout_and_rejections_are_access_logged(start_server):
 def test_client_resets_mid_request_and_mid_response(start_server):
     """Client faults: a reset while the request is arriving and while a big
     response is being written cost the server nothing lasting."""
-    srv = start_server("apps:router")
+    srv = start_server()
     sock = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
     sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nabc")
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
@@ -271,11 +270,11 @@ def test_client_resets_mid_request_and_mid_response(start_server):
 def test_blocked_app_does_not_block_shutdown(start_server):
     """An app that never returns holds its worker, but SIGTERM still
     ends serve() after shutdown_timeout, and a warning says why."""
-    srv = start_server("apps:slow", workers=2, options={"shutdown_timeout": 1})
+    srv = start_server(workers=2, options={"shutdown_timeout": 1})
     sock = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
     sock.sendall(b"GET /slow?ms=60000 HTTP/1.1\r\nHost: x\r\n\r\n")
     deadline = time.monotonic() + 5
-    while b'"entered": true' not in _get(srv.port, "/entered").body and \
+    while b'"entered": true' not in _get(srv.port, "/slow-entered").body and \
             time.monotonic() < deadline:
         time.sleep(0.05)
     code = srv.stop()

@@ -45,7 +45,7 @@ def test_sigint_raises_keyboard_interrupt(start_server):
 def _wait_entered(srv, timeout=5.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if json.loads(srv.request("GET", "/entered").body)["entered"]:
+        if json.loads(srv.request("GET", "/slow-entered").body)["entered"]:
             return True
         time.sleep(0.02)
     return False
@@ -56,7 +56,7 @@ def _wait_entered(srv, timeout=5.0):
     (signal.SIGINT, 130, "SERVE_KEYBOARDINTERRUPT"),
 ])
 def test_graceful_stop_completes_in_flight_request(start_server, sig, expected_code, marker):
-    srv = start_server("apps:slow", workers=2)
+    srv = start_server(workers=2)
     with srv.connect(timeout=10) as conn:
         conn.send(support.build_request("GET", "/slow?ms=1500"))
         assert _wait_entered(srv), "slow request never reached the app"

@@ -7,7 +7,7 @@ WORKERS = 3
 
 
 def _thread_info(conn):
-    response = conn.request("GET", "/thread")
+    response = conn.request("GET", "/thread-info")
     assert response.status == 200, response
     info = json.loads(response.body)
     return info["ident"], info["count"]
@@ -19,7 +19,7 @@ def _one_shot(srv):
 
 
 def test_thread_ids_bounded_and_thread_locals_persist(start_server):
-    srv = start_server("apps:thread_info", workers=WORKERS)
+    srv = start_server(workers=WORKERS)
     results = []  # (ident, count) in the order the client observed them
 
     # Phase 1: sequential requests, each on a new connection.
@@ -48,7 +48,7 @@ def test_thread_ids_bounded_and_thread_locals_persist(start_server):
 
 
 def test_thread_locals_with_keepalive_connections(start_server):
-    srv = start_server("apps:thread_info", workers=WORKERS, keepalive=True)
+    srv = start_server(workers=WORKERS, keepalive=True)
     per_thread = defaultdict(list)
     connections = [srv.connect() for _ in range(4)]
     try:
@@ -64,7 +64,7 @@ def test_thread_locals_with_keepalive_connections(start_server):
 
 
 def test_single_worker_uses_one_thread(start_server):
-    srv = start_server("apps:thread_info", workers=1)
+    srv = start_server(workers=1)
     results = [_one_shot(srv) for _ in range(20)]
     assert len({ident for ident, _ in results}) == 1
     assert [count for _, count in results] == list(range(1, 21))
@@ -73,7 +73,7 @@ def test_single_worker_uses_one_thread(start_server):
 def test_workers_run_requests_concurrently(start_server):
     # /barrier?n=3 only passes if 3 requests are inside the app at the same
     # time, i.e. on 3 distinct worker threads.
-    srv = start_server("apps:thread_info", workers=WORKERS)
+    srv = start_server(workers=WORKERS)
 
     def barrier_request(_):
         with srv.connect(timeout=10) as conn:

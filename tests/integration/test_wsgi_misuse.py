@@ -1,7 +1,7 @@
 """Edge paths of src/wsgi.c that the other suites leave out: the environ
 (absolute-form targets, long header names, url_prefix, trusted_proxy),
 start_response and write() misuse, results whose close() fails, and the
-synchronous access log.  The apps are in edge_apps.py."""
+synchronous access log.  The apps are in apps.py."""
 import json
 import re
 import socket
@@ -25,11 +25,8 @@ from support import (
     wait_for_log,
 )
 
-APP = "edge_apps:app"
-
-
 def _launch(tmp_path_factory, name, options=None):
-    return launch(tmp_path_factory.mktemp(name), options=options, app=APP)
+    return launch(tmp_path_factory.mktemp(name), options=options)
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +139,7 @@ def test_app_connection_token_list_with_close(srv):
     tokens: the server closes after the response (and writes its own
     Connection field, not the app's)."""
     with srv.connect() as conn:
-        response = conn.request("GET", "/w/connection-close-list")
+        response = conn.request("GET", "/connection-close-list")
         assert (response.status, response.body) == (200, b"closing"), response
         assert response.header_all("Connection") == ["close"], response
         assert conn.wait_closed(), "connection left open"
@@ -152,7 +149,7 @@ def test_app_connection_token_list_with_close(srv):
 def test_app_invalid_content_length_is_500(srv, value):
     """start_response rejects a Content-Length that is not all digits
     (ValueError): a 500 with Connection: close; a new connection works."""
-    expect_error(srv, raw_get(b"/w/bad-cl?v=" + value.encode()), 500)
+    expect_error(srv, raw_get(b"/bad-cl?v=" + value.encode()), 500)
     assert wait_for_log(srv, "invalid Content-Length ('Content-Length', '%s')" % value)
 
 
@@ -160,7 +157,7 @@ def test_app_conflicting_content_lengths_is_500(srv):
     """Two different Content-Length values from the app cannot both frame
     the body: start_response raises ValueError, the client gets a 500 and
     neither length."""
-    response = expect_error(srv, raw_get(b"/w/two-cl?a=1&b=20"), 500)
+    response = expect_error(srv, raw_get(b"/two-cl?a=1&b=20"), 500)
     assert response.header("Content-Length") != "1", response.headers
     assert wait_for_log(srv, "conflicting Content-Length ('Content-Length', '20')")
 
@@ -168,10 +165,10 @@ def test_app_conflicting_content_lengths_is_500(srv):
 def test_app_repeated_content_length_sent_once(srv):
     """The same Content-Length twice from the app goes out once."""
     with srv.connect() as conn:
-        response = conn.request("GET", "/w/two-cl?a=20&b=20")
+        response = conn.request("GET", "/two-cl?a=20&b=20")
         assert (response.status, response.body) == (200, b"x" * 20), response
         assert response.header_all("Content-Length") == ["20"], response.headers
-        assert conn.request("GET", "/w/two-cl").status == 200
+        assert conn.request("GET", "/two-cl").status == 200
 
 
 # --------------------------------------------------------------------------
@@ -185,7 +182,7 @@ def _store_every_workers_start_response(srv):
 
     def store():
         with srv.connect(timeout=10) as conn:
-            results.append(conn.request("GET", "/w/sr-store?barrier=2"))
+            results.append(conn.request("GET", "/sr-store?barrier=2"))
 
     threads = [threading.Thread(target=store) for _ in range(2)]
     for thread in threads:
@@ -203,7 +200,7 @@ def test_stale_start_response_of_idle_worker_raises(srv):
     request runs: RuntimeError inside that app call (here the stored object
     belongs to the other, idle worker)."""
     _store_every_workers_start_response(srv)
-    response = one(srv, b"/w/sr-call-stored?which=other")
+    response = one(srv, b"/sr-call-stored?which=other")
     assert (response.status, response.body) == (200, b"raised RuntimeError"), response
     assert response.header("X-Stale") is None
 
@@ -214,7 +211,7 @@ def test_stale_start_response_of_same_worker_raises(srv):
     over). Regression: the per-worker object used to be reused, so a kept
     one set a later request's status and headers."""
     _store_every_workers_start_response(srv)
-    response = one(srv, b"/w/sr-call-stored?which=same")
+    response = one(srv, b"/sr-call-stored?which=same")
     assert (response.status, response.body) == (200, b"raised RuntimeError"), response
 
 
@@ -222,7 +219,7 @@ def test_exc_info_not_a_tuple_after_headers_closes(srv):
     """exc_info that is not a 3-tuple once the headers went out: TypeError,
     the response stops short of its Content-Length and the connection
     closes."""
-    raw = exchange(srv, raw_get(b"/w/exc-info-not-tuple"))  # keep-alive request
+    raw = exchange(srv, raw_get(b"/exc-info-not-tuple"))  # keep-alive request
     head, sep, body = raw.partition(b"\r\n\r\n")
     assert sep and head.startswith(b"HTTP/1.1 200 "), raw[:300]
     assert b"\r\nContent-Length: 100\r\n" in head + b"\r\n", head
@@ -234,8 +231,8 @@ def test_exc_info_not_a_tuple_after_headers_closes(srv):
 def test_write_before_start_response_is_500(srv):
     """write() (kept from an earlier request) called before this request's
     start_response: RuntimeError, a 500."""
-    assert one(srv, b"/w/store-write").body == b"stored"
-    response = expect_error(srv, raw_get(b"/w/write-before-start-response"), 500)
+    assert one(srv, b"/store-write").body == b"stored"
+    response = expect_error(srv, raw_get(b"/write-before-start-response"), 500)
     assert b"write accepted" not in response.raw
     assert wait_for_log(srv, "RuntimeError: write() called before start_response")
 
@@ -243,7 +240,7 @@ def test_write_before_start_response_is_500(srv):
 def test_write_of_str_is_500(srv):
     """PEP 3333: write() takes bytes; a str raises TypeError, a 500 (no
     body was sent yet)."""
-    response = expect_error(srv, raw_get(b"/w/write-str"), 500)
+    response = expect_error(srv, raw_get(b"/write-str"), 500)
     assert b"accepted" not in response.raw
     assert wait_for_log(srv, "TypeError: write() takes bytes, not str")
 
@@ -252,17 +249,17 @@ def test_write_of_empty_bytes_after_headers_is_noop(srv):
     """write(b"") after the headers went out adds nothing; the body and its
     framing stay right and the connection stays usable."""
     with srv.connect() as conn:
-        response = conn.request("GET", "/w/write-empty")
+        response = conn.request("GET", "/write-empty")
         assert (response.status, response.body) == (200, b"abcdefghi"), response
         assert response.header_all("Content-Length") == ["9"]
         assert response.header("Transfer-Encoding") is None
-        again = conn.request("GET", "/_/hello")
+        again = conn.request("GET", "/hello")
         assert (again.status, again.body) == (200, b"Hello, World!"), again
 
 
 def _report(srv):
     with srv.connect() as conn:
-        response = conn.request("GET", "/x/report")
+        response = conn.request("GET", "/report")
     assert response.status == 200, response
     return json.loads(response.body)
 
@@ -273,7 +270,7 @@ def test_write_after_client_went_away_raises_oserror(srv):
     before = len(_report(srv)["write_lost"])
     conn = srv.connect(timeout=10)
     try:
-        conn.send(raw_get(b"/w/write-lost"))
+        conn.send(raw_get(b"/write-lost"))
         read_until(conn, b"\r\n\r\n", timeout=10)
         # An abortive close (RST), with unread data pending anyway.
         conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -294,7 +291,7 @@ def test_write_after_client_went_away_raises_oserror(srv):
 def test_yield_before_start_response_is_500(srv):
     """A generator that yields data before start_response was called: a
     500 (RuntimeError), none of the data goes out."""
-    response = expect_error(srv, raw_get(b"/w/yield-before-start-response"), 500)
+    response = expect_error(srv, raw_get(b"/yield-before-start-response"), 500)
     assert b"data before" not in response.raw
     assert wait_for_log(srv, "returned data before calling start_response")
 
@@ -303,13 +300,13 @@ def test_close_raising_is_logged_response_kept(srv):
     """PEP 3333 calls close() after the response; an exception from it is
     logged, the response was delivered whole, the server goes on."""
     with srv.connect() as conn:
-        response = conn.request("GET", "/w/close-raises")
+        response = conn.request("GET", "/close-raises")
         assert (response.status, response.body) == (200, b"close raises"), response
         # The next response on this connection comes after close() ran.
-        assert conn.request("GET", "/_/hello").status == 200
+        assert conn.request("GET", "/hello").status == 200
     text = srv.stderr()
     assert "Error in the result's close()" in text
-    assert "RuntimeError: edge_apps: close() fails on purpose" in text
+    assert "RuntimeError: apps: close() fails on purpose" in text
     assert_alive(srv)
 
 
@@ -317,18 +314,18 @@ def test_close_lookup_raising_is_logged(srv):
     """A result whose close attribute raises when looked up: logged as such,
     the response was delivered whole."""
     with srv.connect() as conn:
-        response = conn.request("GET", "/w/close-lookup-raises")
+        response = conn.request("GET", "/close-lookup-raises")
         assert (response.status, response.body) == (200, b"close lookup raises"), response
-        assert conn.request("GET", "/_/hello").status == 200
+        assert conn.request("GET", "/hello").status == 200
     text = srv.stderr()
     assert "Error looking up the result's close()" in text
-    assert "RuntimeError: edge_apps: looking up close fails on purpose" in text
+    assert "RuntimeError: apps: looking up close fails on purpose" in text
     assert_alive(srv)
 
 
 def test_empty_result_without_start_response_is_500(srv):
     """An app returning [] without ever calling start_response: 500."""
-    expect_error(srv, raw_get(b"/w/empty-without-start-response"), 500)
+    expect_error(srv, raw_get(b"/empty-without-start-response"), 500)
     assert wait_for_log(srv, "the application never called start_response")
 
 
@@ -346,16 +343,16 @@ def test_access_log_synchronous(tmp_path_factory):
                      {"access_log": True, "async_logging": False})
     try:
         with server.connect() as conn:
-            assert conn.request("GET", "/_/hello?tag=sync-1").status == 200
-            assert conn.request("GET", "/w/bad-cl?v=x").status == 500
-        assert wait_for_log(server, '"GET /w/bad-cl?v=x HTTP/1.1" 500 ')
+            assert conn.request("GET", "/hello?tag=sync-1").status == 200
+            assert conn.request("GET", "/bad-cl?v=x").status == 500
+        assert wait_for_log(server, '"GET /bad-cl?v=x HTTP/1.1" 500 ')
         records = [m.groupdict() for m in ACCESS.finditer(server.stderr())]
     finally:
         stop_launched(server)
     assert len(records) == 2, server.stderr()[-3000:]
     hello, error = records
-    assert re.match(r'^127\.0\.0\.1 - - \[[^]]+\] "GET /_/hello\?tag=sync-1 HTTP/1\.1" 200 13 '
+    assert re.match(r'^127\.0\.0\.1 - - \[[^]]+\] "GET /hello\?tag=sync-1 HTTP/1\.1" 200 13 '
                     r'\d+\.\d+$', hello["line"]), hello
-    assert re.match(r'^127\.0\.0\.1 - - \[[^]]+\] "GET /w/bad-cl\?v=x HTTP/1\.1" 500 ',
+    assert re.match(r'^127\.0\.0\.1 - - \[[^]]+\] "GET /bad-cl\?v=x HTTP/1\.1" 500 ',
                     error["line"]), error
     assert all(r["thread"].startswith("pyruvate-") for r in records), records

@@ -46,10 +46,10 @@ def test_pep3333_write_output_flushed_before_iterable(srv):
     transmitted before write() returns -- here it reaches the client while
     the app is still blocked, before its iterable exists."""
     with srv.connect(timeout=10) as conn:
-        conn.send(raw_get(b"/_/write-flush?id=flush"))
+        conn.send(raw_get(b"/write-flush?id=flush"))
         read_until(conn, b"written;")
         with srv.connect() as other:
-            assert other.request("GET", "/_/release?id=flush").status == 200
+            assert other.request("GET", "/release?id=flush").status == 200
         response = conn.read_response()
     assert response.status == 200
     assert response.body == b"written;iterable;released=True", response
@@ -58,7 +58,7 @@ def test_pep3333_write_output_flushed_before_iterable(srv):
 def test_pep3333_write_then_iterable_in_order(srv):
     """PEP 3333 "The write() Callable": write() output comes first, then
     the returned iterable; empty writes and chunks are harmless."""
-    response = one(srv, b"/_/write-then-iterable")
+    response = one(srv, b"/write-then-iterable")
     assert (response.status, response.body) == (200, b"written;iterable"), response
     assert response.header("Content-Length") == "16"
 
@@ -67,7 +67,7 @@ def test_pep3333_second_start_response_without_exc_info_raises(srv):
     """PEP 3333 "The start_response() Callable": "it is a fatal error to
     call start_response without the exc_info argument if start_response has
     already been called": the second call raises and the first stands."""
-    response = one(srv, b"/_/twice")
+    response = one(srv, b"/twice")
     assert response.status == 200, response
     assert response.body.startswith(b"raised "), response
     assert response.header("X-First") == "1" and response.header("X-Second") is None
@@ -76,7 +76,7 @@ def test_pep3333_second_start_response_without_exc_info_raises(srv):
 def test_pep3333_second_start_response_uncaught_gives_500(srv):
     """PEP 3333: the error from a second start_response, left to propagate,
     becomes a 500 (nothing was sent yet)."""
-    response = one(srv, b"/_/twice-uncaught")
+    response = one(srv, b"/twice-uncaught")
     assert response.status == 500, response
     assert b"second start_response accepted" not in response.raw
 
@@ -85,7 +85,7 @@ def test_pep3333_exc_info_before_headers_replaces_status_and_headers(srv):
     """PEP 3333: with exc_info, "if no output has been sent, start_response
     replaces the status and headers": the old X-Old and Content-Length are
     gone."""
-    response = one(srv, b"/_/exc-before")
+    response = one(srv, b"/exc-before")
     assert (response.status, response.reason) == (503, "Replaced"), response
     assert response.header("X-Old") is None and response.header("X-New") == "1"
     assert response.header_all("Content-Length") == ["8"]
@@ -96,7 +96,7 @@ def test_pep3333_exc_info_after_headers_reraises(srv):
     """PEP 3333: "if exc_info is provided, and the HTTP headers have already
     been sent, start_response must raise an error, and should re-raise using
     the exc_info tuple": the very same exception comes back."""
-    response = one(srv, b"/_/exc-after")
+    response = one(srv, b"/exc-after")
     assert response.status == 200, response
     assert response.body == b"part1;reraised-same=True", response
 
@@ -105,7 +105,7 @@ def test_pep3333_headers_sent_with_first_nonempty_chunk(srv):
     """PEP 3333 "Buffering and Streaming": headers go out only with the
     first non-empty body bytestring, so after yielding b"" the app can still
     replace them with exc_info."""
-    response = one(srv, b"/_/empty-then-replace")
+    response = one(srv, b"/empty-then-replace")
     assert (response.status, response.reason) == (202, "Replaced"), response
     assert response.header("X-Old") is None and response.header("X-New") == "1"
     assert response.body == b"after"
@@ -115,17 +115,17 @@ def test_pep3333_empty_body_headers_sent_at_end(srv):
     """PEP 3333: for an empty body the headers go out when the iterable is
     exhausted; the body is empty and correctly framed."""
     with srv.connect() as conn:
-        response = conn.request("GET", "/_/empty")
+        response = conn.request("GET", "/empty-chunks")
         assert (response.status, response.body) == (200, b""), response
         assert response.header("Content-Length") == "0" or response.chunk_sizes == [0]
-        assert conn.request("GET", "/_/hello").status == 200
+        assert conn.request("GET", "/hello").status == 200
 
 
 def test_pep3333_start_response_from_inside_iterable(srv):
     """PEP 3333: start_response must be called "before the iterable yields
     its first body bytestring" -- calling it from inside the iterable, before
     the first chunk, is allowed."""
-    response = one(srv, b"/_/lazy")
+    response = one(srv, b"/lazy")
     assert (response.status, response.body) == (200, b"lazy"), response
 
 
@@ -144,7 +144,7 @@ def test_pep3333_wrong_types_give_500_and_are_logged(srv, what):
     bytestrings.  Anything else gives the client a 500 and the server logs
     the error."""
     marker = len(srv.stderr())
-    response = one(srv, b"/_/bad-type?what=" + what.encode(), b"")
+    response = one(srv, b"/bad-type?what=" + what.encode(), b"")
     assert response.status == 500, response
     assert b"BAD-TYPE-ACCEPTED" not in response.raw
     assert response.has_token("Connection", "close")
@@ -166,7 +166,7 @@ def test_pep3333_error_after_headers_closes_without_second_status(srv, query, ve
     short (no last chunk), no second status line appears, the error is
     logged, and the pipelined next request is not answered."""
     marker = len(srv.stderr())
-    raw = exchange(srv, raw_get(b"/_/fail-after" + query, b"", version) + raw_get(b"/_/hello"))
+    raw = exchange(srv, raw_get(b"/fail-after" + query, b"", version) + raw_get(b"/hello"))
     assert raw.count(b"HTTP/1.1 ") == 1, raw
     head, _, body = raw.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200 "), raw
@@ -185,7 +185,7 @@ def test_pep3333_reraised_exc_info_after_headers_closes(srv):
     """PEP 3333: start_response(..., exc_info) after the headers were sent
     re-raises; left uncaught, the connection is closed after the partial
     body, with no second status line."""
-    raw = exchange(srv, raw_get(b"/_/exc-after-uncaught") + raw_get(b"/_/hello"))
+    raw = exchange(srv, raw_get(b"/exc-after-uncaught") + raw_get(b"/hello"))
     assert raw.count(b"HTTP/1.1 ") == 1, raw
     assert raw.endswith(b"\r\n\r\n6\r\npart1;\r\n"), raw
     assert b"Too Late" not in raw
@@ -204,25 +204,25 @@ VALIDATED_REQUESTS = [  # (method, expected status, raw request)
     ("POST", 200, b"POST /chunked HTTP/1.1\r\n" + HOST + b"Transfer-Encoding: chunked\r\n\r\n"
                   b"5;ext=1\r\nhello\r\n0\r\nX-T: 1\r\n\r\n"),
     ("POST", 200, b"POST /empty HTTP/1.1\r\n" + HOST + b"Content-Length: 0\r\n\r\n"),
-    ("HEAD", 200, raw_get(b"/_/hello", method=b"HEAD")),
+    ("HEAD", 200, raw_get(b"/hello", method=b"HEAD")),
     ("GET", 200, raw_get(b"http://example.org:8080/abs?q=1")),
-    ("GET", 200, raw_get(b"/_/stream?n=4")),
-    ("GET", 200, raw_get(b"/_/write-then-iterable")),
-    ("GET", 503, raw_get(b"/_/exc-before")),
-    ("GET", 200, raw_get(b"/_/empty")),
-    ("GET", 204, raw_get(b"/_/status?code=204&gen=1")),
-    ("GET", 304, raw_get(b"/_/status?code=304")),
-    ("GET", 200, raw_get(b"/_/own-date-server")),
-    ("GET", 200, raw_get(b"/_/length?declared=5&send=5")),
+    ("GET", 200, raw_get(b"/generator?n=4")),
+    ("GET", 200, raw_get(b"/write-then-iterable")),
+    ("GET", 503, raw_get(b"/exc-before")),
+    ("GET", 200, raw_get(b"/empty-chunks")),
+    ("GET", 204, raw_get(b"/status?code=204&gen=1")),
+    ("GET", 304, raw_get(b"/status?code=304")),
+    ("GET", 200, raw_get(b"/own-date-server")),
+    ("GET", 200, raw_get(b"/length?declared=5&send=5")),
     ("PUT", 200, b"PUT /put HTTP/1.1\r\n" + HOST + b"Content-Length: 3\r\n\r\nabc"),
     ("DELETE", 200, raw_get(b"/del", method=b"DELETE")),
-    ("GET", 200, raw_get(b"/_/hello", b"X-Many: 1\r\nX-Many: 2\r\n")),
+    ("GET", 200, raw_get(b"/hello", b"X-Many: 1\r\nX-Many: 2\r\n")),
 ]
 
 
 def _validation_errors(srv):
     with srv.connect() as conn:
-        response = conn.request("GET", "/__validation-errors")
+        response = conn.request("GET", "/validation-errors")
     assert response.status == 200, response
     return json.loads(response.body)["errors"]
 
@@ -232,9 +232,9 @@ def test_pep3333_wsgiref_validator_finds_no_violation(start_server):
     the validator sees no violation (WSGIWarnings are errors, so any would
     be a 500) across pipelined and keep-alive requests of every kind, and
     no late violation (e.g. close() not called) is recorded."""
-    srv = strict_server(start_server, app="strict_apps:validated")
+    srv = strict_server(start_server, app="apps:validated")
     requests = b"".join(request for _, _, request in VALIDATED_REQUESTS)
-    responses = parse_responses(exchange(srv, requests + raw_get(b"/_/hello", CLOSE)),
+    responses = parse_responses(exchange(srv, requests + raw_get(b"/hello", CLOSE)),
                                 methods=[m for m, _, _ in VALIDATED_REQUESTS] + ["GET"])
     statuses = [r.status for r in responses]
     expected = [status for _, status, _ in VALIDATED_REQUESTS] + [200]
@@ -257,6 +257,6 @@ def test_pep3333_wsgiref_validator_finds_no_violation(start_server):
 def test_pep3333_wsgiref_validator_accepts_options_asterisk(start_server):
     """RFC 9112 §3.2.4 + wsgiref.validate: OPTIONS * reaches a validated
     app without a violation."""
-    srv = strict_server(start_server, app="strict_apps:validated")
+    srv = strict_server(start_server, app="apps:validated")
     raw = exchange(srv, b"OPTIONS * HTTP/1.1\r\n" + HOST + CLOSE + b"\r\n")
     assert raw.startswith(b"HTTP/1.1 200 "), raw[:300]
