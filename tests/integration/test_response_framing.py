@@ -5,20 +5,19 @@ against Content-Length, a chunked response frames the file as a chunk, and a
 file returned without start_response is a 500 before anything went out.
 Each test checks the framing on a keep-alive connection by sending a second
 request after it: a response that is a byte too long or short shows there.
-The apps are in response_apps.py."""
+The apps are in apps.py."""
 import json
 
 import pytest
 
 import support
-from response_apps import DIGITS, HELLO, INJECTION
+from apps import DIGITS, HELLO, INJECTION
 from support import assert_alive, launch, stop_launched, wait_for_log
 
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory):
-    server = launch(tmp_path_factory.mktemp("response-framing"), app="response_apps:app",
-                    workers=1)
+    server = launch(tmp_path_factory.mktemp("response-framing"), workers=1)
     yield server
     stop_launched(server)
 
@@ -78,8 +77,7 @@ def test_file_after_write_http10_is_close_delimited(srv, kind):
 
 def test_file_after_write_without_chunked_transfer(start_server):
     """chunked_transfer=False: the body after write() is close-delimited."""
-    server = start_server("response_apps:app", workers=1,
-                          options={"chunked_transfer": False})
+    server = start_server(workers=1, options={"chunked_transfer": False})
     raw = server.send_raw(support.build_request("GET", "/file?write=ab&data=injection"))
     head, _, body = raw.partition(b"\r\n\r\n")
     assert b"Connection: close" in head and b"chunked" not in head, head
@@ -87,7 +85,7 @@ def test_file_after_write_without_chunked_transfer(start_server):
 
 
 def test_file_with_max_reuse_count_closes_after_the_last(start_server):
-    server = start_server("response_apps:app", workers=1, options={"max_reuse_count": 2})
+    server = start_server(workers=1, options={"max_reuse_count": 2})
     with server.connect() as conn:
         first = conn.request("GET", "/file?write=ab")
         assert first.body == b"ab" + DIGITS and not first.has_token("Connection", "close")

@@ -4,7 +4,7 @@ chunk or file offset being sent, the framing) in a poll thread and goes back
 to the pool; a worker resumes it when the socket is writable again, drops it
 after send_timeout, and shutdown finishes or drops it, calling the result's
 close() exactly once.  The clients here shrink their receive buffer and
-never read (or read only later).  Apps in response_apps.py."""
+never read (or read only later).  Apps in apps.py."""
 import json
 import os
 import socket
@@ -13,7 +13,7 @@ import time
 import pytest
 
 import support
-from response_apps import HELLO
+from apps import HELLO
 
 MIB = 1 << 20
 
@@ -78,7 +78,7 @@ def test_clients_that_never_read_do_not_hold_the_workers(start_server, route):
     them gets its response started (so no worker is left holding one), a
     normal request on a new connection is answered at once, and the
     server's memory does not grow with the stalled responses."""
-    server = start_server("response_apps:app", workers=4)
+    server = start_server(workers=4)
     hello_seconds(server)
     rss_before = rss_kib(server.proc.pid)
     clients = [stalled_client(server, route + "c%d" % i) for i in range(8)]
@@ -104,7 +104,7 @@ def test_parked_response_resumes_complete_and_framed(start_server, path):
     (another client is answered meanwhile), and once it reads again it gets
     its whole response, framed so that the next request on the connection
     is answered normally."""
-    server = start_server("response_apps:app", workers=1)
+    server = start_server(workers=1)
     with small_window_connection(server) as slow:
         slow.send(support.build_request("GET", path))
         assert slow.sock.recv(12).startswith(b"HTTP/1.1 200")
@@ -122,7 +122,7 @@ def test_parked_response_dropped_after_send_timeout(start_server):
     """send_timeout bounds how long a parked response waits: then the
     connection is closed and close() runs once, without any worker having
     waited for it."""
-    server = start_server("response_apps:app", workers=1, options={"send_timeout": 1})
+    server = start_server(workers=1, options={"send_timeout": 1})
     sock = stalled_client(server, "/big?mib=32&tag=timeout")
     try:
         hello_seconds(server)
@@ -135,7 +135,7 @@ def test_parked_response_dropped_after_send_timeout(start_server):
 def test_shutdown_drops_parked_responses_once(start_server):
     """SIGTERM with parked responses: the server stops within
     shutdown_timeout and calls each result's close() exactly once."""
-    server = start_server("response_apps:app", workers=2, options={"shutdown_timeout": 1})
+    server = start_server(workers=2, options={"shutdown_timeout": 1})
     clients = [stalled_client(server, "/big?mib=32&tag=shut%d" % i) for i in range(3)]
     try:
         hello_seconds(server)
@@ -144,7 +144,7 @@ def test_shutdown_drops_parked_responses_once(start_server):
         for sock in clients:
             sock.close()
     for i in range(3):
-        assert server.stderr().count("response_apps: closed shut%d\n" % i) == 1, server.stderr()
+        assert server.stderr().count("apps: closed shut%d\n" % i) == 1, server.stderr()
 
 
 def test_second_signal_cuts_the_wait_for_parked_responses(start_server):
@@ -152,7 +152,7 @@ def test_second_signal_cuts_the_wait_for_parked_responses(start_server):
     the wait at once; the response is dropped and closed once."""
     import signal
 
-    server = start_server("response_apps:app", workers=2, options={"shutdown_timeout": 60})
+    server = start_server(workers=2, options={"shutdown_timeout": 60})
     sock = stalled_client(server, "/big?mib=32&tag=second")
     try:
         hello_seconds(server)
@@ -161,7 +161,7 @@ def test_second_signal_cuts_the_wait_for_parked_responses(start_server):
         assert server.stop(signal.SIGTERM, timeout=20) == 0
     finally:
         sock.close()
-    assert server.stderr().count("response_apps: closed second\n") == 1, server.stderr()
+    assert server.stderr().count("apps: closed second\n") == 1, server.stderr()
 
 
 def read_in_bursts(conn, limit, burst=32, pause=0.05):
@@ -200,7 +200,7 @@ def test_parked_file_goes_out_exactly_once(start_server, query, version, prefix,
     bursts goes out exactly once, whatever its framing, and no warning
     claims the app sent more than its Content-Length; its access record is
     written once."""
-    server = start_server("response_apps:app", workers=1, options={"access_log": True})
+    server = start_server(workers=1, options={"access_log": True})
     with small_window_connection(server) as slow:
         slow.send(support.build_request("GET", "/big-file?mib=%d&%s" % (FILE_MIB, query),
                                         version=version))
@@ -235,7 +235,7 @@ def test_resumed_chunks_are_released(start_server):
     """A generator's chunks sent to a client that reads in bursts are parked
     and resumed many times; once the response is over the server holds no
     reference to them (one chunk per resume was kept before)."""
-    server = start_server("response_apps:app", workers=1)
+    server = start_server(workers=1)
     refcount = lambda: json.loads(server.request("GET", "/block-refcount?block=1").body)["refcount"]
     assert server.request("GET", "/big?mib=1&block=1").status == 200  # makes the block
     baseline = refcount()
@@ -251,7 +251,7 @@ def test_failed_write_sends_nothing_more(start_server):
     """write() to a client that took nothing for send_timeout fails; what
     it had not sent then is not sent later, when the client reads again:
     the body ends with what was on its way, and the connection closes."""
-    server = start_server("response_apps:app", workers=1, options={"send_timeout": 1})
+    server = start_server(workers=1, options={"send_timeout": 1})
     with small_window_connection(server) as slow:
         slow.send(support.build_request("GET", "/write-fails"))
         assert slow.sock.recv(12).startswith(b"HTTP/1.1 200")
@@ -270,7 +270,7 @@ def test_full_park_set_costs_a_worker_only_briefly(start_server):
     answered long before send_timeout while the parked clients keep their
     connections."""
     # One worker: each response is parked before the next request is taken.
-    server = start_server("response_apps:app", workers=1, options={"send_timeout": 60})
+    server = start_server(workers=1, options={"send_timeout": 60})
     parked = [stalled_client(server, "/big?mib=64&block=32&tag=parked%d" % i) for i in range(7)]
     extra = [stalled_client(server, "/big?mib=64&block=32&tag=extra%d" % i) for i in range(2)]
     try:
