@@ -144,7 +144,7 @@ def test_out_of_descriptors_with_nothing_idle_pauses_and_recovers(start_server, 
     the acceptor nor makes it spin; once descriptors are free again, the
     waiting client is answered."""
     monkeypatch.setenv("PYRUVATE_TEST_NOFILE", "64")
-    srv = start_server("fd_apps:hoard", workers=1)
+    srv = start_server(workers=1)
     hoarded = _get(srv.port, "/hoard?seconds=4", headers=[("Connection", "close")])
     assert hoarded.status == 200 and int(hoarded.body) > 0
     # The hoarding connection's descriptor is the last free one: a request
@@ -153,7 +153,7 @@ def test_out_of_descriptors_with_nothing_idle_pauses_and_recovers(start_server, 
         busy.sendall(b"GET /busy HTTP/1.1\r\nHo")
         assert _wait_for(lambda: _open_descriptors(srv.proc.pid) >= 64)
         with support.RawConnection("127.0.0.1", srv.port, timeout=30) as conn:
-            conn.send(support.build_request("GET", "/after"))
+            conn.send(support.build_request("GET", "/hello"))
             assert _wait_for(lambda: "cannot accept: out of file descriptors" in srv.stderr())
             response = conn.read_response()
     assert response.status == 200
@@ -167,12 +167,11 @@ def test_connection_flood_leaves_the_application_its_descriptors(start_server, m
     application stay free (its open() does not fail with EMFILE) and a new
     client gets an answer rather than silence."""
     monkeypatch.setenv("PYRUVATE_TEST_NOFILE", "128")
-    srv = start_server("fd_apps:open_when_told", workers=2,
-                       options={"header_timeout": 60, "keepalive_timeout": 60})
+    srv = start_server(workers=2, options={"header_timeout": 60, "keepalive_timeout": 60})
     flag = tmp_path / "open-now"
     flood = []
     with support.RawConnection("127.0.0.1", srv.port, timeout=60) as app_conn:
-        app_conn.send(support.build_request("GET", "/open?flag=%s" % flag,
+        app_conn.send(support.build_request("GET", "/open-when-told?flag=%s" % flag,
                                             headers=[("Connection", "close")]))
         try:
             for _ in range(400):
@@ -183,7 +182,7 @@ def test_connection_flood_leaves_the_application_its_descriptors(start_server, m
             assert _wait_for(lambda: _open_descriptors(srv.proc.pid) >= 100), \
                 _open_descriptors(srv.proc.pid)
             started = time.monotonic()
-            newcomer = _get(srv.port, "/", timeout=15, headers=[("Connection", "close")])
+            newcomer = _get(srv.port, "/hello", timeout=15, headers=[("Connection", "close")])
             print("new client answered %d in %.3f s; server holds %d descriptors" % (
                 newcomer.status, time.monotonic() - started, _open_descriptors(srv.proc.pid)))
             assert newcomer.status in (200, 503), newcomer

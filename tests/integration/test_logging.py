@@ -14,12 +14,12 @@ REQUESTS = 1500  # more than the queue holds (1024)
 
 
 def test_blocked_log_handler_costs_records_counted_not_lost(start_server):
-    srv = start_server("fd_apps:blocking_log", options={"access_log": True}, keepalive=True)
+    srv = start_server(options={"access_log": True}, keepalive=True)
     with srv.connect(timeout=20) as conn:
-        assert conn.request("GET", "/first").status == 200  # its record blocks the relay
+        assert conn.request("GET", "/blocking-log").status == 200  # its record blocks the relay
         for i in range(REQUESTS):
-            assert conn.request("GET", "/n%d" % i).status == 200
-        assert conn.request("GET", "/release").status == 200
+            assert conn.request("GET", "/hello?n=%d" % i).status == 200
+        assert conn.request("GET", "/blocking-log-release").status == 200
     assert srv.stop() == 0, srv.describe()
     log = srv.stderr()
     logged = RECORD.findall(log)

@@ -117,12 +117,12 @@ def test_out_of_descriptors_does_not_kill_the_acceptor(start_server, monkeypatch
     get there: max_connections is sized under the limit), and a kept
     connection with a request begun (so never closed as idle) frees them."""
     monkeypatch.setenv("PYRUVATE_TEST_NOFILE", "48")
-    srv = start_server("fd_apps:hoard", workers=1, options={"max_connections": 1000})
+    srv = start_server(workers=1, options={"max_connections": 1000})
     held = []
     with support.RawConnection("127.0.0.1", srv.port, timeout=30) as kept:
         hoarded = kept.request("GET", "/hoard")
         assert hoarded.status == 200 and int(hoarded.body) > 0
-        release = support.build_request("GET", "/release")
+        release = support.build_request("GET", "/hoard-release")
         kept.send(release[:20])
         try:
             for _ in range(20):
