@@ -347,7 +347,7 @@ static enum conn_next answer_endpoint(struct acceptor *a, struct conn *c,
     return next;
 }
 
-static enum metrics_endpoint endpoint_of(struct acceptor *a, const struct conn *c)
+enum metrics_endpoint acceptor_endpoint_of(const struct acceptor *a, const struct conn *c)
 {
     const struct request *r = &c->request;
     if (a->config.endpoint_paths[METRICS_HEALTH] == NULL &&
@@ -365,7 +365,7 @@ static void advance(struct acceptor *a, struct conn *c, int64_t now)
 {
     enum conn_next next = conn_next(c, CONN_AFTER_READ);
     enum metrics_endpoint endpoint;
-    while (next == CONN_DISPATCH && (endpoint = endpoint_of(a, c)) != METRICS_NO_ENDPOINT)
+    while (next == CONN_DISPATCH && (endpoint = acceptor_endpoint_of(a, c)) != METRICS_NO_ENDPOINT)
         next = answer_endpoint(a, c, endpoint, now);
     switch (next) {
     case CONN_DISPATCH:

@@ -46,6 +46,12 @@ void acceptor_give_back(struct acceptor *a, struct conn *c);
  * connection count right. Thread-safe. */
 void acceptor_close(struct acceptor *a, struct conn *c);
 
+/* The endpoint (health, metrics) that the complete request on c asks for,
+ * which only the acceptor answers; METRICS_NO_ENDPOINT for the app's.
+ * Thread-safe: a worker with a pipelined or keep-alive request in hand
+ * gives c back to the acceptor for these. */
+enum metrics_endpoint acceptor_endpoint_of(const struct acceptor *a, const struct conn *c);
+
 /* Reads the metrics and the gauges the acceptor and its pool know of into
  * *s. Thread-safe while a is not destroyed (also after acceptor_stop). */
 void acceptor_snapshot(struct acceptor *a, struct metrics_snapshot *s);

@@ -14,13 +14,13 @@
 
 /* Histogram bucket upper bounds: microseconds, and the `le` label in
  * seconds. A last bucket (+Inf) takes everything longer. */
-#define METRICS_BUCKETS(X)                                                                 \
-    X(500, "0.0005")                                                                       \
-    X(1000, "0.001")                                                                       \
-    X(2500, "0.0025")                                                                      \
-    X(5000, "0.005")                                                                       \
-    X(10000, "0.01") X(25000, "0.025") X(50000, "0.05") X(100000, "0.1") X(250000, "0.25") \
-        X(500000, "0.5") X(1000000, "1") X(2500000, "2.5") X(5000000, "5") X(10000000, "10")
+/* clang-format off */
+#define METRICS_BUCKETS(X)                                                            \
+    X(500, "0.0005") X(1000, "0.001") X(2500, "0.0025") X(5000, "0.005")               \
+    X(10000, "0.01") X(25000, "0.025") X(50000, "0.05") X(100000, "0.1")               \
+    X(250000, "0.25") X(500000, "0.5") X(1000000, "1") X(2500000, "2.5")               \
+    X(5000000, "5") X(10000000, "10")
+/* clang-format on */
 
 #define METRICS_COUNT_ONE(us, le) +1
 enum { METRICS_BUCKET_COUNT = 0 METRICS_BUCKETS(METRICS_COUNT_ONE) + 1 };

@@ -467,3 +467,28 @@ def router(environ, start_response):
     if path in _ROUTES:
         return _ROUTES[path](environ, start_response)
     return echo(environ, start_response)
+
+
+# --------------------------------------------------------------------------
+# metrics: statuses on demand, pyruvate.stats() from inside the server
+
+def metrics_probe(environ, start_response):
+    """/stats: pyruvate.stats() as JSON (histogram bounds as str, inf too);
+    /status/NNN: an empty response with that status; /slow: apps.slow
+    (?gate=PATH holds the worker); anything else: hello."""
+    path = environ.get("PATH_INFO", "/")
+    if path == "/stats":
+        import pyruvate
+        stats = pyruvate.stats()
+        for name in ("queue_wait_seconds", "request_duration_seconds"):
+            stats[name]["buckets"] = [[repr(bound), count]
+                                      for bound, count in stats[name]["buckets"]]
+        stats["server_responses"] = {str(code): count
+                                     for code, count in stats["server_responses"].items()}
+        return _json_response(start_response, stats)
+    if path.startswith("/status/"):
+        start_response(path[len("/status/"):] + " Status", [("Content-Length", "0")])
+        return [b""]
+    if path == "/slow":
+        return slow(environ, start_response)
+    return hello(environ, start_response)
