@@ -33,6 +33,16 @@ def test_health_answers_ok_and_keeps_the_connection(start_server):
         assert response.status == 200 and response.body == b"Hello, World!"
 
 
+def test_health_between_application_requests_on_one_connection(start_server):
+    # A worker that answered the app's request reads the next one itself
+    # when it comes quickly; a health request it gives to the acceptor.
+    server = start_server(app="apps:metrics_probe", workers=2, options=HEALTH)
+    with server.connect() as conn:
+        for _ in range(20):
+            assert conn.request("GET", "/hello").body == b"Hello, World!"
+            assert conn.request("GET", "/health").body == b"ok\n"
+
+
 def test_health_keeps_an_http_1_0_connection_that_asks_for_it(start_server):
     server = start_server(app="apps:metrics_probe", options=HEALTH)
     with server.connect() as conn:
