@@ -326,8 +326,7 @@ static enum conn_next answer_endpoint(struct acceptor *a, struct conn *c,
                  MSG_NOSIGNAL | MSG_DONTWAIT);
     while (n < 0 && errno == EINTR);
     metrics_count_bytes_out(a->config.metrics, n > 0 ? (uint64_t)n : 0);
-    if (a->config.metrics)
-        metrics_add(&a->config.metrics->endpoint_requests[endpoint], 1);
+    metrics_count_endpoint(a->config.metrics, endpoint);
     if (n < 0 || (size_t)n < a->endpoint_response.len) {
         log_write(LOG_DEBUG, "fd %d did not take the %s answer at once: closing", c->fd,
                   endpoint == METRICS_HEALTH ? "health" : "metrics");

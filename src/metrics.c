@@ -73,6 +73,12 @@ void metrics_count_server_response(struct metrics *m, int status)
             metrics_add(&m->server_codes[i], 1);
 }
 
+void metrics_count_endpoint(struct metrics *m, enum metrics_endpoint endpoint)
+{
+    if (m)
+        metrics_add(&m->endpoint_requests[endpoint], 1);
+}
+
 void metrics_observe(struct metrics_histogram *h, int64_t us)
 {
     uint64_t value = us > 0 ? (uint64_t)us : 0;

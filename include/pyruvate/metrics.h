@@ -105,6 +105,9 @@ void metrics_count_response(struct metrics *m, int status);
 /* An error response the server sent itself: its code and its class. */
 void metrics_count_server_response(struct metrics *m, int status);
 
+/* The endpoint answered a request (not counted as a response above). */
+void metrics_count_endpoint(struct metrics *m, enum metrics_endpoint endpoint);
+
 /* A worker took a request that waited wait_us; one that ran duration_us
  * finished (or was dropped). */
 void metrics_request_started(struct metrics *m, int64_t wait_us);
