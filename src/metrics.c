@@ -102,7 +102,8 @@ void metrics_request_finished(struct metrics *m, int64_t duration_us)
     if (m == NULL)
         return;
     metrics_observe(&m->duration, duration_us);
-    metrics_add(&m->requests_finished, 1);
+    /* Release: a reader that sees the request finished sees its counts. */
+    atomic_fetch_add_explicit(&m->requests_finished, 1, memory_order_release);
 }
 
 static uint64_t load(const atomic_ullong *counter)
@@ -130,7 +131,7 @@ void metrics_read(const struct metrics *m, struct metrics_snapshot *s)
         s->endpoint_requests[i] = load(&m->endpoint_requests[i]);
     /* Finished first: a request that ends meanwhile may show as still in
      * flight, never the count as negative. */
-    uint64_t finished = load(&m->requests_finished);
+    uint64_t finished = atomic_load_explicit(&m->requests_finished, memory_order_acquire);
     uint64_t started = load(&m->requests_started);
     s->requests_in_flight = started > finished ? started - finished : 0;
     s->bytes_in = load(&m->bytes_in);
