@@ -291,3 +291,41 @@ def test_concurrent_scrapes_and_requests_stay_consistent(start_server):
     with server.connect() as conn:
         samples, _, _ = scrape_when_idle(server, conn, 150)
     assert value(samples, "requests_total", **{"class": "2xx"}) == 150
+
+
+def test_counts_idle_and_open_connections(start_server):
+    server = start_server(app="apps:metrics_probe", options=METRICS)
+    quiet = server.connect()
+    try:
+        assert quiet.request("GET", "/hello").status == 200
+        # Quiet for a while, a kept-alive connection moves to the idle set.
+        with server.connect() as conn:
+            deadline = time.monotonic() + 20
+            while True:
+                samples, _, _ = scrape(conn)
+                settled = value(samples, "idle_connections") == 1 and \
+                    value(samples, "open_connections") == 2  # the start-up probe is gone
+                if settled or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+            assert value(samples, "idle_connections") == 1
+            assert value(samples, "open_connections") == 2
+            # It speaks again: no longer idle.
+            assert quiet.request("GET", "/hello").status == 200
+            samples, _, _ = scrape(conn)
+            assert value(samples, "idle_connections") == 0
+    finally:
+        quiet.close()
+
+
+def test_counts_request_timeouts_answered_by_the_acceptor(start_server):
+    server = start_server(app="apps:metrics_probe",
+                          options=dict(METRICS, request_timeout=1))
+    with server.connect(timeout=30) as conn:
+        conn.send(b"GET /hello HTTP/1.1\r\nHost: x\r\n")  # never finished
+        assert conn.read_response().status == 408
+    with server.connect() as conn:
+        samples, _, _ = scrape(conn)
+    assert value(samples, "server_responses_total", code="408") == 1
+    assert value(samples, "requests_total", **{"class": "4xx"}) == 1
+    assert value(samples, "requests_in_flight") == 0
