@@ -45,17 +45,25 @@ static void set_running_server(struct server *s)
     pthread_mutex_unlock(&running_mutex);
 }
 
+/* The one place that finds the running server for stats(): reads its
+ * numbers into *snapshot while it cannot go away. Returns 1, or 0 when no
+ * server is running. */
+static int snapshot_running_server(struct metrics_snapshot *snapshot)
+{
+    pthread_mutex_lock(&running_mutex);
+    struct server *s = running_server;
+    if (s)
+        acceptor_snapshot(s->acceptor, snapshot);
+    pthread_mutex_unlock(&running_mutex);
+    return s != NULL;
+}
+
 PyObject *server_stats(PyObject *module, PyObject *unused)
 {
     PYR_UNUSED(module);
     PYR_UNUSED(unused);
     struct metrics_snapshot snapshot;
-    pthread_mutex_lock(&running_mutex);
-    struct server *s = running_server;
-    if (s)
-        acceptor_snapshot(s->acceptor, &snapshot);
-    pthread_mutex_unlock(&running_mutex);
-    if (s == NULL)
+    if (!snapshot_running_server(&snapshot))
         Py_RETURN_NONE;
     return stats_dict(&snapshot);
 }
