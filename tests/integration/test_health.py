@@ -195,3 +195,20 @@ def test_health_requests_are_access_logged(start_server):
         assert conn.request("POST", "/health", body=b"x").status == 405
     server.wait_stderr('"GET /health?probe=1 HTTP/1.1" 200 3 ')
     server.wait_stderr('"POST /health HTTP/1.1" 405 19 ')
+
+
+def test_health_and_metrics_paths_from_the_command_line(procs):
+    import sys
+    import support
+    proc, port = support.start_on_free_port(
+        lambda port: procs.start([sys.executable, "-m", "pyruvate", "deploy_wsgi:stream",
+                                  "--health-path", "/health", "--metrics-path", "/metrics",
+                                  "--bind", "127.0.0.1:%d" % port],
+                                 env=support.repo_env(), cwd=support.DEPLOY_APPS),
+        "the command line server")
+    with support.RawConnection("127.0.0.1", port) as conn:
+        assert conn.request("GET", "/health").body == b"ok\n"
+        response = conn.request("GET", "/metrics")
+        assert response.status == 200
+        assert b'\npyruvate_endpoint_requests_total{endpoint="health"} 1\n' in response.body
+    assert proc.stop() == 0, proc.describe()
