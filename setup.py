@@ -19,9 +19,9 @@ STAGE = os.path.join("build", "llhttp-src")
 
 SOURCES = [
     "buf", "listen", "acceptor", "pool", "conn", "request", "http_status", "response", "log",
-    "systemd", "proxy", "idle", "fdlimit", "park", "syntax", "wakeup", "pollset",
+    "systemd", "proxy", "idle", "fdlimit", "park", "syntax", "wakeup", "pollset", "metrics",
     "module", "server", "worker", "wsgi", "environ", "start_response", "send", "input",
-    "filewrapper", "options",
+    "filewrapper", "options", "stats",
 ]
 
 

@@ -44,11 +44,14 @@ def serve(
     trusted_proxy: str | None = None,
     trusted_proxy_headers: str | None = None,
     trusted_proxy_count: int = 1,
+    health_path: str | None = None,
+    metrics_path: str | None = None,
     url_scheme: str = "http",
     url_prefix: str = "",
     access_log: bool = False,
 ) -> None: ...
 
+def stats() -> dict[str, Any] | None: ...
 def _on_signal(signum: int, frame: FrameType | None, /) -> None: ...
 
 @final

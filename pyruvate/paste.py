@@ -109,6 +109,7 @@ CONVERTERS = {
     "PROXIES": optional_text,
     "HEADERS": header_list,
     "HOPS": integer,
+    "PATH": optional_text,
 }
 
 

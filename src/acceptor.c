@@ -38,6 +38,7 @@ struct acceptor {
     int wake_fd;
     atomic_int stopping;
     atomic_uint open_connections;
+    atomic_uint idle_connections; /* held by the idle set */
     struct idle_set *idle;
 
     /* acceptor thread only */
@@ -48,6 +49,7 @@ struct acceptor {
     int64_t last_queue_warning_ms;
     int64_t last_eviction_warning_ms;
     int64_t last_accept_warning_ms;
+    struct buf endpoint_body, endpoint_response; /* kept between endpoint answers */
 
     /* connections coming back from workers */
     pthread_mutex_t returned_mutex;
@@ -129,6 +131,18 @@ void acceptor_close(struct acceptor *a, struct conn *c)
     atomic_fetch_sub(&a->open_connections, 1);
 }
 
+void acceptor_snapshot(struct acceptor *a, struct metrics_snapshot *s)
+{
+    *s = (struct metrics_snapshot){0};
+    if (a->config.metrics)
+        metrics_read(a->config.metrics, s);
+    s->queue_depth = pool_queued(a->config.pool);
+    pool_threads(a->config.pool, &s->busy_workers, &s->idle_workers);
+    s->open_connections = atomic_load(&a->open_connections);
+    s->idle_connections = atomic_load(&a->idle_connections);
+    s->draining = a->config.draining && atomic_load(a->config.draining);
+}
+
 void acceptor_stop(struct acceptor *a)
 {
     atomic_store(&a->stopping, 1);
@@ -142,12 +156,16 @@ void acceptor_stop(struct acceptor *a)
 /* Idle set callbacks, on its thread. */
 static void idle_woke(struct conn *c, void *ctx)
 {
-    acceptor_give_back(ctx, c);
+    struct acceptor *a = ctx;
+    atomic_fetch_sub(&a->idle_connections, 1);
+    acceptor_give_back(a, c);
 }
 
 static void idle_expired(struct conn *c, void *ctx)
 {
-    acceptor_close(ctx, c);
+    struct acceptor *a = ctx;
+    atomic_fetch_sub(&a->idle_connections, 1);
+    acceptor_close(a, c);
 }
 
 /* Descriptors were freed: paused listeners may accept again. */
@@ -163,6 +181,8 @@ void acceptor_destroy(struct acceptor *a)
     close(a->wake_fd);
     pthread_mutex_destroy(&a->returned_mutex);
     pollset_free(&a->polls);
+    buf_free(&a->endpoint_body);
+    buf_free(&a->endpoint_response);
     free(a);
 }
 
@@ -253,26 +273,122 @@ static void dispatch(struct acceptor *a, struct conn *c, int64_t now)
     }
 }
 
+/* The body of an endpoint's answer, in a->endpoint_body. NULL on ENOMEM. */
+static const char *endpoint_body(struct acceptor *a, enum metrics_endpoint endpoint,
+                                 const struct metrics_answer *answer, size_t *len)
+{
+    const char *text = answer->status == 405   ? "method not allowed\n"
+                       : answer->status == 503 ? metrics_health_draining
+                                               : metrics_health_ok;
+    a->endpoint_body.len = 0;
+    if (endpoint == METRICS_EXPOSITION && answer->status == 200) {
+        struct metrics_snapshot snapshot;
+        acceptor_snapshot(a, &snapshot);
+        if (metrics_format(&snapshot, &a->endpoint_body) < 0)
+            return NULL;
+    } else if (buf_append_str(&a->endpoint_body, text) < 0) {
+        return NULL;
+    }
+    *len = a->endpoint_body.len;
+    return a->endpoint_body.data;
+}
+
+/* Answers a health or metrics request here, without a worker or the GIL,
+ * so that an application whose workers are all stuck shows as busy, not
+ * as down. The answer is small: what the socket does not take at once
+ * ends the connection rather than stall the poll loop. Returns the
+ * connection's next step. */
+static enum conn_next answer_endpoint(struct acceptor *a, struct conn *c,
+                                      enum metrics_endpoint endpoint, int64_t now)
+{
+    const struct request *r = &c->request;
+    int draining = a->config.draining && atomic_load(a->config.draining);
+    int last = a->config.max_reuse_count && c->requests_served + 1 >= a->config.max_reuse_count;
+    struct metrics_answer answer =
+        metrics_decide(endpoint, r->method, draining, r->keep_alive && !last);
+    int exposition = endpoint == METRICS_EXPOSITION && answer.status == 200;
+    int head = strcmp(r->method, "HEAD") == 0;
+    size_t body_len = 0;
+    const char *body = endpoint_body(a, endpoint, &answer, &body_len);
+    a->endpoint_response.len = 0;
+    if (body == NULL ||
+        metrics_response(&a->endpoint_response, &answer, head, r->http_minor,
+                         exposition ? metrics_content_type : "text/plain", body, body_len) < 0)
+        return CONN_CLOSE;
+    if (a->config.access_log) {
+        char line[LOG_MESSAGE_LEN];
+        conn_access_line(c, NULL, answer.status, head ? 0 : body_len, line, sizeof(line));
+        log_write_access(line);
+    }
+    ssize_t n;
+    do
+        n = send(c->fd, a->endpoint_response.data, a->endpoint_response.len,
+                 MSG_NOSIGNAL | MSG_DONTWAIT);
+    while (n < 0 && errno == EINTR);
+    metrics_count_bytes_out(a->config.metrics, n > 0 ? (uint64_t)n : 0);
+    metrics_count_endpoint(a->config.metrics, endpoint);
+    if (n < 0 || (size_t)n < a->endpoint_response.len) {
+        log_write(LOG_DEBUG, "fd %d did not take the %s answer at once: closing", c->fd,
+                  endpoint == METRICS_HEALTH ? "health" : "metrics");
+        return CONN_CLOSE;
+    }
+    c->requests_served++;
+    if (answer.closing)
+        return conn_next(c, CONN_AFTER_LAST_RESPONSE);
+    enum conn_next next = conn_next(c, CONN_AFTER_RESPONSE);
+    if (c->in.len > 0) {
+        c->request_start_ms = now; /* part of the next request is here */
+        c->deadline_ms = now + a->config.request_timeout_ms;
+    } else {
+        c->idle_since_ms = now;
+        c->deadline_ms = now + a->config.keepalive_timeout_ms;
+    }
+    return next;
+}
+
+enum metrics_endpoint acceptor_endpoint_of(const struct acceptor *a, const struct conn *c)
+{
+    const struct request *r = &c->request;
+    if (a->config.endpoint_paths[METRICS_HEALTH] == NULL &&
+        a->config.endpoint_paths[METRICS_EXPOSITION] == NULL)
+        return METRICS_NO_ENDPOINT;
+    return metrics_endpoint_of(a->config.endpoint_paths, c->in.data + r->target.offset,
+                               r->target.len);
+}
+
 /* Parses what is buffered and moves the connection on: to the pool when a
- * request is complete, to an error response when it is bad. */
+ * request is complete, to an error response when it is bad. Health and
+ * metrics requests are answered here, and so are any that a keep-alive
+ * client pipelined behind one (bounded by the bytes buffered). */
 static void advance(struct acceptor *a, struct conn *c, int64_t now)
 {
-    switch (conn_next(c, CONN_AFTER_READ)) {
+    enum conn_next next = conn_next(c, CONN_AFTER_READ);
+    enum metrics_endpoint endpoint;
+    while (next == CONN_DISPATCH && (endpoint = acceptor_endpoint_of(a, c)) != METRICS_NO_ENDPOINT)
+        next = answer_endpoint(a, c, endpoint, now);
+    switch (next) {
     case CONN_DISPATCH:
         dispatch(a, c, now);
         return;
     case CONN_REJECT:
         reject(a, c, c->request.error_status, now);
         return;
-    default:
+    case CONN_LINGER:
+        conn_linger(c);
+        c->deadline_ms = now + a->config.linger_timeout_ms;
+        return;
+    case CONN_CLOSE:
+        drop(a, c);
+        return;
+    case CONN_READ:
         break;
     }
     const struct request *r = &c->request;
     if (r->expect_continue && !c->continue_sent && request_wants_body(r)) {
         /* RFC 9110 §10.1.1: the client waits for this before the body. */
-        ssize_t ignored = send(c->fd, http_status_continue, strlen(http_status_continue),
-                               MSG_NOSIGNAL | MSG_DONTWAIT);
-        (void)ignored;
+        ssize_t sent = send(c->fd, http_status_continue, strlen(http_status_continue),
+                            MSG_NOSIGNAL | MSG_DONTWAIT);
+        metrics_count_bytes_out(c->metrics, sent > 0 ? (uint64_t)sent : 0);
         c->continue_sent = 1;
     }
 }
@@ -393,6 +509,7 @@ static void accept_ready(struct acceptor *a, const struct listener *l, int64_t n
             atomic_fetch_sub(&a->open_connections, 1);
             continue;
         }
+        c->metrics = a->config.metrics;
         /* Nothing sent yet: header_timeout, never longer than keep-alive. */
         c->deadline_ms = now + (a->config.header_timeout_ms < a->config.keepalive_timeout_ms
                                     ? a->config.header_timeout_ms
@@ -451,8 +568,12 @@ static void sweep(struct acceptor *a, int64_t now)
             if (c->idle_since_ms && now - c->idle_since_ms >= IDLE_AFTER_MS && !c->lingering &&
                 c->in.len == 0) {
                 poll_set_remove(a, i);
-                if (idle_add(a->idle, c) < 0)
+                /* Counted first: the idle thread may hand it back at once. */
+                atomic_fetch_add(&a->idle_connections, 1);
+                if (idle_add(a->idle, c) < 0) {
+                    atomic_fetch_sub(&a->idle_connections, 1);
                     poll_set_add(a, c->fd, c);
+                }
             }
             continue;
         }

@@ -48,8 +48,10 @@ ssize_t conn_read(struct conn *c)
         ssize_t n = read(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len);
         if (n < 0 && errno == EINTR)
             continue;
-        if (n > 0)
+        if (n > 0) {
             c->in.len += (size_t)n;
+            metrics_count_bytes_in(c->metrics, (uint64_t)n);
+        }
         return n;
     }
 }
@@ -136,7 +138,9 @@ void conn_send_error(struct conn *c, int status)
         do
             n = send(c->fd, response, len, MSG_NOSIGNAL | MSG_DONTWAIT);
         while (n < 0 && errno == EINTR);
+        metrics_count_bytes_out(c->metrics, n > 0 ? (uint64_t)n : 0);
     }
+    metrics_count_server_response(c->metrics, status);
     shutdown(c->fd, SHUT_WR);
 }
 

@@ -380,7 +380,7 @@ PyObject *environ_build(struct worker *w, PyObject **input)
     if (w->server->options.trusted_proxies.enabled && apply_proxy_headers(w, env) < 0)
         goto fail;
     if (set_owned(env, st->str_queue_wait,
-                  PyFloat_FromDouble((double)(monotonic_us() - c->queued_us) / 1e6)) < 0)
+                  PyFloat_FromDouble((double)(c->taken_us - c->queued_us) / 1e6)) < 0)
         goto fail;
 
     /* The body is decoded already, so its length is known even when it

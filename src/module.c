@@ -24,6 +24,10 @@ static PyObject *serve(PyObject *module, PyObject *args, PyObject *kwargs)
 
 static PyMethodDef module_methods[] = {
     {"serve", (PyCFunction)(void (*)(void))serve, METH_VARARGS | METH_KEYWORDS, options_serve_doc},
+    {"stats", server_stats, METH_NOARGS,
+     "stats($module, /)\n--\n\nThe running server's metrics as a dict: the numbers that "
+     "metrics_path\nshows, histograms as lists of (upper bound in seconds, cumulative "
+     "count).\nNone when no serve() runs in this process."},
     {"_on_signal", server_on_signal, METH_VARARGS,
      "_on_signal($module, signum, frame, /)\n--\n\nSIGTERM and SIGINT handler installed by "
      "serve()."},

@@ -30,6 +30,7 @@
 #define OPTION_FIELD_MODE(name)    PyObject *name;
 #define OPTION_FIELD_PROXIES(name) PyObject *name;
 #define OPTION_FIELD_HEADERS(name) PyObject *name;
+#define OPTION_FIELD_PATH(name)    PyObject *name;
 #define OPTION_FIELD_HOPS(name) \
     PyObject *name;             \
     unsigned name##_default;
@@ -43,6 +44,7 @@
 #define OPTION_FORMAT_MODE    "O"
 #define OPTION_FORMAT_PROXIES "O"
 #define OPTION_FORMAT_HEADERS "O"
+#define OPTION_FORMAT_PATH    "O"
 #define OPTION_FORMAT_HOPS    "O" /* NULL: not given */
 
 #define OPTION_INIT_COUNT(name, d)   .name = d,
@@ -54,6 +56,7 @@
 #define OPTION_INIT_MODE(name, d)    .name = Py_##d,
 #define OPTION_INIT_PROXIES(name, d) .name = Py_##d,
 #define OPTION_INIT_HEADERS(name, d) .name = Py_##d,
+#define OPTION_INIT_PATH(name, d)    .name = Py_##d,
 #define OPTION_INIT_HOPS(name, d)    .name = NULL, .name##_default = d,
 
 #define OPTION_DOC_COUNT(d)   #d
@@ -65,6 +68,7 @@
 #define OPTION_DOC_MODE(d)    #d
 #define OPTION_DOC_PROXIES(d) #d
 #define OPTION_DOC_HEADERS(d) #d
+#define OPTION_DOC_PATH(d)    #d
 #define OPTION_DOC_HOPS(d)    #d
 
 #define OPTION_PYTHON_COUNT(d)   PyLong_FromSsize_t(d)
@@ -76,6 +80,7 @@
 #define OPTION_PYTHON_MODE(d)    Py_NewRef(Py_##d)
 #define OPTION_PYTHON_PROXIES(d) Py_NewRef(Py_##d)
 #define OPTION_PYTHON_HEADERS(d) Py_NewRef(Py_##d)
+#define OPTION_PYTHON_PATH(d)    Py_NewRef(Py_##d)
 #define OPTION_PYTHON_HOPS(d)    PyLong_FromLong(d)
 
 #define OPTION_CHECK_COUNT(args, name)   at_least_one((args)->name, #name)
@@ -87,6 +92,7 @@
 #define OPTION_CHECK_MODE(args, name)    0
 #define OPTION_CHECK_PROXIES(args, name) 0
 #define OPTION_CHECK_HEADERS(args, name) 0
+#define OPTION_CHECK_PATH(args, name)    0
 #define OPTION_CHECK_HOPS(args, name)    0
 
 struct serve_arguments {
@@ -324,6 +330,46 @@ static int url_arguments(const struct serve_arguments *args, struct server_optio
     return 0;
 }
 
+/* health_path or metrics_path: None (off), or an absolute path of
+ * visible ASCII without a query, compared byte for byte with the path of
+ * the request target. */
+static int path_argument(PyObject *value, const char *name, char *out, size_t out_size)
+{
+    out[0] = '\0';
+    if (value == Py_None)
+        return 0;
+    const char *path = text_argument(value, name, "\"/health\"");
+    if (path == NULL)
+        return -1;
+    size_t len = strlen(path);
+    int valid = len > 0 && len < out_size && path[0] == '/';
+    for (size_t i = 0; valid && i < len; i++)
+        valid = path[i] > ' ' && path[i] < 0x7f && path[i] != '?' && path[i] != '#';
+    if (!valid) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s must start with '/' and hold visible ASCII characters but '?' and "
+                     "'#' (at most %zu bytes), or be None",
+                     name, out_size - 1);
+        return -1;
+    }
+    memcpy(out, path, len + 1);
+    return 0;
+}
+
+static int endpoint_arguments(const struct serve_arguments *args, struct server_options *options)
+{
+    if (path_argument(args->health_path, "health_path", options->health_path,
+                      sizeof(options->health_path)) < 0 ||
+        path_argument(args->metrics_path, "metrics_path", options->metrics_path,
+                      sizeof(options->metrics_path)) < 0)
+        return -1;
+    if (options->health_path[0] && strcmp(options->health_path, options->metrics_path) == 0) {
+        PyErr_SetString(PyExc_ValueError, "health_path and metrics_path must differ");
+        return -1;
+    }
+    return 0;
+}
+
 /* The checked arguments into the server's options. */
 static void copy_options(const struct serve_arguments *args, struct server_options *options)
 {
@@ -393,7 +439,7 @@ int options_parse(PyObject *module, PyObject *pyargs, PyObject *kwargs, PyObject
 #undef OPTION_INIT
     if (limit_argument(args.qmon_warn_threshold, "qmon_warn_threshold",
                        &options->qmon_warn_threshold) < 0 ||
-        url_arguments(&args, options) < 0 ||
+        url_arguments(&args, options) < 0 || endpoint_arguments(&args, options) < 0 ||
         trusted_proxy_argument(module, &args, &options->trusted_proxies) < 0)
         return -1;
     *application = args.application;

@@ -164,6 +164,14 @@ unsigned pool_busy(struct pool *pool)
     return busy;
 }
 
+void pool_threads(struct pool *pool, unsigned *busy, unsigned *idle)
+{
+    pthread_mutex_lock(&pool->mutex);
+    *busy = pool->running_threads - pool->idle_threads;
+    *idle = pool->idle_threads;
+    pthread_mutex_unlock(&pool->mutex);
+}
+
 void pool_stop(struct pool *pool)
 {
     pthread_mutex_lock(&pool->mutex);

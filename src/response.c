@@ -389,6 +389,11 @@ int response_out_pending(const struct response_out *out)
     return out->framing_len || out->data_len || out->file_len || out->after_len;
 }
 
+size_t response_out_left(const struct response_out *out)
+{
+    return out->framing_len + out->data_len + out->file_len + out->after_len;
+}
+
 /* Drops n sent bytes from the memory parts of out, in sending order. */
 static void out_consume(struct response_out *out, size_t n)
 {

@@ -26,19 +26,37 @@ static void fail_connection(struct worker *w, int saved_errno)
     w->out = (struct response_out){.file_fd = -1};
 }
 
+int send_try(struct worker *w)
+{
+    size_t before = response_out_left(&w->out);
+    int rc = response_out_try(w->conn->fd, &w->out);
+    metrics_count_bytes_out(w->server->metrics, before - response_out_left(&w->out));
+    return rc;
+}
+
+/* response_out_send, counting what went out. Runs without the GIL too. */
+static int send_waiting(struct worker *w, int wait_ms, int64_t deadline_ms)
+{
+    size_t before = response_out_left(&w->out);
+    int rc = response_out_send(w->conn->fd, &w->out, wait_ms, deadline_ms);
+    int saved_errno = errno;
+    metrics_count_bytes_out(w->server->metrics, before - response_out_left(&w->out));
+    errno = saved_errno;
+    return rc;
+}
+
 /* Sends w->out, waiting up to send_timeout each time the socket is full.
  * Returns 0, or -1 when the connection failed (then nothing more is sent). */
 static int send_out(struct worker *w)
 {
-    struct response_out *out = &w->out;
-    int fd = w->conn->fd, timeout = w->server->options.send_timeout_ms;
+    int timeout = w->server->options.send_timeout_ms;
     /* Most responses fit the socket buffer: a send that cannot block costs
      * less with the GIL held than the two GIL handoffs around it. Only a
      * write that has to wait lets the other workers run meanwhile. */
-    int rc = response_out_try(fd, out), saved_errno = errno;
+    int rc = send_try(w), saved_errno = errno;
     if (rc > 0) {
         Py_BEGIN_ALLOW_THREADS
-        rc = response_out_send(fd, out, timeout, 0);
+        rc = send_waiting(w, timeout, 0);
         saved_errno = errno;
         Py_END_ALLOW_THREADS
     }
@@ -128,7 +146,7 @@ static int send_unless_stalled(struct worker *w, int wait_ms, int *saved_errno)
 {
     int rc;
     Py_BEGIN_ALLOW_THREADS
-    rc = response_out_send(w->conn->fd, &w->out, wait_ms, monotonic_ms() + wait_ms);
+    rc = send_waiting(w, wait_ms, monotonic_ms() + wait_ms);
     *saved_errno = errno;
     Py_END_ALLOW_THREADS
     return rc < 0 && *saved_errno == ETIMEDOUT ? 1 : rc;
@@ -145,7 +163,7 @@ int send_or_park(struct worker *w)
 {
     struct response_out *out = &w->out;
     int fd = w->conn->fd;
-    int rc = response_out_try(fd, out), saved_errno = errno;
+    int rc = send_try(w), saved_errno = errno;
     if (rc > 0 && w->server->park) {
         int full_wait_ms = w->server->options.send_timeout_ms < PARK_FULL_WAIT_MS
                                ? w->server->options.send_timeout_ms
@@ -154,9 +172,9 @@ int send_or_park(struct worker *w)
         while ((rc = send_unless_stalled(w, PARK_AFTER_MS, &saved_errno)) > 0) {
             if (park_response(w) == 0)
                 return 1;
-            size_t before = out->framing_len + out->data_len + out->file_len + out->after_len;
+            size_t before = response_out_left(out);
             rc = send_unless_stalled(w, full_wait_ms, &saved_errno);
-            size_t after = out->framing_len + out->data_len + out->file_len + out->after_len;
+            size_t after = response_out_left(out);
             if (rc <= 0)
                 break;
             if (after == before) {

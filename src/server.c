@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@
 #include "pyruvate/log.h"
 #include "pyruvate/park.h"
 #include "pyruvate/pool.h"
+#include "pyruvate/stats.h"
 #include "pyruvate/systemd.h"
 #include "pyruvate/wakeup.h"
 #include "pyruvate/worker.h"
@@ -30,6 +32,41 @@
 static atomic_int sigterm_received;
 static atomic_int sigint_received;
 static atomic_int serving;
+
+/* The server that pyruvate.stats() reads: set while its threads exist,
+ * under running_mutex, which stats() holds while it reads. */
+static pthread_mutex_t running_mutex = PTHREAD_MUTEX_INITIALIZER;
+static struct server *running_server;
+
+static void set_running_server(struct server *s)
+{
+    pthread_mutex_lock(&running_mutex);
+    running_server = s;
+    pthread_mutex_unlock(&running_mutex);
+}
+
+/* The one place that finds the running server for stats(): reads its
+ * numbers into *snapshot while it cannot go away. Returns 1, or 0 when no
+ * server is running. */
+static int snapshot_running_server(struct metrics_snapshot *snapshot)
+{
+    pthread_mutex_lock(&running_mutex);
+    struct server *s = running_server;
+    if (s)
+        acceptor_snapshot(s->acceptor, snapshot);
+    pthread_mutex_unlock(&running_mutex);
+    return s != NULL;
+}
+
+PyObject *server_stats(PyObject *module, PyObject *unused)
+{
+    PYR_UNUSED(module);
+    PYR_UNUSED(unused);
+    struct metrics_snapshot snapshot;
+    if (!snapshot_running_server(&snapshot))
+        Py_RETURN_NONE;
+    return stats_dict(&snapshot);
+}
 
 /* What serve() changes in the process and must put back. */
 struct saved_signals {
@@ -366,6 +403,7 @@ static unsigned fit_connections_to_descriptors(unsigned requested, int chosen)
 static void server_free(struct server *s)
 {
     close_listeners(s);
+    metrics_free(s->metrics);
     Py_CLEAR(s->environ_template);
     Py_CLEAR(s->application);
     Py_CLEAR(s->module);
@@ -513,6 +551,12 @@ static int start_threads(struct server *s, const char *address)
         .max_connections = s->options.max_connections,
         .queue_warn_threshold = options->qmon_warn_threshold,
         .access_log = options->access_log,
+        .max_reuse_count = options->max_reuse_count,
+        .metrics = s->metrics,
+        .draining = &s->stopping,
+        .endpoint_paths = {[METRICS_HEALTH] = options->health_path[0] ? options->health_path : NULL,
+                           [METRICS_EXPOSITION] =
+                               options->metrics_path[0] ? options->metrics_path : NULL},
     };
     /* The start-up records reach the log before the first request is
      * answered, whatever the scheduling of the threads. */
@@ -533,7 +577,9 @@ fail:
  * workers still run the app and use the server: then it stays allocated. */
 static int stop_threads(struct server *s, int signal_fd)
 {
-    if (shut_down(s, signal_fd) != 0) {
+    int joined = shut_down(s, signal_fd);
+    set_running_server(NULL);
+    if (joined != 0) {
         log_write(LOG_WARNING, "workers still busy after the shutdown timeout; not waiting");
         return 0;
     }
@@ -572,6 +618,12 @@ static struct server *server_new(PyObject *module, PyObject *application,
         return NULL;
     }
     s->options = *options;
+    s->metrics = metrics_new();
+    if (s->metrics == NULL) {
+        PyMem_RawFree(s);
+        PyErr_NoMemory();
+        return NULL;
+    }
     s->module = Py_NewRef(module);
     s->application = Py_NewRef(application);
     s->interpreter = PyInterpreterState_Get();
@@ -629,6 +681,7 @@ PyObject *server_run(PyObject *module, PyObject *application, const struct serve
 
     if (start_threads(s, address) < 0)
         goto fail;
+    set_running_server(s);
 
     if (systemd_notify("READY=1") < 0)
         log_write(LOG_WARNING, "cannot notify systemd (NOTIFY_SOCKET): errno %d", errno);

@@ -119,6 +119,10 @@ static void serve_connection(struct worker *w, struct conn *c)
             acceptor_give_back(w->server->acceptor, c);
             return;
         case CONN_DISPATCH:
+            if (acceptor_endpoint_of(w->server->acceptor, c) != METRICS_NO_ENDPOINT) {
+                acceptor_give_back(w->server->acceptor, c); /* it answers those */
+                return;
+            }
             if (!atomic_load(&w->server->stopping)) {
                 c->request_start_ms = monotonic_ms();
                 c->queued_us = monotonic_us();
@@ -131,7 +135,8 @@ static void serve_connection(struct worker *w, struct conn *c)
             acceptor_give_back(w->server->acceptor, c);
             return;
         case CONN_READ:
-            if (await_next_request(w, c) == REQUEST_COMPLETE) {
+            if (await_next_request(w, c) == REQUEST_COMPLETE &&
+                acceptor_endpoint_of(w->server->acceptor, c) == METRICS_NO_ENDPOINT) {
                 c->request_start_ms = monotonic_ms();
                 c->queued_us = monotonic_us();
                 continue;

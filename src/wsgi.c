@@ -280,6 +280,9 @@ done:
  * out. */
 static void end_request(struct worker *w)
 {
+    struct metrics *m = w->server->metrics;
+    metrics_count_response(m, w->response.sent_status);
+    metrics_request_finished(m, monotonic_us() - w->conn->taken_us);
     Py_CLEAR(w->out_owner);
     Py_CLEAR(w->iterator);
     Py_CLEAR(w->result);
@@ -303,6 +306,9 @@ int wsgi_handle_request(struct worker *w)
     w->body_done = 0;
     w->ending = 0;
     w->park_deadline_ms = 0;
+    struct conn *c = w->conn;
+    c->taken_us = monotonic_us();
+    metrics_request_started(w->server->metrics, c->taken_us - c->queued_us);
 
     w->env = environ_build(w, &w->input);
     if (w->env == NULL) {
@@ -333,9 +339,9 @@ int wsgi_resume_response(struct worker *w)
 {
     send_unpark(w);
     /* Woken by its deadline: a socket that still takes nothing is given up. */
-    size_t before = w->out.framing_len + w->out.data_len + w->out.file_len + w->out.after_len;
-    int rc = response_out_try(w->conn->fd, &w->out);
-    size_t after = w->out.framing_len + w->out.data_len + w->out.file_len + w->out.after_len;
+    size_t before = response_out_left(&w->out);
+    int rc = send_try(w);
+    size_t after = response_out_left(&w->out);
     if (rc < 0 || (rc > 0 && after == before && monotonic_ms() >= w->conn->deadline_ms)) {
         log_write(LOG_DEBUG, "client on fd %d left or stopped reading: response dropped",
                   w->conn->fd);
@@ -355,6 +361,8 @@ void wsgi_drop_parked(struct server *server, struct conn *c)
 {
     struct parked_response *p = c->parked;
     c->parked = NULL;
+    /* Not answered in full: finished, but no response to count. */
+    metrics_request_finished(server->metrics, monotonic_us() - c->taken_us);
     struct module_state *st = module_get_state(server->module);
     call_close(st, p->result);
     Py_XDECREF(p->out_owner);

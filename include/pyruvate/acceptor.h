@@ -8,6 +8,7 @@
 #include "pyruvate/common.h"
 #include "pyruvate/conn.h"
 #include "pyruvate/listen.h"
+#include "pyruvate/metrics.h"
 #include "pyruvate/pool.h"
 #include "pyruvate/request.h"
 
@@ -25,6 +26,11 @@ struct acceptor_config {
     unsigned max_connections;      /* beyond it: close the longest idle, else 503 */
     unsigned queue_warn_threshold; /* warn when this many requests wait; 0: off */
     int access_log;                /* log the responses it sends itself */
+    unsigned max_reuse_count;      /* requests per connection; 0: no limit */
+    struct metrics *metrics;       /* counted into; may be NULL */
+    const atomic_int *draining;    /* the health endpoint answers 503 once set; may be NULL */
+    /* Paths it answers itself (health, metrics); NULL: off. */
+    const char *endpoint_paths[METRICS_ENDPOINT_COUNT];
 };
 
 /* Creates the acceptor and starts its thread. NULL on failure, with a
@@ -39,6 +45,16 @@ void acceptor_give_back(struct acceptor *a, struct conn *c);
 /* Closes and frees a connection that its owner is done with, keeping the
  * connection count right. Thread-safe. */
 void acceptor_close(struct acceptor *a, struct conn *c);
+
+/* The endpoint (health, metrics) that the complete request on c asks for,
+ * which only the acceptor answers; METRICS_NO_ENDPOINT for the app's.
+ * Thread-safe: a worker with a pipelined or keep-alive request in hand
+ * gives c back to the acceptor for these. */
+enum metrics_endpoint acceptor_endpoint_of(const struct acceptor *a, const struct conn *c);
+
+/* Reads the metrics and the gauges the acceptor and its pool know of into
+ * *s. Thread-safe while a is not destroyed (also after acceptor_stop). */
+void acceptor_snapshot(struct acceptor *a, struct metrics_snapshot *s);
 
 /* Stops accepting, closes every connection the acceptor holds and joins its
  * thread. Connections given back afterwards are closed at once. */

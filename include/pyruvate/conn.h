@@ -12,6 +12,7 @@
 
 #include "pyruvate/buf.h"
 #include "pyruvate/listen.h"
+#include "pyruvate/metrics.h"
 #include "pyruvate/request.h"
 
 struct conn {
@@ -20,6 +21,7 @@ struct conn {
     const struct listener *listener;
     struct sockaddr_storage peer;
     socklen_t peer_len;
+    struct metrics *metrics; /* the server's, set by the acceptor; may be NULL */
 
     /* current owner only */
     struct buf in; /* bytes read and not yet consumed by a request */
@@ -30,6 +32,7 @@ struct conn {
     int64_t deadline_ms;      /* monotonic ms when the current wait ends */
     int64_t request_start_ms; /* monotonic ms of the request's first byte */
     int64_t queued_us;        /* monotonic us when handed to the pool */
+    int64_t taken_us;         /* monotonic us when a worker took the request */
     int64_t idle_since_ms;    /* acceptor: when it last went quiet; 0 while busy */
 
     /* A response waiting for the client to read (wsgi.c's struct
@@ -50,7 +53,7 @@ struct conn {
 struct conn *conn_create(int fd, const struct listener *listener, const struct sockaddr *peer,
                          socklen_t peer_len, const struct request_limits *limits);
 
-/* Reads what the socket has into c->in. Returns bytes read, 0 at EOF, or -1
+/* Reads what the socket has into c->in (counted as bytes in). Returns bytes read, 0 at EOF, or -1
  * with errno (EAGAIN: nothing available now). */
 ssize_t conn_read(struct conn *c);
 
@@ -92,8 +95,8 @@ int conn_has_unread_input(const struct conn *c);
 
 void conn_linger(struct conn *c);
 
-/* Sends a canned error response without blocking (best effort) and
- * half-closes the socket. */
+/* Sends a canned error response without blocking (best effort), counts
+ * it as the server's own response, and half-closes the socket. */
 void conn_send_error(struct conn *c, int status);
 
 /* Answers the request on c with the server's own error response: its

@@ -20,6 +20,7 @@
  *   PROXIES    str: addresses, networks, "unix" or "*"; or None (off)
  *   HEADERS    str: header names separated by spaces or commas; or None
  *   HOPS       int from 1 to PROXY_MAX_HOPS
+ *   PATH       str: an absolute request path; or None (off)
  * The default is a C token; serve.__doc__ shows it as written here. */
 #define SERVE_OPTIONS(X)                                                                       \
     X(max_number_headers, COUNT, 32, "more request header fields are answered with 431")       \
@@ -53,6 +54,10 @@
       "'forwarded'; the others are removed (None: x-forwarded-for only, with a warning)")      \
     X(trusted_proxy_count, HOPS, 1,                                                            \
       "proxies in the chain: the client is this many entries from the right")                  \
+    X(health_path, PATH, None,                                                                 \
+      "GET/HEAD on this path is answered by the server itself: 200 ok, 503 while draining")    \
+    X(metrics_path, PATH, None,                                                                \
+      "GET/HEAD on this path is answered by the server itself with Prometheus metrics")        \
     X(url_scheme, TEXT, "http", "wsgi.url_scheme of every request: http or https")             \
     X(url_prefix, TEXT, "", "SCRIPT_NAME; stripped from PATH_INFO")                            \
     X(access_log, BOOL, False, "one Common Log Format line per request on logger pyruvate.access")

@@ -42,6 +42,10 @@ unsigned pool_queued(struct pool *pool);
 /* Items queued or in a thread's hands now: 0 when every thread is idle. */
 unsigned pool_busy(struct pool *pool);
 
+/* The threads answering an item now and those waiting for one. A thread
+ * woken for an item but not yet running counts as waiting. */
+void pool_threads(struct pool *pool, unsigned *busy, unsigned *idle);
+
 /* Asks the threads to finish the queued items and exit. */
 void pool_stop(struct pool *pool);
 

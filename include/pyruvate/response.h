@@ -122,6 +122,9 @@ int response_sendfile(int fd, int in_fd, off_t *offset, size_t count, int timeou
 /* True while some of out is still to be sent. */
 int response_out_pending(const struct response_out *out);
 
+/* The bytes of out still to be sent. */
+size_t response_out_left(const struct response_out *out);
+
 /* Sends what the socket takes without waiting. Returns 0 when out went out
  * whole, 1 when the socket is full, -1 with errno when the connection failed
  * (ENODATA: the file ended before file_len bytes). */

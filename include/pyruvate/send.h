@@ -29,6 +29,10 @@ struct parked_response {
 int send_frame(struct worker *w, const char *data, int file_fd, off_t file_offset, size_t len,
                long long known);
 
+/* One attempt to send w->out without waiting (response_out_try),
+ * counted in the metrics. */
+int send_try(struct worker *w);
+
 /* Sends w->out. A client that takes none of it for a short while gets its
  * response parked in c->parked. Returns 0 when sent, 1 when parked (the
  * worker must let go of the connection), -1 when the connection failed. */

@@ -18,4 +18,8 @@ PyObject *server_run(PyObject *module, PyObject *application, const struct serve
  * only records the signal. */
 PyObject *server_on_signal(PyObject *module, PyObject *args);
 
+/* pyruvate.stats(): the running server's metrics as a dict (stats.h), or
+ * None when no serve() is running in this process. */
+PyObject *server_stats(PyObject *module, PyObject *unused);
+
 #endif

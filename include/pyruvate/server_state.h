@@ -13,6 +13,7 @@
 #include "pyruvate/request.h"
 
 struct acceptor;
+struct metrics;
 struct park_set;
 struct pool;
 
@@ -46,8 +47,10 @@ struct server_options {
     int access_log; /* one "pyruvate.access" record per request */
     int backlog;
     struct proxy_trust trusted_proxies;
-    char url_scheme[16];  /* wsgi.url_scheme unless a trusted proxy says otherwise */
-    char url_prefix[256]; /* SCRIPT_NAME, stripped from PATH_INFO */
+    char url_scheme[16];    /* wsgi.url_scheme unless a trusted proxy says otherwise */
+    char url_prefix[256];   /* SCRIPT_NAME, stripped from PATH_INFO */
+    char health_path[256];  /* answered by the acceptor; "" when off */
+    char metrics_path[256]; /* answered by the acceptor; "" when off */
 };
 
 struct server {
@@ -61,7 +64,8 @@ struct server {
     unsigned listener_count;
     struct pool *pool;
     struct acceptor *acceptor;
-    struct park_set *park; /* responses waiting for their client to read */
+    struct park_set *park;   /* responses waiting for their client to read */
+    struct metrics *metrics; /* counted by every thread; freed with the server */
 
     atomic_int stopping; /* set once shutdown begins */
 

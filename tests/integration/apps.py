@@ -1574,3 +1574,20 @@ def __getattr__(name):
         globals()["validated"] = wrapped = _validated(app)
         return wrapped
     raise AttributeError(name)
+
+
+# --------------------------------------------------------------------------
+# metrics: pyruvate.stats() seen from inside the server
+
+
+@route("stats")
+def stats(environ, start_response):
+    """pyruvate.stats() as JSON (histogram bounds as str, inf too)."""
+    import pyruvate
+    numbers = pyruvate.stats()
+    for name in ("queue_wait_seconds", "request_duration_seconds"):
+        numbers[name]["buckets"] = [[repr(bound), count]
+                                    for bound, count in numbers[name]["buckets"]]
+    numbers["server_responses"] = {str(code): count
+                                   for code, count in numbers["server_responses"].items()}
+    return _json(start_response, numbers)

@@ -20,6 +20,7 @@ int main(void)
     srunner_add_suite(runner, make_idle_suite());
     srunner_add_suite(runner, make_listen_suite());
     srunner_add_suite(runner, make_log_suite());
+    srunner_add_suite(runner, make_metrics_suite());
     srunner_add_suite(runner, make_park_suite());
     srunner_add_suite(runner, make_pollset_suite());
     srunner_add_suite(runner, make_pool_suite());

@@ -12,6 +12,7 @@ Suite *make_http_status_suite(void);
 Suite *make_idle_suite(void);
 Suite *make_listen_suite(void);
 Suite *make_log_suite(void);
+Suite *make_metrics_suite(void);
 Suite *make_park_suite(void);
 Suite *make_pollset_suite(void);
 Suite *make_pool_suite(void);
