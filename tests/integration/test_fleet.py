@@ -297,25 +297,28 @@ def _read_back(instance):
     return count, applied
 
 
-def _in_flight(instance, fleet, method, tag):
-    """A request sent straight to the instance that has reached Zope (its
-    mark file exists) when this returns; result() gives its response."""
+def _held(fleet, method, tag, send):
+    """Sends a request that Zope's pipeline holds for 1.5 s (deploy_apps/
+    zope_fleet.py) with send(method, target, body) in a thread. Returns
+    (number of the instance holding it, result): the request is in flight
+    there when this returns; result() waits for its outcome, a dict with
+    "response" or "error" (and "write_id" for a POST)."""
     mark = "%s-%s" % (tag, uuid.uuid4().hex)
     outcome = {}
     if method == "GET":
         target, body = "/fleet?sleep=1.5&mark=%s" % mark, b""
     else:
-        outcome["write_id"] = "inflight-" + mark
+        outcome["write_id"] = "held-" + mark
         target = "/fleet/increment?sleep=1.5&mark=%s" % mark
         body = ("write_id=%s" % outcome["write_id"]).encode()
 
-    def send():
+    def run():
         try:
-            outcome["response"] = instance.request(method, target, body=body, timeout=60)
+            outcome["response"] = send(method, target, body)
         except Exception as exc:  # reported by result()
             outcome["error"] = repr(exc)
 
-    thread = threading.Thread(target=send, daemon=True)
+    thread = threading.Thread(target=run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 60
     while not (fleet.marks / mark).exists():
@@ -325,7 +328,38 @@ def _in_flight(instance, fleet, method, tag):
     def result():
         thread.join(60)
         return outcome
-    return result
+    return int((fleet.marks / mark).read_text()), result
+
+
+def _in_flight(instance, fleet, method):
+    """A held request sent to the instance's own socket (see _held)."""
+    def send(method, target, body):
+        return instance.request(method, target, body=body, timeout=60)
+    return _held(fleet, method, "%s%d" % (method, instance.number), send)[1]
+
+
+def _in_flight_through_nginx(victim, fleet, method, attempts=30):
+    """A held request sent through nginx that the victim instance holds
+    (nginx picks the instance: held requests are sent until one lands on
+    the victim; the others finish on their own)."""
+    def send(method, target, body):
+        headers = [("Content-Type", "application/x-www-form-urlencoded")] if body else []
+        return support.tcp_request("127.0.0.1", fleet.port, method, target, headers=headers,
+                                   body=body, timeout=60)
+    for _ in range(attempts):
+        number, result = _held(fleet, method, "lb-%s" % method, send)
+        if number == victim.number:
+            return result
+    pytest.fail("nginx passed none of %d requests to instance %d" % (attempts, victim.number))
+
+
+def _described(outcome):
+    """The status of a held request's response (and the instance that sent
+    it), or its error."""
+    if "response" not in outcome:
+        return outcome.get("error")
+    response = outcome["response"]
+    return "%d from instance %s" % (response.status, response.header("X-Fleet-Instance", "-"))
 
 
 def _summary(records, phases):
@@ -369,8 +403,8 @@ def test_rolling_restart_and_kill_under_load(fleet):
         errors_before = len(fleet.nginx_errors())
         for instance in fleet.instances:
             started = time.monotonic()
-            get = _in_flight(instance, fleet, "GET", "get%d" % instance.number)
-            post = _in_flight(instance, fleet, "POST", "post%d" % instance.number)
+            get = _in_flight(instance, fleet, "GET")
+            post = _in_flight(instance, fleet, "POST")
             code = instance.proc.stop(signal.SIGTERM, timeout=60)
             stopped = time.monotonic()
             in_flight.append((instance.number, get(), post()))
@@ -387,8 +421,11 @@ def test_rolling_restart_and_kill_under_load(fleet):
         errors_before = len(fleet.nginx_errors())
         victim = fleet.instances[1]
         time.sleep(1)
+        killed_get = _in_flight_through_nginx(victim, fleet, "GET")
+        killed_post = _in_flight_through_nginx(victim, fleet, "POST")
         victim.proc.proc.kill()  # SIGKILL, mid-load
         victim.proc.wait_exit(30, "after SIGKILL")
+        killed_get, killed_post = killed_get(), killed_post()
         time.sleep(3)  # load on two instances; nginx finds the dead one
         victim.start().wait_ready()
         fleet.wait_balanced(victim)
@@ -405,7 +442,7 @@ def test_rolling_restart_and_kill_under_load(fleet):
     posted = collections.Counter(r[0] for r in records if r[1] == "POST")
     failed_posts = [r for r in records if r[1] == "POST" and r[2] != "200"]
     cut_by_kill = {r[3] for r in failed_posts if r[0] == "kill -9"}
-    for number, get, post in in_flight:
+    for post in [p for _n, _g, p in in_flight] + [killed_post]:
         if post.get("response") is not None and post["response"].status == 200:
             answered.add(post["write_id"])
     twice = {k: v for k, v in applied.items() if v != 1}
@@ -416,8 +453,11 @@ def test_rolling_restart_and_kill_under_load(fleet):
     transcript.extend(_summary(records, ["warm-up", "rolling restart", "kill -9", "after"]))
     transcript.append("in flight on the instance at its SIGTERM (sent to its socket):")
     for number, get, post in in_flight:
-        transcript.append("  instance %d: GET %s, POST %s" % (number, *[
-            o["response"].status if "response" in o else o.get("error") for o in (get, post)]))
+        transcript.append("  instance %d: GET %s, POST %s" % (number, _described(get),
+                                                               _described(post)))
+    transcript.append("held by instance %d at its kill -9 (sent through nginx): GET %s, "
+                      "POST %s" % (victim.number, _described(killed_get),
+                                   _described(killed_post)))
     for phase, lines in phase_errors.items():
         transcript.append("nginx upstream errors during %s: %d" % (phase, len(lines)))
         for text, n in sorted(_nginx_kinds(lines).items()):
@@ -437,8 +477,14 @@ def test_rolling_restart_and_kill_under_load(fleet):
     for number, get, post in in_flight:
         assert "response" in get and get["response"].status == 200, (number, get)
         assert "response" in post and post["response"].status == 200, (number, post)
-    # kill -9: nginx passes every GET to a live instance.
+    # kill -9: nginx passes every GET to a live instance, also the one the
+    # killed instance was answering; the POST it held is either failed and
+    # not applied or, if passed on, answered 200 and applied once.
     assert by_phase[("kill -9", "GET")] == 0, "\n".join(transcript)
+    assert "response" in killed_get and killed_get["response"].status == 200, killed_get
+    assert killed_get["response"].header("X-Fleet-Instance") != str(victim.number)
+    assert "response" in killed_post, killed_post
+    assert (killed_post["response"].status == 200) == (killed_post["write_id"] in applied)
     assert by_phase[("warm-up", "GET")] + by_phase[("after", "GET")] == 0
     # Every write answered 200 is applied exactly once; none twice, none
     # half (the counter and the write ids agree).

@@ -14,8 +14,9 @@ FleetCounter at /fleet, shared by every Zope instance through ZEO.
   thread-bound page); answers the CPU time it used.
 
 make_filter: a PasteDeploy filter in front of Zope for requests that must be
-in flight when the test stops an instance: ?mark=NAME creates the file NAME
-in $FLEET_MARK_DIR once the request has reached the application, ?sleep=S
+in flight when the test stops an instance: ?mark=NAME writes the number of
+the instance ($FLEET_INSTANCE) to the file NAME in $FLEET_MARK_DIR once the
+request has reached the application, ?sleep=S
 then holds it S seconds before Zope publishes it (before its transaction
 begins, so that the held request conflicts with no concurrent write).
 
@@ -109,8 +110,10 @@ def _hold(app):
         query = parse_qs(environ.get("QUERY_STRING", ""))
         mark = query.get("mark", [""])[0]
         if mark and os.environ.get("FLEET_MARK_DIR"):
-            with open(os.path.join(os.environ["FLEET_MARK_DIR"], os.path.basename(mark)), "w"):
-                pass
+            path = os.path.join(os.environ["FLEET_MARK_DIR"], os.path.basename(mark))
+            with open(path + ".tmp", "w") as f:
+                f.write(os.environ.get("FLEET_INSTANCE", "?"))
+            os.replace(path + ".tmp", path)
         if query.get("sleep"):
             time.sleep(min(float(query["sleep"][0]), 10.0))
         return app(environ, start_response)
