@@ -297,19 +297,20 @@ def _read_back(instance):
     return count, applied
 
 
-def _held(fleet, method, tag, send):
-    """Sends a request that Zope's pipeline holds for 1.5 s (deploy_apps/
-    zope_fleet.py) with send(method, target, body) in a thread. Returns
+def _held(fleet, method, tag, send, hold):
+    """Sends a request that Zope's pipeline holds for `hold` seconds
+    (deploy_apps/zope_fleet.py) with send(method, target, body) in a
+    thread, long enough for the test to act while it is held. Returns
     (number of the instance holding it, result): the request is in flight
     there when this returns; result() waits for its outcome, a dict with
     "response" or "error" (and "write_id" for a POST)."""
     mark = "%s-%s" % (tag, uuid.uuid4().hex)
     outcome = {}
     if method == "GET":
-        target, body = "/fleet?sleep=1.5&mark=%s" % mark, b""
+        target, body = "/fleet?sleep=%s&mark=%s" % (hold, mark), b""
     else:
         outcome["write_id"] = "held-" + mark
-        target = "/fleet/increment?sleep=1.5&mark=%s" % mark
+        target = "/fleet/increment?sleep=%s&mark=%s" % (hold, mark)
         body = ("write_id=%s" % outcome["write_id"]).encode()
 
     def run():
@@ -335,21 +336,24 @@ def _in_flight(instance, fleet, method):
     """A held request sent to the instance's own socket (see _held)."""
     def send(method, target, body):
         return instance.request(method, target, body=body, timeout=60)
-    return _held(fleet, method, "%s%d" % (method, instance.number), send)[1]
+    return _held(fleet, method, "%s%d" % (method, instance.number), send, hold=3)[1]
 
 
 def _in_flight_through_nginx(victim, fleet, method, attempts=30):
     """A held request sent through nginx that the victim instance holds
     (nginx picks the instance: held requests are sent until one lands on
-    the victim; the others finish on their own)."""
+    the victim). Returns its result and those of the others, which finish
+    on the other instances."""
     def send(method, target, body):
         headers = [("Content-Type", "application/x-www-form-urlencoded")] if body else []
         return support.tcp_request("127.0.0.1", fleet.port, method, target, headers=headers,
                                    body=body, timeout=60)
+    others = []
     for _ in range(attempts):
-        number, result = _held(fleet, method, "lb-%s" % method, send)
+        number, result = _held(fleet, method, "lb-%s" % method, send, hold=6)
         if number == victim.number:
-            return result
+            return result, others
+        others.append(result)
     pytest.fail("nginx passed none of %d requests to instance %d" % (attempts, victim.number))
 
 
@@ -421,11 +425,12 @@ def test_rolling_restart_and_kill_under_load(fleet):
         errors_before = len(fleet.nginx_errors())
         victim = fleet.instances[1]
         time.sleep(1)
-        killed_get = _in_flight_through_nginx(victim, fleet, "GET")
-        killed_post = _in_flight_through_nginx(victim, fleet, "POST")
+        killed_get, passed_by = _in_flight_through_nginx(victim, fleet, "GET")
+        killed_post, more = _in_flight_through_nginx(victim, fleet, "POST")
         victim.proc.proc.kill()  # SIGKILL, mid-load
         victim.proc.wait_exit(30, "after SIGKILL")
         killed_get, killed_post = killed_get(), killed_post()
+        passed_by = [result() for result in passed_by + more]
         time.sleep(3)  # load on two instances; nginx finds the dead one
         victim.start().wait_ready()
         fleet.wait_balanced(victim)
@@ -442,8 +447,9 @@ def test_rolling_restart_and_kill_under_load(fleet):
     posted = collections.Counter(r[0] for r in records if r[1] == "POST")
     failed_posts = [r for r in records if r[1] == "POST" and r[2] != "200"]
     cut_by_kill = {r[3] for r in failed_posts if r[0] == "kill -9"}
-    for post in [p for _n, _g, p in in_flight] + [killed_post]:
-        if post.get("response") is not None and post["response"].status == 200:
+    for post in [p for _n, _g, p in in_flight] + [killed_post] + passed_by:
+        if "write_id" in post and post.get("response") is not None \
+                and post["response"].status == 200:
             answered.add(post["write_id"])
     twice = {k: v for k, v in applied.items() if v != 1}
     lost = answered - set(applied)
@@ -456,13 +462,15 @@ def test_rolling_restart_and_kill_under_load(fleet):
         transcript.append("  instance %d: GET %s, POST %s" % (number, _described(get),
                                                                _described(post)))
     transcript.append("held by instance %d at its kill -9 (sent through nginx): GET %s, "
-                      "POST %s" % (victim.number, _described(killed_get),
-                                   _described(killed_post)))
+                      "POST %s (%d held requests that went to the other instances: %s)" % (
+                          victim.number, _described(killed_get), _described(killed_post),
+                          len(passed_by), ", ".join(sorted({_described(o) for o in passed_by}))
+                          or "-"))
     for phase, lines in phase_errors.items():
         transcript.append("nginx upstream errors during %s: %d" % (phase, len(lines)))
         for text, n in sorted(_nginx_kinds(lines).items()):
             transcript.append("  %4d x %s" % (n, text))
-    transcript.append("writes: %d POSTs sent (%s), %d answered 200 (incl. in-flight ones), "
+    transcript.append("writes: %d POSTs sent (%s), %d answered 200 (with the held ones), "
                       "%d failed; ZODB counter %d, %d distinct write ids applied; lost %d, "
                       "applied twice %d, applied without a 200 %d (%d of them among the POSTs cut by the kill)" % (
                           sum(posted.values()), ", ".join("%s %d" % kv for kv in posted.items()),
@@ -484,6 +492,8 @@ def test_rolling_restart_and_kill_under_load(fleet):
     assert "response" in killed_get and killed_get["response"].status == 200, killed_get
     assert killed_get["response"].header("X-Fleet-Instance") != str(victim.number)
     assert "response" in killed_post, killed_post
+    # The held requests that nginx gave to the other instances meanwhile.
+    assert all(o.get("response") and o["response"].status == 200 for o in passed_by), passed_by
     assert (killed_post["response"].status == 200) == (killed_post["write_id"] in applied)
     assert by_phase[("warm-up", "GET")] + by_phase[("after", "GET")] == 0
     # Every write answered 200 is applied exactly once; none twice, none
