@@ -62,6 +62,8 @@ help:
 	@echo "make test-asan    integration tests against an ASan+UBSan build"
 	@echo "make bench        benchmark against the peers (tests/bench/RESULTS.md)"
 	@echo "make bench-zope   Zope and Plone under pyruvate and peers (tests/bench/RESULTS-zope.md)"
+	@echo "make test-fleet   ZEO + 3 Zope instances behind nginx: rolling restart, kill -9 under load"
+	@echo "make bench-fleet  req/s of 1, 2, 3 Zope instances behind nginx"
 	@echo "make clean        remove build products"
 
 deps:

@@ -709,18 +709,22 @@ def serve_keyword_options():
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
 
 
-def start_nginx(procs, tmp_path, socket_path):
+def start_nginx(procs, tmp_path, socket_path, site=None):
     """A private nginx (examples/nginx.conf, with its port and socket path
-    replaced) in front of pyruvate's Unix socket. Returns (proc, port)."""
-    site = (EXAMPLES / "nginx.conf").read_text()
-    assert "listen 80;" in site and "unix:/run/pyruvate/pyruvate.sock" in site
+    replaced) in front of pyruvate's Unix socket; or `site`, the text of
+    another site file with "listen 80;", its upstreams already in place.
+    Returns (proc, port)."""
+    if site is None:
+        site = (EXAMPLES / "nginx.conf").read_text()
+        assert "unix:/run/pyruvate/pyruvate.sock" in site
+        site = site.replace("unix:/run/pyruvate/pyruvate.sock", "unix:%s" % socket_path)
+    assert "listen 80;" in site
     base = Path(tmp_path) / "nginx"
     base.mkdir()
     for last in range(5):
         port = free_port()
         (base / "site.conf").write_text(
-            site.replace("listen 80;", "listen 127.0.0.1:%d;" % port)
-                .replace("unix:/run/pyruvate/pyruvate.sock", "unix:%s" % socket_path))
+            site.replace("listen 80;", "listen 127.0.0.1:%d;" % port))
         temp = "".join("    %s_temp_path %s;\n" % (kind, base / kind)
                        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
         (base / "nginx.conf").write_text(
