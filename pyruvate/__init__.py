@@ -1,6 +1,6 @@
 """pyruvate: a fast, multithreaded WSGI server with a C core."""
 
-from pyruvate._pyruvate import FileWrapper, serve
+from pyruvate._pyruvate import FileWrapper, serve, shutdown
 
-__all__ = ["FileWrapper", "serve"]
+__all__ = ["FileWrapper", "serve", "shutdown"]
 __version__ = "0.1.0"

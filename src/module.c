@@ -24,6 +24,17 @@ static PyObject *serve(PyObject *module, PyObject *args, PyObject *kwargs)
 
 static PyMethodDef module_methods[] = {
     {"serve", (PyCFunction)(void (*)(void))serve, METH_VARARGS | METH_KEYWORDS, options_serve_doc},
+    {"shutdown", (PyCFunction)(void (*)(void))server_shutdown, METH_VARARGS | METH_KEYWORDS,
+     "shutdown($module, /, timeout=None)\n--\n\n"
+     "Ask every serve() running in this process to stop as on SIGTERM: stop\n"
+     "accepting, answer every request already taken in (with Connection: close)\n"
+     "and return None. timeout (seconds) bounds the drain instead of the\n"
+     "server's shutdown_timeout; the shortest asked for wins.\n\n"
+     "Returns at once, without waiting for serve() to return (join the thread\n"
+     "that runs it for that), with the number of servers asked to stop: 0 when\n"
+     "none runs (not an error; a serve() that starts later is not affected).\n"
+     "Safe from any thread and from a signal handler; calling it again is\n"
+     "harmless."},
     {"_on_signal", server_on_signal, METH_VARARGS,
      "_on_signal($module, signum, frame, /)\n--\n\nSIGTERM and SIGINT handler installed by "
      "serve()."},

@@ -25,6 +25,8 @@ struct acceptor_config {
     unsigned max_connections;      /* beyond it: close the longest idle, else 503 */
     unsigned queue_warn_threshold; /* warn when this many requests wait; 0: off */
     int access_log;                /* log the responses it sends itself */
+    int drain_accepts_backlog;     /* the listeners are ours alone: empty them before
+                                    * the drain lets them go */
 };
 
 /* Creates the acceptor and starts its thread. NULL on failure, with a
@@ -40,8 +42,21 @@ void acceptor_give_back(struct acceptor *a, struct conn *c);
  * connection count right. Thread-safe. */
 void acceptor_close(struct acceptor *a, struct conn *c);
 
-/* Stops accepting, closes every connection the acceptor holds and joins its
- * thread. Connections given back afterwards are closed at once. */
+/* Begins the drain at shutdown and returns once the acceptor no longer
+ * watches the listeners (the caller may close them then). From then on
+ * requests being read are read to their end and dispatched, and an idle
+ * connection is closed once it has been quiet for idle_grace_ms (those
+ * quiet longer at once), unless it sends a request first: that one is
+ * answered. Call once, without the GIL. */
+void acceptor_drain(struct acceptor *a, int idle_grace_ms);
+
+/* Connections open now, wherever they are (acceptor, idle set, queue,
+ * workers, parked): 0 once a drain is complete. Thread-safe. */
+unsigned acceptor_open_connections(struct acceptor *a);
+
+/* Stops accepting, closes every connection the acceptor holds (a request
+ * only partly read is answered 503 first) and joins its thread.
+ * Connections given back afterwards are closed at once. */
 void acceptor_stop(struct acceptor *a);
 
 /* Frees a stopped acceptor. */

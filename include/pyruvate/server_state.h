@@ -10,6 +10,7 @@
 
 #include "pyruvate/listen.h"
 #include "pyruvate/proxy.h"
+#include "pyruvate/registry.h"
 #include "pyruvate/request.h"
 
 struct acceptor;
@@ -59,11 +60,13 @@ struct server {
     PyInterpreterState *interpreter;
     struct listener listeners[SERVER_MAX_LISTENERS];
     unsigned listener_count;
+    int listeners_opened_here; /* not given to serve() nor passed by systemd */
     struct pool *pool;
     struct acceptor *acceptor;
     struct park_set *park; /* responses waiting for their client to read */
 
-    atomic_int stopping; /* set once shutdown begins */
+    atomic_int stopping;            /* set once shutdown begins */
+    struct registry_entry registry; /* listed while serve() runs (registry.h) */
 
     /* needs the GIL: a KeyboardInterrupt raised while relaying log records */
     PyObject *interrupt_type, *interrupt_value, *interrupt_traceback;
