@@ -428,11 +428,6 @@ static int second_signal(int signal_fd)
     return interrupted;
 }
 
-/* How long an idle keep-alive connection may stay open in the drain after
- * its last response, for a request its client (a proxy reusing its cached
- * connection) may be sending already: see README.md, Deployment. */
-enum { DRAIN_IDLE_GRACE_MS = 1000 };
-
 /* The drain's deadline: the shutdown timeout from its start, or sooner when
  * pyruvate.shutdown() asked for a shorter one. */
 static int64_t drain_deadline(struct server *s, int64_t started, int64_t deadline)
@@ -460,7 +455,10 @@ static int shut_down(struct server *s, int signal_fd)
 {
     atomic_store(&s->stopping, 1);
     Py_BEGIN_ALLOW_THREADS
-    acceptor_drain(s->acceptor, DRAIN_IDLE_GRACE_MS);
+    /* An idle connection stays open a little, for a request its client (a
+     * proxy reusing its cached connection) may be sending already: see
+     * README.md, Deployment. */
+    acceptor_drain(s->acceptor, s->options.shutdown_idle_grace_ms);
     Py_END_ALLOW_THREADS
     /* New clients are refused at once instead of waiting in the backlog
      * for an answer that will never come; a proxy tries another server. */

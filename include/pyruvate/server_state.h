@@ -37,7 +37,8 @@ struct server_options {
     int header_timeout_ms; /* accept to first byte, at most keepalive_timeout_ms */
     int send_timeout_ms;
     int shutdown_timeout_ms;
-    unsigned max_reuse_count; /* requests per connection; 0: no limit */
+    int shutdown_idle_grace_ms; /* idle keep-alive connections in the drain */
+    unsigned max_reuse_count;   /* requests per connection; 0: no limit */
     unsigned max_connections;
     int max_connections_chosen;   /* given by the operator, not the default */
     unsigned max_queue_size;      /* complete requests waiting for a worker */

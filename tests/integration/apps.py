@@ -467,3 +467,16 @@ def router(environ, start_response):
     if path in _ROUTES:
         return _ROUTES[path](environ, start_response)
     return echo(environ, start_response)
+
+
+def gated_echo(environ, start_response):
+    """echo, after ?gate=PATH (if given) opens: creates PATH.entered, then
+    holds the worker until the test creates PATH (at most 60 s), an order of
+    events rather than a time."""
+    gate = _qs(environ).get("gate")
+    if gate:
+        open(gate[0] + ".entered", "w").close()
+        deadline = time.monotonic() + 60
+        while not os.path.exists(gate[0]) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    return echo(environ, start_response)
