@@ -30,11 +30,12 @@ static PyMethodDef module_methods[] = {
      "accepting, answer every request already taken in (with Connection: close)\n"
      "and return None. timeout (seconds) bounds the drain instead of the\n"
      "server's shutdown_timeout; the shortest asked for wins.\n\n"
-     "Returns at once, without waiting for serve() to return (join the thread\n"
-     "that runs it for that), with the number of servers asked to stop: 0 when\n"
-     "none runs (not an error; a serve() that starts later is not affected).\n"
-     "Safe from any thread and from a signal handler; calling it again is\n"
-     "harmless."},
+     "Returns at once, with the number of servers asked to stop: 0 when none\n"
+     "runs (not an error; a serve() that starts later is not affected). Each\n"
+     "begins its drain a moment later in its own thread: join that thread to\n"
+     "wait for serve() to return. Safe from any thread and from a signal\n"
+     "handler; calling it again is harmless (a shorter timeout shortens the\n"
+     "drain)."},
     {"_on_signal", server_on_signal, METH_VARARGS,
      "_on_signal($module, signum, frame, /)\n--\n\nSIGTERM and SIGINT handler installed by "
      "serve()."},

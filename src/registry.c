@@ -9,9 +9,9 @@
 static pthread_mutex_t registry_mutex = PTHREAD_MUTEX_INITIALIZER;
 static struct registry_entry *registry_head;
 
-void registry_add(struct registry_entry *e, void *server, int wake_fd)
+void registry_add(struct registry_entry *e, int wake_fd)
 {
-    e->server = server;
+    e->server = NULL;
     e->wake_fd = wake_fd;
     atomic_store(&e->stop_requested, 0);
     atomic_store(&e->stop_timeout_ms, REGISTRY_OWN_TIMEOUT);
@@ -66,6 +66,13 @@ unsigned registry_request_stop(int timeout_ms)
     return asked;
 }
 
+void registry_publish(struct registry_entry *e, void *server)
+{
+    pthread_mutex_lock(&registry_mutex);
+    e->server = server;
+    pthread_mutex_unlock(&registry_mutex);
+}
+
 int registry_stop_requested(struct registry_entry *e, int *timeout_ms)
 {
     if (!atomic_load(&e->stop_requested))
@@ -78,8 +85,12 @@ unsigned registry_visit(void (*visit)(void *server, void *ctx), void *ctx)
 {
     unsigned count = 0;
     pthread_mutex_lock(&registry_mutex);
-    for (struct registry_entry *e = registry_head; e; e = e->next, count++)
-        visit(e->server, ctx);
+    for (struct registry_entry *e = registry_head; e; e = e->next) {
+        if (e->server) {
+            visit(e->server, ctx);
+            count++;
+        }
+    }
     pthread_mutex_unlock(&registry_mutex);
     return count;
 }

@@ -567,7 +567,9 @@ fail:
  * workers still run the app and use the server: then it stays allocated. */
 static int stop_threads(struct server *s, int signal_fd)
 {
-    if (shut_down(s, signal_fd) != 0) {
+    int joined = shut_down(s, signal_fd);
+    registry_publish(&s->registry, NULL); /* what visitors read goes now */
+    if (joined != 0) {
         log_write(LOG_WARNING, "workers still busy after the shutdown timeout; not waiting");
         return 0;
     }
@@ -649,7 +651,7 @@ PyObject *server_run(PyObject *module, PyObject *application, const struct serve
     }
     /* Listed before the socket exists: a shutdown() from a thread that has
      * seen us start is never lost. */
-    registry_add(&s->registry, s, signal_pair[1]);
+    registry_add(&s->registry, signal_pair[1]);
     /* Before the socket exists: a client that can connect may also signal,
      * and a SIGTERM must then stop us gracefully, not kill the process. */
     atomic_store(&sigterm_received, 0);
@@ -666,6 +668,7 @@ PyObject *server_run(PyObject *module, PyObject *application, const struct serve
 
     if (start_threads(s, address) < 0)
         goto fail;
+    registry_publish(&s->registry, s);
 
     if (systemd_notify("READY=1") < 0)
         log_write(LOG_WARNING, "cannot notify systemd (NOTIFY_SOCKET): errno %d", errno);

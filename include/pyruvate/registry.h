@@ -16,7 +16,7 @@
 enum { REGISTRY_OWN_TIMEOUT = -1 };
 
 struct registry_entry {
-    void *server; /* handed to registry_visit's visitor; opaque here */
+    void *server; /* handed to registry_visit's visitor; NULL: not published */
     int wake_fd;  /* a byte is written to it on a stop request; -1: none */
 
     /* set by registry_request_stop, read by the serving thread */
@@ -26,8 +26,14 @@ struct registry_entry {
     struct registry_entry *next; /* under the registry's lock */
 };
 
-/* Prepares an entry (no stop requested) and lists it. */
-void registry_add(struct registry_entry *e, void *server, int wake_fd);
+/* Prepares an entry (no stop requested, no server published) and lists
+ * it: from now on stop requests reach it. */
+void registry_add(struct registry_entry *e, int wake_fd);
+
+/* Shows server to registry_visit from now on (NULL: no longer), under the
+ * lock: publish it once what visitors read of it exists, withdraw it before
+ * that goes. */
+void registry_publish(struct registry_entry *e, void *server);
 
 /* Takes the entry off the list; afterwards nothing touches it or its
  * wake_fd, so both may go. */
@@ -44,10 +50,10 @@ unsigned registry_request_stop(int timeout_ms);
  * set to the timeout asked for (or REGISTRY_OWN_TIMEOUT); else 0. */
 int registry_stop_requested(struct registry_entry *e, int *timeout_ms);
 
-/* Calls visit(server, ctx) for every listed server, under the registry's
- * lock: a listed server cannot finish its serve() meanwhile. visit must be
- * quick and must neither take nor release the GIL, nor call into Python
- * (copy numbers out; build Python objects after). Returns the count. */
+/* Calls visit(server, ctx) for every published server, under the
+ * registry's lock: it cannot be withdrawn meanwhile. visit must be quick
+ * and must neither take nor release the GIL, nor call into Python (copy
+ * numbers out; build Python objects after). Returns the count. */
 unsigned registry_visit(void (*visit)(void *server, void *ctx), void *ctx);
 
 #endif

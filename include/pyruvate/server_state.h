@@ -66,8 +66,11 @@ struct server {
     struct acceptor *acceptor;
     struct park_set *park; /* responses waiting for their client to read */
 
-    atomic_int stopping;            /* set once shutdown begins */
-    struct registry_entry registry; /* listed while serve() runs (registry.h) */
+    atomic_int stopping; /* set once shutdown begins */
+    /* Listed while serve() runs, for pyruvate.shutdown(); published to
+     * registry_visit (as this struct server) while pool, park and acceptor
+     * exist. See registry.h. */
+    struct registry_entry registry;
 
     /* needs the GIL: a KeyboardInterrupt raised while relaying log records */
     PyObject *interrupt_type, *interrupt_value, *interrupt_traceback;

@@ -10,10 +10,21 @@ from support import run_python
 # Shared by the scripts: an app whose /hold request waits for an event, a
 # server on a socket the script bound itself, and a client.
 PRELUDE = r"""
-import json, os, signal, socket, sys, threading, time
+import json, logging, os, signal, socket, sys, threading, time
 import pyruvate
 
-entered, release = threading.Event(), threading.Event()
+entered, release, stopping = threading.Event(), threading.Event(), threading.Event()
+
+
+class StoppingSeen(logging.Handler):
+    # "pyruvate stopping" is relayed once the drain has begun.
+    def emit(self, record):
+        if record.getMessage() == "pyruvate stopping":
+            stopping.set()
+
+
+logging.getLogger("pyruvate").addHandler(StoppingSeen())
+logging.getLogger("pyruvate").setLevel(logging.INFO)
 
 
 def app(environ, start_response):
@@ -109,9 +120,8 @@ answers = []
 client = threading.Thread(target=lambda: answers.append(get("/hold")))
 client.start()
 assert entered.wait(30)
-asked = pyruvate.shutdown()
-# The listener stays open for its owner (this script); a new client is not
-# served, and the held request still is.
+asked = pyruvate.shutdown()  # returns at once; the serving thread drains
+assert stopping.wait(30)
 release.set()
 client.join(60)
 server.join(60)
@@ -172,7 +182,9 @@ answers = []
 client = threading.Thread(target=lambda: answers.append(get("/hold")))
 client.start()
 assert entered.wait(30)
-asked = [pyruvate.shutdown(), pyruvate.shutdown()]  # the second during the drain
+asked = [pyruvate.shutdown()]
+assert stopping.wait(30)
+asked.append(pyruvate.shutdown())  # during the drain
 release.set()
 client.join(60)
 server.join(60)

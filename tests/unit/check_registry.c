@@ -1,6 +1,6 @@
 /* Tests for src/registry.c: stop requests reach every listed server (a byte
  * on its wake descriptor, the shortest timeout kept), and none after it is
- * removed; visit sees exactly the listed servers. */
+ * removed; visit sees exactly the published servers. */
 #include <check.h>
 #include <poll.h>
 #include <unistd.h>
@@ -25,8 +25,8 @@ START_TEST(test_stop_request_wakes_and_keeps_shortest_timeout)
     int pipe_fds[2];
     ck_assert_int_eq(pipe(pipe_fds), 0);
     struct registry_entry e;
-    int server = 1, timeout_ms = 0;
-    registry_add(&e, &server, pipe_fds[1]);
+    int timeout_ms = 0;
+    registry_add(&e, pipe_fds[1]);
     ck_assert_int_eq(registry_stop_requested(&e, &timeout_ms), 0);
 
     ck_assert_uint_eq(registry_request_stop(REGISTRY_OWN_TIMEOUT), 1);
@@ -52,11 +52,11 @@ END_TEST
 START_TEST(test_add_starts_without_a_request)
 {
     struct registry_entry e;
-    int server = 1, timeout_ms;
-    registry_add(&e, &server, -1); /* no wake descriptor: flag only */
+    int timeout_ms;
+    registry_add(&e, -1); /* no wake descriptor: flag only */
     ck_assert_uint_eq(registry_request_stop(100), 1);
     registry_remove(&e);
-    registry_add(&e, &server, -1); /* served again: the old request is gone */
+    registry_add(&e, -1); /* served again: the old request is gone */
     ck_assert_int_eq(registry_stop_requested(&e, &timeout_ms), 0);
     registry_remove(&e);
 }
@@ -67,16 +67,26 @@ static void count_visit(void *server, void *ctx)
     *(int *)ctx += *(int *)server;
 }
 
-START_TEST(test_visit_sees_the_listed_servers)
+START_TEST(test_visit_sees_the_published_servers)
 {
-    struct registry_entry a, b, c;
+    struct registry_entry a, b, c, starting;
     int one = 1, ten = 10, hundred = 100, sum = 0;
-    registry_add(&a, &one, -1);
-    registry_add(&b, &ten, -1);
-    registry_add(&c, &hundred, -1);
+    registry_add(&a, -1);
+    registry_add(&b, -1);
+    registry_add(&c, -1);
+    registry_add(&starting, -1); /* listed, not yet published */
+    registry_publish(&a, &one);
+    registry_publish(&b, &ten);
+    registry_publish(&c, &hundred);
     registry_remove(&b);
     ck_assert_uint_eq(registry_visit(count_visit, &sum), 2);
     ck_assert_int_eq(sum, 101);
+    registry_publish(&c, NULL); /* withdrawn while it stops */
+    sum = 0;
+    ck_assert_uint_eq(registry_visit(count_visit, &sum), 1);
+    ck_assert_int_eq(sum, 1);
+    ck_assert_uint_eq(registry_request_stop(REGISTRY_OWN_TIMEOUT), 3); /* still asked */
+    registry_remove(&starting);
     registry_remove(&a);
     registry_remove(&a); /* not listed: no effect */
     registry_remove(&c);
@@ -93,7 +103,7 @@ Suite *make_registry_suite(void)
     tcase_add_test(core, test_nothing_listed_asks_nobody);
     tcase_add_test(core, test_stop_request_wakes_and_keeps_shortest_timeout);
     tcase_add_test(core, test_add_starts_without_a_request);
-    tcase_add_test(core, test_visit_sees_the_listed_servers);
+    tcase_add_test(core, test_visit_sees_the_published_servers);
     suite_add_tcase(s, core);
     return s;
 }
