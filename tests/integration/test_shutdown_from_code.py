@@ -209,3 +209,24 @@ release.set()  # let the worker go before the process exits
 report(asked=asked, alive=alive, outcome=outcome)
 """)
     assert result == {"asked": 1, "alive": False, "outcome": {"returned": "None"}}, result
+
+
+def test_second_serve_while_one_runs_raises_and_shutdown_stops_the_first():
+    result = _result(r"""
+server = threading.Thread(target=run_serve)
+server.start()
+wait_serving()
+other = socket.socket()
+other.bind(("127.0.0.1", 0))
+other.listen(8)
+try:
+    pyruvate.serve(app, other, 1)
+    second = "returned"
+except RuntimeError as exc:
+    second = str(exc)
+asked = pyruvate.shutdown()
+server.join(60)
+report(second=second, asked=asked, alive=server.is_alive(), outcome=outcome)
+""")
+    assert result == {"second": "pyruvate is already serving in this process", "asked": 1,
+                      "alive": False, "outcome": {"returned": "None"}}, result
