@@ -33,6 +33,7 @@ def serve(
     header_timeout: float = 10,
     send_timeout: float = 60,
     shutdown_timeout: float = 30,
+    shutdown_idle_grace: float = 1,
     max_reuse_count: int = 0,
     max_connections: int = 50000,
     max_queue_size: int = 1024,
@@ -52,6 +53,8 @@ def serve(
 ) -> None: ...
 
 def stats() -> dict[str, Any] | None: ...
+def shutdown(timeout: float | None = None) -> int: ...
+
 def _on_signal(signum: int, frame: FrameType | None, /) -> None: ...
 
 @final

@@ -55,12 +55,18 @@ struct acceptor {
     pthread_mutex_t returned_mutex;
     struct conn *returned;
     int stopped; /* under returned_mutex: no more give-backs accepted */
+
+    /* the drain at shutdown, under returned_mutex */
+    pthread_cond_t drain_started;
+    int drain_requested;
+    int drain_grace_ms;
+    int64_t drain_start_ms; /* set by the acceptor thread once the listeners are let go */
 };
 
 static void *acceptor_main(void *arg);
 static int poll_set_add(struct acceptor *a, int fd, struct conn *c);
 static void poll_set_remove(struct acceptor *a, unsigned index);
-static void accept_ready(struct acceptor *a, const struct listener *l, int64_t now);
+static int accept_ready(struct acceptor *a, const struct listener *l, int64_t now);
 static void connection_ready(struct acceptor *a, struct conn *c, int64_t now);
 static void take_returned(struct acceptor *a, int64_t now);
 static void advance(struct acceptor *a, struct conn *c, int64_t now);
@@ -80,6 +86,7 @@ struct acceptor *acceptor_start(const struct acceptor_config *config, char err[P
     a->config = *config;
     a->wake_fd = wakeup_open();
     pthread_mutex_init(&a->returned_mutex, NULL);
+    pthread_cond_init(&a->drain_started, NULL);
     if (a->wake_fd < 0 || poll_set_add(a, a->wake_fd, NULL) < 0)
         goto fail;
     for (unsigned i = 0; i < config->listener_count; i++)
@@ -103,6 +110,7 @@ fail:
     if (a->wake_fd >= 0)
         close(a->wake_fd);
     pthread_mutex_destroy(&a->returned_mutex);
+    pthread_cond_destroy(&a->drain_started);
     pollset_free(&a->polls);
     free(a);
     return NULL;
@@ -143,6 +151,24 @@ void acceptor_snapshot(struct acceptor *a, struct metrics_snapshot *s)
     s->draining = a->config.draining && atomic_load(a->config.draining);
 }
 
+void acceptor_drain(struct acceptor *a, int idle_grace_ms)
+{
+    pthread_mutex_lock(&a->returned_mutex);
+    a->drain_requested = 1;
+    a->drain_grace_ms = idle_grace_ms;
+    pthread_mutex_unlock(&a->returned_mutex);
+    wake(a);
+    pthread_mutex_lock(&a->returned_mutex);
+    while (a->drain_start_ms == 0)
+        pthread_cond_wait(&a->drain_started, &a->returned_mutex);
+    pthread_mutex_unlock(&a->returned_mutex);
+}
+
+unsigned acceptor_open_connections(struct acceptor *a)
+{
+    return atomic_load(&a->open_connections);
+}
+
 void acceptor_stop(struct acceptor *a)
 {
     atomic_store(&a->stopping, 1);
@@ -180,6 +206,7 @@ void acceptor_destroy(struct acceptor *a)
         return;
     close(a->wake_fd);
     pthread_mutex_destroy(&a->returned_mutex);
+    pthread_cond_destroy(&a->drain_started);
     pollset_free(&a->polls);
     buf_free(&a->endpoint_body);
     buf_free(&a->endpoint_response);
@@ -473,7 +500,9 @@ static void connection_ready(struct acceptor *a, struct conn *c, int64_t now)
     advance(a, c, now);
 }
 
-static void accept_ready(struct acceptor *a, const struct listener *l, int64_t now)
+/* Accepts what l's backlog holds, at most 64 connections. Returns 1 when
+ * more may be waiting, 0 when the backlog is empty (or cannot be taken). */
+static int accept_ready(struct acceptor *a, const struct listener *l, int64_t now)
 {
     /* Bounded, so one busy listener cannot starve the connections. */
     for (int i = 0; i < 64; i++) {
@@ -497,7 +526,7 @@ static void accept_ready(struct acceptor *a, const struct listener *l, int64_t n
                 }
                 pause_listeners(a, 1);
             }
-            return;
+            return 0;
         }
         if (l->family != AF_UNIX) {
             int on = 1;
@@ -527,6 +556,7 @@ static void accept_ready(struct acceptor *a, const struct listener *l, int64_t n
          * it now rather than after another round through poll(). */
         connection_ready(a, c, now);
     }
+    return 1;
 }
 
 static void take_returned(struct acceptor *a, int64_t now)
@@ -560,13 +590,66 @@ static void take_returned(struct acceptor *a, int64_t now)
     }
 }
 
+/* The drain at shutdown begins, once acceptor_drain asked: the listeners
+ * are let go (a socket we opened is emptied first, so that who connected
+ * already is served rather than reset by its close), and idle connections
+ * get drain_grace_ms to send a request before they are closed. */
+static void begin_drain(struct acceptor *a, int64_t now)
+{
+    pthread_mutex_lock(&a->returned_mutex);
+    int asked = a->drain_requested && a->drain_start_ms == 0;
+    pthread_mutex_unlock(&a->returned_mutex);
+    if (!asked)
+        return;
+    for (unsigned s = 1; s < a->first_conn; s++) {
+        if (a->config.drain_accepts_backlog)
+            for (int round = 0; round < 16 && accept_ready(a, &a->config.listeners[s - 1], now);
+                 round++)
+                ;
+        a->polls.fds[s].fd = -1; /* poll() skips it from now on */
+    }
+    idle_drain(a->idle, a->drain_grace_ms);
+    pthread_mutex_lock(&a->returned_mutex);
+    a->drain_start_ms = now > 0 ? now : 1;
+    pthread_cond_broadcast(&a->drain_started);
+    pthread_mutex_unlock(&a->returned_mutex);
+}
+
+static int is_idle(const struct conn *c)
+{
+    return c->idle_since_ms && !c->lingering && c->in.len == 0;
+}
+
+/* When the connection's wait ends: its deadline, and while draining, for
+ * an idle one, drain_grace_ms after it went quiet (not before the drain
+ * began). Written by this thread only, so read without the lock. */
+static int64_t wait_ends(const struct acceptor *a, const struct conn *c)
+{
+    if (a->drain_start_ms == 0 || !is_idle(c))
+        return c->deadline_ms;
+    int64_t drained = c->idle_since_ms + a->drain_grace_ms;
+    if (drained < a->drain_start_ms)
+        drained = a->drain_start_ms;
+    return drained < c->deadline_ms ? drained : c->deadline_ms;
+}
+
+/* Answers a request that cannot be read to its end (status 408 after the
+ * request timeout, 503 when the server stops first): logged, never dropped
+ * silently. */
+static void answer_cut_off(struct acceptor *a, struct conn *c, int status)
+{
+    log_write(LOG_DEBUG, "answering %d to fd %d: request incomplete", status, c->fd);
+    conn_send_error(c, status);
+    if (a->config.access_log)
+        conn_log_access(c, status);
+}
+
 static void sweep(struct acceptor *a, int64_t now)
 {
     for (unsigned i = a->polls.nfds; i-- > a->first_conn;) {
         struct conn *c = a->polls.slots[i].conn;
-        if (now < c->deadline_ms) {
-            if (c->idle_since_ms && now - c->idle_since_ms >= IDLE_AFTER_MS && !c->lingering &&
-                c->in.len == 0) {
+        if (now < wait_ends(a, c)) {
+            if (is_idle(c) && now - c->idle_since_ms >= IDLE_AFTER_MS && !a->drain_start_ms) {
                 poll_set_remove(a, i);
                 /* Counted first: the idle thread may hand it back at once. */
                 atomic_fetch_add(&a->idle_connections, 1);
@@ -577,13 +660,14 @@ static void sweep(struct acceptor *a, int64_t now)
             }
             continue;
         }
-        if (!c->lingering && c->in.len > 0) {
-            /* RFC 9110 §15.5.9: the request did not arrive in time. */
-            log_write(LOG_DEBUG, "request timeout on fd %d", c->fd);
-            conn_send_error(c, 408);
-            if (a->config.access_log)
-                conn_log_access(c, 408);
+        if (a->drain_start_ms && is_idle(c) && conn_has_unread_input(c)) {
+            /* A request came at the last moment: answer it. */
+            connection_ready(a, c, now);
+            continue;
         }
+        /* RFC 9110 §15.5.9: the request did not arrive in time. */
+        if (!c->lingering && c->in.len > 0)
+            answer_cut_off(a, c, 408);
         drop(a, c);
     }
     if (a->listeners_paused)
@@ -607,11 +691,12 @@ static void *acceptor_main(void *arg)
             if (a->polls.fds[0].revents) {
                 wakeup_drain(a->wake_fd);
                 take_returned(a, now);
+                begin_drain(a, now);
                 if (a->listeners_paused)
                     pause_listeners(a, 0);
             }
             for (unsigned s = 1; s < a->first_conn; s++)
-                if (a->polls.fds[s].revents & POLLIN)
+                if (a->polls.fds[s].fd >= 0 && (a->polls.fds[s].revents & POLLIN))
                     accept_ready(a, &a->config.listeners[s - 1], now);
             for (unsigned i = a->polls.nfds; i-- > a->first_conn;) {
                 if (a->polls.fds[i].revents)
@@ -626,7 +711,11 @@ static void *acceptor_main(void *arg)
     a->stopped = 1;
     pthread_mutex_unlock(&a->returned_mutex);
     take_returned(a, 0);
-    for (unsigned i = a->polls.nfds; i-- > a->first_conn;)
-        drop(a, a->polls.slots[i].conn);
+    for (unsigned i = a->polls.nfds; i-- > a->first_conn;) {
+        struct conn *c = a->polls.slots[i].conn;
+        if (!c->lingering && c->in.len > 0)
+            answer_cut_off(a, c, 503);
+        drop(a, c);
+    }
     return NULL;
 }

@@ -15,6 +15,8 @@
 
 /* How often deadlines are checked; idle connections need no precision. */
 enum { IDLE_SWEEP_MS = 500 };
+/* While draining, closing on time shortens the shutdown. */
+enum { DRAIN_SWEEP_MS = 100 };
 
 struct idle_set {
     struct idle_callbacks callbacks;
@@ -22,8 +24,10 @@ struct idle_set {
     int wake_fd;
 
     pthread_mutex_t mutex;
-    struct conn *incoming; /* under mutex */
-    int stopping;          /* under mutex */
+    struct conn *incoming;  /* under mutex */
+    int stopping;           /* under mutex */
+    int64_t drain_start_ms; /* under mutex: idle_drain's call; 0 when not draining */
+    int drain_grace_ms;     /* under mutex */
 
     atomic_uint held;          /* connections in incoming or in the set */
     atomic_uint evict_pending; /* evictions asked for and not yet done */
@@ -87,6 +91,15 @@ int idle_evict(struct idle_set *set)
     return 0;
 }
 
+void idle_drain(struct idle_set *set, int grace_ms)
+{
+    pthread_mutex_lock(&set->mutex);
+    set->drain_start_ms = monotonic_ms();
+    set->drain_grace_ms = grace_ms;
+    pthread_mutex_unlock(&set->mutex);
+    wakeup_signal(set->wake_fd);
+}
+
 void idle_stop(struct idle_set *set)
 {
     pthread_mutex_lock(&set->mutex);
@@ -142,10 +155,40 @@ static void evict_oldest(struct idle_set *set, unsigned count)
         set->callbacks.evicted(set->callbacks.ctx);
 }
 
+/* When c is to be closed: its keep-alive deadline, and while draining at
+ * the latest drain_grace_ms after it went quiet (but not before the drain
+ * began). */
+static int64_t closing_time(const struct conn *c, int64_t drain_start_ms, int drain_grace_ms)
+{
+    if (drain_start_ms == 0)
+        return c->deadline_ms;
+    int64_t drained = c->idle_since_ms + drain_grace_ms;
+    if (drained < drain_start_ms)
+        drained = drain_start_ms;
+    return drained < c->deadline_ms ? drained : c->deadline_ms;
+}
+
+/* Closes the connections whose time has come; one that spoke meanwhile
+ * goes back to the acceptor instead, so that its request is answered. */
+static void sweep(struct idle_set *set, int64_t now, int64_t drain_start_ms, int drain_grace_ms)
+{
+    for (unsigned i = set->polls.nfds; i-- > 1;) {
+        const struct conn *c = set->polls.slots[i].conn;
+        if (now < closing_time(c, drain_start_ms, drain_grace_ms))
+            continue;
+        struct conn *due = take_slot(set, i);
+        if (drain_start_ms && conn_has_unread_input(due))
+            set->callbacks.wake(due, set->callbacks.ctx);
+        else
+            set->callbacks.expire(due, set->callbacks.ctx);
+    }
+}
+
 static void *idle_main(void *arg)
 {
     struct idle_set *set = arg;
     int64_t next_sweep = monotonic_ms() + IDLE_SWEEP_MS;
+    int swept_draining = 0;
     for (;;) {
         int64_t wait = next_sweep - monotonic_ms();
         int n = poll(set->polls.fds, set->polls.nfds, wait < 0 ? 0 : (int)wait);
@@ -158,6 +201,8 @@ static void *idle_main(void *arg)
         struct conn *incoming = set->incoming;
         set->incoming = NULL;
         int stopping = set->stopping;
+        int64_t drain_start_ms = set->drain_start_ms;
+        int drain_grace_ms = set->drain_grace_ms;
         pthread_mutex_unlock(&set->mutex);
         for (struct conn *c = incoming, *next; c; c = next) {
             next = c->next;
@@ -180,11 +225,11 @@ static void *idle_main(void *arg)
             atomic_fetch_sub(&set->evict_pending, evictions);
         }
         int64_t now = monotonic_ms();
-        if (now >= next_sweep) {
-            for (unsigned i = set->polls.nfds; i-- > 1;)
-                if (now >= set->polls.slots[i].conn->deadline_ms)
-                    set->callbacks.expire(take_slot(set, i), set->callbacks.ctx);
-            next_sweep = now + IDLE_SWEEP_MS;
+        /* The first round of a drain sweeps at once. */
+        if (now >= next_sweep || (drain_start_ms && !swept_draining)) {
+            sweep(set, now, drain_start_ms, drain_grace_ms);
+            swept_draining = drain_start_ms != 0;
+            next_sweep = now + (drain_start_ms ? DRAIN_SWEEP_MS : IDLE_SWEEP_MS);
         }
     }
 }

@@ -28,6 +28,18 @@ static PyMethodDef module_methods[] = {
      "stats($module, /)\n--\n\nThe running server's metrics as a dict: the numbers that "
      "metrics_path\nshows, histograms as lists of (upper bound in seconds, cumulative "
      "count).\nNone when no serve() runs in this process."},
+    {"shutdown", (PyCFunction)(void (*)(void))server_shutdown, METH_VARARGS | METH_KEYWORDS,
+     "shutdown($module, /, timeout=None)\n--\n\n"
+     "Ask every serve() running in this process to stop as on SIGTERM: stop\n"
+     "accepting, answer every request already taken in (with Connection: close)\n"
+     "and return None. timeout (seconds) bounds the drain instead of the\n"
+     "server's shutdown_timeout; the shortest asked for wins.\n\n"
+     "Returns at once, with the number of servers asked to stop: 0 when none\n"
+     "runs (not an error; a serve() that starts later is not affected). Each\n"
+     "begins its drain a moment later in its own thread: join that thread to\n"
+     "wait for serve() to return. Safe from any thread and from a signal\n"
+     "handler; calling it again is harmless (a shorter timeout shortens the\n"
+     "drain)."},
     {"_on_signal", server_on_signal, METH_VARARGS,
      "_on_signal($module, signum, frame, /)\n--\n\nSIGTERM and SIGINT handler installed by "
      "serve()."},

@@ -387,6 +387,7 @@ static void copy_options(const struct serve_arguments *args, struct server_optio
         .header_timeout_ms = args->header_timeout_ms,
         .send_timeout_ms = args->send_timeout_ms,
         .shutdown_timeout_ms = args->shutdown_timeout_ms,
+        .shutdown_idle_grace_ms = args->shutdown_idle_grace_ms,
         /* More requests than fit in an unsigned is no limit in practice. */
         .max_reuse_count =
             args->max_reuse_count > UINT_MAX ? UINT_MAX : (unsigned)args->max_reuse_count,

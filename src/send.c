@@ -205,13 +205,16 @@ static void response_context_of(struct worker *w, struct response_context *ctx)
         syntax_http_date(now, w->date);
         w->date_second = now;
     }
+    /* While stopping, the last response on a connection is the one with no
+     * pipelined bytes behind it: those are a request the client has sent
+     * already, to be answered too (the acceptor reads the rest of it). */
+    int stopping = atomic_load(&w->server->stopping) && w->conn->in.len <= r->consumed;
     *ctx = (struct response_context){
         .http_minor = r->http_minor,
         .keep_alive = r->keep_alive,
         .chunked_allowed = opt->chunked_transfer,
-        .last_on_connection =
-            atomic_load(&w->server->stopping) ||
-            (opt->max_reuse_count && w->conn->requests_served + 1 >= opt->max_reuse_count),
+        .last_on_connection = stopping || (opt->max_reuse_count &&
+                                           w->conn->requests_served + 1 >= opt->max_reuse_count),
         .date = w->date,
     };
 }

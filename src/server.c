@@ -7,6 +7,7 @@
 #include "pyruvate/server.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -22,6 +23,7 @@
 #include "pyruvate/park.h"
 #include "pyruvate/pool.h"
 #include "pyruvate/stats.h"
+#include "pyruvate/registry.h"
 #include "pyruvate/systemd.h"
 #include "pyruvate/wakeup.h"
 #include "pyruvate/worker.h"
@@ -33,29 +35,31 @@ static atomic_int sigterm_received;
 static atomic_int sigint_received;
 static atomic_int serving;
 
-/* The server that pyruvate.stats() reads: set while its threads exist,
- * under running_mutex, which stats() holds while it reads. */
-static pthread_mutex_t running_mutex = PTHREAD_MUTEX_INITIALIZER;
-static struct server *running_server;
+struct stats_visit {
+    struct metrics_snapshot *snapshot;
+    int found;
+};
 
-static void set_running_server(struct server *s)
+/* registry_visit's visitor for stats(): copies the first published
+ * server's numbers (one serve() runs at a time); runs under the
+ * registry's lock, so the server cannot go away meanwhile. */
+static void snapshot_server(void *server, void *ctx)
 {
-    pthread_mutex_lock(&running_mutex);
-    running_server = s;
-    pthread_mutex_unlock(&running_mutex);
+    struct stats_visit *visit = ctx;
+    if (visit->found)
+        return;
+    struct server *s = server;
+    acceptor_snapshot(s->acceptor, visit->snapshot);
+    visit->found = 1;
 }
 
-/* The one place that finds the running server for stats(): reads its
- * numbers into *snapshot while it cannot go away. Returns 1, or 0 when no
- * server is running. */
+/* The one place that finds the running server for stats(). Returns 1 with
+ * *snapshot filled, or 0 when no server is running. */
 static int snapshot_running_server(struct metrics_snapshot *snapshot)
 {
-    pthread_mutex_lock(&running_mutex);
-    struct server *s = running_server;
-    if (s)
-        acceptor_snapshot(s->acceptor, snapshot);
-    pthread_mutex_unlock(&running_mutex);
-    return s != NULL;
+    struct stats_visit visit = {.snapshot = snapshot, .found = 0};
+    registry_visit(snapshot_server, &visit);
+    return visit.found;
 }
 
 PyObject *server_stats(PyObject *module, PyObject *unused)
@@ -339,6 +343,7 @@ static int open_listeners(struct server *s, const struct server_bind *bind, char
     if (bind->address) {
         if (open_address(s, bind, err) < 0)
             goto fail;
+        s->listeners_opened_here = 1;
         if (s->listeners[0].server_port[0])
             describe_listener(&s->listeners[0], "", description, description_size);
         else
@@ -410,11 +415,12 @@ static void server_free(struct server *s)
     PyMem_RawFree(s);
 }
 
-/* Waits for SIGINT/SIGTERM, relaying log records meanwhile. Returns 0 on
- * SIGTERM, -1 with KeyboardInterrupt on SIGINT or with the exception an
- * application's signal handler raised. */
+/* Waits for SIGINT/SIGTERM or pyruvate.shutdown(), relaying log records
+ * meanwhile. Returns 0 on SIGTERM or shutdown(), -1 with KeyboardInterrupt
+ * on SIGINT or with the exception an application's signal handler raised. */
 static int wait_for_stop(struct server *s, int signal_fd, int log_fd)
 {
+    int ignored_timeout;
     for (;;) {
         struct pollfd fds[2] = {{.fd = signal_fd, .events = POLLIN},
                                 {.fd = log_fd, .events = POLLIN}};
@@ -441,6 +447,8 @@ static int wait_for_stop(struct server *s, int signal_fd, int log_fd)
         }
         if (atomic_exchange(&sigterm_received, 0))
             return 0;
+        if (registry_stop_requested(&s->registry, &ignored_timeout))
+            return 0; /* shut_down reads the timeout */
     }
 }
 
@@ -460,27 +468,48 @@ static int second_signal(int signal_fd)
     return interrupted;
 }
 
-/* Stops accepting, lets the workers finish what they hold within the
- * shutdown timeout (a second signal cuts it short). Returns 0 when every
- * worker exited, -1 when some are still busy. */
+/* The drain's deadline: the shutdown timeout from its start, or sooner when
+ * pyruvate.shutdown() asked for a shorter one. */
+static int64_t drain_deadline(struct server *s, int64_t started, int64_t deadline)
+{
+    int timeout_ms;
+    if (registry_stop_requested(&s->registry, &timeout_ms) && timeout_ms >= 0 &&
+        started + timeout_ms < deadline)
+        return started + timeout_ms;
+    return deadline;
+}
+
+/* Everything taken in before the stop is answered: the connections, the
+ * queue, the parked responses and the workers are all done. */
+static int drained(struct server *s)
+{
+    return acceptor_open_connections(s->acceptor) == 0 && pool_busy(s->pool) == 0 &&
+           park_count(s->park) == 0;
+}
+
+/* Stops accepting and drains (acceptor_drain): every request taken in is
+ * answered, within the shutdown timeout (a second signal cuts it short);
+ * then the acceptor and the workers stop. Returns 0 when every worker
+ * exited, -1 when some are still busy. */
 static int shut_down(struct server *s, int signal_fd)
 {
     atomic_store(&s->stopping, 1);
     Py_BEGIN_ALLOW_THREADS
-    acceptor_stop(s->acceptor);
+    /* An idle connection stays open a little, for a request its client (a
+     * proxy reusing its cached connection) may be sending already: see
+     * README.md, Deployment. */
+    acceptor_drain(s->acceptor, s->options.shutdown_idle_grace_ms);
     Py_END_ALLOW_THREADS
     /* New clients are refused at once instead of waiting in the backlog
-     * for an answer that will never come. */
+     * for an answer that will never come; a proxy tries another server. */
     close_listeners(s);
 
-    int64_t deadline = monotonic_ms() + s->options.shutdown_timeout_ms;
-    /* Parked responses go on on the pool: it runs until they are done or
-     * the shutdown timeout; whatever is still parked then is dropped. A
-     * response a worker holds now may park a moment later, so the pool
-     * keeps running while any worker is busy too. */
-    while ((park_count(s->park) > 0 || pool_busy(s->pool) > 0) && monotonic_ms() < deadline) {
+    int64_t started = monotonic_ms();
+    int64_t deadline = started + s->options.shutdown_timeout_ms;
+    while (!drained(s) && monotonic_ms() < (deadline = drain_deadline(s, started, deadline))) {
+        struct pollfd wake = {.fd = signal_fd, .events = POLLIN};
         Py_BEGIN_ALLOW_THREADS
-        poll(NULL, 0, 50);
+        poll(&wake, 1, 50);
         Py_END_ALLOW_THREADS
         relay_logs(s);
         if (second_signal(signal_fd)) {
@@ -488,7 +517,10 @@ static int shut_down(struct server *s, int signal_fd)
             break;
         }
     }
+    /* What is left after the deadline is closed (a request being read is
+     * answered 503); parked responses are dropped below. */
     Py_BEGIN_ALLOW_THREADS
+    acceptor_stop(s->acceptor);
     pool_stop(s->pool);
     Py_END_ALLOW_THREADS
 
@@ -498,7 +530,8 @@ static int shut_down(struct server *s, int signal_fd)
         joined = pool_join(s->pool, 100);
         Py_END_ALLOW_THREADS
         relay_logs(s);
-        if (joined == 0 || monotonic_ms() >= deadline || second_signal(signal_fd))
+        if (joined == 0 || monotonic_ms() >= drain_deadline(s, started, deadline) ||
+            second_signal(signal_fd))
             break;
     }
     return joined;
@@ -557,6 +590,9 @@ static int start_threads(struct server *s, const char *address)
         .endpoint_paths = {[METRICS_HEALTH] = options->health_path[0] ? options->health_path : NULL,
                            [METRICS_EXPOSITION] =
                                options->metrics_path[0] ? options->metrics_path : NULL},
+        /* Sockets given to us or passed by systemd have another owner, who
+         * keeps their backlog for whoever serves them next. */
+        .drain_accepts_backlog = s->listeners_opened_here,
     };
     /* The start-up records reach the log before the first request is
      * answered, whatever the scheduling of the threads. */
@@ -578,7 +614,7 @@ fail:
 static int stop_threads(struct server *s, int signal_fd)
 {
     int joined = shut_down(s, signal_fd);
-    set_running_server(NULL);
+    registry_publish(&s->registry, NULL); /* what visitors read goes now */
     if (joined != 0) {
         log_write(LOG_WARNING, "workers still busy after the shutdown timeout; not waiting");
         return 0;
@@ -665,6 +701,9 @@ PyObject *server_run(PyObject *module, PyObject *application, const struct serve
         PyErr_SetFromErrno(PyExc_OSError);
         goto fail;
     }
+    /* Listed before the socket exists: a shutdown() from a thread that has
+     * seen us start is never lost. */
+    registry_add(&s->registry, signal_pair[1]);
     /* Before the socket exists: a client that can connect may also signal,
      * and a SIGTERM must then stop us gracefully, not kill the process. */
     atomic_store(&sigterm_received, 0);
@@ -681,7 +720,7 @@ PyObject *server_run(PyObject *module, PyObject *application, const struct serve
 
     if (start_threads(s, address) < 0)
         goto fail;
-    set_running_server(s);
+    registry_publish(&s->registry, s);
 
     if (systemd_notify("READY=1") < 0)
         log_write(LOG_WARNING, "cannot notify systemd (NOTIFY_SOCKET): errno %d", errno);
@@ -693,6 +732,7 @@ PyObject *server_run(PyObject *module, PyObject *application, const struct serve
     int stopped_cleanly = stop_threads(s, signal_pair[0]);
     relay_logs(s);
     take_interrupt(s, &exc_type, &exc_value, &exc_tb);
+    registry_remove(&s->registry);
     put_process_back(&saved, signal_pair, log_fd);
     if (stopped_cleanly)
         server_free(s);
@@ -706,8 +746,30 @@ PyObject *server_run(PyObject *module, PyObject *application, const struct serve
     Py_RETURN_NONE;
 
 fail:
+    registry_remove(&s->registry);
     put_process_back(&saved, signal_pair, log_fd);
     server_free(s);
     atomic_store(&serving, 0);
     return NULL;
+}
+
+PyObject *server_shutdown(PyObject *module, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"timeout", NULL};
+    PyObject *timeout = Py_None;
+    PYR_UNUSED(module);
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O:shutdown", keywords, &timeout))
+        return NULL;
+    int timeout_ms = REGISTRY_OWN_TIMEOUT;
+    if (timeout != Py_None) {
+        double seconds = PyFloat_AsDouble(timeout);
+        if (seconds == -1.0 && PyErr_Occurred())
+            return NULL;
+        if (!(seconds >= 0)) { /* NaN too */
+            PyErr_SetString(PyExc_ValueError, "shutdown() timeout must be None or seconds >= 0");
+            return NULL;
+        }
+        timeout_ms = seconds * 1000 >= INT_MAX ? INT_MAX : (int)(seconds * 1000);
+    }
+    return PyLong_FromUnsignedLong(registry_request_stop(timeout_ms));
 }

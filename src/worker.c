@@ -123,13 +123,11 @@ static void serve_connection(struct worker *w, struct conn *c)
                 acceptor_give_back(w->server->acceptor, c); /* it answers those */
                 return;
             }
-            if (!atomic_load(&w->server->stopping)) {
-                c->request_start_ms = monotonic_ms();
-                c->queued_us = monotonic_us();
-                continue;
-            }
-            acceptor_close(w->server->acceptor, c);
-            return;
+            /* Also while stopping: the request was read whole, and the
+             * response before it promised to answer it (send.c). */
+            c->request_start_ms = monotonic_ms();
+            c->queued_us = monotonic_us();
+            continue;
         case CONN_REJECT:
             conn_reject(c, c->request.error_status, w->server->options.access_log);
             acceptor_give_back(w->server->acceptor, c);

@@ -31,6 +31,8 @@ struct acceptor_config {
     const atomic_int *draining;    /* the health endpoint answers 503 once set; may be NULL */
     /* Paths it answers itself (health, metrics); NULL: off. */
     const char *endpoint_paths[METRICS_ENDPOINT_COUNT];
+    int drain_accepts_backlog;     /* the listeners are ours alone: empty them before
+                                    * the drain lets them go */
 };
 
 /* Creates the acceptor and starts its thread. NULL on failure, with a
@@ -56,8 +58,21 @@ enum metrics_endpoint acceptor_endpoint_of(const struct acceptor *a, const struc
  * *s. Thread-safe while a is not destroyed (also after acceptor_stop). */
 void acceptor_snapshot(struct acceptor *a, struct metrics_snapshot *s);
 
-/* Stops accepting, closes every connection the acceptor holds and joins its
- * thread. Connections given back afterwards are closed at once. */
+/* Begins the drain at shutdown and returns once the acceptor no longer
+ * watches the listeners (the caller may close them then). From then on
+ * requests being read are read to their end and dispatched, and an idle
+ * connection is closed once it has been quiet for idle_grace_ms (those
+ * quiet longer at once), unless it sends a request first: that one is
+ * answered. Call once, without the GIL. */
+void acceptor_drain(struct acceptor *a, int idle_grace_ms);
+
+/* Connections open now, wherever they are (acceptor, idle set, queue,
+ * workers, parked): 0 once a drain is complete. Thread-safe. */
+unsigned acceptor_open_connections(struct acceptor *a);
+
+/* Stops accepting, closes every connection the acceptor holds (a request
+ * only partly read is answered 503 first) and joins its thread.
+ * Connections given back afterwards are closed at once. */
 void acceptor_stop(struct acceptor *a);
 
 /* Frees a stopped acceptor. */

@@ -34,6 +34,12 @@ int idle_add(struct idle_set *set, struct conn *c);
  * only (the acceptor). */
 int idle_evict(struct idle_set *set);
 
+/* For the drain at shutdown: from now on each connection is closed once it
+ * has been quiet for grace_ms (those quiet longer at once), unless its
+ * keep-alive deadline comes first; one that has sent bytes by then goes to
+ * wake() instead, to be answered. */
+void idle_drain(struct idle_set *set, int grace_ms);
+
 /* Stops the thread; every connection still held goes to expire(). */
 void idle_stop(struct idle_set *set);
 

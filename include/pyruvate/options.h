@@ -35,6 +35,9 @@
     X(shutdown_timeout, SECONDS, 30,                                                           \
       "seconds in-flight requests get to finish after "                                        \
       "SIGTERM/SIGINT")                                                                        \
+    X(shutdown_idle_grace, SECONDS, 1,                                                         \
+      "seconds an idle keep-alive connection stays open after SIGTERM for a request already "  \
+      "on its way")                                                                            \
     X(max_reuse_count, SIZE, 0, "requests per connection, 0 for no limit")                     \
     X(max_connections, COUNT, 50000,                                                           \
       "beyond it the longest idle connection is closed, else 503 (lowered to fit the open "    \

@@ -8,11 +8,15 @@
 
 #include "pyruvate/server_state.h"
 
-/* Runs serve(): returns None after SIGTERM, NULL with an exception set on
+/* Runs serve(): returns None after SIGTERM or shutdown(), NULL with an exception set on
  * error or after SIGINT (KeyboardInterrupt, once the server has stopped).
  * Needs the GIL; steals nothing. */
 PyObject *server_run(PyObject *module, PyObject *application, const struct server_bind *bind,
                      const struct server_options *options);
+
+/* pyruvate.shutdown(timeout=None): asks every running serve() to drain as
+ * on SIGTERM and return None; returns how many were asked, at once. */
+PyObject *server_shutdown(PyObject *module, PyObject *args, PyObject *kwargs);
 
 /* The handler serve() installs for SIGTERM and SIGINT while it runs: it
  * only records the signal. */

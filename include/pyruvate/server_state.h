@@ -10,6 +10,7 @@
 
 #include "pyruvate/listen.h"
 #include "pyruvate/proxy.h"
+#include "pyruvate/registry.h"
 #include "pyruvate/request.h"
 
 struct acceptor;
@@ -37,7 +38,8 @@ struct server_options {
     int header_timeout_ms; /* accept to first byte, at most keepalive_timeout_ms */
     int send_timeout_ms;
     int shutdown_timeout_ms;
-    unsigned max_reuse_count; /* requests per connection; 0: no limit */
+    int shutdown_idle_grace_ms; /* idle keep-alive connections in the drain */
+    unsigned max_reuse_count;   /* requests per connection; 0: no limit */
     unsigned max_connections;
     int max_connections_chosen;   /* given by the operator, not the default */
     unsigned max_queue_size;      /* complete requests waiting for a worker */
@@ -62,12 +64,17 @@ struct server {
     PyInterpreterState *interpreter;
     struct listener listeners[SERVER_MAX_LISTENERS];
     unsigned listener_count;
+    int listeners_opened_here; /* not given to serve() nor passed by systemd */
     struct pool *pool;
     struct acceptor *acceptor;
     struct park_set *park;   /* responses waiting for their client to read */
     struct metrics *metrics; /* counted by every thread; freed with the server */
 
     atomic_int stopping; /* set once shutdown begins */
+    /* Listed while serve() runs, for pyruvate.shutdown(); published to
+     * registry_visit (as this struct server) while pool, park and acceptor
+     * exist. See registry.h. */
+    struct registry_entry registry;
 
     /* needs the GIL: a KeyboardInterrupt raised while relaying log records */
     PyObject *interrupt_type, *interrupt_value, *interrupt_traceback;

@@ -1591,3 +1591,17 @@ def stats(environ, start_response):
     numbers["server_responses"] = {str(code): count
                                    for code, count in numbers["server_responses"].items()}
     return _json(start_response, numbers)
+
+
+@route("gated-echo")
+def gated_echo(environ, start_response):
+    """echo, after ?gate=PATH (if given) opens: creates PATH.entered, then
+    holds the worker until the test creates PATH (at most 60 s), an order of
+    events rather than a time."""
+    gate = _query(environ, "gate")
+    if gate:
+        open(gate + ".entered", "w").close()
+        deadline = time.monotonic() + 60
+        while not os.path.exists(gate) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    return echo(environ, start_response)

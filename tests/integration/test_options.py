@@ -19,6 +19,7 @@ OPTIONS = [
     ("request_timeout", 2, -3, "ValueError"),
     ("send_timeout", 3, "soon", "TypeError"),
     ("shutdown_timeout", 1, 0, "ValueError"),
+    ("shutdown_idle_grace", 0.5, -1, "ValueError"),
     ("max_reuse_count", 5, -1, "ValueError"),
     ("max_connections", 50, 0, "ValueError"),
     ("max_queue_size", 8, 0, "ValueError"),

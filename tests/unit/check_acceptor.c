@@ -112,9 +112,13 @@ static void setup_short_request_timeout(void)
     start(200);
 }
 
+static int acceptor_stopped; /* by the test itself */
+
 static void teardown(void)
 {
-    acceptor_stop(acceptor);
+    if (!acceptor_stopped)
+        acceptor_stop(acceptor);
+    acceptor_stopped = 0;
     pool_stop(pool);
     ck_assert_int_eq(pool_join(pool, WAIT_S * 1000), 0);
     pool_destroy(pool, NULL, NULL);
@@ -248,6 +252,56 @@ START_TEST(test_slow_request_gets_408)
 }
 END_TEST
 
+/* Polls until `want` connections are open (accepted or not closed yet),
+ * within WAIT_S. */
+static unsigned wait_open(unsigned want)
+{
+    for (int i = 0; i < WAIT_S * 100 && acceptor_open_connections(acceptor) != want; i++)
+        usleep(10000);
+    return acceptor_open_connections(acceptor);
+}
+
+START_TEST(test_drain_reads_requests_to_their_end_and_closes_idle_connections)
+{
+    char got[256];
+    int idle = client();
+    send_all(idle, "GET /before HTTP/1.1\r\nHost: a\r\n\r\n");
+    read_some(idle, got, sizeof(got), sizeof(OK_RESPONSE) - 1);
+    ck_assert_str_eq(got, OK_RESPONSE);
+    int partial = client();
+    send_all(partial, "GET /late HTTP/1.1\r\nHo");
+    ck_assert_uint_eq(wait_open(2), 2); /* both accepted: the drain lets the listener go */
+
+    acceptor_drain(acceptor, 1);
+    /* The idle connection is closed without a byte... */
+    ck_assert_uint_eq(read_some(idle, got, sizeof(got), 1), 0);
+    /* ...and the request being read is read to its end and answered. */
+    send_all(partial, "st: a\r\n\r\n");
+    read_some(partial, got, sizeof(got), sizeof(OK_RESPONSE) - 1);
+    ck_assert_str_eq(got, OK_RESPONSE);
+    ck_assert_str_eq(seen.targets, "/before;/late;");
+    ck_assert_uint_eq(wait_open(0), 0);
+    close(idle);
+    close(partial);
+}
+END_TEST
+
+START_TEST(test_stop_answers_a_request_still_incomplete_with_503)
+{
+    int fd = client();
+    send_all(fd, "GET /never HTTP/1.1\r\nHo");
+    ck_assert_uint_eq(wait_open(1), 1);
+    acceptor_drain(acceptor, 1);
+    acceptor_stop(acceptor);
+    acceptor_stopped = 1;
+    char got[1024];
+    read_some(fd, got, sizeof(got), sizeof(got));
+    ck_assert_msg(strncmp(got, "HTTP/1.1 503 ", 13) == 0, "%s", got);
+    ck_assert_uint_eq(handled(), 0);
+    close(fd);
+}
+END_TEST
+
 Suite *make_acceptor_suite(void)
 {
     Suite *s = suite_create("acceptor");
@@ -257,6 +311,8 @@ Suite *make_acceptor_suite(void)
     tcase_add_test(core, test_complete_request_goes_to_the_pool);
     tcase_add_test(core, test_request_in_pieces_is_dispatched_once_whole);
     tcase_add_test(core, test_pipelined_requests_answered_in_order);
+    tcase_add_test(core, test_drain_reads_requests_to_their_end_and_closes_idle_connections);
+    tcase_add_test(core, test_stop_answers_a_request_still_incomplete_with_503);
     suite_add_tcase(s, core);
 
     TCase *errors = tcase_create("errors");

@@ -214,6 +214,33 @@ START_TEST(test_evict_closes_the_longest_idle_first)
 }
 END_TEST
 
+START_TEST(test_drain_closes_only_connections_quiet_for_the_grace)
+{
+    char err[PYR_ERR_LEN];
+    struct idle_set *set = idle_start(&callbacks, err);
+    ck_assert_ptr_nonnull(set);
+    int old_client, recent_client;
+    struct conn *old = new_conn(&old_client, monotonic_ms() + 600000);
+    struct conn *recent = new_conn(&recent_client, monotonic_ms() + 600000);
+    old->idle_since_ms = monotonic_ms() - 120000;
+    recent->idle_since_ms = monotonic_ms();
+    ck_assert_int_eq(idle_add(set, old), 0);
+    ck_assert_int_eq(idle_add(set, recent), 0);
+    idle_drain(set, 60000);
+    wait_count(&record.expired_count, 1);
+    ck_assert_ptr_eq(record.expired[0], old);
+    /* The recent one keeps its grace, for a request on its way. */
+    ck_assert_uint_eq(record.woken_count, 0);
+    ck_assert_uint_eq(record.expired_count, 1);
+    idle_stop(set);
+    ck_assert_ptr_eq(record.expired[1], recent);
+    conn_free(old);
+    conn_free(recent);
+    close(old_client);
+    close(recent_client);
+}
+END_TEST
+
 Suite *make_idle_suite(void)
 {
     Suite *s = suite_create("idle");
@@ -224,6 +251,7 @@ Suite *make_idle_suite(void)
     tcase_add_test(core, test_hangup_is_handed_back);
     tcase_add_test(core, test_many_connections_grow_the_set);
     tcase_add_test(core, test_evict_closes_the_longest_idle_first);
+    tcase_add_test(core, test_drain_closes_only_connections_quiet_for_the_grace);
     suite_add_tcase(s, core);
     return s;
 }

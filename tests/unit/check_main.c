@@ -25,6 +25,7 @@ int main(void)
     srunner_add_suite(runner, make_pollset_suite());
     srunner_add_suite(runner, make_pool_suite());
     srunner_add_suite(runner, make_proxy_suite());
+    srunner_add_suite(runner, make_registry_suite());
     srunner_add_suite(runner, make_request_suite());
     srunner_add_suite(runner, make_response_suite());
     srunner_add_suite(runner, make_syntax_suite());

@@ -17,6 +17,7 @@ Suite *make_park_suite(void);
 Suite *make_pollset_suite(void);
 Suite *make_pool_suite(void);
 Suite *make_proxy_suite(void);
+Suite *make_registry_suite(void);
 Suite *make_request_suite(void);
 Suite *make_response_suite(void);
 Suite *make_syntax_suite(void);

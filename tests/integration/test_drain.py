@@ -1,0 +1,181 @@
+"""The drain on SIGTERM: the listeners close at once (new connections are
+refused, so a proxy tries another server), and every request the server
+took in before is answered, the last one on each connection with
+Connection: close: a request whose body is still arriving, a pipelined one
+read with the one before, one waiting for a worker, one sent on an idle
+keep-alive connection during shutdown_idle_grace. Idle connections are
+closed without a byte. The order of events comes from gate files the app
+waits for (/gated-echo on apps:app), never from sleeps."""
+import os
+import re
+import signal
+import socket
+import time
+
+import support
+
+
+def _wait_for(condition, what, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.01)
+    raise AssertionError("timed out waiting for " + what)
+
+
+def _refused(srv):
+    try:
+        socket.create_connection((srv.host, srv.port), timeout=2).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+def _stop_and_wait_refused(srv):
+    """SIGTERM, then wait until the listener is gone: the drain has begun."""
+    srv.proc.send_signal(signal.SIGTERM)
+    _wait_for(lambda: _refused(srv), "the listener to close after SIGTERM")
+
+
+def _gate(tmp_path, name):
+    """A gate for /gated-echo: (path, wait_entered, open)."""
+    path = str(tmp_path / name)
+
+    def wait_entered():
+        _wait_for(lambda: os.path.exists(path + ".entered"), "the app to reach " + name)
+
+    def open_gate():
+        open(path, "w").close()
+
+    return path, wait_entered, open_gate
+
+
+def _assert_last(response, conn):
+    assert response.has_token("Connection", "close"), response
+    assert conn.wait_closed(20), "the connection stayed open after Connection: close"
+
+
+def _assert_exits_cleanly(srv):
+    assert srv.wait_exit(what="after SIGTERM (drain)") == 0, srv.describe()
+    assert "SERVE_RETURNED None" in srv.stdout(), srv.describe()
+
+
+def _access_records(srv):
+    return re.findall(r"pyruvate\.access \S+: (.*)$", srv.stderr(), re.M)
+
+
+def test_request_body_arriving_during_drain_is_answered_with_close(start_server):
+    srv = start_server(options={"access_log": True})
+    with srv.connect(timeout=20) as conn:
+        conn.send(b"POST /gated-echo/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello")
+        _stop_and_wait_refused(srv)
+        conn.send(b"world")
+        response = conn.read_response()
+        assert (response.status, response.body) == (200, b"helloworld")
+        _assert_last(response, conn)
+    _assert_exits_cleanly(srv)
+    assert any('"POST /gated-echo/upload HTTP/1.1" 200' in r for r in _access_records(srv)), srv.describe()
+
+
+def test_pipelined_request_read_before_the_stop_is_answered(start_server, tmp_path):
+    srv = start_server(workers=1, options={"access_log": True})
+    gate, wait_entered, open_gate = _gate(tmp_path, "first")
+    with srv.connect(timeout=20) as conn:
+        conn.send(support.build_request("GET", "/gated-echo/first?gate=" + gate) +
+                  support.build_request("POST", "/gated-echo/second", body=b"2nd"))
+        wait_entered()
+        _stop_and_wait_refused(srv)
+        open_gate()
+        first = conn.read_response()
+        assert first.status == 200
+        # The second request was sent already: the first response must not
+        # promise a close it does not keep.
+        assert not first.has_token("Connection", "close"), first
+        second = conn.read_response()
+        assert (second.status, second.body) == (200, b"2nd")
+        _assert_last(second, conn)
+    _assert_exits_cleanly(srv)
+    records = _access_records(srv)
+    assert any('"GET /gated-echo/first' in r and '" 200 ' in r for r in records), records
+    assert any('"POST /gated-echo/second HTTP/1.1" 200' in r for r in records), records
+
+
+def test_queued_request_is_answered(start_server, tmp_path):
+    srv = start_server(workers=1)
+    gate, wait_entered, open_gate = _gate(tmp_path, "busy")
+    with srv.connect(timeout=20) as busy, srv.connect(timeout=20) as queued:
+        busy.send(support.build_request("GET", "/gated-echo/busy?gate=" + gate))
+        wait_entered()  # the only worker is taken: the next request waits
+        queued.send(support.build_request("POST", "/gated-echo/queued", body=b"waited"))
+        _stop_and_wait_refused(srv)
+        open_gate()
+        for conn, body in ((busy, b""), (queued, b"waited")):
+            response = conn.read_response()
+            assert (response.status, response.body) == (200, body)
+            _assert_last(response, conn)
+    _assert_exits_cleanly(srv)
+
+
+def test_idle_connection_is_closed_without_bytes_while_others_drain(start_server, tmp_path):
+    srv = start_server(keepalive=True,
+                       options={"shutdown_idle_grace": 0.05})
+    gate, wait_entered, open_gate = _gate(tmp_path, "held")
+    with srv.connect(timeout=20) as idle, srv.connect(timeout=20) as held:
+        assert idle.request("GET", "/gated-echo/before").status == 200
+        held.send(support.build_request("GET", "/gated-echo/held?gate=" + gate))
+        wait_entered()
+        _stop_and_wait_refused(srv)
+        assert idle.wait_closed(20), "the idle connection was not closed"
+        assert srv.proc.poll() is None  # closed by the drain, not by the exit
+        open_gate()
+        response = held.read_response()
+        assert response.status == 200
+        _assert_last(response, held)
+    _assert_exits_cleanly(srv)
+
+
+def test_request_on_idle_connection_during_grace_is_answered_with_close(start_server):
+    # A proxy reusing its cached connection may send a request at the very
+    # moment the drain begins: it is answered, not cut off.
+    srv = start_server(keepalive=True,
+                       options={"shutdown_idle_grace": 60, "shutdown_timeout": 60})
+    with srv.connect(timeout=20) as conn:
+        assert conn.request("GET", "/gated-echo/before").status == 200
+        _stop_and_wait_refused(srv)
+        response = conn.request("POST", "/gated-echo/during", body=b"late")
+        assert (response.status, response.body) == (200, b"late")
+        _assert_last(response, conn)
+    # Nothing is left open: the server does not wait for the grace.
+    started = time.monotonic()
+    _assert_exits_cleanly(srv)
+    assert time.monotonic() - started < 50
+
+
+def test_new_connections_are_refused_while_a_request_drains(start_server, tmp_path):
+    srv = start_server()
+    gate, wait_entered, open_gate = _gate(tmp_path, "long")
+    with srv.connect(timeout=20) as conn:
+        conn.send(support.build_request("GET", "/gated-echo/long?gate=" + gate))
+        wait_entered()
+        _stop_and_wait_refused(srv)
+        assert srv.proc.poll() is None
+        open_gate()
+        response = conn.read_response()
+        assert response.status == 200
+        _assert_last(response, conn)
+    _assert_exits_cleanly(srv)
+
+
+def test_request_still_incomplete_at_shutdown_timeout_is_answered_503(start_server):
+    srv = start_server(
+                       options={"access_log": True, "shutdown_timeout": 0.5,
+                                "request_timeout": 120})
+    with srv.connect(timeout=30) as conn:
+        conn.send(b"POST /gated-echo/never HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\npart")
+        srv.proc.send_signal(signal.SIGTERM)
+        response = conn.read_response()
+        assert response.status == 503
+        assert conn.wait_closed(20)
+    _assert_exits_cleanly(srv)
+    assert any('"POST /gated-echo/never HTTP/1.1" 503' in r for r in _access_records(srv)), srv.describe()
