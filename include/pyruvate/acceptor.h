@@ -31,8 +31,8 @@ struct acceptor_config {
     const atomic_int *draining;    /* the health endpoint answers 503 once set; may be NULL */
     /* Paths it answers itself (health, metrics); NULL: off. */
     const char *endpoint_paths[METRICS_ENDPOINT_COUNT];
-    int drain_accepts_backlog;     /* the listeners are ours alone: empty them before
-                                    * the drain lets them go */
+    int drain_accepts_backlog; /* the listeners are ours alone: empty them before
+                                * the drain lets them go */
 };
 
 /* Creates the acceptor and starts its thread. NULL on failure, with a
