@@ -592,6 +592,24 @@ static void put_process_back(struct saved_signals *saved, const int signal_pair[
         close(log_fd);
 }
 
+/* Serves from the moment the threads run until a signal or a stop ends it,
+ * then stops the threads. What a signal handler raised (KeyboardInterrupt)
+ * is kept in *exc_* for the end. Returns whether every thread stopped (if
+ * not, s must outlive them). */
+static int serve_until_stopped(struct server *s, int signal_fd, int log_fd, PyObject **exc_type,
+                               PyObject **exc_value, PyObject **exc_tb)
+{
+    if (systemd_notify("READY=1") < 0)
+        log_write(LOG_WARNING, "cannot notify systemd (NOTIFY_SOCKET): errno %d", errno);
+    if (wait_for_stop(s, signal_fd, log_fd) < 0)
+        PyErr_Fetch(exc_type, exc_value, exc_tb);
+    log_write(LOG_INFO, "pyruvate stopping");
+    int stopped_cleanly = stop_threads(s, signal_fd);
+    relay_logs(s);
+    take_interrupt(s, exc_type, exc_value, exc_tb);
+    return stopped_cleanly;
+}
+
 PyObject *server_run(PyObject *module, PyObject *application, const struct server_bind *bind,
                      const struct server_options *options)
 {
@@ -630,16 +648,9 @@ PyObject *server_run(PyObject *module, PyObject *application, const struct serve
     if (start_threads(s, address) < 0)
         goto fail;
 
-    if (systemd_notify("READY=1") < 0)
-        log_write(LOG_WARNING, "cannot notify systemd (NOTIFY_SOCKET): errno %d", errno);
     PyObject *exc_type = NULL, *exc_value = NULL, *exc_tb = NULL;
-    /* Keep what a signal handler raised (KeyboardInterrupt) for the end. */
-    if (wait_for_stop(s, signal_pair[0], log_fd) < 0)
-        PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
-    log_write(LOG_INFO, "pyruvate stopping");
-    int stopped_cleanly = stop_threads(s, signal_pair[0]);
-    relay_logs(s);
-    take_interrupt(s, &exc_type, &exc_value, &exc_tb);
+    int stopped_cleanly =
+        serve_until_stopped(s, signal_pair[0], log_fd, &exc_type, &exc_value, &exc_tb);
     put_process_back(&saved, signal_pair, log_fd);
     if (stopped_cleanly)
         server_free(s);
