@@ -68,7 +68,18 @@ static void idle_woke(struct conn *c, void *ctx);
 static void idle_expired(struct conn *c, void *ctx);
 static void idle_evicted(void *ctx);
 
-struct acceptor *acceptor_start(const struct acceptor_config *config, char err[PYR_ERR_LEN])
+static void give_back_to(struct conn *c, void *acceptor)
+{
+    acceptor_give_back(acceptor, c);
+}
+
+static void close_for(struct conn *c, void *acceptor)
+{
+    acceptor_close(acceptor, c);
+}
+
+struct acceptor *acceptor_start(const struct acceptor_config *config,
+                                struct conn_return *conn_return, char err[PYR_ERR_LEN])
 {
     struct acceptor *a = calloc(1, sizeof(*a));
     if (a == NULL) {
@@ -89,6 +100,7 @@ struct acceptor *acceptor_start(const struct acceptor_config *config, char err[P
     a->idle = idle_start(&idle_callbacks, err);
     if (a->idle == NULL)
         goto fail;
+    *conn_return = (struct conn_return){.give_back = give_back_to, .close = close_for, .ctx = a};
     int rc = pthread_create(&a->thread, NULL, acceptor_main, a);
     if (rc != 0) {
         idle_stop(a->idle);

@@ -197,7 +197,7 @@ static void drop_queued_conn(void *item, void *ctx)
     if (c->parked)
         wsgi_drop_parked(s, c); /* a parked response on its way back */
     else
-        acceptor_close(s->acceptor, c);
+        conn_return_close(&s->conn_return, c);
 }
 
 /* Responses parked at once, and the response memory they may hold (the
@@ -518,7 +518,7 @@ static int start_threads(struct server *s, const char *address)
      * answered, whatever the scheduling of the threads. */
     log_write(LOG_INFO, "pyruvate serving on %s with %u workers", address, options->workers);
     relay_logs(s);
-    s->acceptor = acceptor_start(&config, err);
+    s->acceptor = acceptor_start(&config, &s->conn_return, err);
     if (s->acceptor == NULL)
         goto stop_pool;
     return 0;

@@ -10,9 +10,10 @@
 #include <stdlib.h>
 #include <sys/socket.h>
 
-#include "pyruvate/acceptor.h"
+#include "pyruvate/conn.h"
 #include "pyruvate/environ.h"
 #include "pyruvate/log.h"
+#include "pyruvate/pool.h"
 #include "pyruvate/server_state.h"
 #include "pyruvate/start_response.h"
 #include "pyruvate/wsgi.h"
@@ -111,12 +112,12 @@ static void serve_connection(struct worker *w, struct conn *c)
         switch (
             conn_next(c, w->response.must_close ? CONN_AFTER_LAST_RESPONSE : CONN_AFTER_RESPONSE)) {
         case CONN_CLOSE:
-            acceptor_close(w->server->acceptor, c);
+            conn_return_close(&w->server->conn_return, c);
             return;
         case CONN_LINGER:
             /* The acceptor drains what the client still sends. */
             conn_linger(c);
-            acceptor_give_back(w->server->acceptor, c);
+            conn_return_give_back(&w->server->conn_return, c);
             return;
         case CONN_DISPATCH:
             if (!atomic_load(&w->server->stopping)) {
@@ -124,11 +125,11 @@ static void serve_connection(struct worker *w, struct conn *c)
                 c->queued_us = monotonic_us();
                 continue;
             }
-            acceptor_close(w->server->acceptor, c);
+            conn_return_close(&w->server->conn_return, c);
             return;
         case CONN_REJECT:
             conn_reject(c, c->request.error_status, w->server->options.access_log);
-            acceptor_give_back(w->server->acceptor, c);
+            conn_return_give_back(&w->server->conn_return, c);
             return;
         case CONN_READ:
             if (await_next_request(w, c) == REQUEST_COMPLETE) {
@@ -136,7 +137,7 @@ static void serve_connection(struct worker *w, struct conn *c)
                 c->queued_us = monotonic_us();
                 continue;
             }
-            acceptor_give_back(w->server->acceptor, c);
+            conn_return_give_back(&w->server->conn_return, c);
             return;
         }
     }

@@ -28,8 +28,12 @@ struct acceptor_config {
 };
 
 /* Creates the acceptor and starts its thread. NULL on failure, with a
- * message in err. The config and what it points to must outlive it. */
-struct acceptor *acceptor_start(const struct acceptor_config *config, char err[PYR_ERR_LEN]);
+ * message in err. The config and what it points to must outlive it. Fills
+ * *conn_return (acceptor_give_back and acceptor_close) before the thread
+ * can hand out a connection, so the stages after the pool never need the
+ * acceptor itself. */
+struct acceptor *acceptor_start(const struct acceptor_config *config,
+                                struct conn_return *conn_return, char err[PYR_ERR_LEN]);
 
 /* Returns a connection after its response: it waits for the next request
  * (or, when c->lingering, for the peer to close). Takes ownership of c;

@@ -2,7 +2,8 @@
  *
  * A connection has exactly one owner at a time and ownership moves with each
  * handoff: acceptor (reading) -> pool queue -> worker (answering) -> back to
- * the acceptor for keep-alive, or closed by the owner. */
+ * the acceptor for keep-alive (through struct conn_return), or closed by
+ * the owner. */
 #ifndef PYRUVATE_CONN_H
 #define PYRUVATE_CONN_H
 
@@ -82,14 +83,14 @@ enum conn_moment {
  * header block that outgrows every limit (431). */
 enum conn_next conn_next(struct conn *c, enum conn_moment moment);
 
-/* Half-closes c and frees its input, for its owner to drain what the
- * client still sends: closing with unread input would make the kernel
- * send a reset that can destroy the response before the client reads it. */
 /* 1 when bytes wait unread in c's socket: such a connection is not idle,
  * whatever its idle_since_ms says. 0 after the peer's close: closing it
  * to make room is the right thing then. */
 int conn_has_unread_input(const struct conn *c);
 
+/* Half-closes c and frees its input, for its owner to drain what the
+ * client still sends: closing with unread input would make the kernel
+ * send a reset that can destroy the response before the client reads it. */
 void conn_linger(struct conn *c);
 
 /* Sends a canned error response without blocking (best effort) and
@@ -119,5 +120,26 @@ void conn_access_line(const struct conn *c, const char *address, int status,
 
 /* Closes the socket and frees c. */
 void conn_free(struct conn *c);
+
+/* Where a connection goes when a later stage (worker, wsgi, shutdown) is
+ * done with it, without that stage knowing who reads requests: give_back
+ * takes ownership of c to wait for its next request (or, when c->lingering,
+ * for the peer to close); close frees c and keeps the connection count
+ * right. Both are thread-safe. The acceptor fills it in (acceptor_start). */
+struct conn_return {
+    void (*give_back)(struct conn *c, void *ctx);
+    void (*close)(struct conn *c, void *ctx);
+    void *ctx;
+};
+
+static inline void conn_return_give_back(const struct conn_return *to, struct conn *c)
+{
+    to->give_back(c, to->ctx);
+}
+
+static inline void conn_return_close(const struct conn_return *to, struct conn *c)
+{
+    to->close(c, to->ctx);
+}
 
 #endif

@@ -8,6 +8,7 @@
 
 #include <stdatomic.h>
 
+#include "pyruvate/conn.h"
 #include "pyruvate/listen.h"
 #include "pyruvate/proxy.h"
 #include "pyruvate/request.h"
@@ -60,8 +61,9 @@ struct server {
     struct listener listeners[SERVER_MAX_LISTENERS];
     unsigned listener_count;
     struct pool *pool;
-    struct acceptor *acceptor;
-    struct park_set *park; /* responses waiting for their client to read */
+    struct acceptor *acceptor;      /* server.c only */
+    struct conn_return conn_return; /* the acceptor's, for the workers */
+    struct park_set *park;          /* responses waiting for their client to read */
 
     atomic_int stopping; /* set once shutdown begins */
 
