@@ -40,8 +40,10 @@ ORDER = (
     ("send",),
     # The side poll threads a stage hands connections to: the acceptor's
     # idle keep-alive set and send.c's park set. They give connections back
-    # through their callbacks, never by name.
+    # through their callbacks, never by name. pollset is the poll array and
+    # thread skeleton they (and the acceptor) share.
     ("idle", "park"),
+    ("pollset",),
     # What the stages share: the serve() call's and the worker's state, and
     # the Python-free response framing that worker_state.h embeds.
     ("server_state", "worker_state"),
@@ -60,7 +62,7 @@ ORDER = (
     ("log",),
     ("syntax",),
     ("buf",),
-    ("pollset", "wakeup", "fdlimit", "systemd"),
+    ("wakeup", "fdlimit", "systemd"),
     ("common", "state"),
 )
 RANK = {node: rank for rank, group in enumerate(ORDER) for node in group}
