@@ -24,8 +24,8 @@ if grep -nE "$banned" src/*.c include/pyruvate/*.h; then
 fi
 
 echo "lint: include graph"
-# No circle among the includes: lower files never include the files above
-# them (see CONTRIBUTING.md, Layout).
+# No circle among the includes, and no file includes one ranked above it
+# (the ranks are in the script; see CONTRIBUTING.md, Layout).
 ${PYTHON:-python3} ci/include_graph.py
 
 echo "lint: python byte-compile"

@@ -76,7 +76,18 @@ static void idle_woke(struct conn *c, void *ctx);
 static void idle_expired(struct conn *c, void *ctx);
 static void idle_evicted(void *ctx);
 
-struct acceptor *acceptor_start(const struct acceptor_config *config, char err[PYR_ERR_LEN])
+static void give_back_to(struct conn *c, void *acceptor)
+{
+    acceptor_give_back(acceptor, c);
+}
+
+static void close_for(struct conn *c, void *acceptor)
+{
+    acceptor_close(acceptor, c);
+}
+
+struct acceptor *acceptor_start(const struct acceptor_config *config,
+                                struct conn_return *conn_return, char err[PYR_ERR_LEN])
 {
     struct acceptor *a = calloc(1, sizeof(*a));
     if (a == NULL) {
@@ -98,6 +109,7 @@ struct acceptor *acceptor_start(const struct acceptor_config *config, char err[P
     a->idle = idle_start(&idle_callbacks, err);
     if (a->idle == NULL)
         goto fail;
+    *conn_return = (struct conn_return){.give_back = give_back_to, .close = close_for, .ctx = a};
     int rc = pthread_create(&a->thread, NULL, acceptor_main, a);
     if (rc != 0) {
         idle_stop(a->idle);
@@ -373,16 +385,6 @@ static enum conn_next answer_endpoint(struct acceptor *a, struct conn *c,
     return next;
 }
 
-enum metrics_endpoint acceptor_endpoint_of(const struct acceptor *a, const struct conn *c)
-{
-    const struct request *r = &c->request;
-    if (a->config.endpoint_paths[METRICS_HEALTH] == NULL &&
-        a->config.endpoint_paths[METRICS_EXPOSITION] == NULL)
-        return METRICS_NO_ENDPOINT;
-    return metrics_endpoint_of(a->config.endpoint_paths, c->in.data + r->target.offset,
-                               r->target.len);
-}
-
 /* Parses what is buffered and moves the connection on: to the pool when a
  * request is complete, to an error response when it is bad. Health and
  * metrics requests are answered here, and so are any that a keep-alive
@@ -391,7 +393,8 @@ static void advance(struct acceptor *a, struct conn *c, int64_t now)
 {
     enum conn_next next = conn_next(c, CONN_AFTER_READ);
     enum metrics_endpoint endpoint;
-    while (next == CONN_DISPATCH && (endpoint = acceptor_endpoint_of(a, c)) != METRICS_NO_ENDPOINT)
+    while (next == CONN_DISPATCH &&
+           (endpoint = conn_endpoint(c, a->config.endpoint_paths)) != METRICS_NO_ENDPOINT)
         next = answer_endpoint(a, c, endpoint, now);
     switch (next) {
     case CONN_DISPATCH:

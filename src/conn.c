@@ -227,3 +227,12 @@ void conn_free(struct conn *c)
     buf_free(&c->in);
     free(c);
 }
+
+enum metrics_endpoint conn_endpoint(const struct conn *c,
+                                    const char *const paths[METRICS_ENDPOINT_COUNT])
+{
+    if (paths[METRICS_HEALTH] == NULL && paths[METRICS_EXPOSITION] == NULL)
+        return METRICS_NO_ENDPOINT;
+    const struct request *r = &c->request;
+    return metrics_endpoint_of(paths, c->in.data + r->target.offset, r->target.len);
+}

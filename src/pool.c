@@ -42,6 +42,51 @@ struct pool {
 
 static void *pool_thread_main(void *arg);
 
+/* state_change runs on the monotonic clock: pool_join waits on it with a
+ * deadline that a wall-clock step must not move. */
+static void init_locks(struct pool *pool)
+{
+    pthread_mutex_init(&pool->mutex, NULL);
+    pthread_cond_init(&pool->work_ready, NULL);
+    pthread_condattr_t monotonic;
+    pthread_condattr_init(&monotonic);
+    pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC);
+    pthread_cond_init(&pool->state_change, &monotonic);
+    pthread_condattr_destroy(&monotonic);
+}
+
+/* Starts the threads until one cannot be created (err says which).
+ * Returns how many were created. */
+static unsigned start_threads(struct pool *pool, char err[PYR_ERR_LEN])
+{
+    unsigned created = 0;
+    for (; created < pool->thread_count; created++) {
+        struct pool_thread *t = &pool->threads[created];
+        t->pool = pool;
+        t->index = created + 1;
+        int rc = pthread_create(&t->thread, NULL, pool_thread_main, t);
+        if (rc != 0) {
+            snprintf(err, PYR_ERR_LEN, "cannot start worker thread %u (error %d)", created + 1, rc);
+            break;
+        }
+        t->started = 1;
+    }
+    return created;
+}
+
+/* Waits until every created thread has run thread_start, so that start-up
+ * failures are reported by pool_create and not by the first request.
+ * Returns how many thread_start calls failed. */
+static unsigned wait_until_started(struct pool *pool, unsigned created)
+{
+    pthread_mutex_lock(&pool->mutex);
+    while (pool->running_threads + pool->start_failures < created)
+        pthread_cond_wait(&pool->state_change, &pool->mutex);
+    unsigned failures = pool->start_failures;
+    pthread_mutex_unlock(&pool->mutex);
+    return failures;
+}
+
 struct pool *pool_create(const char *name, unsigned threads, unsigned capacity,
                          const struct pool_callbacks *callbacks, char err[PYR_ERR_LEN])
 {
@@ -57,34 +102,10 @@ struct pool *pool_create(const char *name, unsigned threads, unsigned capacity,
     pool->callbacks = *callbacks;
     pool->thread_count = threads;
     snprintf(pool->name, sizeof(pool->name), "%s", name);
-    pthread_mutex_init(&pool->mutex, NULL);
-    pthread_cond_init(&pool->work_ready, NULL);
-    pthread_condattr_t monotonic;
-    pthread_condattr_init(&monotonic);
-    pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC);
-    pthread_cond_init(&pool->state_change, &monotonic);
-    pthread_condattr_destroy(&monotonic);
+    init_locks(pool);
 
-    unsigned created = 0;
-    for (; created < threads; created++) {
-        struct pool_thread *t = &pool->threads[created];
-        t->pool = pool;
-        t->index = created + 1;
-        int rc = pthread_create(&t->thread, NULL, pool_thread_main, t);
-        if (rc != 0) {
-            snprintf(err, PYR_ERR_LEN, "cannot start worker thread %u (error %d)", created + 1, rc);
-            break;
-        }
-        t->started = 1;
-    }
-
-    /* Wait until every created thread has run thread_start, so that start-up
-     * failures are reported by pool_create and not by the first request. */
-    pthread_mutex_lock(&pool->mutex);
-    while (pool->running_threads + pool->start_failures < created)
-        pthread_cond_wait(&pool->state_change, &pool->mutex);
-    unsigned failures = pool->start_failures;
-    pthread_mutex_unlock(&pool->mutex);
+    unsigned created = start_threads(pool, err);
+    unsigned failures = wait_until_started(pool, created);
     if (created == threads && failures == 0)
         return pool;
 

@@ -902,6 +902,60 @@ static void begin_frame(struct request *r, enum frame frame, size_t at)
     r->_frame_start = at;
 }
 
+/* llhttp 8.1 (built without LLHTTP_STRICT_MODE) takes CR and any byte, or a
+ * bare LF, for the CRLF that ends the header block, a chunk line or the
+ * trailers: "\r\n\rX" would hide the byte X from us but not from a proxy in
+ * front. The element ending before `at` must end with CRLF. Returns 0, or
+ * -1 with the error status set. */
+static int element_ends_with_crlf(struct request *r, size_t at)
+{
+    if (r->_base[at - 1] != '\n') {
+        fail_at(r, r->_base + at - 1, 400, "bare CR in the message framing");
+        return -1;
+    }
+    if (at < 2 || r->_base[at - 2] != '\r') {
+        fail_at(r, r->_base + at - 1, 400, "bare LF as a line end");
+        return -1;
+    }
+    return 0;
+}
+
+/* A chunk's data, or the trailer block, ended before `at`. */
+static int chunk_complete(struct request *r, size_t at)
+{
+    if (r->_frame == FRAME_TRAILERS) {
+        if (check_frame(r, at) < 0)
+            return -1;
+        begin_frame(r, FRAME_NONE, at);
+        return 0;
+    }
+    /* RFC 9112 §7.1: chunk data ends with CRLF. llhttp 8.1 skips the two
+     * bytes after the data without looking at them, which lets a request
+     * smuggle bytes past a proxy that reads the framing differently; so we
+     * look. The bytes are still in the buffer: compaction only writes below
+     * the data. They begin the next chunk line's count. */
+    if (r->_base[at - 2] != '\r' || r->_base[at - 1] != '\n') {
+        fail_at(r, r->_base + at - 2, 400, "chunk data not followed by CRLF");
+        return -1;
+    }
+    begin_frame(r, FRAME_CHUNK_LINE, at - 2);
+    return check_frame(r, at);
+}
+
+/* RFC 9110 §6.5.1: a trailer must not change the framing, routing or
+ * anything else decided from the header block, so trailer fields
+ * (Content-Length, Host, ... among them) are checked and dropped. */
+static int trailer_field(struct request *r, size_t at)
+{
+    /* The line's bytes up to its LF came before the line is judged, as
+     * they do when the next line's first byte arrives in a later read. */
+    if (check_frame(r, at) < 0)
+        return -1;
+    if (r->_trailer.value.len == 0 && check_empty_value_line(r, at) < 0)
+        return -1;
+    return check_field_line(r, &r->_trailer) ? -1 : 0;
+}
+
 /* A framing event at offset `at` (the byte after it). Returns 0, or -1 with
  * the error status set. */
 static int framing_event(struct request *r, enum framing_event event, size_t at)
@@ -909,20 +963,10 @@ static int framing_event(struct request *r, enum framing_event event, size_t at)
     /* A limit passed before the element's last byte comes first. */
     if (check_frame(r, at - 1) < 0)
         return -1;
-    /* llhttp 8.1 (built without LLHTTP_STRICT_MODE) takes CR and any byte,
-     * or a bare LF, for the CRLF that ends the header block, a chunk line or
-     * the trailers: "\r\n\rX" would hide the byte X from us but not from a
-     * proxy in front. The element must end with CRLF. */
-    if (event != EVENT_CHUNK_COMPLETE || r->_frame == FRAME_TRAILERS) {
-        if (r->_base[at - 1] != '\n') {
-            fail_at(r, r->_base + at - 1, 400, "bare CR in the message framing");
-            return -1;
-        }
-        if (at < 2 || r->_base[at - 2] != '\r') {
-            fail_at(r, r->_base + at - 1, 400, "bare LF as a line end");
-            return -1;
-        }
-    }
+    /* Chunk data ends with its own CRLF check (chunk_complete). */
+    if ((event != EVENT_CHUNK_COMPLETE || r->_frame == FRAME_TRAILERS) &&
+        element_ends_with_crlf(r, at) < 0)
+        return -1;
     switch (event) {
     case EVENT_HEADERS:
         /* llhttp checks the field lines' CRLF but not the request line's. */
@@ -938,36 +982,11 @@ static int framing_event(struct request *r, enum framing_event event, size_t at)
         begin_frame(r, r->_last_chunk ? FRAME_TRAILERS : FRAME_NONE, at);
         return 0;
     case EVENT_CHUNK_COMPLETE:
-        if (r->_frame == FRAME_TRAILERS) {
-            if (check_frame(r, at) < 0)
-                return -1;
-            begin_frame(r, FRAME_NONE, at);
-            return 0;
-        }
-        /* RFC 9112 §7.1: chunk data ends with CRLF. llhttp 8.1 skips the two
-         * bytes after the data without looking at them, which lets a request
-         * smuggle bytes past a proxy that reads the framing differently; so
-         * we look. The bytes are still in the buffer: compaction only writes
-         * below the data. They begin the next chunk line's count. */
-        if (r->_base[at - 2] != '\r' || r->_base[at - 1] != '\n') {
-            fail_at(r, r->_base + at - 2, 400, "chunk data not followed by CRLF");
-            return -1;
-        }
-        begin_frame(r, FRAME_CHUNK_LINE, at - 2);
-        return check_frame(r, at);
+        return chunk_complete(r, at);
     case EVENT_EMPTY_VALUE:
         return check_empty_value_line(r, at);
     case EVENT_TRAILER_FIELD:
-        /* RFC 9110 §6.5.1: a trailer must not change the framing, routing or
-         * anything else decided from the header block, so trailer fields
-         * (Content-Length, Host, ... among them) are checked and dropped. */
-        /* The line's bytes up to its LF came before the line is judged, as
-         * they do when the next line's first byte arrives in a later read. */
-        if (check_frame(r, at) < 0)
-            return -1;
-        if (r->_trailer.value.len == 0 && check_empty_value_line(r, at) < 0)
-            return -1;
-        return check_field_line(r, &r->_trailer) ? -1 : 0;
+        return trailer_field(r, at);
     case EVENT_NONE:
         break;
     }

@@ -9,6 +9,7 @@
 #include <strings.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "pyruvate/common.h"
 #include "pyruvate/log.h"
@@ -60,7 +61,6 @@ size_t response_chunk_header(size_t len, char out[24])
     return (size_t)n;
 }
 
-/* Waits until fd is writable. Returns 0, or -1 with errno ETIMEDOUT. */
 /* ---- the head --------------------------------------------------------- */
 
 int response_begin(struct response_state *resp, struct buf *head, int code, const char *status,
@@ -277,6 +277,7 @@ int response_finish(struct response_state *resp, struct response_out *out)
 
 /* ---- writing ---------------------------------------------------------- */
 
+/* Waits until fd is writable. Returns 0, or -1 with errno ETIMEDOUT. */
 static int wait_writable(int fd, int timeout_ms)
 {
     struct pollfd p = {.fd = fd, .events = POLLOUT};
@@ -293,20 +294,6 @@ static int wait_writable(int fd, int timeout_ms)
     }
 }
 
-/* Drops n written bytes from the front of *iov / *iovcnt. */
-static void advance_iov(struct iovec **iov, int *iovcnt, size_t n)
-{
-    while (*iovcnt > 0 && n >= (*iov)->iov_len) {
-        n -= (*iov)->iov_len;
-        (*iov)++;
-        (*iovcnt)--;
-    }
-    if (*iovcnt > 0) {
-        (*iov)->iov_base = (char *)(*iov)->iov_base + n;
-        (*iov)->iov_len -= n;
-    }
-}
-
 /* One sendmsg of what is left. Returns bytes written or -1 with errno. */
 static ssize_t send_iov(int fd, struct iovec *iov, int iovcnt, int flags)
 {
@@ -317,71 +304,6 @@ static ssize_t send_iov(int fd, struct iovec *iov, int iovcnt, int flags)
         n = sendmsg(fd, &msg, MSG_NOSIGNAL | flags);
     while (n < 0 && errno == EINTR);
     return n;
-}
-
-int response_write_nowait(int fd, struct iovec *iov, int *iovcnt)
-{
-    int count = *iovcnt;
-    ssize_t n = send_iov(fd, iov, count, MSG_DONTWAIT);
-    if (n < 0)
-        return errno == EAGAIN || errno == EWOULDBLOCK ? 1 : -1;
-    struct iovec *rest = iov;
-    advance_iov(&rest, &count, (size_t)n);
-    while (count > 0 && rest->iov_len == 0) {
-        rest++;
-        count--;
-    }
-    if (count == 0)
-        return 0;
-    /* Move the rest to the front so the caller's array describes it. */
-    memmove(iov, rest, (size_t)count * sizeof(*iov));
-    *iovcnt = count;
-    return 1;
-}
-
-int response_write_all(int fd, struct iovec *iov, int iovcnt, int timeout_ms)
-{
-    while (iovcnt > 0) {
-        if (iov->iov_len == 0) {
-            iov++;
-            iovcnt--;
-            continue;
-        }
-        ssize_t n = send_iov(fd, iov, iovcnt, 0);
-        if (n < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                if (wait_writable(fd, timeout_ms) < 0)
-                    return -1;
-                continue;
-            }
-            return -1;
-        }
-        advance_iov(&iov, &iovcnt, (size_t)n);
-    }
-    return 0;
-}
-
-int response_sendfile(int fd, int in_fd, off_t *offset, size_t count, int timeout_ms)
-{
-    while (count > 0) {
-        ssize_t n = sendfile(fd, in_fd, offset, count);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                if (wait_writable(fd, timeout_ms) < 0)
-                    return -1;
-                continue;
-            }
-            return -1;
-        }
-        if (n == 0) {
-            errno = ENODATA;
-            return -1;
-        }
-        count -= (size_t)n;
-    }
-    return 0;
 }
 
 int response_out_pending(const struct response_out *out)

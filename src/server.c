@@ -238,7 +238,7 @@ static void drop_queued_conn(void *item, void *ctx)
     if (c->parked)
         wsgi_drop_parked(s, c); /* a parked response on its way back */
     else
-        acceptor_close(s->acceptor, c);
+        conn_return_close(&s->conn_return, c);
 }
 
 /* Responses parked at once, and the response memory they may hold (the
@@ -587,9 +587,8 @@ static int start_threads(struct server *s, const char *address)
         .max_reuse_count = options->max_reuse_count,
         .metrics = s->metrics,
         .draining = &s->stopping,
-        .endpoint_paths = {[METRICS_HEALTH] = options->health_path[0] ? options->health_path : NULL,
-                           [METRICS_EXPOSITION] =
-                               options->metrics_path[0] ? options->metrics_path : NULL},
+        .endpoint_paths = {s->endpoint_paths[METRICS_HEALTH],
+                           s->endpoint_paths[METRICS_EXPOSITION]},
         /* Sockets given to us or passed by systemd have another owner, who
          * keeps their backlog for whoever serves them next. */
         .drain_accepts_backlog = s->listeners_opened_here,
@@ -598,7 +597,7 @@ static int start_threads(struct server *s, const char *address)
      * answered, whatever the scheduling of the threads. */
     log_write(LOG_INFO, "pyruvate serving on %s with %u workers", address, options->workers);
     relay_logs(s);
-    s->acceptor = acceptor_start(&config, err);
+    s->acceptor = acceptor_start(&config, &s->conn_return, err);
     if (s->acceptor == NULL)
         goto stop_pool;
     return 0;
@@ -654,6 +653,9 @@ static struct server *server_new(PyObject *module, PyObject *application,
         return NULL;
     }
     s->options = *options;
+    s->endpoint_paths[METRICS_HEALTH] = s->options.health_path[0] ? s->options.health_path : NULL;
+    s->endpoint_paths[METRICS_EXPOSITION] =
+        s->options.metrics_path[0] ? s->options.metrics_path : NULL;
     s->metrics = metrics_new();
     if (s->metrics == NULL) {
         PyMem_RawFree(s);
@@ -678,6 +680,25 @@ static void put_process_back(struct saved_signals *saved, const int signal_pair[
     }
     if (log_fd >= 0)
         close(log_fd);
+}
+
+/* Serves from the moment the threads run until a signal or a stop ends it,
+ * then stops the threads. What a signal handler raised (KeyboardInterrupt)
+ * is kept in *exc_* for the end. Returns whether every thread stopped (if
+ * not, s must outlive them). */
+static int serve_until_stopped(struct server *s, int signal_fd, int log_fd, PyObject **exc_type,
+                               PyObject **exc_value, PyObject **exc_tb)
+{
+    if (systemd_notify("READY=1") < 0)
+        log_write(LOG_WARNING, "cannot notify systemd (NOTIFY_SOCKET): errno %d", errno);
+    /* Keep what a signal handler raised (KeyboardInterrupt) for the end. */
+    if (wait_for_stop(s, signal_fd, log_fd) < 0)
+        PyErr_Fetch(exc_type, exc_value, exc_tb);
+    log_write(LOG_INFO, "pyruvate stopping");
+    int stopped_cleanly = stop_threads(s, signal_fd);
+    relay_logs(s);
+    take_interrupt(s, exc_type, exc_value, exc_tb);
+    return stopped_cleanly;
 }
 
 PyObject *server_run(PyObject *module, PyObject *application, const struct server_bind *bind,
@@ -722,16 +743,9 @@ PyObject *server_run(PyObject *module, PyObject *application, const struct serve
         goto fail;
     registry_publish(&s->registry, s);
 
-    if (systemd_notify("READY=1") < 0)
-        log_write(LOG_WARNING, "cannot notify systemd (NOTIFY_SOCKET): errno %d", errno);
     PyObject *exc_type = NULL, *exc_value = NULL, *exc_tb = NULL;
-    /* Keep what a signal handler raised (KeyboardInterrupt) for the end. */
-    if (wait_for_stop(s, signal_pair[0], log_fd) < 0)
-        PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
-    log_write(LOG_INFO, "pyruvate stopping");
-    int stopped_cleanly = stop_threads(s, signal_pair[0]);
-    relay_logs(s);
-    take_interrupt(s, &exc_type, &exc_value, &exc_tb);
+    int stopped_cleanly =
+        serve_until_stopped(s, signal_pair[0], log_fd, &exc_type, &exc_value, &exc_tb);
     registry_remove(&s->registry);
     put_process_back(&saved, signal_pair, log_fd);
     if (stopped_cleanly)

@@ -10,9 +10,10 @@
 #include <stdlib.h>
 #include <sys/socket.h>
 
-#include "pyruvate/acceptor.h"
+#include "pyruvate/conn.h"
 #include "pyruvate/environ.h"
 #include "pyruvate/log.h"
+#include "pyruvate/pool.h"
 #include "pyruvate/server_state.h"
 #include "pyruvate/start_response.h"
 #include "pyruvate/wsgi.h"
@@ -111,16 +112,17 @@ static void serve_connection(struct worker *w, struct conn *c)
         switch (
             conn_next(c, w->response.must_close ? CONN_AFTER_LAST_RESPONSE : CONN_AFTER_RESPONSE)) {
         case CONN_CLOSE:
-            acceptor_close(w->server->acceptor, c);
+            conn_return_close(&w->server->conn_return, c);
             return;
         case CONN_LINGER:
             /* The acceptor drains what the client still sends. */
             conn_linger(c);
-            acceptor_give_back(w->server->acceptor, c);
+            conn_return_give_back(&w->server->conn_return, c);
             return;
         case CONN_DISPATCH:
-            if (acceptor_endpoint_of(w->server->acceptor, c) != METRICS_NO_ENDPOINT) {
-                acceptor_give_back(w->server->acceptor, c); /* it answers those */
+            if (conn_endpoint(c, w->server->endpoint_paths) != METRICS_NO_ENDPOINT) {
+                /* the acceptor answers those */
+                conn_return_give_back(&w->server->conn_return, c);
                 return;
             }
             /* Also while stopping: the request was read whole, and the
@@ -130,16 +132,16 @@ static void serve_connection(struct worker *w, struct conn *c)
             continue;
         case CONN_REJECT:
             conn_reject(c, c->request.error_status, w->server->options.access_log);
-            acceptor_give_back(w->server->acceptor, c);
+            conn_return_give_back(&w->server->conn_return, c);
             return;
         case CONN_READ:
             if (await_next_request(w, c) == REQUEST_COMPLETE &&
-                acceptor_endpoint_of(w->server->acceptor, c) == METRICS_NO_ENDPOINT) {
+                conn_endpoint(c, w->server->endpoint_paths) == METRICS_NO_ENDPOINT) {
                 c->request_start_ms = monotonic_ms();
                 c->queued_us = monotonic_us();
                 continue;
             }
-            acceptor_give_back(w->server->acceptor, c);
+            conn_return_give_back(&w->server->conn_return, c);
             return;
         }
     }

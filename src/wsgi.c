@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "pyruvate/acceptor.h"
+#include "pyruvate/conn.h"
 #include "pyruvate/environ.h"
 #include "pyruvate/filewrapper.h"
 #include "pyruvate/input.h"
@@ -374,5 +374,5 @@ void wsgi_drop_parked(struct server *server, struct conn *c)
     Py_XDECREF(p->env);
     buf_free(&p->head);
     free(p);
-    acceptor_close(server->acceptor, c);
+    conn_return_close(&server->conn_return, c);
 }

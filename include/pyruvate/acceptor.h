@@ -36,8 +36,12 @@ struct acceptor_config {
 };
 
 /* Creates the acceptor and starts its thread. NULL on failure, with a
- * message in err. The config and what it points to must outlive it. */
-struct acceptor *acceptor_start(const struct acceptor_config *config, char err[PYR_ERR_LEN]);
+ * message in err. The config and what it points to must outlive it. Fills
+ * *conn_return (acceptor_give_back and acceptor_close) before the thread
+ * can hand out a connection, so the stages after the pool never need the
+ * acceptor itself. */
+struct acceptor *acceptor_start(const struct acceptor_config *config,
+                                struct conn_return *conn_return, char err[PYR_ERR_LEN]);
 
 /* Returns a connection after its response: it waits for the next request
  * (or, when c->lingering, for the peer to close). Takes ownership of c;
@@ -47,12 +51,6 @@ void acceptor_give_back(struct acceptor *a, struct conn *c);
 /* Closes and frees a connection that its owner is done with, keeping the
  * connection count right. Thread-safe. */
 void acceptor_close(struct acceptor *a, struct conn *c);
-
-/* The endpoint (health, metrics) that the complete request on c asks for,
- * which only the acceptor answers; METRICS_NO_ENDPOINT for the app's.
- * Thread-safe: a worker with a pipelined or keep-alive request in hand
- * gives c back to the acceptor for these. */
-enum metrics_endpoint acceptor_endpoint_of(const struct acceptor *a, const struct conn *c);
 
 /* Reads the metrics and the gauges the acceptor and its pool know of into
  * *s. Thread-safe while a is not destroyed (also after acceptor_stop). */

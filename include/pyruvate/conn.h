@@ -2,7 +2,8 @@
  *
  * A connection has exactly one owner at a time and ownership moves with each
  * handoff: acceptor (reading) -> pool queue -> worker (answering) -> back to
- * the acceptor for keep-alive, or closed by the owner. */
+ * the acceptor for keep-alive (through struct conn_return), or closed by
+ * the owner. */
 #ifndef PYRUVATE_CONN_H
 #define PYRUVATE_CONN_H
 
@@ -85,14 +86,14 @@ enum conn_moment {
  * header block that outgrows every limit (431). */
 enum conn_next conn_next(struct conn *c, enum conn_moment moment);
 
-/* Half-closes c and frees its input, for its owner to drain what the
- * client still sends: closing with unread input would make the kernel
- * send a reset that can destroy the response before the client reads it. */
 /* 1 when bytes wait unread in c's socket: such a connection is not idle,
  * whatever its idle_since_ms says. 0 after the peer's close: closing it
  * to make room is the right thing then. */
 int conn_has_unread_input(const struct conn *c);
 
+/* Half-closes c and frees its input, for its owner to drain what the
+ * client still sends: closing with unread input would make the kernel
+ * send a reset that can destroy the response before the client reads it. */
 void conn_linger(struct conn *c);
 
 /* Sends a canned error response without blocking (best effort), counts
@@ -120,7 +121,34 @@ void conn_peer_strings(const struct conn *c, char *host, size_t host_size, char 
 void conn_access_line(const struct conn *c, const char *address, int status,
                       unsigned long long body_bytes, char *out, size_t out_size);
 
+/* The endpoint (health, metrics) that the complete request on c names,
+ * given the configured paths (NULL: off); METRICS_NO_ENDPOINT for the
+ * app's. Only the acceptor answers those, without the GIL. */
+enum metrics_endpoint conn_endpoint(const struct conn *c,
+                                    const char *const paths[METRICS_ENDPOINT_COUNT]);
+
 /* Closes the socket and frees c. */
 void conn_free(struct conn *c);
+
+/* Where a connection goes when a later stage (worker, wsgi, shutdown) is
+ * done with it, without that stage knowing who reads requests: give_back
+ * takes ownership of c to wait for its next request (or, when c->lingering,
+ * for the peer to close); close frees c and keeps the connection count
+ * right. Both are thread-safe. The acceptor fills it in (acceptor_start). */
+struct conn_return {
+    void (*give_back)(struct conn *c, void *ctx);
+    void (*close)(struct conn *c, void *ctx);
+    void *ctx;
+};
+
+static inline void conn_return_give_back(const struct conn_return *to, struct conn *c)
+{
+    to->give_back(c, to->ctx);
+}
+
+static inline void conn_return_close(const struct conn_return *to, struct conn *c)
+{
+    to->close(c, to->ctx);
+}
 
 #endif

@@ -8,7 +8,6 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
-#include <sys/uio.h>
 #include <time.h>
 
 #include "pyruvate/buf.h"
@@ -102,22 +101,6 @@ int response_frame(struct response_state *resp, struct buf *head, struct respons
  * holds the last chunk to send, 0 when nothing is left to send (a body
  * shorter than its Content-Length sets must_close). */
 int response_finish(struct response_state *resp, struct response_out *out);
-
-/* Writes every byte of iov to the nonblocking socket fd. When the socket is
- * full, waits up to timeout_ms for it to drain. Returns 0, or -1 with errno
- * (ETIMEDOUT when the peer stopped reading, EPIPE/ECONNRESET when it left).
- * iov is modified. */
-int response_write_all(int fd, struct iovec *iov, int iovcnt, int timeout_ms);
-
-/* One nonblocking attempt to write iov. Returns 0 when everything went out,
- * 1 when some is left (then iov and *iovcnt describe the rest), -1 with
- * errno when the connection failed. */
-int response_write_nowait(int fd, struct iovec *iov, int *iovcnt);
-
-/* Sends count bytes of in_fd from *offset with sendfile(2), waiting like
- * response_write_all. Returns 0, or -1 with errno (ENODATA if the file ended
- * early). *offset is advanced by what was sent. */
-int response_sendfile(int fd, int in_fd, off_t *offset, size_t count, int timeout_ms);
 
 /* True while some of out is still to be sent. */
 int response_out_pending(const struct response_out *out);

@@ -8,6 +8,7 @@
 
 #include <stdatomic.h>
 
+#include "pyruvate/conn.h"
 #include "pyruvate/listen.h"
 #include "pyruvate/proxy.h"
 #include "pyruvate/registry.h"
@@ -66,9 +67,12 @@ struct server {
     unsigned listener_count;
     int listeners_opened_here; /* not given to serve() nor passed by systemd */
     struct pool *pool;
-    struct acceptor *acceptor;
-    struct park_set *park;   /* responses waiting for their client to read */
-    struct metrics *metrics; /* counted by every thread; freed with the server */
+    struct acceptor *acceptor;      /* server.c only */
+    struct conn_return conn_return; /* the acceptor's, for the workers */
+    struct park_set *park;          /* responses waiting for their client to read */
+    struct metrics *metrics;        /* counted by every thread; freed with the server */
+    /* The paths the acceptor answers itself (health, metrics); NULL: off. */
+    const char *endpoint_paths[METRICS_ENDPOINT_COUNT];
 
     atomic_int stopping; /* set once shutdown begins */
     /* Listed while serve() runs, for pyruvate.shutdown(); published to

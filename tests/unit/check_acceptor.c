@@ -36,6 +36,7 @@ static struct request_limits limits;
 static struct acceptor_config config;
 static struct pool *pool;
 static struct acceptor *acceptor;
+static struct conn_return conn_return; /* how on_handle gives connections back */
 
 static void *on_thread_start(void *ctx, unsigned index)
 {
@@ -67,7 +68,7 @@ static void on_handle(void *state, void *item)
         if (conn_next(c, CONN_AFTER_RESPONSE) != CONN_DISPATCH)
             break;
     }
-    acceptor_give_back(acceptor, c);
+    conn_return_give_back(&conn_return, c);
 }
 
 static void start(int request_timeout_ms)
@@ -98,7 +99,7 @@ static void start(int request_timeout_ms)
                                       .keepalive_timeout_ms = 10000,
                                       .linger_timeout_ms = 200,
                                       .max_connections = 16};
-    acceptor = acceptor_start(&config, err);
+    acceptor = acceptor_start(&config, &conn_return, err);
     ck_assert_msg(acceptor != NULL, "%s", err);
 }
 

@@ -1,6 +1,6 @@
 /* Tests for src/response.c: status and header validation, the Date value,
- * the head and the body's framing for every case, and the blocking write
- * loops over a socketpair. */
+ * the head and the body's framing for every case, and sending a
+ * response_out over a socketpair. */
 #include <check.h>
 #include <errno.h>
 #include <limits.h>
@@ -198,101 +198,6 @@ static void start_reader(pthread_t *thread, struct reader *r, int fd, size_t off
     ck_assert_int_eq(pthread_create(thread, NULL, read_and_verify, r), 0);
 }
 
-START_TEST(test_write_all_large_payload)
-{
-    enum { PAYLOAD = 4 << 20 };
-    /* Sizes cycle through empty, tiny and page-sized pieces; there are far
-     * more iovecs than IOV_MAX, and sendmsg stops mid-iovec all the time. */
-    static const size_t sizes[] = {0, 1, 13, 512, 1400, 4096, 3, 2900, 0, 65};
-    unsigned char *payload = malloc(PAYLOAD);
-    size_t cycle = 0;
-    for (size_t i = 0; i < ARRAY_SIZE(sizes); i++)
-        cycle += sizes[i];
-    size_t max_iov = (PAYLOAD / cycle + 1) * ARRAY_SIZE(sizes);
-    struct iovec *iov = calloc(max_iov, sizeof(*iov));
-    ck_assert_ptr_nonnull(payload);
-    ck_assert_ptr_nonnull(iov);
-    for (size_t i = 0; i < PAYLOAD; i++)
-        payload[i] = pattern_byte(i);
-    int iovcnt = 0;
-    for (size_t at = 0; at < PAYLOAD; iovcnt++) {
-        size_t n = sizes[(size_t)iovcnt % ARRAY_SIZE(sizes)];
-        if (n > PAYLOAD - at)
-            n = PAYLOAD - at;
-        iov[iovcnt] = (struct iovec){payload + at, n};
-        at += n;
-    }
-    ck_assert_int_gt(iovcnt, 2 * IOV_MAX);
-
-    int fds[2];
-    make_socketpair(fds);
-    int small = 4096;
-    setsockopt(fds[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
-    pthread_t thread;
-    struct reader reader;
-    start_reader(&thread, &reader, fds[1], 0);
-
-    ck_assert_int_eq(response_write_all(fds[0], iov, iovcnt, 5000), 0);
-    close(fds[0]); /* EOF tells the reader nothing more comes */
-    pthread_join(thread, NULL);
-    ck_assert_uint_eq(reader.got, PAYLOAD);
-    ck_assert_msg(reader.first_mismatch == SIZE_MAX, "byte %zu differs", reader.first_mismatch);
-    close(fds[1]);
-    free(iov);
-    free(payload);
-}
-END_TEST
-
-START_TEST(test_write_all_nothing_to_write)
-{
-    int fds[2];
-    make_socketpair(fds);
-    struct iovec empty[3] = {{NULL, 0}, {NULL, 0}, {NULL, 0}};
-    ck_assert_int_eq(response_write_all(fds[0], empty, 0, 50), 0);
-    ck_assert_int_eq(response_write_all(fds[0], empty, 3, 50), 0);
-    char byte;
-    ck_assert_int_eq(read(fds[1], &byte, 1), -1);
-    ck_assert_int_eq(errno, EAGAIN);
-    close(fds[0]);
-    close(fds[1]);
-}
-END_TEST
-
-START_TEST(test_write_all_times_out_when_nobody_reads)
-{
-    enum { PAYLOAD = 1 << 20 }; /* well over what the socket buffers hold */
-    char *payload = calloc(1, PAYLOAD);
-    ck_assert_ptr_nonnull(payload);
-    int fds[2];
-    make_socketpair(fds);
-    struct iovec iov = {payload, PAYLOAD};
-    errno = 0;
-    ck_assert_int_eq(response_write_all(fds[0], &iov, 1, 50), -1);
-    ck_assert_int_eq(errno, ETIMEDOUT);
-    /* iov now describes what is left. */
-    ck_assert_uint_gt(iov.iov_len, 0);
-    ck_assert_uint_lt(iov.iov_len, PAYLOAD);
-    close(fds[0]);
-    close(fds[1]);
-    free(payload);
-}
-END_TEST
-
-START_TEST(test_write_all_epipe_after_peer_closed)
-{
-    int fds[2];
-    make_socketpair(fds);
-    close(fds[1]);
-    char data[] = "HTTP/1.1 200 OK\r\n\r\n";
-    struct iovec iov = {data, sizeof(data) - 1};
-    errno = 0;
-    /* MSG_NOSIGNAL: an error, not a SIGPIPE that would kill the process. */
-    ck_assert_int_eq(response_write_all(fds[0], &iov, 1, 50), -1);
-    ck_assert_int_eq(errno, EPIPE);
-    close(fds[0]);
-}
-END_TEST
-
 static int make_pattern_file(size_t size)
 {
     int fd = memfd_create("check_response", MFD_CLOEXEC);
@@ -306,7 +211,131 @@ static int make_pattern_file(size_t size)
     return fd;
 }
 
-START_TEST(test_sendfile_range)
+/* Fills out with the piece of the pattern that starts at *at: framing and
+ * trailer from memory, the body from memory or (every other piece) from the
+ * pattern file, sizes cycling through empty, tiny and page-sized ones so the
+ * socket stops mid-part all the time. */
+static void next_piece(struct response_out *out, const unsigned char *payload, int file, size_t *at,
+                       size_t total, size_t index)
+{
+    static const size_t framing_sizes[] = {0, 1, 13, 512, 1400, 6};
+    static const size_t body_sizes[] = {4096, 3, 2900, 0, 65, 70000, 1};
+    static const size_t after_sizes[] = {0, 2, 8, 1, 5};
+    size_t sizes[3] = {framing_sizes[index % ARRAY_SIZE(framing_sizes)],
+                       body_sizes[index % ARRAY_SIZE(body_sizes)],
+                       after_sizes[index % ARRAY_SIZE(after_sizes)]};
+    for (size_t i = 0; i < 3; i++) {
+        if (sizes[i] > total - *at)
+            sizes[i] = total - *at;
+        *at += sizes[i];
+    }
+    size_t start = *at - sizes[0] - sizes[1] - sizes[2];
+    *out = (struct response_out){
+        .framing = (const char *)payload + start, .framing_len = sizes[0], .file_fd = -1};
+    if (index % 2) {
+        out->file_fd = file;
+        out->file_offset = (off_t)(start + sizes[0]);
+        out->file_len = sizes[1];
+    } else {
+        out->data = (const char *)payload + start + sizes[0];
+        out->data_len = sizes[1];
+    }
+    memcpy(out->after, payload + start + sizes[0] + sizes[1], sizes[2]);
+    out->after_len = sizes[2];
+}
+
+START_TEST(test_out_send_large_payload_in_pieces)
+{
+    enum { PAYLOAD = 4 << 20 };
+    unsigned char *payload = malloc(PAYLOAD);
+    ck_assert_ptr_nonnull(payload);
+    for (size_t i = 0; i < PAYLOAD; i++)
+        payload[i] = pattern_byte(i);
+    int file = make_pattern_file(PAYLOAD);
+
+    int fds[2];
+    make_socketpair(fds);
+    int small = 4096;
+    setsockopt(fds[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+    pthread_t thread;
+    struct reader reader;
+    start_reader(&thread, &reader, fds[1], 0);
+
+    size_t pieces = 0;
+    for (size_t at = 0; at < PAYLOAD; pieces++) {
+        struct response_out out;
+        next_piece(&out, payload, file, &at, PAYLOAD, pieces);
+        ck_assert_int_eq(response_out_send(fds[0], &out, 5000, 0), 0);
+        ck_assert(!response_out_pending(&out));
+    }
+    ck_assert_uint_gt(pieces, 100);
+    close(fds[0]); /* EOF tells the reader nothing more comes */
+    pthread_join(thread, NULL);
+    ck_assert_uint_eq(reader.got, PAYLOAD);
+    ck_assert_msg(reader.first_mismatch == SIZE_MAX, "byte %zu differs", reader.first_mismatch);
+    close(fds[1]);
+    close(file);
+    free(payload);
+}
+END_TEST
+
+START_TEST(test_out_nothing_to_send)
+{
+    int fds[2];
+    make_socketpair(fds);
+    struct response_out empty = {.file_fd = -1};
+    ck_assert(!response_out_pending(&empty));
+    ck_assert_int_eq(response_out_try(fds[0], &empty), 0);
+    ck_assert_int_eq(response_out_send(fds[0], &empty, 50, 0), 0);
+    /* Empty parts next to a file range that is empty too: nothing either. */
+    struct response_out blank = {.framing = "", .data = "", .file_fd = 0, .file_offset = 5};
+    ck_assert_int_eq(response_out_send(fds[0], &blank, 50, monotonic_ms() + 50), 0);
+    char byte;
+    ck_assert_int_eq(read(fds[1], &byte, 1), -1);
+    ck_assert_int_eq(errno, EAGAIN);
+    close(fds[0]);
+    close(fds[1]);
+}
+END_TEST
+
+START_TEST(test_out_send_times_out_when_nobody_reads)
+{
+    enum { PAYLOAD = 1 << 20 }; /* well over what the socket buffers hold */
+    char *payload = calloc(1, PAYLOAD);
+    ck_assert_ptr_nonnull(payload);
+    int fds[2];
+    make_socketpair(fds);
+    struct response_out out = {.data = payload, .data_len = PAYLOAD, .file_fd = -1};
+    errno = 0;
+    /* No deadline: the wait for a full socket to drain is the limit. */
+    ck_assert_int_eq(response_out_send(fds[0], &out, 50, 0), -1);
+    ck_assert_int_eq(errno, ETIMEDOUT);
+    /* out now describes what is left. */
+    ck_assert_uint_gt(out.data_len, 0);
+    ck_assert_uint_lt(out.data_len, PAYLOAD);
+    ck_assert_ptr_eq(out.data + out.data_len, payload + PAYLOAD);
+    close(fds[0]);
+    close(fds[1]);
+    free(payload);
+}
+END_TEST
+
+START_TEST(test_out_send_epipe_after_peer_closed)
+{
+    int fds[2];
+    make_socketpair(fds);
+    close(fds[1]);
+    struct response_out out = {
+        .framing = "HTTP/1.1 200 OK\r\n\r\n", .framing_len = 19, .file_fd = -1};
+    errno = 0;
+    /* MSG_NOSIGNAL: an error, not a SIGPIPE that would kill the process. */
+    ck_assert_int_eq(response_out_send(fds[0], &out, 50, 0), -1);
+    ck_assert_int_eq(errno, EPIPE);
+    close(fds[0]);
+}
+END_TEST
+
+START_TEST(test_out_send_file_range)
 {
     enum { FILE_SIZE = 1 << 20, START = 1000, COUNT = 600000 };
     int file = make_pattern_file(FILE_SIZE);
@@ -315,9 +344,10 @@ START_TEST(test_sendfile_range)
     pthread_t thread;
     struct reader reader;
     start_reader(&thread, &reader, fds[1], START);
-    off_t offset = START;
-    ck_assert_int_eq(response_sendfile(fds[0], file, &offset, COUNT, 5000), 0);
-    ck_assert_int_eq(offset, START + COUNT);
+    struct response_out out = {.file_fd = file, .file_offset = START, .file_len = COUNT};
+    ck_assert_int_eq(response_out_send(fds[0], &out, 5000, 0), 0);
+    ck_assert_int_eq(out.file_offset, START + COUNT);
+    ck_assert_uint_eq(out.file_len, 0);
     close(fds[0]);
     pthread_join(thread, NULL);
     ck_assert_uint_eq(reader.got, COUNT);
@@ -327,16 +357,17 @@ START_TEST(test_sendfile_range)
 }
 END_TEST
 
-START_TEST(test_sendfile_file_ends_early)
+START_TEST(test_out_send_file_ends_early)
 {
     int file = make_pattern_file(1000);
     int fds[2];
     make_socketpair(fds);
-    off_t offset = 0;
+    struct response_out out = {.file_fd = file, .file_offset = 0, .file_len = 2000};
     errno = 0;
-    ck_assert_int_eq(response_sendfile(fds[0], file, &offset, 2000, 50), -1);
+    ck_assert_int_eq(response_out_send(fds[0], &out, 50, 0), -1);
     ck_assert_int_eq(errno, ENODATA);
-    ck_assert_int_eq(offset, 1000);
+    ck_assert_int_eq(out.file_offset, 1000);
+    ck_assert_uint_eq(out.file_len, 1000);
     close(fds[0]);
     close(fds[1]);
     close(file);
@@ -773,8 +804,8 @@ Suite *make_response_suite(void)
     tcase_add_loop_test(core, test_valid_header_name, 0, ARRAY_SIZE(name_cases));
     tcase_add_loop_test(core, test_valid_header_value, 0, ARRAY_SIZE(value_cases));
     tcase_add_loop_test(core, test_chunk_header, 0, ARRAY_SIZE(chunk_cases));
-    tcase_add_test(core, test_write_all_nothing_to_write);
-    tcase_add_test(core, test_sendfile_range);
+    tcase_add_test(core, test_out_nothing_to_send);
+    tcase_add_test(core, test_out_send_file_range);
     tcase_add_test(core, test_out_order_framing_file_after);
     tcase_add_test(core, test_out_full_socket_keeps_the_rest);
     tcase_add_loop_test(core, test_framing, 0, ARRAY_SIZE(framing_cases));
@@ -782,13 +813,13 @@ Suite *make_response_suite(void)
     suite_add_tcase(s, core);
 
     TCase *limits = tcase_create("limits");
-    tcase_add_test(limits, test_write_all_large_payload);
+    tcase_add_test(limits, test_out_send_large_payload_in_pieces);
     suite_add_tcase(s, limits);
 
     TCase *errors = tcase_create("errors");
-    tcase_add_test(errors, test_write_all_times_out_when_nobody_reads);
-    tcase_add_test(errors, test_write_all_epipe_after_peer_closed);
-    tcase_add_test(errors, test_sendfile_file_ends_early);
+    tcase_add_test(errors, test_out_send_times_out_when_nobody_reads);
+    tcase_add_test(errors, test_out_send_epipe_after_peer_closed);
+    tcase_add_test(errors, test_out_send_file_ends_early);
     tcase_add_test(errors, test_out_file_shorter_than_announced);
     tcase_add_loop_test(errors, test_add_header, 0, ARRAY_SIZE(header_cases));
     tcase_add_test(errors, test_add_header_repeated_content_length);
