@@ -201,7 +201,7 @@ static void drop(struct acceptor *a, struct conn *c)
 static void reject(struct acceptor *a, struct conn *c, int status, int64_t now)
 {
     log_write(LOG_DEBUG, "answering %d to fd %d: %s", status, c->fd,
-              c->request.error_reason ? c->request.error_reason : "");
+              c->request->error_reason ? c->request->error_reason : "");
     conn_reject(c, status, a->config.access_log);
     c->deadline_ms = now + a->config.linger_timeout_ms;
     if (!c->poll_index && poll_set_add(a, c->fd, c) < 0)
@@ -262,13 +262,13 @@ static void advance(struct acceptor *a, struct conn *c, int64_t now)
         dispatch(a, c, now);
         return;
     case CONN_REJECT:
-        reject(a, c, c->request.error_status, now);
+        reject(a, c, c->request->error_status, now);
         return;
     default:
         break;
     }
-    const struct request *r = &c->request;
-    if (r->expect_continue && !c->continue_sent && request_wants_body(r)) {
+    const struct request *r = c->request;
+    if (r && r->expect_continue && !c->continue_sent && request_wants_body(r)) {
         /* RFC 9110 §10.1.1: the client waits for this before the body. */
         ssize_t ignored = send(c->fd, http_status_continue, strlen(http_status_continue),
                                MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -422,6 +422,7 @@ static void take_returned(struct acceptor *a, int64_t now)
         struct conn *c = list;
         list = c->next;
         c->next = NULL;
+        conn_release_if_idle(c);
         if (c->lingering) {
             c->deadline_ms = now + a->config.linger_timeout_ms;
         } else if (c->in.len > 0) {

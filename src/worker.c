@@ -127,7 +127,7 @@ static void serve_connection(struct worker *w, struct conn *c)
             acceptor_close(w->server->acceptor, c);
             return;
         case CONN_REJECT:
-            conn_reject(c, c->request.error_status, w->server->options.access_log);
+            conn_reject(c, c->request->error_status, w->server->options.access_log);
             acceptor_give_back(w->server->acceptor, c);
             return;
         case CONN_READ:
