@@ -3,6 +3,7 @@ small struct, not a buffer or a parser. Thousands of clients may keep a
 connection open between requests (tests/bench/idle_memory.py measures the
 bytes beside bjoern)."""
 import json
+import os
 import resource
 import time
 
@@ -50,7 +51,9 @@ def test_idle_keepalive_connection_holds_no_request_buffer(start_server):
         # Each connection kept its 16 KiB input buffer once, later its
         # parser and header array (1.7 KiB); now it holds a struct of a few
         # hundred bytes. 1 KiB a connection leaves room for allocator noise.
-        assert (after - before) * 1024 / count < 1024, (before, after, count)
+        # (Under AddressSanitizer RSS holds its quarantine and shadow.)
+        if not os.environ.get("PYRUVATE_TEST_LD_PRELOAD"):
+            assert (after - before) * 1024 / count < 1024, (before, after, count)
         # Idle, they all still serve the next request.
         for conn in held[::97]:
             assert conn.request("GET", "/hello").status == 200
