@@ -508,5 +508,6 @@ static void *acceptor_main(void *arg)
     take_returned(a, 0);
     for (unsigned i = a->polls.nfds; i-- > a->first_conn;)
         drop(a, a->polls.slots[i].conn);
+    conn_drop_spare();
     return NULL;
 }

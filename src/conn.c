@@ -23,16 +23,17 @@ enum { CONN_READ_CHUNK = 16384 };
  * request buffers churn through: thousands of idle ones then lie side by
  * side, instead of each pinning pages among the holes that freed buffers
  * leave. A freed connection is kept for the next one; slabs are never
- * returned. Sanitizer builds use malloc, to keep catching use after free. */
+ * returned. Requests are recycled too (see spare_request). Sanitizer
+ * builds use malloc and free, to keep catching use after free. */
 #if defined(__SANITIZE_ADDRESS__)
-#define CONN_SLABS 0
+#define CONN_RECYCLE 0
 #elif defined(__has_feature)
 #if __has_feature(address_sanitizer)
-#define CONN_SLABS 0
+#define CONN_RECYCLE 0
 #endif
 #endif
-#ifndef CONN_SLABS
-#define CONN_SLABS 1
+#ifndef CONN_RECYCLE
+#define CONN_RECYCLE 1
 #endif
 
 enum { CONN_SLAB_COUNT = 256 }; /* connections per slab */
@@ -42,7 +43,7 @@ static struct conn *spare_conns; /* linked by next, under spare_mutex */
 
 static struct conn *conn_alloc(void)
 {
-    if (!CONN_SLABS)
+    if (!CONN_RECYCLE)
         return calloc(1, sizeof(struct conn));
     pthread_mutex_lock(&spare_mutex);
     if (spare_conns == NULL) {
@@ -63,7 +64,7 @@ static struct conn *conn_alloc(void)
 
 static void conn_release(struct conn *c)
 {
-    if (!CONN_SLABS) {
+    if (!CONN_RECYCLE) {
         free(c);
         return;
     }
@@ -71,6 +72,28 @@ static void conn_release(struct conn *c)
     c->next = spare_conns;
     spare_conns = c;
     pthread_mutex_unlock(&spare_mutex);
+}
+
+/* The request of a connection that went back to wait, kept by the thread
+ * that let it go (the acceptor) for the next connection that speaks, which
+ * saves making and freeing one per request. It was reset for a next
+ * request (request_next), and such a request serves any connection. */
+static _Thread_local struct request *spare_request;
+
+static struct request *new_request(const struct request_limits *limits)
+{
+    struct request *r = spare_request;
+    if (r != NULL && r->limits == limits) {
+        spare_request = NULL;
+        return r;
+    }
+    return request_create(limits);
+}
+
+void conn_drop_spare(void)
+{
+    request_destroy(spare_request);
+    spare_request = NULL;
 }
 
 struct conn *conn_create(int fd, const struct listener *listener, const struct sockaddr *peer,
@@ -104,7 +127,7 @@ static ssize_t read_first(struct conn *c)
     if (n <= 0)
         return n;
     char *data = malloc((size_t)n);
-    if (data == NULL || (c->request == NULL && (c->request = request_create(c->limits)) == NULL)) {
+    if (data == NULL || (c->request == NULL && (c->request = new_request(c->limits)) == NULL)) {
         free(data);
         errno = ENOMEM;
         return -1;
@@ -161,8 +184,15 @@ enum request_state conn_reset_for_next_request(struct conn *c)
 
 void conn_release_if_idle(struct conn *c)
 {
-    if (c->in.len == 0)
-        release_request(c);
+    if (c->in.len > 0)
+        return;
+    /* With nothing buffered, its request was reset by
+     * conn_reset_for_next_request (or there is none). */
+    if (CONN_RECYCLE && spare_request == NULL) {
+        spare_request = c->request;
+        c->request = NULL;
+    }
+    release_request(c);
 }
 
 /* The next step for the parser's verdict on what is buffered. */

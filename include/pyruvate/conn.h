@@ -80,6 +80,10 @@ enum request_state conn_reset_for_next_request(struct conn *c);
  * wait. (A worker that reads the next request at once reuses them.) */
 void conn_release_if_idle(struct conn *c);
 
+/* Frees the request conn_release_if_idle may keep for the calling thread's
+ * next connection; call before the thread ends. */
+void conn_drop_spare(void);
+
 /* A connection's next step, decided by conn_next for both of its owners. */
 enum conn_next {
     CONN_READ,     /* the request is not whole yet: wait for more bytes */
