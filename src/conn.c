@@ -36,9 +36,14 @@ enum { CONN_READ_CHUNK = 16384 };
 #define CONN_RECYCLE 1
 #endif
 
-enum { CONN_SLAB_COUNT = 256 }; /* connections per slab */
+/* Just under 38 KiB. */
+struct conn_slab {
+    struct conn_slab *next; /* every slab stays on this list (for leak checkers too) */
+    struct conn conns[255];
+};
 
 static pthread_mutex_t spare_mutex = PTHREAD_MUTEX_INITIALIZER;
+static struct conn_slab *slabs;  /* under spare_mutex */
 static struct conn *spare_conns; /* linked by next, under spare_mutex */
 
 static struct conn *conn_alloc(void)
@@ -46,11 +51,13 @@ static struct conn *conn_alloc(void)
     if (!CONN_RECYCLE)
         return calloc(1, sizeof(struct conn));
     pthread_mutex_lock(&spare_mutex);
-    if (spare_conns == NULL) {
-        struct conn *slab = malloc(CONN_SLAB_COUNT * sizeof(*slab));
-        for (unsigned i = 0; slab && i < CONN_SLAB_COUNT; i++) {
-            slab[i].next = spare_conns;
-            spare_conns = &slab[i];
+    struct conn_slab *slab = spare_conns ? NULL : malloc(sizeof(*slab));
+    if (slab) {
+        slab->next = slabs;
+        slabs = slab;
+        for (size_t i = 0; i < sizeof(slab->conns) / sizeof(slab->conns[0]); i++) {
+            slab->conns[i].next = spare_conns;
+            spare_conns = &slab->conns[i];
         }
     }
     struct conn *c = spare_conns;
