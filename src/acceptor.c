@@ -260,7 +260,7 @@ static void drop(struct acceptor *a, struct conn *c)
 static void reject(struct acceptor *a, struct conn *c, int status, int64_t now)
 {
     log_write(LOG_DEBUG, "answering %d to fd %d: %s", status, c->fd,
-              c->request.error_reason ? c->request.error_reason : "");
+              c->request->error_reason ? c->request->error_reason : "");
     conn_reject(c, status, a->config.access_log);
     c->deadline_ms = now + a->config.linger_timeout_ms;
     if (!c->poll_index && poll_set_add(a, c->fd, c) < 0)
@@ -340,7 +340,7 @@ static const char *endpoint_body(struct acceptor *a, enum metrics_endpoint endpo
 static enum conn_next answer_endpoint(struct acceptor *a, struct conn *c,
                                       enum metrics_endpoint endpoint, int64_t now)
 {
-    const struct request *r = &c->request;
+    const struct request *r = c->request;
     int draining = a->config.draining && atomic_load(a->config.draining);
     int last = a->config.max_reuse_count && c->requests_served + 1 >= a->config.max_reuse_count;
     struct metrics_answer answer =
@@ -401,7 +401,7 @@ static void advance(struct acceptor *a, struct conn *c, int64_t now)
         dispatch(a, c, now);
         return;
     case CONN_REJECT:
-        reject(a, c, c->request.error_status, now);
+        reject(a, c, c->request->error_status, now);
         return;
     case CONN_LINGER:
         conn_linger(c);
@@ -413,8 +413,8 @@ static void advance(struct acceptor *a, struct conn *c, int64_t now)
     case CONN_READ:
         break;
     }
-    const struct request *r = &c->request;
-    if (r->expect_continue && !c->continue_sent && request_wants_body(r)) {
+    const struct request *r = c->request;
+    if (r && r->expect_continue && !c->continue_sent && request_wants_body(r)) {
         /* RFC 9110 §10.1.1: the client waits for this before the body. */
         ssize_t sent = send(c->fd, http_status_continue, strlen(http_status_continue),
                             MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -572,6 +572,7 @@ static void take_returned(struct acceptor *a, int64_t now)
         struct conn *c = list;
         list = c->next;
         c->next = NULL;
+        conn_release_if_idle(c);
         if (c->lingering) {
             c->deadline_ms = now + a->config.linger_timeout_ms;
         } else if (c->in.len > 0) {
@@ -720,5 +721,6 @@ static void *acceptor_main(void *arg)
             answer_cut_off(a, c, 503);
         drop(a, c);
     }
+    conn_drop_spare();
     return NULL;
 }

@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -18,30 +19,136 @@
  * one read() call. */
 enum { CONN_READ_CHUNK = 16384 };
 
+/* Connections come from slabs of their own rather than from the heap that
+ * request buffers churn through: thousands of idle ones then lie side by
+ * side, instead of each pinning pages among the holes that freed buffers
+ * leave. A freed connection is kept for the next one; slabs are never
+ * returned. Requests are recycled too (see spare_request). Sanitizer
+ * builds use malloc and free, to keep catching use after free. */
+#if defined(__SANITIZE_ADDRESS__)
+#define CONN_RECYCLE 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CONN_RECYCLE 0
+#endif
+#endif
+#ifndef CONN_RECYCLE
+#define CONN_RECYCLE 1
+#endif
+
+/* Just under 38 KiB. */
+struct conn_slab {
+    struct conn_slab *next; /* every slab stays on this list (for leak checkers too) */
+    struct conn conns[255];
+};
+
+static pthread_mutex_t spare_mutex = PTHREAD_MUTEX_INITIALIZER;
+static struct conn_slab *slabs;  /* under spare_mutex */
+static struct conn *spare_conns; /* linked by next, under spare_mutex */
+
+static struct conn *conn_alloc(void)
+{
+    if (!CONN_RECYCLE)
+        return calloc(1, sizeof(struct conn));
+    pthread_mutex_lock(&spare_mutex);
+    struct conn_slab *slab = spare_conns ? NULL : malloc(sizeof(*slab));
+    if (slab) {
+        slab->next = slabs;
+        slabs = slab;
+        for (size_t i = 0; i < sizeof(slab->conns) / sizeof(slab->conns[0]); i++) {
+            slab->conns[i].next = spare_conns;
+            spare_conns = &slab->conns[i];
+        }
+    }
+    struct conn *c = spare_conns;
+    if (c)
+        spare_conns = c->next;
+    pthread_mutex_unlock(&spare_mutex);
+    if (c)
+        memset(c, 0, sizeof(*c));
+    return c;
+}
+
+static void conn_release(struct conn *c)
+{
+    if (!CONN_RECYCLE) {
+        free(c);
+        return;
+    }
+    pthread_mutex_lock(&spare_mutex);
+    c->next = spare_conns;
+    spare_conns = c;
+    pthread_mutex_unlock(&spare_mutex);
+}
+
+/* The request of a connection that went back to wait, kept by the thread
+ * that let it go (the acceptor) for the next connection that speaks, which
+ * saves making and freeing one per request. It was reset for a next
+ * request (request_next), and such a request serves any connection. */
+static _Thread_local struct request *spare_request;
+
+static struct request *new_request(const struct request_limits *limits)
+{
+    struct request *r = spare_request;
+    if (r != NULL && r->limits == limits) {
+        spare_request = NULL;
+        return r;
+    }
+    return request_create(limits);
+}
+
+void conn_drop_spare(void)
+{
+    request_destroy(spare_request);
+    spare_request = NULL;
+}
+
 struct conn *conn_create(int fd, const struct listener *listener, const struct sockaddr *peer,
                          socklen_t peer_len, const struct request_limits *limits)
 {
-    struct conn *c = calloc(1, sizeof(*c));
-    if (c == NULL)
-        goto fail;
-    if (request_init(&c->request, limits) < 0)
-        goto fail;
+    struct conn *c = conn_alloc();
+    if (c == NULL) {
+        close(fd);
+        errno = ENOMEM;
+        return NULL;
+    }
     c->fd = fd;
     c->listener = listener;
-    if (peer_len > sizeof(c->peer))
-        peer_len = sizeof(c->peer);
-    memcpy(&c->peer, peer, peer_len);
-    c->peer_len = peer_len;
+    c->limits = limits;
+    /* A Unix socket's path is cut off: only its family is looked at. */
+    memcpy(&c->peer, peer, peer_len < sizeof(c->peer) ? peer_len : sizeof(c->peer));
     return c;
-fail:
-    free(c);
-    close(fd);
-    errno = ENOMEM;
-    return NULL;
+}
+
+/* The first read of a request goes to the stack and is kept in a buffer of
+ * just its size: most requests arrive whole in one read, and many clients
+ * sending at once then leave no 16 KiB holes among the connections that
+ * stay (idle ones would pin those pages). */
+static ssize_t read_first(struct conn *c)
+{
+    char scratch[CONN_READ_CHUNK];
+    ssize_t n;
+    do
+        n = read(c->fd, scratch, sizeof(scratch));
+    while (n < 0 && errno == EINTR);
+    if (n <= 0)
+        return n;
+    char *data = malloc((size_t)n);
+    if (data == NULL || (c->request == NULL && (c->request = new_request(c->limits)) == NULL)) {
+        free(data);
+        errno = ENOMEM;
+        return -1;
+    }
+    memcpy(data, scratch, (size_t)n);
+    c->in = (struct buf){.data = data, .len = (size_t)n, .cap = (size_t)n};
+    metrics_count_bytes_in(c->metrics, (uint64_t)n);
+    return n;
 }
 
 ssize_t conn_read(struct conn *c)
 {
+    if (c->in.data == NULL)
+        return read_first(c);
     if (buf_reserve(&c->in, CONN_READ_CHUNK) < 0)
         return -1;
     for (;;) {
@@ -58,22 +165,44 @@ ssize_t conn_read(struct conn *c)
 
 enum request_state conn_parse(struct conn *c)
 {
-    return request_feed(&c->request, c->in.data, c->in.len);
+    if (c->request == NULL) /* nothing read yet */
+        return REQUEST_INCOMPLETE;
+    return request_feed(c->request, c->in.data, c->in.len);
+}
+
+/* Frees what only a request in progress needs. */
+static void release_request(struct conn *c)
+{
+    buf_free(&c->in);
+    request_destroy(c->request);
+    c->request = NULL;
 }
 
 enum request_state conn_reset_for_next_request(struct conn *c)
 {
-    buf_consume(&c->in, request_next(&c->request));
     c->continue_sent = 0;
     c->request_start_ms = 0;
-    if (c->in.len == 0) {
-        /* An idle connection keeps no buffer: thousands of them may wait. */
-        buf_free(&c->in);
+    if (c->request == NULL)
         return REQUEST_INCOMPLETE;
-    }
+    buf_consume(&c->in, request_next(c->request));
     /* After a large body, the next request must not keep its capacity. */
     buf_shrink(&c->in, CONN_READ_CHUNK);
-    return conn_parse(c);
+    /* With nothing buffered, both stay for a next request read at once;
+     * conn_release_if_idle frees them when c goes back to wait. */
+    return c->in.len > 0 ? conn_parse(c) : REQUEST_INCOMPLETE;
+}
+
+void conn_release_if_idle(struct conn *c)
+{
+    if (c->in.len > 0)
+        return;
+    /* With nothing buffered, its request was reset by
+     * conn_reset_for_next_request (or there is none). */
+    if (CONN_RECYCLE && spare_request == NULL) {
+        spare_request = c->request;
+        c->request = NULL;
+    }
+    release_request(c);
 }
 
 /* The next step for the parser's verdict on what is buffered. */
@@ -89,11 +218,12 @@ static enum conn_next next_for(struct conn *c, enum request_state state)
     }
     /* The parser limits each part; this bounds what a header block that
      * never ends can make us buffer. */
-    const struct request_limits *limits = c->request.limits;
-    if (!c->request.headers_complete &&
+    const struct request_limits *limits = c->limits;
+    struct request *r = c->request;
+    if (r && !r->headers_complete &&
         c->in.len > limits->max_target_length + limits->max_header_bytes + 8192) {
-        c->request.error_status = 431;
-        c->request.error_reason = "request header block too large";
+        r->error_status = 431;
+        r->error_reason = "request header block too large";
         return CONN_REJECT;
     }
     return CONN_READ;
@@ -103,7 +233,7 @@ enum conn_next conn_next(struct conn *c, enum conn_moment moment)
 {
     switch (moment) {
     case CONN_AFTER_LAST_RESPONSE:
-        return c->in.len > c->request.consumed ? CONN_LINGER : CONN_CLOSE;
+        return c->request && c->in.len > c->request->consumed ? CONN_LINGER : CONN_CLOSE;
     case CONN_AFTER_RESPONSE:
         return next_for(c, conn_reset_for_next_request(c));
     case CONN_AFTER_READ:
@@ -125,7 +255,7 @@ int conn_has_unread_input(const struct conn *c)
 void conn_linger(struct conn *c)
 {
     shutdown(c->fd, SHUT_WR);
-    buf_free(&c->in); /* draining does not need it */
+    release_request(c); /* draining needs neither */
     c->lingering = 1;
 }
 
@@ -151,7 +281,7 @@ void conn_reject(struct conn *c, int status, int access_log)
     /* Draining reads into a stack buffer: what was buffered (perhaps a
      * whole body's worth) is of no use. Freed before the answer goes out,
      * so a client that has it knows the memory is back. */
-    buf_free(&c->in);
+    release_request(c);
     conn_send_error(c, status);
     c->lingering = 1;
 }
@@ -168,21 +298,19 @@ void conn_peer_strings(const struct conn *c, char *host, size_t host_size, char 
 {
     host[0] = '\0';
     port[0] = '\0';
-    if (c->peer.ss_family == AF_INET) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)&c->peer;
-        inet_ntop(AF_INET, &in->sin_addr, host, (socklen_t)host_size);
-        snprintf(port, port_size, "%u", ntohs(in->sin_port));
-    } else if (c->peer.ss_family == AF_INET6) {
-        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&c->peer;
-        inet_ntop(AF_INET6, &in6->sin6_addr, host, (socklen_t)host_size);
-        snprintf(port, port_size, "%u", ntohs(in6->sin6_port));
+    if (c->peer.sa.sa_family == AF_INET) {
+        inet_ntop(AF_INET, &c->peer.in.sin_addr, host, (socklen_t)host_size);
+        snprintf(port, port_size, "%u", ntohs(c->peer.in.sin_port));
+    } else if (c->peer.sa.sa_family == AF_INET6) {
+        inet_ntop(AF_INET6, &c->peer.in6.sin6_addr, host, (socklen_t)host_size);
+        snprintf(port, port_size, "%u", ntohs(c->peer.in6.sin6_port));
     }
 }
 
 void conn_access_line(const struct conn *c, const char *address, int status,
                       unsigned long long body_bytes, char *out, size_t out_size)
 {
-    const struct request *r = &c->request;
+    const struct request *r = c->request; /* NULL: no request read */
     char peer[64], port[16], shown_address[64];
     if (address == NULL || address[0] == '\0') {
         conn_peer_strings(c, peer, sizeof(peer), port, sizeof(port));
@@ -194,7 +322,7 @@ void conn_access_line(const struct conn *c, const char *address, int status,
      * field that comes from the client: a target may hold any byte from
      * 0x80 up, '"' and '\\' (the parser refuses control characters). */
     char request_line[320] = "-";
-    if (r->method && r->target.len > 0 && c->in.data) {
+    if (r && r->method && r->target.len > 0 && c->in.data) {
         size_t n = (size_t)snprintf(request_line, sizeof(request_line), "%s ", r->method);
         if (n < sizeof(request_line) - 16)
             n += log_escape(request_line + n, sizeof(request_line) - 16 - n,
@@ -223,9 +351,8 @@ void conn_free(struct conn *c)
         return;
     if (c->fd >= 0)
         close(c->fd);
-    request_free(&c->request);
-    buf_free(&c->in);
-    free(c);
+    release_request(c);
+    conn_release(c);
 }
 
 enum metrics_endpoint conn_endpoint(const struct conn *c,
@@ -233,6 +360,6 @@ enum metrics_endpoint conn_endpoint(const struct conn *c,
 {
     if (paths[METRICS_HEALTH] == NULL && paths[METRICS_EXPOSITION] == NULL)
         return METRICS_NO_ENDPOINT;
-    const struct request *r = &c->request;
+    const struct request *r = c->request;
     return metrics_endpoint_of(paths, c->in.data + r->target.offset, r->target.len);
 }

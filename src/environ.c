@@ -212,7 +212,7 @@ static PyObject *cached_header_key(struct worker *w, const char *name, size_t le
 static int add_headers(PyObject *env, struct module_state *st, struct worker *w,
                        const struct conn *c, int skip_host)
 {
-    const struct request *r = &c->request;
+    const struct request *r = c->request;
     const char *base = c->in.data;
     for (unsigned i = 0; i < r->header_count; i++) {
         const struct request_header *h = &r->headers[i];
@@ -287,9 +287,9 @@ static int apply_proxy_headers(struct worker *w, PyObject *env)
     const struct proxy_trust *trust = &w->server->options.trusted_proxies;
     const struct conn *c = w->conn;
     const char *base = c->in.data;
-    int peer_trusted = proxy_is_trusted(trust, &c->peer);
-    for (unsigned i = 0; i < c->request.header_count; i++) {
-        const struct span *name = &c->request.headers[i].name;
+    int peer_trusted = proxy_is_trusted(trust, &c->peer.sa);
+    for (unsigned i = 0; i < c->request->header_count; i++) {
+        const struct span *name = &c->request->headers[i].name;
         if (!proxy_header_dropped(trust, peer_trusted, base + name->offset, name->len))
             continue;
         PyObject *key = cached_header_key(w, base + name->offset, name->len);
@@ -307,7 +307,7 @@ static int apply_proxy_headers(struct worker *w, PyObject *env)
     if (!peer_trusted)
         return 0;
     struct proxy_forwarded forwarded;
-    proxy_resolve(trust, &c->request, base, &forwarded);
+    proxy_resolve(trust, c->request, base, &forwarded);
     if (forwarded.address[0]) {
         /* The peer's port belongs to the proxy, not to the client. */
         if (set_owned(env, st->str_REMOTE_ADDR, PyUnicode_FromString(forwarded.address)) < 0 ||
@@ -348,7 +348,7 @@ PyObject *environ_build(struct worker *w, PyObject **input)
 {
     struct module_state *st = state_of(w);
     struct conn *c = w->conn;
-    const struct request *r = &c->request;
+    const struct request *r = c->request;
     const char *base = c->in.data;
     char host[64], port[16];
     int host_from_target;

@@ -129,18 +129,18 @@ int proxy_trust_parse(const char *spec, struct proxy_trust *trust, char err[PYR_
     return 0;
 }
 
-int proxy_is_trusted(const struct proxy_trust *trust, const struct sockaddr_storage *peer)
+int proxy_is_trusted(const struct proxy_trust *trust, const struct sockaddr *peer)
 {
     if (!trust->enabled)
         return 0;
     if (trust->any)
         return 1;
     struct in6_addr address;
-    if (peer->ss_family == AF_UNIX)
+    if (peer->sa_family == AF_UNIX)
         return trust->unix_peers;
-    if (peer->ss_family == AF_INET) {
+    if (peer->sa_family == AF_INET) {
         map_ipv4(&((const struct sockaddr_in *)peer)->sin_addr, &address);
-    } else if (peer->ss_family == AF_INET6) {
+    } else if (peer->sa_family == AF_INET6) {
         address = ((const struct sockaddr_in6 *)peer)->sin6_addr;
     } else {
         return 0;

@@ -198,7 +198,7 @@ int send_or_park(struct worker *w)
 /* The request and server facts the framing depends on. */
 static void response_context_of(struct worker *w, struct response_context *ctx)
 {
-    const struct request *r = &w->conn->request;
+    const struct request *r = w->conn->request;
     const struct server_options *opt = &w->server->options;
     time_t now = time(NULL);
     if (now != w->date_second) {

@@ -45,7 +45,7 @@ static int record_response_head(struct worker *w, PyObject *status, PyObject *he
     }
     /* w->response changes only when all of it is valid. */
     struct response_state fresh;
-    int head_request = strcmp(w->conn->request.method, "HEAD") == 0;
+    int head_request = strcmp(w->conn->request->method, "HEAD") == 0;
     if (response_begin(&fresh, &w->head, code, status_text, (size_t)status_len, head_request) < 0)
         goto nomemory;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(headers); i++) {

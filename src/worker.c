@@ -131,7 +131,7 @@ static void serve_connection(struct worker *w, struct conn *c)
             c->queued_us = monotonic_us();
             continue;
         case CONN_REJECT:
-            conn_reject(c, c->request.error_status, w->server->options.access_log);
+            conn_reject(c, c->request->error_status, w->server->options.access_log);
             conn_return_give_back(&w->server->conn_return, c);
             return;
         case CONN_READ:

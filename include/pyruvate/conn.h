@@ -7,6 +7,7 @@
 #ifndef PYRUVATE_CONN_H
 #define PYRUVATE_CONN_H
 
+#include <netinet/in.h>
 #include <stdint.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -16,18 +17,33 @@
 #include "pyruvate/metrics.h"
 #include "pyruvate/request.h"
 
+/* The peer's address as far as anything looks at it: an IPv4 or IPv6
+ * address and port; of a Unix socket peer only its family. */
+union conn_peer {
+    struct sockaddr sa;
+    struct sockaddr_in in;
+    struct sockaddr_in6 in6;
+};
+
+/* Thousands of keep-alive connections may wait idle, so an idle one holds
+ * only this struct (152 bytes, no padding; check_conn.c bounds it): its
+ * input buffer and its request (parser state and header array) exist while
+ * a request is read or answered. */
 struct conn {
-    /* immutable after conn_create */
+    /* immutable after conn_create, but for poll_index */
     int fd;
+    unsigned poll_index; /* acceptor thread only: slot in its poll set; 0 when not in it */
     const struct listener *listener;
-    struct sockaddr_storage peer;
-    socklen_t peer_len;
+    const struct request_limits *limits;
+    union conn_peer peer;
     struct metrics *metrics; /* the server's, set by the acceptor; may be NULL */
 
     /* current owner only */
-    struct buf in; /* bytes read and not yet consumed by a request */
-    struct request request;
     unsigned requests_served;
+    struct buf in; /* bytes read and not yet consumed by a request */
+    /* The request being read or answered; NULL while c waits in a poll
+     * set with no byte of one buffered (then c->in holds no memory either). */
+    struct request *request;
     int continue_sent;        /* 100 Continue went out for this request */
     int lingering;            /* answered and half-closed; draining input */
     int64_t deadline_ms;      /* monotonic ms when the current wait ends */
@@ -42,9 +58,6 @@ struct conn {
     void *parked;
     size_t park_bytes;
 
-    /* acceptor thread only */
-    unsigned poll_index; /* slot in the poll set; 0 when not in it */
-
     /* link in a handoff list, owned by that list's lock */
     struct conn *next;
 };
@@ -54,8 +67,10 @@ struct conn {
 struct conn *conn_create(int fd, const struct listener *listener, const struct sockaddr *peer,
                          socklen_t peer_len, const struct request_limits *limits);
 
-/* Reads what the socket has into c->in (counted as bytes in). Returns bytes read, 0 at EOF, or -1
- * with errno (EAGAIN: nothing available now). */
+/* Reads what the socket has into c->in (counted as bytes in, and makes
+ * c->request when these are a request's first bytes). Returns bytes read,
+ * 0 at EOF, or -1 with errno (EAGAIN: nothing available now; ENOMEM: the
+ * bytes read are lost, close c). */
 ssize_t conn_read(struct conn *c);
 
 /* Parses the buffered bytes; see request_feed. */
@@ -64,6 +79,15 @@ enum request_state conn_parse(struct conn *c);
 /* Drops the answered request from the buffer and parses what follows it
  * (a pipelined request). */
 enum request_state conn_reset_for_next_request(struct conn *c);
+
+/* Frees c's input buffer and request when nothing is buffered, for c to
+ * wait in a poll set holding neither: thousands of idle connections may
+ * wait. (A worker that reads the next request at once reuses them.) */
+void conn_release_if_idle(struct conn *c);
+
+/* Frees the request conn_release_if_idle may keep for the calling thread's
+ * next connection; call before the thread ends. */
+void conn_drop_spare(void);
 
 /* A connection's next step, decided by conn_next for both of its owners. */
 enum conn_next {

@@ -62,8 +62,9 @@ int proxy_trust_parse(const char *spec, struct proxy_trust *trust, char err[PYR_
 int proxy_headers_parse(const char *spec, unsigned *headers, char err[PYR_ERR_LEN]);
 
 /* True if the peer is a trusted proxy: one of the addresses or networks,
- * any peer with "*", a Unix socket peer with "unix". */
-int proxy_is_trusted(const struct proxy_trust *trust, const struct sockaddr_storage *peer);
+ * any peer with "*", a Unix socket peer with "unix" (of which only the
+ * family is read). */
+int proxy_is_trusted(const struct proxy_trust *trust, const struct sockaddr *peer);
 
 /* True if the app must not see the header `name`: a forwarding header
  * (Forwarded, X-Forwarded-*, X-Real-IP, ...) when trust is enabled and the

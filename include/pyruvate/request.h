@@ -97,11 +97,19 @@ struct request {
     int _complete;
 };
 
-/* Prepares r for a new connection. Returns 0, or -1 (ENOMEM). */
+/* Prepares r, which the caller holds, for a new connection. Returns 0, or
+ * -1 (ENOMEM). */
 int request_init(struct request *r, const struct request_limits *limits);
 
 /* Releases what request_init allocated. */
 void request_free(struct request *r);
+
+/* A prepared request on the heap, for a connection to hold only while it
+ * reads or answers one. NULL on ENOMEM. */
+struct request *request_create(const struct request_limits *limits);
+
+/* Frees what request_create returned (NULL is fine). */
+void request_destroy(struct request *r);
 
 /* Parses the bytes base[r->_parsed .. len). base may differ between calls
  * (the buffer may have moved) but must hold the same bytes up to _parsed.

@@ -58,8 +58,8 @@ static void on_handle(void *state, void *item)
     for (;;) {
         pthread_mutex_lock(&seen.mutex);
         size_t n = strlen(seen.targets);
-        snprintf(seen.targets + n, sizeof(seen.targets) - n, "%.*s;", (int)c->request.target.len,
-                 c->in.data + c->request.target.offset);
+        snprintf(seen.targets + n, sizeof(seen.targets) - n, "%.*s;", (int)c->request->target.len,
+                 c->in.data + c->request->target.offset);
         seen.handled++;
         pthread_mutex_unlock(&seen.mutex);
         ssize_t ignored = send(c->fd, OK_RESPONSE, sizeof(OK_RESPONSE) - 1, MSG_NOSIGNAL);

@@ -57,13 +57,13 @@ static void send_text(const char *text)
 
 static int target_is(const char *expected)
 {
-    struct span t = conn->request.target;
+    struct span t = conn->request->target;
     return t.len == strlen(expected) && memcmp(conn->in.data + t.offset, expected, t.len) == 0;
 }
 
 static int body_is(const char *expected)
 {
-    struct span b = conn->request.body;
+    struct span b = conn->request->body;
     return b.len == strlen(expected) && memcmp(conn->in.data + b.offset, expected, b.len) == 0;
 }
 
@@ -74,7 +74,7 @@ START_TEST(test_read_and_parse)
     ck_assert_int_eq(conn_read(conn), (ssize_t)sizeof(request) - 1);
     ck_assert_int_eq(conn_parse(conn), REQUEST_COMPLETE);
     ck_assert(target_is("/hello"));
-    ck_assert_uint_eq(conn->request.consumed, sizeof(request) - 1);
+    ck_assert_uint_eq(conn->request->consumed, sizeof(request) - 1);
 }
 END_TEST
 
@@ -125,7 +125,7 @@ START_TEST(test_pipelined_requests)
     ck_assert_int_eq(conn->request_start_ms, 0);
     ck_assert(target_is("/2"));
     ck_assert(body_is("abcde"));
-    ck_assert_int_eq(conn->request.chunked, 1);
+    ck_assert_int_eq(conn->request->chunked, 1);
 
     ck_assert_int_eq(conn_reset_for_next_request(conn), REQUEST_INCOMPLETE);
     ck_assert_uint_eq(conn->in.len, strlen("GET /3 HT"));
@@ -135,13 +135,15 @@ START_TEST(test_pipelined_requests)
     ck_assert_int_gt(conn_read(conn), 0);
     ck_assert_int_eq(conn_parse(conn), REQUEST_COMPLETE);
     ck_assert(target_is("/3"));
-    ck_assert_uint_eq(conn->request.consumed, strlen(GET_3));
+    ck_assert_uint_eq(conn->request->consumed, strlen(GET_3));
 
     /* Nothing left: an idle connection gives its buffer back. */
     ck_assert_int_eq(conn_reset_for_next_request(conn), REQUEST_INCOMPLETE);
     ck_assert_uint_eq(conn->in.len, 0);
+    conn_release_if_idle(conn);
     ck_assert_ptr_null(conn->in.data);
     ck_assert_uint_eq(conn->in.cap, 0);
+    ck_assert_ptr_null(conn->request);
 
     /* ...and reads again afterwards. */
     send_text(GET_1);
@@ -179,9 +181,9 @@ START_TEST(test_body_larger_than_one_read)
         state = conn_parse(conn);
     }
     ck_assert_int_eq(state, REQUEST_COMPLETE);
-    ck_assert_uint_eq(conn->request.body.len, BODY);
-    ck_assert_mem_eq(conn->in.data + conn->request.body.offset, body, BODY);
-    ck_assert_uint_eq(conn->request.consumed, (size_t)head_len + BODY);
+    ck_assert_uint_eq(conn->request->body.len, BODY);
+    ck_assert_mem_eq(conn->in.data + conn->request->body.offset, body, BODY);
+    ck_assert_uint_eq(conn->request->consumed, (size_t)head_len + BODY);
     free(body);
 }
 END_TEST
@@ -225,7 +227,7 @@ START_TEST(test_parse_error_is_reported)
     send_text("GET / HTTP/1.1\r\nX: y\r\n\r\n"); /* no Host */
     ck_assert_int_gt(conn_read(conn), 0);
     ck_assert_int_eq(conn_parse(conn), REQUEST_ERROR);
-    ck_assert_int_eq(conn->request.error_status, 400);
+    ck_assert_int_eq(conn->request->error_status, 400);
     ck_assert_int_eq(conn_parse(conn), REQUEST_ERROR);
 }
 END_TEST
@@ -258,7 +260,7 @@ START_TEST(test_reject_frees_input_answers_and_lingers)
     send_text("GET / HTTP/1.1\r\nX: y\r\n\r\n"); /* no Host */
     ck_assert_int_gt(conn_read(conn), 0);
     ck_assert_int_eq(conn_parse(conn), REQUEST_ERROR);
-    conn_reject(conn, conn->request.error_status, 0);
+    conn_reject(conn, conn->request->error_status, 0);
     ck_assert_int_eq(conn->lingering, 1);
     ck_assert_ptr_null(conn->in.data); /* draining needs no buffer */
     char got[1024];
@@ -329,7 +331,64 @@ START_TEST(test_next_step)
                       c->steps[i]);
     }
     if (c->steps[c->count - 1] == CONN_REJECT)
-        ck_assert_int_eq(conn->request.error_status, 400);
+        ck_assert_int_eq(conn->request->error_status, 400);
+}
+END_TEST
+
+/* What a connection holds between requests: nothing but struct conn once
+ * it waits again, and the parser state of the next request only after its
+ * first byte. */
+START_TEST(test_idle_connection_holds_no_buffer_or_request)
+{
+    /* bjoern holds about 280 bytes per idle connection: so should we. */
+    ck_assert_uint_le(sizeof(struct conn), 176);
+    ck_assert_ptr_null(conn->request); /* accepted, nothing read */
+    ck_assert_ptr_null(conn->in.data);
+    ck_assert_int_eq(conn_read(conn), -1); /* nothing sent yet */
+    ck_assert_int_eq(errno, EAGAIN);
+    ck_assert_ptr_null(conn->request);
+
+    send_text(GET_1);
+    ck_assert_int_gt(conn_read(conn), 0);
+    ck_assert_ptr_nonnull(conn->request);
+    ck_assert_uint_eq(conn->in.cap, strlen(GET_1)); /* no more than was read */
+    ck_assert_int_eq(conn_next(conn, CONN_AFTER_READ), CONN_DISPATCH);
+    ck_assert_int_eq(conn_next(conn, CONN_AFTER_RESPONSE), CONN_READ);
+    conn_release_if_idle(conn);
+    ck_assert_ptr_null(conn->request);
+    ck_assert_ptr_null(conn->in.data);
+    ck_assert_uint_eq(conn->in.cap, 0);
+
+    /* Idle again: a request split over two reads, then two pipelined
+     * ones, parse as on a fresh connection. */
+    send_text("GET /3 HT");
+    ck_assert_int_gt(conn_read(conn), 0);
+    ck_assert_int_eq(conn_next(conn, CONN_AFTER_READ), CONN_READ);
+    conn_release_if_idle(conn); /* a partial request is kept */
+    ck_assert_ptr_nonnull(conn->request);
+    send_text("TP/1.1\r\nHost: a\r\n\r\n" GET_1 POST_2);
+    ck_assert_int_gt(conn_read(conn), 0);
+    ck_assert_int_eq(conn_next(conn, CONN_AFTER_READ), CONN_DISPATCH);
+    ck_assert(target_is("/3"));
+    ck_assert_int_eq(conn_next(conn, CONN_AFTER_RESPONSE), CONN_DISPATCH);
+    ck_assert(target_is("/1"));
+    ck_assert_int_eq(conn_next(conn, CONN_AFTER_RESPONSE), CONN_DISPATCH);
+    ck_assert(target_is("/2"));
+    ck_assert(body_is("abcde"));
+    ck_assert_int_eq(conn_next(conn, CONN_AFTER_RESPONSE), CONN_READ);
+
+    /* A worker reading the next request at once reuses both. */
+    struct request *kept = conn->request;
+    send_text(GET_3);
+    ck_assert_int_gt(conn_read(conn), 0);
+    ck_assert_ptr_eq(conn->request, kept);
+    ck_assert_int_eq(conn_next(conn, CONN_AFTER_READ), CONN_DISPATCH);
+    ck_assert(target_is("/3"));
+    ck_assert_uint_eq(conn->request->header_count, 1);
+    ck_assert_int_eq(conn_next(conn, CONN_AFTER_RESPONSE), CONN_READ);
+    conn_release_if_idle(conn);
+    ck_assert_ptr_null(conn->request);
+    ck_assert_ptr_null(conn->in.data);
 }
 END_TEST
 
@@ -342,6 +401,7 @@ START_TEST(test_linger_half_closes_and_frees_input)
     conn_linger(conn);
     ck_assert_int_eq(conn->lingering, 1);
     ck_assert_ptr_null(conn->in.data);
+    ck_assert_ptr_null(conn->request); /* draining needs no parser either */
     char byte;
     set_blocking(client);
     ck_assert_int_eq(read(client, &byte, 1), 0); /* EOF: the write side is shut */
@@ -370,7 +430,7 @@ START_TEST(test_limit_from_conn_limits)
     ck_assert_int_eq(write(fds[1], request, sizeof(request) - 1), (ssize_t)sizeof(request) - 1);
     ck_assert_int_gt(conn_read(c), 0);
     ck_assert_int_eq(conn_parse(c), REQUEST_ERROR);
-    ck_assert_int_eq(c->request.error_status, 413);
+    ck_assert_int_eq(c->request->error_status, 413);
     conn_free(c);
     close(fds[1]);
 }
@@ -428,6 +488,7 @@ Suite *make_conn_suite(void)
     tcase_add_test(core, test_read_eagain_then_eof);
     tcase_add_test(core, test_unread_input_is_bytes_not_eof);
     tcase_add_test(core, test_pipelined_requests);
+    tcase_add_test(core, test_idle_connection_holds_no_buffer_or_request);
     tcase_add_test(core, test_peer_strings);
     tcase_add_test(core, test_free_closes_socket);
     tcase_add_loop_test(core, test_next_step, 0, ARRAY_SIZE(next_cases));

@@ -35,14 +35,14 @@ START_TEST(test_trust_list)
     ck_assert_int_eq(trust.count, 3);
     struct sockaddr_storage a = ipv4("127.0.0.1"), b = ipv6("::1"), c = ipv4("10.0.0.2"),
                             d = ipv4("10.0.0.3"), mapped = ipv6("::ffff:127.0.0.1");
-    ck_assert(proxy_is_trusted(&trust, &a));
-    ck_assert(proxy_is_trusted(&trust, &b));
-    ck_assert(proxy_is_trusted(&trust, &c));
-    ck_assert(!proxy_is_trusted(&trust, &d));
+    ck_assert(proxy_is_trusted(&trust, (struct sockaddr *)&a));
+    ck_assert(proxy_is_trusted(&trust, (struct sockaddr *)&b));
+    ck_assert(proxy_is_trusted(&trust, (struct sockaddr *)&c));
+    ck_assert(!proxy_is_trusted(&trust, (struct sockaddr *)&d));
     /* An IPv4 client on a dual-stack socket arrives v4-mapped. */
-    ck_assert(proxy_is_trusted(&trust, &mapped));
+    ck_assert(proxy_is_trusted(&trust, (struct sockaddr *)&mapped));
     struct sockaddr_storage unix_peer = {.ss_family = AF_UNIX};
-    ck_assert(!proxy_is_trusted(&trust, &unix_peer));
+    ck_assert(!proxy_is_trusted(&trust, (struct sockaddr *)&unix_peer));
 }
 END_TEST
 
@@ -52,12 +52,12 @@ START_TEST(test_trust_any_and_unix)
     char err[PYR_ERR_LEN];
     struct sockaddr_storage unix_peer = {.ss_family = AF_UNIX}, a = ipv4("192.0.2.1");
     ck_assert_int_eq(proxy_trust_parse("unix", &trust, err), 0);
-    ck_assert(proxy_is_trusted(&trust, &unix_peer));
-    ck_assert(!proxy_is_trusted(&trust, &a));
+    ck_assert(proxy_is_trusted(&trust, (struct sockaddr *)&unix_peer));
+    ck_assert(!proxy_is_trusted(&trust, (struct sockaddr *)&a));
     ck_assert_int_eq(proxy_trust_parse("*", &trust, err), 0);
-    ck_assert(proxy_is_trusted(&trust, &a));
+    ck_assert(proxy_is_trusted(&trust, (struct sockaddr *)&a));
     struct proxy_trust off = {0};
-    ck_assert(!proxy_is_trusted(&off, &a));
+    ck_assert(!proxy_is_trusted(&off, (struct sockaddr *)&a));
 }
 END_TEST
 
@@ -74,12 +74,13 @@ START_TEST(test_trust_networks)
     struct sockaddr_storage out[] = {ipv4("11.0.0.1"), ipv4("192.168.1.2"), ipv6("fe80::1"),
                                      ipv6("::a01:203")};
     for (size_t i = 0; i < ARRAY_SIZE(in); i++) {
-        ck_assert(proxy_is_trusted(&trust, &in[i]));
-        ck_assert(!proxy_is_trusted(&trust, &out[i]));
+        ck_assert(proxy_is_trusted(&trust, (struct sockaddr *)&in[i]));
+        ck_assert(!proxy_is_trusted(&trust, (struct sockaddr *)&out[i]));
     }
     ck_assert_int_eq(proxy_trust_parse("0.0.0.0/0", &trust, err), 0);
-    ck_assert(proxy_is_trusted(&trust, &out[0]));
-    ck_assert(!proxy_is_trusted(&trust, &out[2])); /* an IPv4 network holds no IPv6 peer */
+    ck_assert(proxy_is_trusted(&trust, (struct sockaddr *)&out[0]));
+    ck_assert(!proxy_is_trusted(
+        &trust, (struct sockaddr *)&out[2])); /* an IPv4 network holds no IPv6 peer */
     ck_assert_int_eq(proxy_trust_parse("10.0.0.0/33", &trust, err), -1);
     ck_assert_int_eq(proxy_trust_parse("::/129", &trust, err), -1);
     ck_assert_int_eq(proxy_trust_parse("10.0.0.0/", &trust, err), -1);
