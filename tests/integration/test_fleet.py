@@ -51,15 +51,6 @@ run_bench = pytest.mark.skipif(os.environ.get("PYRUVATE_BENCH_FLEET") != "1",
                                reason="benchmark: run with `make bench-fleet`")
 
 
-def _has_health_path(venv):
-    """True when the installed pyruvate has the health_path option."""
-    out = subprocess.check_output(
-        [str(venv.python), "-c",
-         "import pyruvate._pyruvate as p; print('health_path' in [o[0] for o in p.OPTIONS])"],
-        env=venv.env(), cwd=str(venv.root), text=True, timeout=60)
-    return out.strip() == "True"
-
-
 class Instance:
     """Zope instance N: examples/fleet/zope.conf and zope.ini in base/instanceN."""
 
@@ -85,9 +76,7 @@ class Instance:
         assert pipeline in ini
         ini = ini.replace(pipeline, pipeline + "    hold\n") + (
             "\n[filter:hold]\nuse = call:zope_fleet:make_filter\n")
-        if fleet.health:
-            ini = ini.replace("[server:main]\n", "[server:main]\nhealth_path = %s\n"
-                              % HEALTH_PATH)
+        assert "health_path = %s\n" % HEALTH_PATH in ini
         (self.home / "etc" / "zope.ini").write_text(ini)
 
     def start(self):
@@ -101,9 +90,8 @@ class Instance:
         return self
 
     def wait_ready(self, timeout=90):
-        """Until the instance answers on its own socket: its health_path when
-        pyruvate has that option, else the ZODB page /fleet."""
-        target = HEALTH_PATH if self.fleet.health else "/fleet"
+        """Until the instance answers 200 on its health_path (on its own socket)."""
+        target = HEALTH_PATH
 
         def healthy():
             try:
@@ -128,7 +116,6 @@ class Fleet:
         self.workers = workers
         self.marks = base / "marks"
         self.marks.mkdir()
-        self.health = _has_health_path(venv)
         self.zeo = self._start_zeo()
         self.instances = [Instance(self, n) for n in range(1, instances + 1)]
         self._setup_content()
@@ -397,7 +384,7 @@ def _nginx_kinds(lines):
 def test_rolling_restart_and_kill_under_load(fleet):
     transcript = ["fleet: ZEO + %d Zope instances x %d workers (pyruvate via runwsgi) behind "
                   "nginx; readiness by %s" % (len(fleet.instances), fleet.workers,
-                                               HEALTH_PATH if fleet.health else "GET /fleet")]
+                                               HEALTH_PATH)]
     load = Load(fleet.port).start()
     in_flight = []
     phase_errors = {}
