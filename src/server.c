@@ -701,6 +701,23 @@ static int serve_until_stopped(struct server *s, int signal_fd, int log_fd, PyOb
     return stopped_cleanly;
 }
 
+/* Opens the sockets, makes the environ template and starts the threads,
+ * with log records going to log_fd's relay. Returns 0, or -1 with an
+ * exception set. */
+static int start_serving(struct server *s, const struct server_bind *bind, PyObject *logger,
+                         int log_fd)
+{
+    char address[PYR_ERR_LEN];
+    if (open_listeners(s, bind, address, sizeof(address)) < 0)
+        return -1;
+    s->environ_template = environ_template(s);
+    if (s->environ_template == NULL)
+        return -1;
+    log_set_level(logger_level(logger));
+    log_set_wake_fd(log_fd);
+    return start_threads(s, address);
+}
+
 PyObject *server_run(PyObject *module, PyObject *application, const struct server_bind *bind,
                      const struct server_options *options)
 {
@@ -730,16 +747,7 @@ PyObject *server_run(PyObject *module, PyObject *application, const struct serve
     atomic_store(&sigterm_received, 0);
     atomic_store(&sigint_received, 0);
     install_signals(module, &saved, signal_pair[1]);
-    char address[PYR_ERR_LEN];
-    if (open_listeners(s, bind, address, sizeof(address)) < 0)
-        goto fail;
-    s->environ_template = environ_template(s);
-    if (s->environ_template == NULL)
-        goto fail;
-    log_set_level(logger_level(st->logger));
-    log_set_wake_fd(log_fd);
-
-    if (start_threads(s, address) < 0)
+    if (start_serving(s, bind, st->logger, log_fd) < 0)
         goto fail;
     registry_publish(&s->registry, s);
 
