@@ -142,17 +142,28 @@ static void serve_connection(struct worker *w, struct conn *c)
     }
 }
 
+void worker_acquire(void *worker)
+{
+    struct worker *w = worker;
+    PyEval_RestoreThread(w->thread_state);
+}
+
+void worker_release(void *worker)
+{
+    PYR_UNUSED(worker);
+    PyEval_SaveThread();
+}
+
 void worker_handle(void *worker, void *item)
 {
     struct worker *w = worker;
     struct conn *c = item;
-    PyEval_RestoreThread(w->thread_state);
-    /* While this thread holds the GIL, it goes on with requests that queued
-     * up meanwhile: the other workers could only wait for the GIL, and each
-     * handoff between threads costs two context switches. CPython's switch
-     * interval still makes this thread yield the GIL every 5 ms. */
+    /* While this thread holds the GIL (the pool had it take the GIL before
+     * the item), it goes on with requests that queued up meanwhile: the
+     * other workers could only wait for the GIL, and each handoff between
+     * threads costs two context switches. CPython's switch interval still
+     * makes this thread yield the GIL every 5 ms. */
     do
         serve_connection(w, c);
     while ((c = pool_try_take(w->server->pool)) != NULL);
-    PyEval_SaveThread();
 }
