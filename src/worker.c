@@ -6,6 +6,7 @@
 
 #include "pyruvate/worker.h"
 
+#include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -74,25 +75,97 @@ void worker_thread_stop(void *worker)
  * next request before handing the connection back to the acceptor. */
 enum { NEXT_REQUEST_WAIT_MS = 2 };
 
-/* A client that answered quickly (the usual keep-alive client sends its next
- * request as soon as it has read the response) is served on without the two
- * thread handoffs through the acceptor. Only a worker that would otherwise
- * sit idle waits, so no queued request is delayed by it. Returns
- * REQUEST_COMPLETE when the next request arrived whole. */
-static enum request_state await_next_request(struct worker *w, struct conn *c)
+/* A connection stays in a worker's hands (held) at most this long while
+ * the worker serves others, so that its deadlines are soon the acceptor's
+ * again. */
+enum { HOLD_MAX_MS = 10 };
+
+/* A keep-alive client usually sends its next request as soon as it has
+ * read the response, often while this worker answers other connections:
+ * such a connection is kept (held) and looked at again before the worker
+ * gives it back, so its next request costs no thread handoff through the
+ * acceptor. A connection with part of a request buffered goes back: the
+ * acceptor waits for the rest under the request timeout. */
+static void hold_or_give_back(struct worker *w, struct conn *c)
 {
-    if (c->in.len > 0 || atomic_load(&w->server->stopping) ||
-        !pool_has_spare_thread(w->server->pool))
-        return REQUEST_INCOMPLETE;
-    struct pollfd p = {.fd = c->fd, .events = POLLIN};
-    int ready;
-    Py_BEGIN_ALLOW_THREADS
-    ready = poll(&p, 1, NEXT_REQUEST_WAIT_MS);
-    Py_END_ALLOW_THREADS
-    if (ready <= 0 || !(p.revents & POLLIN) || conn_read(c) <= 0)
-        return REQUEST_INCOMPLETE;
-    /* Errors and partial requests are the acceptor's to handle. */
-    return conn_parse(c) == REQUEST_COMPLETE ? REQUEST_COMPLETE : REQUEST_INCOMPLETE;
+    if (c->in.len == 0 && w->held_count < WORKER_HELD_MAX && !atomic_load(&w->server->stopping)) {
+        w->held[w->held_count] = c;
+        w->held_since_ms[w->held_count] = monotonic_ms();
+        w->held_count++;
+    } else {
+        acceptor_give_back(w->server->acceptor, c);
+    }
+}
+
+/* Reads what the client of a held connection sent. Returns 1 when a whole
+ * request is buffered, for the caller to serve; else c was handed on:
+ * given back (a partial request, or nothing after all), rejected or
+ * closed. */
+static int read_held(struct worker *w, struct conn *c)
+{
+    ssize_t n = conn_read(c);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+        acceptor_close(w->server->acceptor, c);
+        return 0;
+    }
+    switch (n > 0 ? conn_next(c, CONN_AFTER_READ) : CONN_READ) {
+    case CONN_DISPATCH:
+        c->request_start_ms = monotonic_ms();
+        c->queued_us = monotonic_us();
+        return 1;
+    case CONN_REJECT:
+        conn_reject(c, c->request.error_status, w->server->options.access_log);
+        break;
+    default:
+        break;
+    }
+    acceptor_give_back(w->server->acceptor, c);
+    return 0;
+}
+
+/* Polls the held connections without blocking (or, when another worker
+ * sits idle, up to NEXT_REQUEST_WAIT_MS with the GIL released, so no
+ * queued request waits for it). Fills ready[] with those whose next
+ * request came whole; the rest stay held while this worker has other
+ * work, else go back. Returns the number of ready connections. */
+static unsigned take_ready_held(struct worker *w, struct conn **ready)
+{
+    struct pollfd fds[WORKER_HELD_MAX];
+    unsigned n = w->held_count;
+    for (unsigned i = 0; i < n; i++)
+        fds[i] = (struct pollfd){.fd = w->held[i]->fd, .events = POLLIN};
+    int polled = poll(fds, n, 0);
+    if (polled == 0 && !atomic_load(&w->server->stopping) &&
+        pool_has_spare_thread(w->server->pool)) {
+        Py_BEGIN_ALLOW_THREADS
+        polled = poll(fds, n, NEXT_REQUEST_WAIT_MS);
+        Py_END_ALLOW_THREADS
+    }
+    unsigned ready_count = 0, kept = 0;
+    int64_t now = monotonic_ms();
+    w->held_count = 0;
+    for (unsigned i = 0; i < n; i++) {
+        struct conn *c = w->held[i];
+        if (polled > 0 && fds[i].revents) {
+            if (read_held(w, c))
+                ready[ready_count++] = c;
+        } else {
+            w->held[kept] = c;
+            w->held_since_ms[kept++] = w->held_since_ms[i];
+        }
+    }
+    /* Quiet ones wait in the acceptor unless this worker goes on anyway. */
+    w->held_count = 0;
+    for (unsigned i = 0; i < kept; i++) {
+        if (ready_count > 0 && now - w->held_since_ms[i] < HOLD_MAX_MS &&
+            !atomic_load(&w->server->stopping)) {
+            w->held[w->held_count] = w->held[i];
+            w->held_since_ms[w->held_count++] = w->held_since_ms[i];
+        } else {
+            acceptor_give_back(w->server->acceptor, w->held[i]);
+        }
+    }
+    return ready_count;
 }
 
 /* Answers every request buffered on c, then hands c on. Runs with the GIL
@@ -131,12 +204,7 @@ static void serve_connection(struct worker *w, struct conn *c)
             acceptor_give_back(w->server->acceptor, c);
             return;
         case CONN_READ:
-            if (await_next_request(w, c) == REQUEST_COMPLETE) {
-                c->request_start_ms = monotonic_ms();
-                c->queued_us = monotonic_us();
-                continue;
-            }
-            acceptor_give_back(w->server->acceptor, c);
+            hold_or_give_back(w, c);
             return;
         }
     }
@@ -163,7 +231,17 @@ void worker_handle(void *worker, void *item)
      * other workers could only wait for the GIL, and each handoff between
      * threads costs two context switches. CPython's switch interval still
      * makes this thread yield the GIL every 5 ms. */
-    do
-        serve_connection(w, c);
-    while ((c = pool_try_take(w->server->pool)) != NULL);
+    for (;;) {
+        for (; c != NULL; c = pool_try_take(w->server->pool))
+            serve_connection(w, c);
+        if (w->held_count == 0)
+            return;
+        struct conn *ready[WORKER_HELD_MAX];
+        unsigned ready_count = take_ready_held(w, ready);
+        if (ready_count == 0 && w->held_count == 0)
+            return;
+        for (unsigned i = 0; i < ready_count; i++)
+            serve_connection(w, ready[i]);
+        c = pool_try_take(w->server->pool);
+    }
 }
