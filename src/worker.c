@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 
 #include "pyruvate/acceptor.h"
@@ -75,10 +76,10 @@ void worker_thread_stop(void *worker)
  * next request before handing the connection back to the acceptor. */
 enum { NEXT_REQUEST_WAIT_MS = 2 };
 
-/* A connection stays in a worker's hands (held) at most this long while
- * the worker serves others, so that its deadlines are soon the acceptor's
- * again. */
-enum { HOLD_MAX_MS = 10 };
+/* A connection stays in a worker's hands (held) at most about this long
+ * while the worker serves others: then the acceptor hands its next request
+ * to whichever worker is free, and its deadlines apply again. */
+enum { HOLD_MAX_MS = 2 };
 
 /* A keep-alive client usually sends its next request as soon as it has
  * read the response, often while this worker answers other connections:
@@ -88,13 +89,34 @@ enum { HOLD_MAX_MS = 10 };
  * acceptor waits for the rest under the request timeout. */
 static void hold_or_give_back(struct worker *w, struct conn *c)
 {
-    if (c->in.len == 0 && w->held_count < WORKER_HELD_MAX && !atomic_load(&w->server->stopping)) {
+    /* After a slow request the next may be slow too, and those held would
+     * wait for it while another worker could serve them. */
+    int quick = w->last_request_us < HOLD_MAX_MS * 1000 / 2;
+    if (quick && c->in.len == 0 && w->held_count < WORKER_HELD_MAX &&
+        !atomic_load(&w->server->stopping)) {
         w->held[w->held_count] = c;
         w->held_since_ms[w->held_count] = monotonic_ms();
         w->held_count++;
     } else {
         acceptor_give_back(w->server->acceptor, c);
     }
+}
+
+/* Gives back the connections held for HOLD_MAX_MS or more: after a slow
+ * request, or a long run of queued ones, they must not wait for this
+ * worker. The oldest come first. */
+static void give_back_stale_held(struct worker *w)
+{
+    if (w->held_count == 0 || monotonic_ms() - w->held_since_ms[0] < HOLD_MAX_MS)
+        return;
+    int64_t now = monotonic_ms();
+    unsigned stale = 0;
+    while (stale < w->held_count && now - w->held_since_ms[stale] >= HOLD_MAX_MS)
+        acceptor_give_back(w->server->acceptor, w->held[stale++]);
+    w->held_count -= stale;
+    memmove(w->held, w->held + stale, w->held_count * sizeof(w->held[0]));
+    memmove(w->held_since_ms, w->held_since_ms + stale,
+            w->held_count * sizeof(w->held_since_ms[0]));
 }
 
 /* Reads what the client of a held connection sent. Returns 1 when a whole
@@ -143,7 +165,6 @@ static unsigned take_ready_held(struct worker *w, struct conn **ready)
     }
     unsigned ready_count = 0, kept = 0;
     int64_t now = monotonic_ms();
-    w->held_count = 0;
     for (unsigned i = 0; i < n; i++) {
         struct conn *c = w->held[i];
         if (polled > 0 && fds[i].revents) {
@@ -174,7 +195,9 @@ static void serve_connection(struct worker *w, struct conn *c)
 {
     for (;;) {
         w->conn = c;
+        int64_t started_us = monotonic_us();
         int parked = c->parked ? wsgi_resume_response(w) : wsgi_handle_request(w);
+        w->last_request_us = monotonic_us() - started_us;
         w->conn = NULL;
         if (parked)
             return; /* the park set has c now */
@@ -232,16 +255,20 @@ void worker_handle(void *worker, void *item)
      * threads costs two context switches. CPython's switch interval still
      * makes this thread yield the GIL every 5 ms. */
     for (;;) {
-        for (; c != NULL; c = pool_try_take(w->server->pool))
+        for (; c != NULL; c = pool_try_take(w->server->pool)) {
             serve_connection(w, c);
+            give_back_stale_held(w);
+        }
         if (w->held_count == 0)
             return;
         struct conn *ready[WORKER_HELD_MAX];
         unsigned ready_count = take_ready_held(w, ready);
         if (ready_count == 0 && w->held_count == 0)
             return;
-        for (unsigned i = 0; i < ready_count; i++)
+        for (unsigned i = 0; i < ready_count; i++) {
             serve_connection(w, ready[i]);
+            give_back_stale_held(w);
+        }
         c = pool_try_take(w->server->pool);
     }
 }

@@ -45,6 +45,7 @@ struct worker {
     struct conn *held[WORKER_HELD_MAX];
     int64_t held_since_ms[WORKER_HELD_MAX];
     unsigned held_count;
+    int64_t last_request_us; /* how long the last answer took this worker */
 
     struct environ_cache environ;
     time_t date_second; /* the second `date` was formatted for */
