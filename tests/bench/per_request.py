@@ -1,7 +1,7 @@
 """What one keep-alive request costs the server: pyruvate and bjoern side by side.
 
 Usage: python tests/bench/per_request.py [--servers pyruvate,bjoern] [--conns 16,100]
-           [--rounds 3] [--duration 2] [--callgrind N]
+           [--rounds 3] [--duration 2] [--callgrind SECONDS] [--base DIR]
 
 req/s is noisy on a busy machine; the figures here are the repeatable ones:
 
@@ -10,9 +10,9 @@ req/s is noisy on a busy machine; the figures here are the repeatable ones:
 - syscalls per request: `perf stat -e raw_syscalls:sys_enter -p PID` over the
   same run (left out when perf cannot count it here);
 - CPU per request: user+sys of the server's process group;
-- with --callgrind N: instructions per request, the server under
-  `valgrind --tool=callgrind` for about N requests (counters zeroed after
-  a warm-up, so start-up does not count).
+- with --callgrind SECONDS: instructions per request (user space), the
+  server under `valgrind --tool=callgrind` for SECONDS of wrk load
+  (counters zeroed after a warm-up, so start-up does not count).
 
 Each round runs every connection count on every server (order rotated
 every round); the table shows the medians and the req/s ratio to bjoern.
@@ -31,16 +31,6 @@ import tempfile
 import time
 
 import bench
-
-STOP_LUA = """
-local stop_after = tonumber(os.getenv("WRK_STOP_AFTER"))
-local count = 0
-function response(status, headers, body)
-   count = count + 1
-   if count >= stop_after then wrk.thread:stop() end
-end
-"""
-
 
 def context_switches(pid):
     total = 0
@@ -89,28 +79,10 @@ def stop_perf(handle):
     return count
 
 
-def run_wrk(port, conns, duration, stop_after=None):
-    threads = min(2, conns)
-    argv = ["wrk", "-t", str(threads), "-c", str(conns), "-d", "%ds" % duration]
-    env = dict(os.environ)
-    script = None
-    if stop_after:
-        script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
-        with open(bench.LUA) as f:
-            script.write(f.read())
-        script.write(STOP_LUA)
-        script.close()
-        env["WRK_STOP_AFTER"] = str(max(1, stop_after // threads))
-        argv += ["-s", script.name]
-    else:
-        argv += ["-s", bench.LUA]
-    argv.append("http://127.0.0.1:%d/hello" % port)
-    try:
-        out = subprocess.run(argv, capture_output=True, text=True, env=env,
-                             timeout=duration + 30).stdout
-    finally:
-        if script:
-            os.unlink(script.name)
+def run_wrk(port, conns, duration):
+    argv = ["wrk", "-t", str(min(2, conns)), "-c", str(conns), "-d", "%ds" % duration,
+            "-s", bench.LUA, "http://127.0.0.1:%d/hello" % port]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 30).stdout
     for line in out.splitlines():
         if line.startswith("BENCH_JSON "):
             return bench.json.loads(line[len("BENCH_JSON "):])
@@ -162,11 +134,11 @@ class Callgrind:
                                     "--callgrind-out-file=" + self.out] + argv(port)
         server.start_timeout = 120
 
-    def instructions(self, conns, requests):
+    def instructions(self, conns, seconds):
         pid = self.server.proc.pid
-        run_wrk(self.server.port, conns, 30, stop_after=max(200, requests // 10))
+        run_wrk(self.server.port, conns, 2)  # warm up
         subprocess.run(["callgrind_control", "-z", str(pid)], capture_output=True, timeout=60)
-        wrk = run_wrk(self.server.port, conns, 120, stop_after=requests)
+        wrk = run_wrk(self.server.port, conns, seconds)
         before = set(glob.glob(self.out + "*"))
         subprocess.run(["callgrind_control", "-d", str(pid)], capture_output=True, timeout=60)
         total = 0
@@ -176,7 +148,7 @@ class Callgrind:
                     if line.startswith(("summary:", "totals:")):
                         total += int(line.split()[1])
                         break
-        return total / wrk["requests"]
+        return total / wrk["requests"], wrk["requests"]
 
 
 def fmt(v, spec):
@@ -191,8 +163,8 @@ def main(argv):
     p.add_argument("--duration", type=int, default=2)
     p.add_argument("--base", metavar="DIR",
                    help="also run the pyruvate built in this checkout (pyruvate-base)")
-    p.add_argument("--callgrind", type=int, default=0, metavar="N",
-                   help="also count instructions per request over about N requests")
+    p.add_argument("--callgrind", type=int, default=0, metavar="SECONDS",
+                   help="also count instructions per request, SECONDS of load under callgrind")
     args = p.parse_args(argv)
     conns_list = [int(c) for c in args.conns.split(",")]
     servers = [s for s in bench.all_servers() if s.name in args.servers.split(",")]
@@ -224,7 +196,7 @@ def main(argv):
                     sys.exit("%s under callgrind: %s" % (s.name, err))
                 try:
                     for conns in conns_list:
-                        instructions[(s.name, conns)] = cg.instructions(conns, args.callgrind)
+                        instructions[(s.name, conns)] = cg.instructions(conns, args.callgrind)[0]
                 finally:
                     s.stop()
     load1 = os.getloadavg()
