@@ -32,7 +32,6 @@ struct pool {
     unsigned capacity;  /* items that may wait with no idle thread to take them */
     unsigned head, count;
     unsigned idle_threads;
-    unsigned waking; /* signalled and not yet awake: 0 or 1 */
     unsigned running_threads;
     unsigned start_failures;
     int stopping;
@@ -106,19 +105,6 @@ fail_alloc:
     return NULL;
 }
 
-/* Under pool->mutex, with work queued. Busy threads look at the queue
- * before they sleep again, so only an idle one needs waking, and only one
- * at a time: the woken thread wakes the next once it has taken its item
- * and more wait (a chain), so a burst does not wake every thread at once
- * when the first may well drain it alone. */
-static void wake_one(struct pool *pool)
-{
-    if (pool->idle_threads > 0 && pool->waking == 0) {
-        pool->waking = 1;
-        pthread_cond_signal(&pool->work_ready);
-    }
-}
-
 int pool_submit(struct pool *pool, void *item)
 {
     pthread_mutex_lock(&pool->mutex);
@@ -133,7 +119,10 @@ int pool_submit(struct pool *pool, void *item)
     }
     pool->ring[(pool->head + pool->count) % pool->ring_size] = item;
     pool->count++;
-    wake_one(pool);
+    /* Busy threads look at the queue before they sleep again, so only an
+     * idle one needs waking. */
+    if (pool->idle_threads > 0)
+        pthread_cond_signal(&pool->work_ready);
     pthread_mutex_unlock(&pool->mutex);
     return 0;
 }
@@ -283,7 +272,6 @@ static void *pool_thread_main(void *arg)
             pool->idle_threads++;
             pthread_cond_wait(&pool->work_ready, &pool->mutex);
             pool->idle_threads--;
-            pool->waking = 0;
         }
         /* Stopping still drains the queue: those clients sent a whole
          * request and deserve their answer. */
@@ -294,8 +282,6 @@ static void *pool_thread_main(void *arg)
         void *item = pool->ring[pool->head];
         pool->head = (pool->head + 1) % pool->ring_size;
         pool->count--;
-        if (pool->count > 0)
-            wake_one(pool);
         pthread_mutex_unlock(&pool->mutex);
         pool->callbacks.handle(state, item);
         if (pool->callbacks.release)
