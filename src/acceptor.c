@@ -40,6 +40,10 @@ struct acceptor {
     atomic_uint open_connections;
     atomic_uint idle_connections; /* held by the idle set */
     struct idle_set *idle;
+    /* The acceptor sleeps in poll() (or is about to): only then does a
+     * give-back need the wake fd. Paired with the check of `returned`
+     * before poll(), so that one of the two sides always sees the other. */
+    atomic_int polling;
 
     /* acceptor thread only */
     struct pollset polls; /* the wake fd, the listeners, then connections */
@@ -140,8 +144,10 @@ void acceptor_give_back(struct acceptor *a, struct conn *c)
     c->next = a->returned;
     a->returned = c;
     pthread_mutex_unlock(&a->returned_mutex);
-    /* The acceptor empties the whole list per wake-up, so one is enough. */
-    if (was_empty)
+    /* The acceptor empties the whole list per round, so one wake-up is
+     * enough; an acceptor that is not polling looks at the list before it
+     * polls again. */
+    if (was_empty && atomic_load(&a->polling))
         wake(a);
 }
 
@@ -562,6 +568,15 @@ static int accept_ready(struct acceptor *a, const struct listener *l, int64_t no
     return 1;
 }
 
+/* Connections were given back while the acceptor was not polling. */
+static int returned_waiting(struct acceptor *a)
+{
+    pthread_mutex_lock(&a->returned_mutex);
+    int waiting = a->returned != NULL;
+    pthread_mutex_unlock(&a->returned_mutex);
+    return waiting;
+}
+
 static void take_returned(struct acceptor *a, int64_t now)
 {
     pthread_mutex_lock(&a->returned_mutex);
@@ -685,20 +700,26 @@ static void *acceptor_main(void *arg)
     a->next_sweep_ms = monotonic_ms() + SWEEP_INTERVAL_MS;
     while (!atomic_load(&a->stopping)) {
         int64_t wait = a->next_sweep_ms - monotonic_ms();
-        int n = poll(a->polls.fds, a->polls.nfds, wait < 0 ? 0 : (int)wait);
+        atomic_store(&a->polling, 1);
+        if (wait < 0 || returned_waiting(a))
+            wait = 0;
+        int n = poll(a->polls.fds, a->polls.nfds, (int)wait);
+        atomic_store(&a->polling, 0);
         int64_t now = monotonic_ms();
         if (n < 0 && errno != EINTR) {
             log_write(LOG_ERROR, "poll failed (errno %d)", errno);
             continue;
         }
+        int woken = n > 0 && a->polls.fds[0].revents;
+        if (woken)
+            wakeup_drain(a->wake_fd);
+        take_returned(a, now);
+        if (woken) {
+            begin_drain(a, now); /* acceptor_drain always wakes us */
+            if (a->listeners_paused)
+                pause_listeners(a, 0);
+        }
         if (n > 0) {
-            if (a->polls.fds[0].revents) {
-                wakeup_drain(a->wake_fd);
-                take_returned(a, now);
-                begin_drain(a, now);
-                if (a->listeners_paused)
-                    pause_listeners(a, 0);
-            }
             for (unsigned s = 1; s < a->first_conn; s++)
                 if (a->polls.fds[s].fd >= 0 && (a->polls.fds[s].revents & POLLIN))
                     accept_ready(a, &a->config.listeners[s - 1], now);

@@ -258,6 +258,24 @@ void pool_destroy(struct pool *pool, void (*drop)(void *item, void *ctx), void *
     free(pool);
 }
 
+/* With pool->mutex held and an item queued: takes the callbacks' lock
+ * first, without the mutex. Returns 1 (mutex held again, lock released)
+ * when another thread emptied the queue meanwhile, else 0 with both held. */
+static int acquire_or_give_up(struct pool *pool, void *state)
+{
+    if (pool->callbacks.acquire == NULL)
+        return 0;
+    pthread_mutex_unlock(&pool->mutex);
+    pool->callbacks.acquire(state);
+    pthread_mutex_lock(&pool->mutex);
+    if (pool->count > 0)
+        return 0;
+    pthread_mutex_unlock(&pool->mutex);
+    pool->callbacks.release(state);
+    pthread_mutex_lock(&pool->mutex);
+    return 1;
+}
+
 static void *pool_thread_main(void *arg)
 {
     struct pool_thread *self = arg;
@@ -288,11 +306,15 @@ static void *pool_thread_main(void *arg)
          * request and deserve their answer. */
         if (pool->count == 0)
             break;
+        if (acquire_or_give_up(pool, state))
+            continue;
         void *item = pool->ring[pool->head];
         pool->head = (pool->head + 1) % pool->ring_size;
         pool->count--;
         pthread_mutex_unlock(&pool->mutex);
         pool->callbacks.handle(state, item);
+        if (pool->callbacks.release)
+            pool->callbacks.release(state);
         pthread_mutex_lock(&pool->mutex);
     }
     pool->running_threads--;

@@ -557,6 +557,8 @@ static int start_threads(struct server *s, const char *address)
     char err[PYR_ERR_LEN] = "";
     const struct server_options *options = &s->options;
     struct pool_callbacks callbacks = {.thread_start = worker_thread_start,
+                                       .acquire = worker_acquire,
+                                       .release = worker_release,
                                        .handle = worker_handle,
                                        .thread_stop = worker_thread_stop,
                                        .ctx = s};

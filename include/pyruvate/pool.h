@@ -11,6 +11,14 @@ struct pool_callbacks {
     /* Runs first on each new thread (index 1..N). Returns the thread's own
      * state, passed to handle and thread_stop; NULL fails pool_create. */
     void *(*thread_start)(void *ctx, unsigned index);
+    /* Optional, both or neither: a woken thread calls acquire before it
+     * takes an item and release after handle (or at once when the queue
+     * turned out empty meanwhile). For a lock every item needs (the GIL):
+     * a thread waiting for it then holds no item, and the thread that has
+     * it can drain the queue with pool_try_take, so no item waits in the
+     * hands of a thread that cannot run it. */
+    void (*acquire)(void *thread_state);
+    void (*release)(void *thread_state);
     /* Runs one item; the callback owns the item from here on. */
     void (*handle)(void *thread_state, void *item);
     /* Runs last on each thread, after its final item. */

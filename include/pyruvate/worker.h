@@ -9,6 +9,8 @@
 
 /* Pool callbacks (ctx is the struct server). */
 void *worker_thread_start(void *ctx, unsigned index);
+void worker_acquire(void *worker); /* takes the GIL */
+void worker_release(void *worker); /* lets go of it */
 void worker_handle(void *worker, void *conn);
 void worker_thread_stop(void *worker);
 

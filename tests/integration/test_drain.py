@@ -29,6 +29,9 @@ def _refused(srv):
         socket.create_connection((srv.host, srv.port), timeout=2).close()
     except ConnectionRefusedError:
         return True
+    except ConnectionResetError:
+        # Queued in the backlog as the listener closed: ask again.
+        return False
     return False
 
 

@@ -153,6 +153,56 @@ static void stop_and_destroy(struct pool *pool)
     pool_destroy(pool, on_drop, &probe);
 }
 
+/* A lock every item needs (the GIL in the server), for acquire/release. */
+static pthread_mutex_t big_lock = PTHREAD_MUTEX_INITIALIZER;
+static atomic_uint acquire_calls;
+
+static void on_acquire(void *thread_state)
+{
+    PYR_UNUSED(thread_state);
+    atomic_fetch_add(&acquire_calls, 1);
+    pthread_mutex_lock(&big_lock);
+}
+
+static void on_release(void *thread_state)
+{
+    PYR_UNUSED(thread_state);
+    pthread_mutex_unlock(&big_lock);
+}
+
+START_TEST(test_thread_waiting_to_acquire_holds_no_item)
+{
+    struct pool_callbacks with_lock = callbacks;
+    with_lock.acquire = on_acquire;
+    with_lock.release = on_release;
+    char err[PYR_ERR_LEN] = "";
+    struct pool *pool = pool_create("unit", 3, 8, &with_lock, err);
+    ck_assert_msg(pool != NULL, "pool_create: %s", err);
+    atomic_store(&acquire_calls, 0);
+    pthread_mutex_lock(&big_lock); /* this thread is the one running */
+    for (unsigned i = 0; i < 3; i++)
+        ck_assert_int_eq(pool_submit(pool, &probe.marks[i]), 0);
+    for (int i = 0; i < WAIT_MS && atomic_load(&acquire_calls) == 0; i++) {
+        struct timespec pause = {.tv_sec = 0, .tv_nsec = 1000000};
+        nanosleep(&pause, NULL);
+    }
+    ck_assert_uint_ge(count_of(&acquire_calls), 1);
+    /* The woken thread waits for the lock without an item, so the holder
+     * takes all three: none is stuck behind a thread that cannot run. */
+    for (unsigned i = 0; i < 3; i++)
+        ck_assert_ptr_eq(pool_try_take(pool), &probe.marks[i]);
+    ck_assert_ptr_null(pool_try_take(pool));
+    pthread_mutex_unlock(&big_lock);
+    /* The woken thread finds the queue empty and lets go of the lock. */
+    ck_assert_int_eq(pool_submit(pool, &probe.marks[3]), 0);
+    stop_and_destroy(pool);
+    ck_assert_uint_eq(count_of(&probe.handled), 1);
+    ck_assert_uint_eq(count_of(&probe.marks[3]), 1);
+    ck_assert_int_eq(pthread_mutex_trylock(&big_lock), 0);
+    pthread_mutex_unlock(&big_lock);
+}
+END_TEST
+
 START_TEST(test_every_item_handled_once)
 {
     enum { THREADS = 4, ITEMS = 200 };
@@ -366,6 +416,7 @@ Suite *make_pool_suite(void)
     tcase_add_test(core, test_busy_counts_queued_and_running_items);
     tcase_add_test(core, test_destroy_drops_leftover_items);
     tcase_add_test(core, test_try_take_returns_queued_items_in_order);
+    tcase_add_test(core, test_thread_waiting_to_acquire_holds_no_item);
     suite_add_tcase(s, core);
 
     TCase *limits = tcase_create("limits");

@@ -1,0 +1,95 @@
+"""Keep-alive connections a worker looks at again before handing them back.
+
+A worker that answered a request keeps the connection while it has other
+work (or, with a worker to spare, for a moment) and reads the client's next
+request itself; otherwise the acceptor waits for it. Whichever of the two
+reads the next request, the answers and the timeouts must be the same:
+these tests send the next request at once, so that it often reaches the
+worker, and check what the client sees.
+"""
+import socket
+import threading
+
+import support
+
+ROUNDS = 30
+
+
+def _echo(body, close=False):
+    headers = [("Connection", "close")] if close else None
+    return support.build_request("POST", "/echo", headers=headers, body=body)
+
+
+def test_pipelined_requests_read_by_the_worker_are_answered_in_order(start_server):
+    srv = start_server(keepalive=True)
+    with srv.connect() as conn:
+        for index in range(ROUNDS):
+            first = conn.request("POST", "/echo", body=b"first %d" % index)
+            assert first.body == b"first %d" % index
+            # Sent as soon as the answer is read: two requests in one write.
+            conn.send(_echo(b"second %d" % index) + _echo(b"third %d" % index))
+            assert conn.read_response().body == b"second %d" % index
+            assert conn.read_response().body == b"third %d" % index
+
+
+def test_request_split_between_worker_and_acceptor_is_parsed_once(start_server):
+    srv = start_server(keepalive=True)
+    with srv.connect() as conn:
+        for index in range(ROUNDS):
+            assert conn.request("GET", "/hello").status == 200
+            whole = _echo(b"body %02d of the split request" % index)
+            cut = 20 + index % (len(whole) - 20)
+            conn.send(whole[:cut])  # at once: the worker may still hold it
+            threading.Event().wait(0.02)  # an order of events, not a timing
+            conn.send(whole[cut:])
+            response = conn.read_response()
+            assert response.status == 200, response
+            assert response.body == b"body %02d of the split request" % index
+        # Exactly one answer per request: the next one is this request's.
+        assert conn.request("POST", "/echo", body=b"last").body == b"last"
+
+
+def test_keepalive_timeout_applies_to_a_connection_the_worker_kept(start_server):
+    srv = start_server(keepalive=True, options={"keepalive_timeout": 1})
+    with srv.connect() as conn:
+        for index in range(ROUNDS):
+            assert conn.request("POST", "/echo", body=b"%d" % index).status == 200
+        assert conn.wait_closed(timeout=15), "idle connection not closed"
+
+
+def test_request_timeout_applies_to_a_request_begun_after_a_quick_answer(start_server):
+    srv = start_server(keepalive=True, options={"request_timeout": 1})
+    with srv.connect() as conn:
+        for _ in range(ROUNDS):
+            assert conn.request("GET", "/hello").status == 200
+        conn.send(b"GET /hello HTTP/1.1\r\nHost: x\r\n")  # never finished
+        response = conn.read_response()
+        assert response.status == 408, response
+        assert conn.wait_closed(timeout=15)
+
+
+def test_connections_answered_together_get_their_own_answers(start_server):
+    srv = start_server(keepalive=True, workers=2)
+    conns = [srv.connect() for _ in range(24)]
+    try:
+        for index in range(ROUNDS):
+            for number, conn in enumerate(conns):
+                conn.send(_echo(b"conn %d request %d" % (number, index)))
+            for number, conn in enumerate(conns):
+                response = conn.read_response()
+                assert response.status == 200, response
+                assert response.body == b"conn %d request %d" % (number, index)
+    finally:
+        for conn in conns:
+            conn.close()
+
+
+def test_client_that_closes_after_its_answer_is_closed(start_server):
+    srv = start_server(keepalive=True)
+    for index in range(ROUNDS):
+        with srv.connect() as conn:
+            assert conn.request("POST", "/echo", body=b"%d" % index).status == 200
+            conn.sock.shutdown(socket.SHUT_WR)
+            assert conn.wait_closed(timeout=15)
+    with srv.connect() as conn:
+        assert conn.request("GET", "/hello").status == 200
