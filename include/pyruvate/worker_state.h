@@ -16,10 +16,6 @@
 
 struct server;
 
-/* Connections a worker answered and looks at again before giving them
- * back (worker.c). */
-enum { WORKER_HELD_MAX = 64 };
-
 struct worker {
     struct server *server;
     unsigned index;
@@ -40,12 +36,6 @@ struct worker {
     int body_done;            /* the whole body is framed; only w->out and the end are left */
     int ending;               /* the end of the framing is framed too */
     int64_t park_deadline_ms; /* a resumed response that made no progress keeps it; 0: fresh */
-
-    /* answered connections waiting for their client's next request */
-    struct conn *held[WORKER_HELD_MAX];
-    int64_t held_since_ms[WORKER_HELD_MAX];
-    unsigned held_count;
-    int64_t last_request_us; /* how long the last answer took this worker */
 
     struct environ_cache environ;
     time_t date_second; /* the second `date` was formatted for */

@@ -1,14 +1,16 @@
 """Keep-alive connections a worker looks at again before handing them back.
 
-A worker that answered a request keeps the connection while it has other
-work (or, with a worker to spare, for a moment) and reads the client's next
-request itself; otherwise the acceptor waits for it. Whichever of the two
+A worker that answered a request and has nothing else to do (with a worker
+to spare) waits a moment for the client's next request and reads it
+itself; otherwise the acceptor waits for it. Whichever of the two
 reads the next request, the answers and the timeouts must be the same:
 these tests send the next request at once, so that it often reaches the
 worker, and check what the client sees.
 """
+import os
 import socket
 import threading
+import time
 
 import support
 
@@ -93,3 +95,26 @@ def test_client_that_closes_after_its_answer_is_closed(start_server):
             assert conn.wait_closed(timeout=15)
     with srv.connect() as conn:
         assert conn.request("GET", "/hello").status == 200
+
+
+def test_next_request_is_not_kept_behind_another_clients_slow_request(start_server, tmp_path):
+    """A worker that answered A and then took C's slow request must not keep
+    A's connection meanwhile: A's next request goes to the free worker."""
+    srv = start_server(keepalive=True, workers=2)
+    gate = str(tmp_path / "slow")
+    with srv.connect(timeout=30) as quick, srv.connect(timeout=30) as slow:
+        # Sent together: one worker may answer A and then take C from the queue.
+        quick.send(support.build_request("GET", "/hello"))
+        slow.send(support.build_request("GET", "/gated-echo/slow?gate=" + gate))
+        assert quick.read_response().status == 200
+        deadline = time.monotonic() + 30
+        while not os.path.exists(gate + ".entered") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert os.path.exists(gate + ".entered"), "the slow request never reached the app"
+        try:
+            for _ in range(5):
+                response = quick.request("GET", "/hello")
+                assert response.status == 200, response
+        finally:
+            open(gate, "w").close()
+        assert slow.read_response().status == 200
