@@ -385,6 +385,9 @@ static enum conn_next answer_endpoint(struct acceptor *a, struct conn *c,
         c->request_start_ms = now; /* part of the next request is here */
         c->deadline_ms = now + a->config.request_timeout_ms;
     } else {
+        /* Waiting now, like a connection a worker gave back: it keeps
+         * neither its parser nor its buffer (take_returned does the same). */
+        conn_release_if_idle(c);
         c->idle_since_ms = now;
         c->deadline_ms = now + a->config.keepalive_timeout_ms;
     }
@@ -669,6 +672,7 @@ static void sweep(struct acceptor *a, int64_t now)
         struct conn *c = a->polls.slots[i].conn;
         if (now < wait_ends(a, c)) {
             if (is_idle(c) && now - c->idle_since_ms >= IDLE_AFTER_MS && !a->drain_start_ms) {
+                conn_release_if_idle(c); /* whatever path it came by */
                 poll_set_remove(a, i);
                 /* Counted first: the idle thread may hand it back at once. */
                 atomic_fetch_add(&a->idle_connections, 1);

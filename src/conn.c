@@ -24,7 +24,7 @@ enum { CONN_READ_CHUNK = 16384 };
  * side, instead of each pinning pages among the holes that freed buffers
  * leave. A freed connection is kept for the next one; slabs are never
  * returned. Requests are recycled too (see spare_request). Sanitizer
- * builds use malloc and free, to keep catching use after free. */
+ * builds take connections from malloc, to keep catching use after free. */
 #if defined(__SANITIZE_ADDRESS__)
 #define CONN_RECYCLE 0
 #elif defined(__has_feature)
@@ -198,7 +198,10 @@ void conn_release_if_idle(struct conn *c)
         return;
     /* With nothing buffered, its request was reset by
      * conn_reset_for_next_request (or there is none). */
-    if (CONN_RECYCLE && spare_request == NULL) {
+    /* Kept in sanitizer builds too: one object, whose reuse is worth
+     * checking there (unlike the slabs, it hides no use after free of
+     * another connection). */
+    if (spare_request == NULL) {
         spare_request = c->request;
         c->request = NULL;
     }
