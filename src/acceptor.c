@@ -349,8 +349,11 @@ static enum conn_next answer_endpoint(struct acceptor *a, struct conn *c,
     const struct request *r = c->request;
     int draining = a->config.draining && atomic_load(a->config.draining);
     int last = a->config.max_reuse_count && c->requests_served + 1 >= a->config.max_reuse_count;
+    /* Requests a client pipelined behind this one were taken in: answered
+     * during a drain too (the last of them says close). */
+    int pipelined = c->in.len > c->request->consumed;
     struct metrics_answer answer =
-        metrics_decide(endpoint, r->method, draining, r->keep_alive && !last);
+        metrics_decide(endpoint, r->method, draining, r->keep_alive && !last, pipelined);
     int exposition = endpoint == METRICS_EXPOSITION && answer.status == 200;
     int head = strcmp(r->method, "HEAD") == 0;
     size_t body_len = 0;

@@ -263,9 +263,10 @@ enum metrics_endpoint metrics_endpoint_of(const char *const paths[METRICS_ENDPOI
 }
 
 struct metrics_answer metrics_decide(enum metrics_endpoint endpoint, const char *method,
-                                     int draining, int keep_alive)
+                                     int draining, int keep_alive, int pipelined)
 {
-    struct metrics_answer answer = {.status = 200, .closing = draining || !keep_alive};
+    struct metrics_answer answer = {.status = 200,
+                                    .closing = !keep_alive || (draining && !pipelined)};
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
         answer.status = 405;
     else if (endpoint == METRICS_HEALTH && draining)

@@ -158,7 +158,8 @@ static int seconds_argument(PyObject *value, const char *name, int *out_ms)
     if (seconds == -1.0 && PyErr_Occurred())
         return -1;
     if (!(seconds > 0) || seconds > INT_MAX / 1000) {
-        PyErr_Format(PyExc_ValueError, "%s must be a positive number of seconds", name);
+        PyErr_Format(PyExc_ValueError, "%s must be a positive number of seconds, at most %d", name,
+                     INT_MAX / 1000);
         return -1;
     }
     *out_ms = (int)(seconds * 1000);

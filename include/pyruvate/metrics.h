@@ -137,11 +137,13 @@ struct metrics_answer {
 };
 
 /* Decides the answer: GET and HEAD get 200 (503 from the health endpoint
- * while draining), any other method 405. closing is set when draining,
- * when the client did not ask to keep the connection, or when this is the
- * last request the connection may carry. */
+ * while draining), any other method 405. closing is set when the client
+ * did not ask to keep the connection (keep_alive 0, also for the last
+ * request the connection may carry), and when draining unless requests are
+ * pipelined behind this one: those are answered first, the last of them
+ * with the close. */
 struct metrics_answer metrics_decide(enum metrics_endpoint endpoint, const char *method,
-                                     int draining, int keep_alive);
+                                     int draining, int keep_alive, int pipelined);
 
 /* Appends the whole response: a head with Content-Type, Content-Length,
  * Cache-Control: no-store, Connection (close, or keep-alive for an

@@ -2,6 +2,7 @@
 itself, without a worker, so that a load balancer sees a busy instance as
 up and a draining one as down."""
 import signal
+import socket
 import threading
 import time
 
@@ -182,6 +183,41 @@ def test_health_is_503_with_close_while_draining(start_server, tmp_path):
         finally:
             results = release()
     assert results[0].status == 200
+    assert server.wait_exit() == 0
+
+
+def test_requests_pipelined_behind_health_are_answered_while_draining(start_server, tmp_path):
+    """A request a client pipelined behind a health request was taken in
+    before the drain: it is answered, and only the last answer says close."""
+    server = start_server(workers=1, options=dict(HEALTH, shutdown_timeout=60))
+    gate = tmp_path / "gate"
+    with server.connect(timeout=30) as conn:
+        conn.send(build_request("GET", "/slow?gate=%s" % gate) + build_request("GET", "/health") +
+                  build_request("GET", "/hello"))
+        deadline = time.monotonic() + 30
+        while not (tmp_path / "gate.entered").exists():
+            assert time.monotonic() < deadline, "the slow request never reached the app"
+            time.sleep(0.02)
+        server.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        while True:  # the drain has begun once new connections are refused
+            try:
+                socket.create_connection((server.host, server.port), timeout=5).close()
+            except ConnectionRefusedError:
+                break
+            except ConnectionResetError:
+                pass  # queued as the listener closed: ask again
+            assert time.monotonic() < deadline, "the listener stayed open after SIGTERM"
+            time.sleep(0.02)
+        gate.touch()
+        slow = conn.read_response()
+        assert slow.status == 200 and not slow.has_token("Connection", "close"), slow
+        health = conn.read_response()
+        assert health.status == 503 and not health.has_token("Connection", "close"), health
+        last = conn.read_response()
+        assert last.status == 200 and last.body == b"Hello, World!", last
+        assert last.has_token("Connection", "close")
+        assert conn.wait_closed()
     assert server.wait_exit() == 0
 
 

@@ -70,6 +70,14 @@ def test_value_too_large_for_its_type_is_refused(option, value):
         (result.stdout, result.stderr)
 
 
+@pytest.mark.parametrize("option", ["keepalive_timeout", "shutdown_timeout", "send_timeout"])
+def test_seconds_beyond_the_maximum_name_the_maximum(option):
+    result = run_python(PROBE, args=(option, json.dumps(3000000)))
+    assert result.stdout.startswith(
+        "ValueError %s must be a positive number of seconds, at most 2147483" % option), \
+        (result.stdout, result.stderr)
+
+
 WORKERS_PROBE = """
 import sys, pyruvate
 try:

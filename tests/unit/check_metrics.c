@@ -153,17 +153,23 @@ END_TEST
 
 START_TEST(test_decide)
 {
-    struct metrics_answer a = metrics_decide(METRICS_HEALTH, "GET", 0, 1);
+    struct metrics_answer a = metrics_decide(METRICS_HEALTH, "GET", 0, 1, 0);
     ck_assert_int_eq(a.status, 200);
     ck_assert_int_eq(a.closing, 0);
-    a = metrics_decide(METRICS_HEALTH, "HEAD", 1, 1);
+    a = metrics_decide(METRICS_HEALTH, "HEAD", 1, 1, 0);
     ck_assert_int_eq(a.status, 503);
     ck_assert_int_eq(a.closing, 1);
-    a = metrics_decide(METRICS_EXPOSITION, "GET", 1, 1); /* metrics still answer */
+    a = metrics_decide(METRICS_EXPOSITION, "GET", 1, 1, 0); /* metrics still answer */
     ck_assert_int_eq(a.status, 200);
     ck_assert_int_eq(a.closing, 1);
-    a = metrics_decide(METRICS_HEALTH, "POST", 0, 0);
+    a = metrics_decide(METRICS_HEALTH, "POST", 0, 0, 0);
     ck_assert_int_eq(a.status, 405);
+    ck_assert_int_eq(a.closing, 1);
+    /* Draining with a request pipelined behind: that one is answered too. */
+    a = metrics_decide(METRICS_HEALTH, "GET", 1, 1, 1);
+    ck_assert_int_eq(a.status, 503);
+    ck_assert_int_eq(a.closing, 0);
+    a = metrics_decide(METRICS_HEALTH, "GET", 1, 0, 1); /* unless the client said close */
     ck_assert_int_eq(a.closing, 1);
 }
 END_TEST
