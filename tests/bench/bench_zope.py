@@ -51,6 +51,7 @@ import sys
 import time
 
 import bench
+import zope_cpu
 
 HERE = bench.HERE
 ROOT = bench.ROOT
@@ -125,18 +126,20 @@ class ZopeServer(bench.Server):
 
     def argv(self, port):
         return [self.python_bin("runwsgi"), "--server-name", self.name, self.ini(),
-                "http_port=%d" % port, "threads=%d" % self.threads]
+                "http_port=%d" % port, "bench_threads=%d" % self.threads]
 
     def env(self):
         env = super().env()
         env.pop("BENCH_FILE", None)
+        env["PYTHONPATH"] = HERE  # zope_cpu.py, the filter in every pipeline
         return env
 
 
 class RustZopeServer(ZopeServer):
     def env(self):
         env = super().env()
-        env["PYTHONPATH"] = RUST_PATH  # before the venv's site-packages, and our pyruvate
+        # Before the venv's site-packages, and our pyruvate.
+        env["PYTHONPATH"] = os.pathsep.join([RUST_PATH, HERE])
         return env
 
 
@@ -165,8 +168,12 @@ def all_servers():
 
 # ---------------------------------------------------------------- instances
 
-# The servers' sections; runwsgi fills in http_port and threads. Logging as
-# mkwsgiinstance's, without the access log (no server under test writes one).
+# The servers' sections; runwsgi fills in http_port and bench_threads. A
+# variable given to runwsgi becomes a PasteDeploy default, and a section's
+# option of the same name is then dropped as "global" (so `threads =
+# %(threads)s` left waitress at its default of 4 threads): the variables
+# share no name with an option. Logging as mkwsgiinstance's, without the
+# access log (no server under test writes one).
 ZOPE_INI = """\
 [app:zope]
 use = egg:Zope#main
@@ -174,27 +181,32 @@ zope_conf = %(here)s/zope.conf
 
 [pipeline:main]
 pipeline =
+    appcpu
     egg:Zope#httpexceptions
     zope
+
+# Measures the application's own CPU time (zope_cpu.py).
+[filter:appcpu]
+use = call:zope_cpu:filter_factory
 
 [server:pyruvate]
 use = egg:pyruvate#main
 socket = 127.0.0.1:%(http_port)s
-workers = %(threads)s
+workers = %(bench_threads)s
 
 # 1.6.1: max_reuse_count=255 wedges it, 1-254 close after each response;
 # see tests/bench/serve.py.
 [server:rust-pyruvate]
 use = egg:pyruvate#main
 socket = 127.0.0.1:%(http_port)s
-workers = %(threads)s
+workers = %(bench_threads)s
 max_reuse_count = 254
 chunked_transfer = True
 
 [server:waitress]
 use = egg:waitress#main
 listen = 127.0.0.1:%(http_port)s
-threads = %(threads)s
+threads = %(bench_threads)s
 
 [loggers]
 keys = root
@@ -490,6 +502,9 @@ def check_server(server, pages):
             problem = "%s failed: %s" % (PAGES[page][3], e)
         if problem:
             problems.append(problem)
+    if app_cpu(server.port) is None:
+        problems.append("no application CPU counter at %s (zope_cpu.py not in the pipeline)"
+                        % zope_cpu.STATS_PATH)
     ka = bench.keepalive_probe(server.port, path=PAGES[pages[0]][2], body_end=None)
     if ka:
         problems.append(ka)
@@ -579,13 +594,33 @@ def run_wrk(port, page, conns, duration):
     return {"error": "no wrk summary: %s" % out.strip()[-200:]}
 
 
+def app_cpu(port):
+    """(calls, CPU ns, wall ns, monotonic ns when read, most calls at once) of the
+    application so far (zope_cpu.py), or None."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("GET", zope_cpu.STATS_PATH)
+        resp = conn.getresponse()
+        data = resp.read()
+        if resp.status != 200:
+            return None
+        calls, cpu, wall, most = (int(x) for x in data.split()[:4])
+        return calls, cpu, wall, time.monotonic_ns(), most
+    except (OSError, http.client.HTTPException, ValueError, IndexError):
+        return None
+    finally:
+        conn.close()
+
+
 def measure(server, page, conns, duration):
     pgid = server.proc.pid
+    app0 = app_cpu(server.port)
     cpu0 = bench.group_cpu_seconds(pgid)
     vol0, invol0, _ = task_switches(pgid)
     wrk = run_wrk(server.port, page, conns, duration)
     cpu1 = bench.group_cpu_seconds(pgid)
     vol1, invol1, threads = task_switches(pgid)
+    app1 = app_cpu(server.port)
     result = dict(wrk)
     if "error" in wrk:
         server.events.append("%s, %s: %s" % (server.label, scenario_name((page, conns,
@@ -598,6 +633,16 @@ def measure(server, page, conns, duration):
         result["p50_us"] = result["p99_us"] = None
     result["errors"] = sum(wrk[k] for k in ("connect", "read", "write", "timeout", "status"))
     result["cpu_us"] = (cpu1 - cpu0) * 1e6 / n if n else None
+    # The application's CPU per call: each call is counted whole when it
+    # returns, also those in flight when wrk started or stopped, so per call
+    # rather than per request of this window. The rest is the server's.
+    calls = app1[0] - app0[0] if None not in (app0, app1) else 0
+    result["app_us"] = (app1[1] - app0[1]) / 1e3 / calls if n and calls > 0 else None
+    # Threads inside the application on average (zope_cpu.py).
+    result["app_busy"] = ((app1[2] - app0[2]) / (app1[3] - app0[3])
+                          if n and calls > 0 else None)
+    result["server_us"] = (result["cpu_us"] - result["app_us"]
+                           if result["app_us"] is not None else None)
     result["vcsw"] = (vol1 - vol0) / n if n else None
     result["ivcsw"] = (invol1 - invol0) / n if n else None
     result["threads"] = threads
@@ -607,7 +652,7 @@ def measure(server, page, conns, duration):
 def summarize(runs):
     s = bench.summarize(runs)
     ok = [r for r in runs if "rps" in r]
-    for key in ("vcsw", "ivcsw", "threads"):
+    for key in ("vcsw", "ivcsw", "threads", "app_us", "server_us", "app_busy"):
         vals = [r[key] for r in ok if r.get(key) is not None]
         s[key] = statistics.median(vals) if vals else None
     return s
@@ -622,6 +667,10 @@ def scenario_name(sc):
 
 def fmt_num(v, digits=1):
     return "–" if v is None else ("%.*f" % (digits, v) if v < 100 else "%.0f" % v)
+
+
+def fmt_server_cpu(r):
+    return fmt_num(r.get("server_us"), 0)
 
 
 def report(servers, scenarios, results, log_counts, versions, args, started, load_start,
@@ -694,10 +743,14 @@ def report(servers, scenarios, results, log_counts, versions, args, started, loa
                         [bench.fmt_ms(me["p50"]), bench.fmt_ms(me["p99"]),
                          bench.fmt_errors(me), fmt_num(me["cpu_us"], 0)] +
                         [bench.fmt_ratio(me["cpu_us"], get(sc, ref).get("cpu_us"))
-                         for ref in REFERENCES])
+                         for ref in REFERENCES] +
+                        [fmt_num(me["app_us"], 0), fmt_num(me["server_us"], 0)] +
+                        [fmt_server_cpu(get(sc, ref)) for ref in REFERENCES])
         table(["scenario", "req/s"] + ["×" + REF_LABEL[r] for r in REFERENCES] +
               ["p50 ms", "p99 ms", "errors", "CPU µs/req"] +
-              ["CPU ×" + REF_LABEL[r] for r in REFERENCES], rows)
+              ["CPU ×" + REF_LABEL[r] for r in REFERENCES] +
+              ["app µs/req", "server µs/req"] +
+              [REF_LABEL[r] + " server µs/req" for r in REFERENCES], rows)
 
     out("## All servers")
     out("")
@@ -715,11 +768,15 @@ def report(servers, scenarios, results, log_counts, versions, args, started, loa
                          fmt_num(r["cpu_us"], 0)] +
                         [bench.fmt_ratio(r["cpu_us"], get(sc, ref).get("cpu_us"))
                          for ref in REFERENCES] +
-                        ["%s / %s" % (fmt_num(r["vcsw"]), fmt_num(r["ivcsw"])),
+                        [fmt_num(r["app_us"], 0), fmt_num(r["server_us"], 0),
+                         fmt_num(r["app_busy"], 2),
+                         "%s / %s" % (fmt_num(r["vcsw"]), fmt_num(r["ivcsw"])),
                          "–" if r["threads"] is None else "%d" % r["threads"]])
     table(["scenario", "server", "req/s"] + ["×" + REF_LABEL[r] for r in REFERENCES] +
           ["p50 ms", "p99 ms", "errors", "CPU µs/req"] +
-          ["CPU ×" + REF_LABEL[r] for r in REFERENCES] + ["csw/req vol / invol", "threads"],
+          ["CPU ×" + REF_LABEL[r] for r in REFERENCES] +
+          ["app µs/req", "server µs/req", "threads in app", "csw/req vol / invol",
+           "threads"],
           rows)
 
     thread_counts = sorted({sc[2] for sc in scenarios})
@@ -785,6 +842,17 @@ def report(servers, scenarios, results, log_counts, versions, args, started, loa
         "(see tests/bench/RESULTS.md): it closes every connection after the response while "
         "announcing keep-alive, so wrk counts a read error per request and reconnects; its "
         "rows measure a new connection per request.")
+    out("- app µs/req: the CPU time of the application's own calls (tests/bench/zope_cpu.py, "
+        "a PasteDeploy filter first in every server's pipeline, time.thread_time around "
+        "the call), per call; server µs/req: CPU µs/req minus that, i.e. everything else "
+        "in the process: the server's threads, its environ, its writes, its GIL "
+        "hand-offs. The application does the same work whichever server calls it, so "
+        "differences in app µs/req between servers are the noise of the machine (caches, "
+        "preemption), and a server's cost is its server µs/req.")
+    out("- threads in app: the wall-clock time spent inside the application over the "
+        "run, divided by the run's length: how many worker threads were busy with a "
+        "request on average. Under enough load it should be the thread count; below it, "
+        "threads waited for requests that the server had not handed over yet.")
     out("- csw: many voluntary switches per request mean threads block (GIL hand-offs, "
         "waits for a worker); involuntary ones, threads preempted by the 2 cores' load. "
         "The threads column counts the server's threads at the end of a run.")
@@ -878,15 +946,22 @@ def run_phase(servers, site, threads, pages, conns, args, results_raw, log_count
                         results_raw.setdefault(key, []).append(r)
                         if "rps" in r:
                             log("[r%d] %-40s %-14s %8s req/s p99 %7s ms err %d cpu %s µs "
-                                "csw %s/%s" % (rnd + 1, scenario_name(sc), s.name,
-                                                bench.fmt_rps(r["rps"]),
-                                                bench.fmt_ms(r["p99_us"]), r["errors"],
-                                                fmt_num(r["cpu_us"], 0), fmt_num(r["vcsw"]),
-                                                fmt_num(r["ivcsw"])))
+                                "(app %s) in app %s csw %s/%s" % (
+                                    rnd + 1, scenario_name(sc), s.name,
+                                    bench.fmt_rps(r["rps"]), bench.fmt_ms(r["p99_us"]),
+                                    r["errors"], fmt_num(r["cpu_us"], 0),
+                                    fmt_num(r["app_us"], 0), fmt_num(r["app_busy"], 2),
+                                    fmt_num(r["vcsw"]),
+                                    fmt_num(r["ivcsw"])))
                         else:
                             log("[r%d] %-40s %-14s %s" % (rnd + 1, scenario_name(sc), s.name,
                                                           r.get("error")))
         for s in running:
+            stats = app_cpu(s.port) if s.alive() else None
+            if stats and stats[4] > threads:
+                s.events.append("%s ran up to %d requests at once in the application with "
+                                "%d threads configured: its thread count is wrong" % (
+                                    s.label, stats[4], threads))
             if not s.alive():
                 s.events.append("%s exited (status %s) during %s/%d threads: %s" % (
                     s.label, s.proc.returncode if s.proc else None, site, threads,
