@@ -9,8 +9,9 @@ the server's own (everything else in the process).
 Each call of the application adds its thread's CPU time (time.thread_time,
 which a thread waiting for the GIL does not accumulate) and its wall-clock
 time to process-wide totals. GET STATS_PATH answers "<calls> <CPU
-nanoseconds> <wall nanoseconds> <most calls at once>" without calling the
-application; the last must not exceed the server's thread count. The
+nanoseconds> <wall nanoseconds> <most calls at once> <calls now>" without
+calling the application; the most calls at once must not exceed the
+server's thread count. The
 wall-clock total over a window says how many threads were inside the
 application on average: below the thread count under enough load, threads
 waited for work that the server had not handed over yet. Zope's result is a tuple of bytes made before the call
@@ -31,7 +32,8 @@ _most_inside = 0
 
 def _stats(start_response):
     with _lock:
-        body = ("%d %d %d %d" % (_calls, _cpu_ns, _wall_ns, _most_inside)).encode()
+        body = ("%d %d %d %d %d" % (_calls, _cpu_ns, _wall_ns, _most_inside,
+                                    _inside)).encode()
     start_response("200 OK", [("Content-Type", "text/plain"),
                               ("Content-Length", str(len(body)))])
     return [body]
