@@ -3,7 +3,7 @@ waitress (Zope's default), the Rust Pyruvate and granian, under wrk.
 
 Usage: python tests/bench/bench_zope.py [--quick] [--servers a,b] [--pages a,b]
            [--conns 1,4,16] [--threads 2,4] [--rounds N] [--duration S]
-           [--output FILE] [--setup-only] [--reinstall]
+           [--output FILE] [--setup-only] [--reinstall] [--report-from JSON]
 
 Setup (idempotent, skipped when nothing changed), all under build/bench-zope/:
 - zope/: a virtualenv with Zope 6 as pinned for the deployment tests
@@ -33,7 +33,9 @@ server (order rotated every round); req/s, p50/p99, CPU and context switches
 per request are medians of the rounds, errors their sum.
 
 A run with the full default set writes tests/bench/RESULTS-zope.md; any
-other run writes build/bench-zope/RESULTS-zope.md.
+other run writes build/bench-zope/RESULTS-zope.md. Every run also saves its
+raw results to build/bench-zope/last-run.json; --report-from renders the
+results file from such a file again (after a change to the report's code).
 """
 import argparse
 import base64
@@ -41,6 +43,7 @@ import datetime
 import hashlib
 import http.client
 import json
+import math
 import os
 import platform
 import shutil
@@ -49,6 +52,7 @@ import statistics
 import subprocess
 import sys
 import time
+import types
 
 import bench
 import zope_cpu
@@ -58,6 +62,7 @@ ROOT = bench.ROOT
 WORK = os.path.join(ROOT, "build", "bench-zope")
 LOGS = os.path.join(WORK, "logs")
 RUN = os.path.join(WORK, "run")
+RAW = os.path.join(WORK, "last-run.json")  # every run's raw results, for --report-from
 RUST_PATH = os.path.join(WORK, "rust-pyruvate")
 VENV = {"zope": os.path.join(WORK, "zope"), "plone": os.path.join(WORK, "plone")}
 SEED = {"zope": os.path.join(WORK, "seed-zope"), "plone": os.path.join(WORK, "seed-plone")}
@@ -690,11 +695,11 @@ def fmt_server_cpu(r):
     return fmt_num(r.get("server_us"), 0)
 
 
-def report(servers, scenarios, results, log_counts, versions, args, started, load_start,
-           elapsed):
+def report(servers, scenarios, results, log_counts, versions, run):
+    """The markdown of a run; run: its facts (see main), saved with the raw
+    results so that --report-from renders the same file again."""
     lines = []
     out = lines.append
-    now = datetime.datetime.now(datetime.timezone.utc)
     cpu_model = "?"
     with open("/proc/cpuinfo") as f:
         for ln in f:
@@ -704,19 +709,18 @@ def report(servers, scenarios, results, log_counts, versions, args, started, loa
     wrk_version = bench.sh(["wrk", "-v"], 30)[1].split(" Copyright")[0].strip()
     out("# pyruvate under Zope and Plone")
     out("")
-    out("- Date: %s (UTC); run took %.1f min." % (now.strftime("%Y-%m-%d %H:%M"), elapsed / 60))
+    out("- Date: %s (UTC); run took %.1f min." % (run["date"], run["elapsed"] / 60))
     out("- Machine: nproc %d, %s, Linux %s, Python %s; load average %s at the start, %s at "
         "the end." % (len(os.sched_getaffinity(0)), cpu_model, platform.release(),
-                      platform.python_version(), load_start,
-                      " ".join("%.2f" % x for x in os.getloadavg())))
+                      platform.python_version(), run["load_start"], run["load_end"]))
     for site in sorted(versions):
         vs = versions[site]
         out("- %s site: %s." % (site.capitalize(), ", ".join(
             "%s %s" % (k, vs[k]) for k in VERSION_NAMES if k in vs)))
     out("- Load: %s, keep-alive; %d rounds, each running every scenario on every server "
         "(order rotated each round); %d s per wrk run, wrk threads min(2, conns)." % (
-            wrk_version, args.rounds, args.duration))
-    out("- Command: `python tests/bench/bench_zope.py%s`." % "".join(" " + a for a in args.argv))
+            wrk_version, run["rounds"], run["duration"]))
+    out("- Command: `python tests/bench/bench_zope.py%s`." % "".join(" " + a for a in run["argv"]))
     out("- req/s, p50, p99, CPU and context switches: medians of the rounds; errors: summed "
         "over the rounds (wrk socket errors + non-2xx). CPU: user+sys of the server's "
         "process group per request, counted from the server idle before wrk to the "
@@ -972,6 +976,7 @@ def where_we_lose(out, table, servers, scenarios, get, log_counts):
                          "%s / %s" % (fmt_num(me["app_busy"], 2),
                                       fmt_num(other["app_busy"], 2)),
                          loss_reason(sc, me, other, ref, log_counts)])
+    talk_comparison(out, scenarios, get)
     out("pyruvate's req/s is at least %.2f× the reference's in %d of %d comparisons "
         "(each scenario against waitress and against the Rust Pyruvate). The others, "
         "with pyruvate's value / the reference's:" % (TIE, ahead, total))
@@ -983,6 +988,35 @@ def where_we_lose(out, table, servers, scenarios, get, log_counts):
         out("(none)")
         out("")
     out(FINDINGS)
+
+
+def geomean_ratio(scenarios, get, page, a, b):
+    """The geometric mean over page's scenarios of a's req/s ÷ b's, or None."""
+    logs = [math.log(get(sc, a)["rps"] / get(sc, b)["rps"]) for sc in scenarios
+            if sc[0] == page and get(sc, a).get("rps") and get(sc, b).get("rps")]
+    return math.exp(sum(logs) / len(logs)) if logs else None
+
+
+def talk_comparison(out, scenarios, get):
+    """The Plone Conference 2020 talk's observation, against this run."""
+    pairs = [("rust-pyruvate", "waitress"), ("pyruvate", "waitress"),
+             ("pyruvate", "rust-pyruvate")]
+    names = {"pyruvate": "pyruvate", "rust-pyruvate": "Rust", "waitress": "waitress"}
+    out("The talk that introduced the Rust Pyruvate (Plone Conference 2020) found it "
+        "faster than waitress on Zope's `/` but slower on `/Plone`. In this run "
+        "(geometric mean of req/s ratios over connections and thread counts):")
+    out("")
+    rows = []
+    for page in [p for p in PAGE_ORDER if any(sc[0] == p for sc in scenarios)]:
+        rows.append([PAGES[page][3]] + [
+            "–" if r is None else "%.2f" % r
+            for r in (geomean_ratio(scenarios, get, page, a, b) for a, b in pairs)])
+    out_table = ["| page | " + " | ".join("%s ÷ %s" % (names[a], names[b]) for a, b in pairs)
+                 + " |", "|" + "---|" * (len(pairs) + 1)]
+    out_table += ["| " + " | ".join(r) + " |" for r in rows]
+    for line in out_table:
+        out(line)
+    out("")
 
 
 def loss_reason(sc, me, other, ref, log_counts):
@@ -1031,10 +1065,13 @@ def parse_args(argv):
     p.add_argument("--setup-only", action="store_true")
     p.add_argument("--reinstall", action="store_true",
                    help="reinstall the virtualenvs and remake the instances")
+    p.add_argument("--report-from", metavar="JSON",
+                   help="only render the results file again from a run's raw results "
+                        "(every run saves them to %s)" % os.path.relpath(RAW, ROOT))
     args = p.parse_args(argv)
     args.argv = argv
     args.full = not (args.quick or args.servers or args.pages or args.conns or args.threads or
-                     args.rounds is not None or args.duration is not None)
+                     args.rounds is not None or args.duration is not None or args.report_from)
     if args.rounds is None:
         args.rounds = 1 if args.quick else DEFAULT_ROUNDS
     if args.duration is None:
@@ -1120,6 +1157,8 @@ def run_phase(servers, site, threads, pages, conns, args, results_raw, log_count
 
 def main(argv):
     args = parse_args(argv)
+    if args.report_from:
+        return report_from(args.report_from, args.output)
     signal.signal(signal.SIGTERM, on_sigterm)
     servers = all_servers()
     if args.servers:
@@ -1154,20 +1193,59 @@ def main(argv):
         (runs * (args.duration + 0.4) + len(threads) * len(servers) *
          (len(sites) * 10 + len(pages))) / 60))
     started = time.monotonic()
-    load_start = " ".join("%.2f" % x for x in os.getloadavg())
+    run = {"load_start": loadavg(), "rounds": args.rounds, "duration": args.duration,
+           "argv": args.argv, "full": args.full}
     results_raw = {}
     log_counts = {}
     for t in threads:
         for site in sites:
             site_pages = [p for p in pages if PAGES[p][0] == site]
             run_phase(servers, site, t, site_pages, conns, args, results_raw, log_counts)
+    run.update(load_end=loadavg(), elapsed=time.monotonic() - started,
+               date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M"))
+    save_raw(servers, scenarios, results_raw, log_counts, versions, run)
+    write_report(servers, scenarios, results_raw, log_counts, versions, run, output)
+    return 0
+
+
+def loadavg():
+    return " ".join("%.2f" % x for x in os.getloadavg())
+
+
+SERVER_FIELDS = ("name", "label", "version", "status", "notes", "command", "events")
+
+
+def save_raw(servers, scenarios, results_raw, log_counts, versions, run):
+    data = {"servers": [{k: getattr(s, k) for k in SERVER_FIELDS} for s in servers],
+            "scenarios": scenarios, "results": [[list(sc), name, runs] for (sc, name), runs
+                                                in results_raw.items()],
+            "log_counts": [[list(key), counts] for key, counts in log_counts.items()],
+            "versions": versions, "run": run}
+    with open(RAW, "w") as f:
+        json.dump(data, f, indent=1)
+    log("raw results saved to %s" % os.path.relpath(RAW, ROOT))
+
+
+def write_report(servers, scenarios, results_raw, log_counts, versions, run, output):
     results = {key: summarize(r) for key, r in results_raw.items()}
-    text = report(servers, scenarios, results, log_counts, versions, args, started,
-                  load_start, time.monotonic() - started)
+    text = report(servers, scenarios, results, log_counts, versions, run)
     print(text)
     with open(output, "w") as f:
         f.write(text + "\n")
     log("written to %s" % os.path.relpath(output, ROOT))
+
+
+def report_from(path, output):
+    with open(path) as f:
+        data = json.load(f)
+    servers = [types.SimpleNamespace(**s) for s in data["servers"]]
+    scenarios = [tuple(sc) for sc in data["scenarios"]]
+    results_raw = {(tuple(sc), name): runs for sc, name, runs in data["results"]}
+    log_counts = {tuple(key): counts for key, counts in data["log_counts"]}
+    run = data["run"]
+    output = output or (os.path.join(HERE, "RESULTS-zope.md") if run["full"] else
+                        os.path.join(WORK, "RESULTS-zope.md"))
+    write_report(servers, scenarios, results_raw, log_counts, data["versions"], run, output)
     return 0
 
 
