@@ -600,8 +600,8 @@ def run_wrk(port, page, conns, duration):
 
 
 def app_cpu(port):
-    """(calls, CPU ns, wall ns, most calls at once, calls now) of the application
-    so far (zope_cpu.py), or None."""
+    """(calls, CPU ns, busy ns, now ns, most calls at once, calls now) of the
+    application (zope_cpu.py), or None."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
         conn.request("GET", zope_cpu.STATS_PATH)
@@ -609,7 +609,7 @@ def app_cpu(port):
         data = resp.read()
         if resp.status != 200:
             return None
-        return tuple(int(x) for x in data.split()[:5])
+        return tuple(int(x) for x in data.split()[:6])
     except (OSError, http.client.HTTPException, ValueError, IndexError):
         return None
     finally:
@@ -627,7 +627,7 @@ def app_idle(port):
     deadline = time.monotonic() + DRAIN_SECONDS
     while True:
         stats = app_cpu(port)
-        if stats is None or stats[4] == 0 or time.monotonic() > deadline:
+        if stats is None or stats[5] == 0 or time.monotonic() > deadline:
             return stats
         time.sleep(0.05)
 
@@ -642,6 +642,7 @@ def measure(server, page, conns, duration):
     cpu0 = bench.group_cpu_seconds(pgid)
     vol0, invol0, _ = task_switches(pgid)
     wrk = run_wrk(server.port, page, conns, duration)
+    app_end = app_cpu(server.port)  # queued behind what wrk left: the threads stay busy
     app1 = app_idle(server.port)
     cpu1 = bench.group_cpu_seconds(pgid)
     vol1, invol1, threads = task_switches(pgid)
@@ -661,8 +662,8 @@ def measure(server, page, conns, duration):
     result["cpu_us"] = (cpu1 - cpu0) * 1e6 / per if per else None
     result["app_us"] = (app1[1] - app0[1]) / 1e3 / calls if n and calls > 0 else None
     # Threads inside the application on average while wrk ran.
-    result["app_busy"] = ((app1[2] - app0[2]) / 1e3 / wrk["duration_us"]
-                          if n and calls > 0 else None)
+    result["app_busy"] = ((app_end[2] - app0[2]) / (app_end[3] - app0[3])
+                          if n and calls > 0 and app_end else None)
     result["server_us"] = (result["cpu_us"] - result["app_us"]
                            if result["app_us"] is not None else None)
     result["vcsw"] = (vol1 - vol0) / per if per else None
@@ -920,8 +921,8 @@ tables above):
   tried without waiting and with the GIL held (cheaper than two GIL hand-offs
   when the socket takes it all, as it does on loopback); only a write that
   would block releases the GIL (and parks after 20 ms). The Rust Pyruvate
-  runs chunked here (the only setting in which 1.6.1 keeps its connections
-  working at all) and closes every connection after one response.
+  runs with `max_reuse_count=254, chunked_transfer=True` as in
+  tests/bench/serve.py, and closes each connection after its response.
 - **Threads and the ZODB pool.** Every server runs 2 or 4 threads against
   Zope's pool of 7 ZODB connections: no request waits for a connection.
   The "threads in app" column shows how many of them were busy: pyruvate
@@ -1140,10 +1141,10 @@ def run_phase(servers, site, threads, pages, conns, args, results_raw, log_count
                                                           r.get("error")))
         for s in running:
             stats = app_cpu(s.port) if s.alive() else None
-            if stats and stats[3] > threads:
+            if stats and stats[4] > threads:
                 s.events.append("%s ran up to %d requests at once in the application with "
                                 "%d threads configured: its thread count is wrong" % (
-                                    s.label, stats[3], threads))
+                                    s.label, stats[4], threads))
             if not s.alive():
                 s.events.append("%s exited (status %s) during %s/%d threads: %s" % (
                     s.label, s.proc.returncode if s.proc else None, site, threads,

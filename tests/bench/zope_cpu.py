@@ -7,14 +7,17 @@ the server's own (everything else in the process).
     use = call:zope_cpu:filter_factory
 
 Each call of the application adds its thread's CPU time (time.thread_time,
-which a thread waiting for the GIL does not accumulate) and its wall-clock
-time to process-wide totals. GET STATS_PATH answers "<calls> <CPU
-nanoseconds> <wall nanoseconds> <most calls at once> <calls now>" without
-calling the application; the most calls at once must not exceed the
-server's thread count. The
-wall-clock total over a window says how many threads were inside the
-application on average: below the thread count under enough load, threads
-waited for work that the server had not handed over yet. Zope's result is a tuple of bytes made before the call
+which a thread waiting for the GIL does not accumulate) to a process-wide
+total. GET STATS_PATH answers, without calling the application,
+
+    <calls> <CPU ns> <busy ns> <now ns> <most calls at once> <calls now>
+
+busy ns: the time spent inside the application by all threads up to now
+(monotonic ns), the calls in progress included, so that the difference of
+two answers divided by the time between them is how many threads were
+inside the application on average: below the thread count under enough
+load, threads waited for work that the server had not handed over yet.
+The most calls at once must not exceed the server's thread count. Zope's result is a tuple of bytes made before the call
 returns, so the call covers the application's whole work.
 """
 import threading
@@ -25,15 +28,18 @@ STATS_PATH = "/__bench_app_cpu__"
 _lock = threading.Lock()
 _calls = 0
 _cpu_ns = 0
-_wall_ns = 0
+_wall_ns = 0  # of the finished calls
 _inside = 0
+_start_sum = 0  # of the calls in progress: their start times added up
 _most_inside = 0
 
 
 def _stats(start_response):
     with _lock:
-        body = ("%d %d %d %d %d" % (_calls, _cpu_ns, _wall_ns, _most_inside,
-                                    _inside)).encode()
+        now = time.monotonic_ns()
+        busy = _wall_ns + _inside * now - _start_sum
+        body = ("%d %d %d %d %d %d" % (_calls, _cpu_ns, busy, now, _most_inside,
+                                       _inside)).encode()
     start_response("200 OK", [("Content-Type", "text/plain"),
                               ("Content-Length", str(len(body)))])
     return [body]
@@ -41,24 +47,25 @@ def _stats(start_response):
 
 def measure_app_cpu(app):
     def measured(environ, start_response):
-        global _calls, _cpu_ns, _wall_ns, _inside, _most_inside
+        global _calls, _cpu_ns, _wall_ns, _inside, _most_inside, _start_sum
         if environ.get("PATH_INFO") == STATS_PATH:
             return _stats(start_response)
         with _lock:
+            started = time.monotonic_ns()
             _inside += 1
+            _start_sum += started
             _most_inside = max(_most_inside, _inside)
-        wall = time.monotonic_ns()
         cpu = time.thread_time_ns()
         try:
             return app(environ, start_response)
         finally:
             cpu = time.thread_time_ns() - cpu
-            wall = time.monotonic_ns() - wall
             with _lock:
                 _inside -= 1
+                _start_sum -= started
                 _calls += 1
                 _cpu_ns += cpu
-                _wall_ns += wall
+                _wall_ns += time.monotonic_ns() - started
 
     return measured
 
