@@ -600,8 +600,8 @@ def run_wrk(port, page, conns, duration):
 
 
 def app_cpu(port):
-    """(calls, CPU ns, busy ns, now ns, most calls at once, calls now) of the
-    application (zope_cpu.py), or None."""
+    """(calls, CPU ns, busy ns, now ns, most calls at once, calls now, process
+    CPU ns) of the application (zope_cpu.py), or None."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
         conn.request("GET", zope_cpu.STATS_PATH)
@@ -609,7 +609,7 @@ def app_cpu(port):
         data = resp.read()
         if resp.status != 200:
             return None
-        return tuple(int(x) for x in data.split()[:6])
+        return tuple(int(x) for x in data.split()[:7])
     except (OSError, http.client.HTTPException, ValueError, IndexError):
         return None
     finally:
@@ -659,7 +659,11 @@ def measure(server, page, conns, duration):
     result["errors"] = sum(wrk[k] for k in ("connect", "read", "write", "timeout", "status"))
     calls = app1[0] - app0[0] if None not in (app0, app1) else 0
     per = calls if calls > 0 else n  # without the counter: per request of the window
-    result["cpu_us"] = (cpu1 - cpu0) * 1e6 / per if per else None
+    if calls > 0:
+        # The application's process, read by itself: to the nanosecond.
+        result["cpu_us"] = (app1[6] - app0[6]) / 1e3 / calls
+    else:
+        result["cpu_us"] = (cpu1 - cpu0) * 1e6 / per if per else None
     result["app_us"] = (app1[1] - app0[1]) / 1e3 / calls if n and calls > 0 else None
     # Threads inside the application on average while wrk ran.
     result["app_busy"] = ((app_end[2] - app0[2]) / (app_end[3] - app0[3])
@@ -723,10 +727,11 @@ def report(servers, scenarios, results, log_counts, versions, run):
             wrk_version, run["rounds"], run["duration"]))
     out("- Command: `python tests/bench/bench_zope.py%s`." % "".join(" " + a for a in run["argv"]))
     out("- req/s, p50, p99, CPU and context switches: medians of the rounds; errors: summed "
-        "over the rounds (wrk socket errors + non-2xx). CPU: user+sys of the server's "
-        "process group per request, counted from the server idle before wrk to the "
-        "server idle again after it (the requests still in flight when wrk stops are "
-        "finished and counted). csw: voluntary / involuntary context switches of all "
+        "over the rounds (wrk socket errors + non-2xx). CPU: user+sys of the process "
+        "that runs the application (all its threads; granian's supervisor process not "
+        "counted), read by zope_cpu.py to the nanosecond, per application call, from "
+        "the server idle before wrk to the server idle again after it (the requests "
+        "still in flight when wrk stops are finished and counted). csw: voluntary / involuntary context switches of all "
         "the server's threads per request. ×X: ratio to server X in the same run (req/s: "
         "higher is better; CPU: lower is better).")
     out("")
