@@ -908,50 +908,73 @@ TIE = 1.05
 # What profiling found (2026-11-29; see where_we_lose): kept with the script
 # so that a rerun writes the whole file.
 FINDINGS = """\
-What the profiling of this harness's servers found (2026-11-29, pyruvate at
-23ff736; py-spy dumps and records of the server under wrk, the numbers of the
-tables above):
+### What profiling found
 
-- **The application is the page.** CPU per request: Zope `/` ~0.4 ms, of
-  which pyruvate's own share is ~0.05-0.1 ms (the Rust Pyruvate ~0.1-0.15 ms,
-  waitress ~0.45-0.7 ms); Plone `/Plone` ~25-30 ms, the listing ~80-100 ms, an
-  edit ~20 ms, of which the server's share is below the run-to-run noise of
-  the application's own time (a few %). A py-spy record of pyruvate serving
-  `/Plone` at 4 connections found ~1.5 % of the worker samples outside the
-  application: the response's one `sendmsg` and the hand-back of the
-  connection to the acceptor (one `write` to its wake-up pipe).
+Investigated on 2026-11-29 (pyruvate at 23ff736, the server code of this
+run; the machine as busy as above), with py-spy dumps and records of the
+servers under wrk, A/B runs of two or three servers alternating 5 s runs
+(the application's CPU per call from zope_cpu.py), and the tables above.
+
+- **The application is the page, and the GIL bounds it.** CPU per request:
+  Zope `/` ~0.4-0.7 ms, of which pyruvate's own share is ~0.05-0.08 ms (the
+  Rust Pyruvate ~0.1-0.14, granian ~0.15, waitress ~0.25-0.6); Plone
+  `/Plone` ~25-30 ms, the listing ~80-100 ms, an edit ~17-27 ms, of which
+  pyruvate's own share is ~0.1-0.4 ms (1 %), waitress's 0.5-2 ms. With the
+  GIL a process runs at most one core of Python, so a Plone page's req/s
+  can be at most 1 / (CPU per request): ~37 req/s for `/Plone` on this
+  machine, which every server reaches at 4 connections when the machine
+  lets it. A/B at 4 connections and 4 threads, four alternating rounds of
+  5 s, load average ~3: pyruvate 31.6-38.1 req/s (CPU per request
+  25.3-27.8 ms), the Rust Pyruvate 30.8-36.9 (25.1-27.0 ms), waitress
+  34.3-36.7 (25.9-28.0 ms). At 1 connection and 4 threads against granian,
+  six rounds: pyruvate 32.9-38.5 req/s, granian 24.3-37.1; the application's
+  CPU per call 24.1-26.7 ms under pyruvate, 25.2-27.0 ms under granian, the
+  server's own ~0.14 ms and ~0.33 ms. What pyruvate can still win on a
+  Plone page is its own ~1 %; the rest of the differences in these tables
+  are the machine.
+- **App CPU per call moves ±15 % from round to round for every server**
+  (same code, same data: preemption and caches of a machine shared with
+  compilers), so the rows above where pyruvate is "behind" by 5-30 % on a
+  Plone page have the application itself costing more in those rounds, never
+  the server (its own share stays among the smallest). One effect
+  that is real but small: with 4 threads on 2 cores, pyruvate keeps more of
+  them inside the application at once (threads in app 3.4-3.97, waitress
+  2.8-3.4), and 4 threads trading the GIL every 5 ms cost a little more CPU
+  per call (waitress's application ~5 % cheaper in the A/B, its total CPU
+  per request the same as pyruvate's). Fewer threads than configured would
+  be the remedy, which is the configuration's choice, not the server's.
 - **The GIL is not held while waiting to write.** Zope returns
-  `(stdout, body)`, two byte strings: pyruvate sends it with a
-  Content-Length, the head and body in one `sendmsg` (16 KB for `/Plone`),
-  tried without waiting and with the GIL held (cheaper than two GIL hand-offs
-  when the socket takes it all, as it does on loopback); only a write that
-  would block releases the GIL (and parks after 20 ms). The Rust Pyruvate
-  runs with `max_reuse_count=254, chunked_transfer=True` as in
-  tests/bench/serve.py, and closes each connection after its response.
-- **Threads and the ZODB pool.** Every server runs 2 or 4 threads against
-  Zope's pool of 7 ZODB connections: no request waits for a connection.
-  The "threads in app" column shows how many of them were busy: pyruvate
-  keeps both threads of the 2-thread runs in the application (~1.9 at 4 and
-  16 connections), at least as well as the others (1.8-1.9).
+  `(stdout, body)`, two byte strings: pyruvate sends them with a
+  Content-Length, head and body in one `sendmsg` (16 KB for `/Plone`),
+  tried without waiting and with the GIL held (cheaper than two GIL
+  hand-offs when the socket takes it all, as it does on loopback); only a
+  write that would block releases the GIL (and parks after 20 ms). A py-spy
+  record (`--native`) of pyruvate serving `/Plone` at 4 connections found
+  ~1.4 % of the worker samples outside the application: that `sendmsg`,
+  and the `write` to the acceptor's wake-up pipe that hands a connection
+  back. The Rust Pyruvate runs with `max_reuse_count=254,
+  chunked_transfer=True` as in tests/bench/serve.py, and closes each
+  connection after its response.
+- **Threads and the ZODB pool.** 2 or 4 threads against Zope's pool of 7
+  ZODB connections: no request waits for a connection.
 - **Edits at more than one connection measure Zope's conflict back-off.**
   Concurrent edits of documents in one folder conflict on the catalog's
   BTrees; Zope retries each ConflictError after sleeping uniform(0, 2^n) s
-  *in the worker thread* (HTTPRequest.delay_retry; py-spy shows a worker
-  in that sleep for seconds at a time), so one of two threads is often
-  asleep ("threads in app" near 1). How many such sleeps fall into a 2 s
-  round decides req/s and p99 for every server alike (see Server logs).
-- **This harness's own bug, fixed:** runwsgi's `threads=N` variable had the
-  name of waitress's option, and PasteDeploy drops a section's option that
-  has the name of a global variable, so waitress ran with its default 4
-  threads in every "2 threads" run (of earlier versions of this harness).
-  The variable is `bench_threads` now, and zope_cpu.py reports a server
-  that runs more requests at once than its thread count.
-- **On this busy 2-core machine** (load average above; 6 other builds and
-  test runs at once) a 2 s round of a 30 ms page holds ~30-60 requests, and
-  the share of a core the scheduler gives each server decides more than the
-  server does: the Plone rows move by ±30 % from round to round for every
-  server. The CPU columns (µs per request, not per second) are the robust
-  ones.
+  *in the worker thread* (HTTPRequest.delay_retry; py-spy shows a worker in
+  that sleep for seconds), and how many such sleeps fall into a 2 s round
+  decides req/s and p99 for every server alike (see Server logs).
+- **This harness's own bugs, fixed on the way:** runwsgi's `threads=N`
+  variable had the name of waitress's option, and PasteDeploy drops a
+  section's option named like a global variable, so waitress ran its
+  default 4 threads in every "2 threads" run of earlier versions (the
+  variable is `bench_threads` now, and a server that runs more requests at
+  once than its threads is reported under Events); CPU per request came
+  from /proc's 10 ms ticks per thread, too coarse for the server's share of
+  a 30-100 ms page (now CLOCK_PROCESS_CPUTIME_ID, read by zope_cpu.py).
+- **On this busy 2-core machine** a 2 s round of a 30 ms page holds 30-70
+  requests and the share of a core the scheduler gives each server decides
+  more than the server: compare the CPU columns (per request), or rerun
+  on a quiet machine (`make bench-zope`, ~15 minutes).
 """
 
 
@@ -1047,7 +1070,8 @@ def loss_reason(sc, me, other, ref, log_counts):
                     "hand-over")
     if app_me and app_other and app_me > app_other * 1.03:
         said.append("the application's own CPU per call was %.0f%% higher under pyruvate "
-                    "(same code and data: the machine's noise)" % (100 * (app_me / app_other - 1)))
+                    "(same code and data; it moves ±15%% from round to round for every "
+                    "server)" % (100 * (app_me / app_other - 1)))
     if not server_worse and not busy_worse:
         said.append("not the server: no more CPU of its own, threads as busy")
     return "; ".join(said)
