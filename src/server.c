@@ -501,7 +501,9 @@ static int shut_down(struct server *s, int signal_fd)
     acceptor_drain(s->acceptor, s->options.shutdown_idle_grace_ms);
     Py_END_ALLOW_THREADS
     /* New clients are refused at once instead of waiting in the backlog
-     * for an answer that will never come; a proxy tries another server. */
+     * for an answer that will never come; a proxy tries another server.
+     * Sockets we opened are closed by the acceptor already (backlog
+     * served); those given to us are only let go of here. */
     close_listeners(s);
 
     int64_t started = monotonic_ms();
