@@ -269,3 +269,36 @@ def test_connections_taken_in_as_the_drain_begins_are_answered_not_reset(
         "%d of %d connections were reset" % (reset, len(taken_in)))
     assert _answer_or_reset(holder).endswith(b"held")
     assert srv.wait_exit(what="after SIGTERM (drain)") == 0, srv.describe()
+
+
+def test_requests_still_queued_at_shutdown_timeout_are_answered_503(start_server, tmp_path):
+    # The only worker is stuck in the app past the shutdown timeout: the
+    # complete requests waiting for it get a 503 to retry elsewhere, and an
+    # access record, not a silent close (behind nginx: a 502).
+    srv = start_server(workers=1, options={"access_log": True, "shutdown_timeout": 1,
+                                           "max_queue_size": 10})
+    gate, wait_entered, open_gate = _gate(tmp_path, "stuck")
+    busy = srv.connect(timeout=30)
+    queued = [srv.connect(timeout=30) for _ in range(3)]
+    try:
+        busy.send(support.build_request("GET", "/gated-echo/stuck?gate=" + gate))
+        wait_entered()
+        for i, conn in enumerate(queued):
+            conn.send(support.build_request("POST", "/gated-echo/queued-%d" % i, body=b"late"))
+        srv.proc.send_signal(signal.SIGTERM)
+        for conn in queued:
+            response = conn.read_response()
+            assert response.status == 503, response
+            assert response.header("Retry-After"), response
+            assert response.has_token("Connection", "close"), response
+            assert conn.wait_closed(20)
+        assert srv.wait_exit(what="after SIGTERM (drain)") == 0, srv.describe()
+    finally:
+        open_gate()
+        busy.close()
+        for conn in queued:
+            conn.close()
+    records = _access_records(srv)
+    for i in range(3):
+        assert any('"POST /gated-echo/queued-%d HTTP/1.1" 503' % i in r for r in records), \
+            srv.describe()
