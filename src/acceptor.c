@@ -615,10 +615,29 @@ static void take_returned(struct acceptor *a, int64_t now)
     }
 }
 
+/* Closes a listener of our own without resetting anyone: whoever the
+ * kernel took into its backlog is accepted (and served) first. A Unix
+ * socket's path goes before that, so that later clients fail to connect
+ * (ENOENT, which a proxy retries elsewhere) instead of joining the
+ * backlog. A TCP listener takes new clients until close(): one arriving
+ * between the last accept() and close() is still reset, a window of
+ * microseconds rather than the serving thread's wait for the GIL. */
+static void close_drained(struct acceptor *a, struct listener *l, int64_t now)
+{
+    if (l->unix_path[0]) {
+        unlink(l->unix_path);
+        l->unix_path[0] = '\0'; /* listen_close must not unlink a successor's */
+    }
+    /* Bounded, against a TCP flood that never lets the backlog empty. */
+    for (int round = 0; round < 16 && accept_ready(a, l, now); round++)
+        ;
+    listen_close(l);
+}
+
 /* The drain at shutdown begins, once acceptor_drain asked: the listeners
- * are let go (a socket we opened is emptied first, so that who connected
- * already is served rather than reset by its close), and idle connections
- * get drain_grace_ms to send a request before they are closed. */
+ * are let go (closed here when they are ours, see close_drained), and idle
+ * connections get drain_grace_ms to send a request before they are
+ * closed. */
 static void begin_drain(struct acceptor *a, int64_t now)
 {
     pthread_mutex_lock(&a->returned_mutex);
@@ -628,12 +647,12 @@ static void begin_drain(struct acceptor *a, int64_t now)
         return;
     for (unsigned s = 1; s < a->first_conn; s++) {
         if (a->config.drain_accepts_backlog)
-            for (int round = 0; round < 16 && accept_ready(a, &a->config.listeners[s - 1], now);
-                 round++)
-                ;
+            close_drained(a, &a->config.listeners[s - 1], now);
         a->polls.fds[s].fd = -1; /* poll() skips it from now on */
     }
     idle_drain(a->idle, a->drain_grace_ms);
+    /* The lock also publishes the closed listeners (fd -1) to the serving
+     * thread, which reads them once acceptor_drain returns. */
     pthread_mutex_lock(&a->returned_mutex);
     a->drain_start_ms = now > 0 ? now : 1;
     pthread_cond_broadcast(&a->drain_started);

@@ -487,6 +487,30 @@ static int drained(struct server *s)
            park_count(s->park) == 0;
 }
 
+/* Complete requests still waiting for a worker when the drain's time is
+ * up (every worker busy to the end) are answered 503 (Retry-After,
+ * Connection: close) and logged, like a request still being read then,
+ * rather than closed silently: a proxy cannot tell a silent close from a
+ * crash. Taken from the pool under its lock, so this works also while a
+ * worker is stuck in the app and the pool cannot be destroyed. With the
+ * GIL, for a parked response on its way back to a worker. */
+static void refuse_queued(struct server *s)
+{
+    struct conn *c;
+    while ((c = pool_try_take(s->pool)) != NULL) {
+        if (c->parked) {
+            wsgi_drop_parked(s, c);
+            continue;
+        }
+        log_write(LOG_DEBUG, "answering 503 to fd %d: no worker before the shutdown timeout",
+                  c->fd);
+        conn_send_error(c, 503);
+        if (s->options.access_log)
+            conn_log_access(c, 503);
+        conn_return_close(&s->conn_return, c);
+    }
+}
+
 /* Stops accepting and drains (acceptor_drain): every request taken in is
  * answered, within the shutdown timeout (a second signal cuts it short);
  * then the acceptor and the workers stop. Returns 0 when every worker
@@ -501,7 +525,9 @@ static int shut_down(struct server *s, int signal_fd)
     acceptor_drain(s->acceptor, s->options.shutdown_idle_grace_ms);
     Py_END_ALLOW_THREADS
     /* New clients are refused at once instead of waiting in the backlog
-     * for an answer that will never come; a proxy tries another server. */
+     * for an answer that will never come; a proxy tries another server.
+     * Sockets we opened are closed by the acceptor already (backlog
+     * served); those given to us are only let go of here. */
     close_listeners(s);
 
     int64_t started = monotonic_ms();
@@ -517,12 +543,14 @@ static int shut_down(struct server *s, int signal_fd)
             break;
         }
     }
-    /* What is left after the deadline is closed (a request being read is
-     * answered 503); parked responses are dropped below. */
+    /* What is left after the deadline is closed (a request being read or
+     * waiting for a worker is answered 503); parked responses are dropped
+     * below. */
     Py_BEGIN_ALLOW_THREADS
     acceptor_stop(s->acceptor);
     pool_stop(s->pool);
     Py_END_ALLOW_THREADS
+    refuse_queued(s);
 
     int joined = -1;
     for (;;) {

@@ -205,13 +205,15 @@ static void log_app_exception(struct module_state *st, const char *what)
 }
 
 /* One line in Common Log Format plus the request's duration in seconds,
- * for the "pyruvate.access" logger. */
-static void log_access(struct worker *w, PyObject *env)
+ * for the "pyruvate.access" logger: the response on c as far as it went. */
+static void log_access(struct server *server, struct conn *c, PyObject *env,
+                       const struct response_state *response)
 {
+    struct module_state *st = module_get_state(server->module);
     /* REMOTE_ADDR from the environ: behind a trusted proxy, the client's. */
     Py_ssize_t addr_len = 0;
     const char *addr = NULL;
-    PyObject *remote = env ? PyDict_GetItemWithError(env, state_of(w)->str_REMOTE_ADDR) : NULL;
+    PyObject *remote = env ? PyDict_GetItemWithError(env, st->str_REMOTE_ADDR) : NULL;
     if (remote)
         addr = module_latin1_data(remote, &addr_len);
     PyErr_Clear();
@@ -221,15 +223,14 @@ static void log_access(struct worker *w, PyObject *env)
         address[addr_len] = '\0';
     }
     char line[LOG_MESSAGE_LEN];
-    conn_access_line(w->conn, address, w->response.sent_status, w->response.body_sent, line,
-                     sizeof(line));
-    if (w->server->options.async_logging) {
+    conn_access_line(c, address, response->sent_status, response->body_sent, line, sizeof(line));
+    if (server->options.async_logging) {
         log_write_access(line);
         return;
     }
-    PyObject *done = PyObject_CallMethod(state_of(w)->access_logger, "info", "s", line);
+    PyObject *done = PyObject_CallMethod(st->access_logger, "info", "s", line);
     if (done == NULL)
-        PyErr_WriteUnraisable(state_of(w)->access_logger);
+        PyErr_WriteUnraisable(st->access_logger);
     Py_XDECREF(done);
 }
 
@@ -288,7 +289,7 @@ static void end_request(struct worker *w)
     Py_CLEAR(w->result);
     start_response_renew_if_kept(w);
     if (w->server->options.access_log)
-        log_access(w, w->env);
+        log_access(w->server, w->conn, w->env, &w->response);
     if (w->input)
         input_detach(w->input);
     Py_CLEAR(w->input);
@@ -361,10 +362,13 @@ void wsgi_drop_parked(struct server *server, struct conn *c)
 {
     struct parked_response *p = c->parked;
     c->parked = NULL;
-    /* Not answered in full: finished, but no response to count. */
+    /* Counted and logged as far as it went, like a drop by send_timeout. */
+    metrics_count_response(server->metrics, p->response.sent_status);
     metrics_request_finished(server->metrics, monotonic_us() - c->taken_us);
     struct module_state *st = module_get_state(server->module);
     call_close(st, p->result);
+    if (server->options.access_log)
+        log_access(server, c, p->env, &p->response);
     Py_XDECREF(p->out_owner);
     Py_XDECREF(p->iterator);
     Py_XDECREF(p->result);

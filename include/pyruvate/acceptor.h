@@ -15,7 +15,8 @@
 struct acceptor;
 
 struct acceptor_config {
-    const struct listener *listeners;
+    /* The acceptor closes those it drains (drain_accepts_backlog). */
+    struct listener *listeners;
     unsigned listener_count;
     struct pool *pool; /* where complete requests go */
     const struct request_limits *limits;
@@ -31,8 +32,10 @@ struct acceptor_config {
     const atomic_int *draining;    /* the health endpoint answers 503 once set; may be NULL */
     /* Paths it answers itself (health, metrics); NULL: off. */
     const char *endpoint_paths[METRICS_ENDPOINT_COUNT];
-    int drain_accepts_backlog; /* the listeners are ours alone: empty them before
-                                * the drain lets them go */
+    /* The listeners are ours alone: the drain empties and closes them (a
+     * Unix socket's path goes first), so no connection the kernel took in
+     * is reset by a later close. */
+    int drain_accepts_backlog;
 };
 
 /* Creates the acceptor and starts its thread. NULL on failure, with a
@@ -57,7 +60,8 @@ void acceptor_close(struct acceptor *a, struct conn *c);
 void acceptor_snapshot(struct acceptor *a, struct metrics_snapshot *s);
 
 /* Begins the drain at shutdown and returns once the acceptor no longer
- * watches the listeners (the caller may close them then). From then on
+ * watches the listeners: closed already (fd -1) with drain_accepts_backlog,
+ * else the caller may close them now. From then on
  * requests being read are read to their end and dispatched, and an idle
  * connection is closed once it has been quiet for idle_grace_ms (those
  * quiet longer at once), unless it sends a request first: that one is

@@ -21,8 +21,9 @@ int wsgi_handle_request(struct worker *w);
  * wsgi_handle_request. */
 int wsgi_resume_response(struct worker *w);
 
-/* At shutdown, with the GIL: calls the parked response's close(), frees it
- * and closes the connection. */
+/* At shutdown, with the GIL: counts and logs the parked response as far as
+ * it went (like a drop by send_timeout), calls its close(), frees it and
+ * closes the connection. */
 void wsgi_drop_parked(struct server *server, struct conn *c);
 
 #endif

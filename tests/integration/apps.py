@@ -22,6 +22,7 @@ The request-side tests send arbitrary paths that must stay unrouted
 give a new handler a name that says what it does.  Every response carries a
 Content-Type (except 204/304), so that wsgiref.validate accepts them.
 """
+import ctypes
 import gc
 import io
 import json
@@ -1591,6 +1592,22 @@ def stats(environ, start_response):
     numbers["server_responses"] = {str(code): count
                                    for code, count in numbers["server_responses"].items()}
     return _json(start_response, numbers)
+
+
+@route("hold-gil")
+def hold_gil(environ, start_response):
+    """Keeps the GIL in spans of ?ms= (default 200) until ?gate=PATH exists
+    (at most 60 s), creating PATH.entered first: usleep called through
+    ctypes.PyDLL does not let go of it, so every other thread that needs the
+    GIL (the serving thread too) waits up to a span each time."""
+    gate = _query(environ, "gate")
+    span_us = _qint(environ, "ms", 200) * 1000
+    libc = ctypes.PyDLL(None)
+    open(gate + ".entered", "w").close()
+    deadline = time.monotonic() + 60
+    while not os.path.exists(gate) and time.monotonic() < deadline:
+        libc.usleep(span_us)
+    return _text(start_response, b"held")
 
 
 @route("gated-echo")

@@ -6,11 +6,14 @@ read with the one before, one waiting for a worker, one sent on an idle
 keep-alive connection during shutdown_idle_grace. Idle connections are
 closed without a byte. The order of events comes from gate files the app
 waits for (/gated-echo on apps:app), never from sleeps."""
+import json
 import os
 import re
 import signal
 import socket
 import time
+
+import pytest
 
 import support
 
@@ -182,3 +185,120 @@ def test_request_still_incomplete_at_shutdown_timeout_is_answered_503(start_serv
         assert conn.wait_closed(20)
     _assert_exits_cleanly(srv)
     assert any('"POST /gated-echo/never HTTP/1.1" 503' in r for r in _access_records(srv)), srv.describe()
+
+
+def _start_for(kind, start_server, procs, tmp_path, options):
+    """A server on TCP or on a Unix socket: (process, connect)."""
+    if kind == "tcp":
+        srv = start_server(workers=2, options=options)
+        return srv, lambda: socket.create_connection((srv.host, srv.port), timeout=30)
+    path = str(tmp_path / "drain.sock")
+    proc = procs.start([support.SERVER_PYTHON, str(support.SERVE_APP), "apps:app", path, "2",
+                        json.dumps(options)])
+    proc.wait_unix(path)
+
+    def connect():
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(30)
+        try:
+            sock.connect(path)
+        except OSError:
+            sock.close()
+            raise
+        return sock
+    return proc, connect
+
+
+def _answer_or_reset(sock):
+    """What came back on sock until it closed: the bytes, or None after a
+    reset (or nothing at all)."""
+    data = b""
+    try:
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    except ConnectionResetError:
+        return None
+    finally:
+        sock.close()
+    return data if data.startswith(b"HTTP/1.1 ") else None
+
+
+@pytest.mark.parametrize("kind", ["tcp", "unix"])
+def test_connections_taken_in_as_the_drain_begins_are_answered_not_reset(
+        start_server, procs, tmp_path, kind):
+    # New connections arrive all along while SIGTERM starts the drain, and
+    # an app keeps the GIL in long spans, so the serving thread takes long
+    # to get it back. Each connection the kernel took in gets an answer:
+    # none is reset by the listener's close (a proxy never retries a POST it
+    # sent). A Unix socket's path is gone before its backlog is emptied;
+    # TCP has no such step, and the one connection that may come between the
+    # last accept() and close() is still reset.
+    srv, connect = _start_for(kind, start_server, procs, tmp_path,
+                              {"shutdown_timeout": 60, "max_queue_size": 1000})
+    gate, wait_entered, open_gate = _gate(tmp_path, "gil")
+    holder = connect()
+    holder.sendall(support.build_request("GET", "/hold-gil?gate=" + gate,
+                                         headers=[("Connection", "close")]))
+    wait_entered()
+    request = support.build_request("POST", "/echo", headers=[("Connection", "close")],
+                                    body=b"sent")
+    taken_in = []
+    deadline = time.monotonic() + 30
+    try:
+        while len(taken_in) < 2000 and time.monotonic() < deadline:
+            if len(taken_in) == 20:
+                srv.proc.send_signal(signal.SIGTERM)
+            try:
+                sock = connect()
+            except (ConnectionRefusedError, FileNotFoundError):
+                break
+            sock.sendall(request)
+            taken_in.append(sock)
+            time.sleep(0.002)  # pacing only: a few hundred connections in all
+        else:
+            pytest.fail("the listener was still open after %d connections" % len(taken_in))
+    finally:
+        open_gate()
+    assert len(taken_in) > 20, "refused before SIGTERM"
+    answers = [_answer_or_reset(sock) for sock in taken_in]
+    reset = answers.count(None)
+    assert reset <= (1 if kind == "tcp" else 0), (
+        "%d of %d connections were reset" % (reset, len(taken_in)))
+    assert _answer_or_reset(holder).endswith(b"held")
+    assert srv.wait_exit(what="after SIGTERM (drain)") == 0, srv.describe()
+
+
+def test_requests_still_queued_at_shutdown_timeout_are_answered_503(start_server, tmp_path):
+    # The only worker is stuck in the app past the shutdown timeout: the
+    # complete requests waiting for it get a 503 to retry elsewhere, and an
+    # access record, not a silent close (behind nginx: a 502).
+    srv = start_server(workers=1, options={"access_log": True, "shutdown_timeout": 1,
+                                           "max_queue_size": 10})
+    gate, wait_entered, open_gate = _gate(tmp_path, "stuck")
+    busy = srv.connect(timeout=30)
+    queued = [srv.connect(timeout=30) for _ in range(3)]
+    try:
+        busy.send(support.build_request("GET", "/gated-echo/stuck?gate=" + gate))
+        wait_entered()
+        for i, conn in enumerate(queued):
+            conn.send(support.build_request("POST", "/gated-echo/queued-%d" % i, body=b"late"))
+        srv.proc.send_signal(signal.SIGTERM)
+        for conn in queued:
+            response = conn.read_response()
+            assert response.status == 503, response
+            assert response.header("Retry-After"), response
+            assert response.has_token("Connection", "close"), response
+            assert conn.wait_closed(20)
+        assert srv.wait_exit(what="after SIGTERM (drain)") == 0, srv.describe()
+    finally:
+        open_gate()
+        busy.close()
+        for conn in queued:
+            conn.close()
+    records = _access_records(srv)
+    for i in range(3):
+        assert any('"POST /gated-echo/queued-%d HTTP/1.1" 503' % i in r for r in records), \
+            srv.describe()

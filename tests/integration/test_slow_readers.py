@@ -7,6 +7,7 @@ close() exactly once.  The clients here shrink their receive buffer and
 never read (or read only later).  Apps in apps.py."""
 import json
 import os
+import re
 import socket
 import time
 
@@ -145,6 +146,23 @@ def test_shutdown_drops_parked_responses_once(start_server):
             sock.close()
     for i in range(3):
         assert server.stderr().count("apps: closed shut%d\n" % i) == 1, server.stderr()
+
+
+def test_parked_response_dropped_at_shutdown_is_logged(start_server):
+    """A parked response the shutdown timeout cuts off leaves an access
+    record with its status and the bytes sent, like one that send_timeout
+    drops (every answer is in the access log)."""
+    server = start_server(workers=1, options={"shutdown_timeout": 1, "send_timeout": 120,
+                                              "access_log": True})
+    sock = stalled_client(server, "/big?mib=32&tag=dropped")
+    try:
+        hello_seconds(server)  # the only worker is free: the response is parked
+        assert server.stop() == 0
+    finally:
+        sock.close()
+    records = re.findall(r'"GET /big\?mib=32&tag=dropped HTTP/1.1" 200 (\d+)', server.stderr())
+    assert len(records) == 1, server.stderr()
+    assert 0 < int(records[0]) < 32 * MIB, records
 
 
 def test_second_signal_cuts_the_wait_for_parked_responses(start_server):
