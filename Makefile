@@ -16,7 +16,7 @@ PY_INCLUDE := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_paths(
 EXT_SUFFIX := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
 
 CORE_SOURCES := buf listen acceptor pool conn request http_status response log systemd proxy idle fdlimit park syntax wakeup pollset metrics registry
-PYTHON_SOURCES := module server worker wsgi environ start_response send input filewrapper
+PYTHON_SOURCES := module server signals worker wsgi environ start_response send input filewrapper
 PYTHON_SOURCES += options stats
 LLHTTP_SOURCES := llhttp api http
 

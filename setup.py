@@ -21,7 +21,7 @@ SOURCES = [
     "buf", "listen", "acceptor", "pool", "conn", "request", "http_status", "response", "log",
     "systemd", "proxy", "idle", "fdlimit", "park", "syntax", "wakeup", "pollset", "metrics",
     "registry",
-    "module", "server", "worker", "wsgi", "environ", "start_response", "send", "input",
+    "module", "server", "signals", "worker", "wsgi", "environ", "start_response", "send", "input",
     "filewrapper", "options", "stats",
 ]
 

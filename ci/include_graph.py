@@ -27,7 +27,7 @@ ORDER = (
     # starts every stage and thread and stops them.
     ("module",),
     ("server",),
-    ("options",),
+    ("options", "signals"),
     # pyruvate.stats()'s dict, made from the metrics the server visits.
     ("stats",),
     # The stages, in the order a request passes them: the acceptor reads it

@@ -9,6 +9,7 @@
 #include "pyruvate/input.h"
 #include "pyruvate/options.h"
 #include "pyruvate/server.h"
+#include "pyruvate/signals.h"
 #include "pyruvate/start_response.h"
 
 /* serve()'s arguments are parsed by options.c, from the table in options.h. */
@@ -40,7 +41,7 @@ static PyMethodDef module_methods[] = {
      "wait for serve() to return. Safe from any thread and from a signal\n"
      "handler; calling it again is harmless (a shorter timeout shortens the\n"
      "drain)."},
-    {"_on_signal", server_on_signal, METH_VARARGS,
+    {"_on_signal", signals_on_signal, METH_VARARGS,
      "_on_signal($module, signum, frame, /)\n--\n\nSIGTERM and SIGINT handler installed by "
      "serve()."},
     {NULL, NULL, 0, NULL},

@@ -24,15 +24,13 @@
 #include "pyruvate/pool.h"
 #include "pyruvate/stats.h"
 #include "pyruvate/registry.h"
+#include "pyruvate/signals.h"
 #include "pyruvate/systemd.h"
 #include "pyruvate/wakeup.h"
 #include "pyruvate/worker.h"
 #include "pyruvate/wsgi.h"
 
-/* Set by the handler that serve() installs for SIGTERM and SIGINT; one
- * serve() at a time. */
-static atomic_int sigterm_received;
-static atomic_int sigint_received;
+/* One serve() at a time. */
 static atomic_int serving;
 
 struct stats_visit {
@@ -70,30 +68,6 @@ PyObject *server_stats(PyObject *module, PyObject *unused)
     if (!snapshot_running_server(&snapshot))
         Py_RETURN_NONE;
     return stats_dict(&snapshot);
-}
-
-/* What serve() changes in the process and must put back. */
-struct saved_signals {
-    PyObject *signal_module;
-    PyObject *previous_sigterm; /* NULL when we did not replace it */
-    PyObject *previous_sigint;  /* NULL when we did not replace it */
-    int previous_wakeup_fd;     /* -2 when set_wakeup_fd was not ours to call */
-};
-
-/* Only records the signal. Python runs a signal handler wherever the main
- * thread happens to be, often inside a logging call of relay_logs(); Python's
- * own SIGINT handler raised KeyboardInterrupt there, and whether the record
- * had been written by then could not be known. serve() raises the
- * KeyboardInterrupt itself, between records. */
-PyObject *server_on_signal(PyObject *module, PyObject *args)
-{
-    int signum;
-    PyObject *frame;
-    PYR_UNUSED(module);
-    if (!PyArg_ParseTuple(args, "iO", &signum, &frame))
-        return NULL;
-    atomic_store(signum == SIGINT ? &sigint_received : &sigterm_received, 1);
-    Py_RETURN_NONE;
 }
 
 /* After a failed logging call: an ordinary exception is dropped (logging
@@ -149,86 +123,6 @@ static int logger_level(PyObject *logger)
         value = LOG_INFO;
     }
     return (int)value;
-}
-
-/* Installs handler for signum if the current handler is the interpreter's
- * default (signal.<default_name>): an application's own handler stays in
- * charge. Returns the replaced handler (a new reference) or NULL. */
-static PyObject *replace_default_handler(PyObject *signal_module, int signum,
-                                         const char *default_name, PyObject *handler)
-{
-    PyObject *replaced = NULL;
-    PyObject *current = PyObject_CallMethod(signal_module, "getsignal", "i", signum);
-    PyObject *default_handler = PyObject_GetAttrString(signal_module, default_name);
-    if (current && default_handler && handler &&
-        PyObject_RichCompareBool(current, default_handler, Py_EQ) == 1) {
-        PyObject *r = PyObject_CallMethod(signal_module, "signal", "iO", signum, handler);
-        if (r)
-            replaced = Py_NewRef(current);
-        Py_XDECREF(r);
-    }
-    PyErr_Clear();
-    Py_XDECREF(current);
-    Py_XDECREF(default_handler);
-    return replaced;
-}
-
-/* Routes SIGTERM and SIGINT to us unless the application installed its own
- * handlers, and makes signals wake the waiting loop at once. Only the main
- * thread may do either; elsewhere the loop just polls. */
-static void install_signals(PyObject *module, struct saved_signals *saved, int wake_fd)
-{
-    saved->previous_sigterm = NULL;
-    saved->previous_sigint = NULL;
-    saved->previous_wakeup_fd = -2;
-    saved->signal_module = PyImport_ImportModule("signal");
-    if (saved->signal_module == NULL) {
-        PyErr_Clear();
-        return;
-    }
-    PyObject *previous = PyObject_CallMethod(saved->signal_module, "set_wakeup_fd", "i", wake_fd);
-    if (previous == NULL) {
-        PyErr_Clear(); /* not the main thread */
-        return;
-    }
-    saved->previous_wakeup_fd = (int)PyLong_AsLong(previous);
-    Py_DECREF(previous);
-
-    PyObject *handler = PyObject_GetAttrString(module, "_on_signal");
-    saved->previous_sigterm =
-        replace_default_handler(saved->signal_module, SIGTERM, "SIG_DFL", handler);
-    saved->previous_sigint =
-        replace_default_handler(saved->signal_module, SIGINT, "default_int_handler", handler);
-    PyErr_Clear();
-    Py_XDECREF(handler);
-}
-
-static void restore_signals(struct saved_signals *saved)
-{
-    PyObject *exc_type, *exc_value, *exc_tb;
-    PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
-    if (saved->signal_module) {
-        if (saved->previous_sigterm) {
-            PyObject *r = PyObject_CallMethod(saved->signal_module, "signal", "iO", SIGTERM,
-                                              saved->previous_sigterm);
-            Py_XDECREF(r);
-        }
-        if (saved->previous_sigint) {
-            PyObject *r = PyObject_CallMethod(saved->signal_module, "signal", "iO", SIGINT,
-                                              saved->previous_sigint);
-            Py_XDECREF(r);
-        }
-        if (saved->previous_wakeup_fd != -2) {
-            PyObject *r = PyObject_CallMethod(saved->signal_module, "set_wakeup_fd", "i",
-                                              saved->previous_wakeup_fd);
-            Py_XDECREF(r);
-        }
-        PyErr_Clear();
-    }
-    Py_CLEAR(saved->previous_sigterm);
-    Py_CLEAR(saved->previous_sigint);
-    Py_CLEAR(saved->signal_module);
-    PyErr_Restore(exc_type, exc_value, exc_tb);
 }
 
 static void drop_queued_conn(void *item, void *ctx)
@@ -441,11 +335,12 @@ static int wait_for_stop(struct server *s, int signal_fd, int log_fd)
         }
         if (PyErr_CheckSignals() < 0)
             return -1;
-        if (atomic_exchange(&sigint_received, 0)) {
+        int received = signals_take();
+        if (received == SIGINT) {
             PyErr_SetNone(PyExc_KeyboardInterrupt);
             return -1;
         }
-        if (atomic_exchange(&sigterm_received, 0))
+        if (received == SIGTERM)
             return 0;
         if (registry_stop_requested(&s->registry, &ignored_timeout))
             return 0; /* shut_down reads the timeout */
@@ -457,11 +352,11 @@ static int second_signal(int signal_fd)
 {
     char drain[64];
     int signalled = read(signal_fd, drain, sizeof(drain)) > 0;
-    if (!signalled && !atomic_load(&sigterm_received) && !atomic_load(&sigint_received))
+    if (!signalled && !signals_pending())
         return 0;
     int interrupted = PyErr_CheckSignals() < 0;
-    interrupted |= atomic_exchange(&sigterm_received, 0);
-    interrupted |= atomic_exchange(&sigint_received, 0);
+    while (signals_take() != 0)
+        interrupted = 1;
     PyErr_Clear();
     if (interrupted)
         log_write(LOG_WARNING, "second signal: stopping without waiting for workers");
@@ -702,7 +597,7 @@ static struct server *server_new(PyObject *module, PyObject *application,
  * for signals and log wake-ups (-1: not made). */
 static void put_process_back(struct saved_signals *saved, const int signal_pair[2], int log_fd)
 {
-    restore_signals(saved);
+    signals_restore(saved);
     log_set_wake_fd(-1);
     if (signal_pair[0] >= 0) {
         close(signal_pair[0]);
@@ -774,9 +669,7 @@ PyObject *server_run(PyObject *module, PyObject *application, const struct serve
     registry_add(&s->registry, signal_pair[1]);
     /* Before the socket exists: a client that can connect may also signal,
      * and a SIGTERM must then stop us gracefully, not kill the process. */
-    atomic_store(&sigterm_received, 0);
-    atomic_store(&sigint_received, 0);
-    install_signals(module, &saved, signal_pair[1]);
+    signals_install(module, &saved, signal_pair[1]);
     if (start_serving(s, bind, st->logger, log_fd) < 0)
         goto fail;
     registry_publish(&s->registry, s);

@@ -18,10 +18,6 @@ PyObject *server_run(PyObject *module, PyObject *application, const struct serve
  * on SIGTERM and return None; returns how many were asked, at once. */
 PyObject *server_shutdown(PyObject *module, PyObject *args, PyObject *kwargs);
 
-/* The handler serve() installs for SIGTERM and SIGINT while it runs: it
- * only records the signal. */
-PyObject *server_on_signal(PyObject *module, PyObject *args);
-
 /* pyruvate.stats(): the running server's metrics as a dict (stats.h), or
  * None when no serve() is running in this process. */
 PyObject *server_stats(PyObject *module, PyObject *unused);
