@@ -112,7 +112,7 @@ struct acceptor *acceptor_start(const struct acceptor_config *config,
         .wake = idle_woke, .expire = idle_expired, .evicted = idle_evicted, .ctx = a};
     a->idle = idle_start(&idle_callbacks, err);
     if (a->idle == NULL)
-        goto fail;
+        goto fail_said; /* err says why */
     *conn_return = (struct conn_return){.give_back = give_back_to, .close = close_for, .ctx = a};
     int rc = pthread_create(&a->thread, NULL, acceptor_main, a);
     if (rc != 0) {
@@ -123,6 +123,7 @@ struct acceptor *acceptor_start(const struct acceptor_config *config,
     return a;
 fail:
     snprintf(err, PYR_ERR_LEN, "cannot start the acceptor (errno %d)", errno);
+fail_said:
     if (a->wake_fd >= 0)
         close(a->wake_fd);
     pthread_mutex_destroy(&a->returned_mutex);
@@ -700,7 +701,8 @@ static void sweep(struct acceptor *a, int64_t now)
                 atomic_fetch_add(&a->idle_connections, 1);
                 if (idle_add(a->idle, c) < 0) {
                     atomic_fetch_sub(&a->idle_connections, 1);
-                    poll_set_add(a, c->fd, c);
+                    if (poll_set_add(a, c->fd, c) < 0)
+                        acceptor_close(a, c);
                 }
             }
             continue;

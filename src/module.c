@@ -33,7 +33,7 @@ static PyMethodDef module_methods[] = {
      "shutdown($module, /, timeout=None)\n--\n\n"
      "Ask every serve() running in this process to stop as on SIGTERM: stop\n"
      "accepting, answer every request already taken in (with Connection: close)\n"
-     "and return None. timeout (seconds) bounds the drain instead of the\n"
+     "and make serve() return None. timeout (seconds) bounds the drain instead of the\n"
      "server's shutdown_timeout; the shortest asked for wins.\n\n"
      "Returns at once, with the number of servers asked to stop: 0 when none\n"
      "runs (not an error; a serve() that starts later is not affected). Each\n"

@@ -32,6 +32,7 @@ struct pool {
     unsigned capacity;  /* items that may wait with no idle thread to take them */
     unsigned head, count;
     unsigned idle_threads;
+    unsigned claiming; /* woken for an item, taking the callbacks' lock first */
     unsigned running_threads;
     unsigned start_failures;
     int stopping;
@@ -130,9 +131,10 @@ int pool_submit(struct pool *pool, void *item)
 {
     pthread_mutex_lock(&pool->mutex);
     /* An item an idle thread is about to take (signalled, not yet
-     * scheduled) is not waiting: a burst at an idle pool must not be
-     * refused just because the woken thread runs later than the caller. */
-    if (pool->stopping || pool->count >= pool->capacity + pool->idle_threads) {
+     * scheduled, or woken and waiting for the callbacks' lock) is not
+     * waiting: a burst at an idle pool must not be refused just because
+     * the woken thread runs later than the caller. */
+    if (pool->stopping || pool->count >= pool->capacity + pool->idle_threads + pool->claiming) {
         int stopping = pool->stopping;
         pthread_mutex_unlock(&pool->mutex);
         errno = stopping ? ECANCELED : EAGAIN;
@@ -172,7 +174,8 @@ int pool_has_spare_thread(struct pool *pool)
 unsigned pool_queued(struct pool *pool)
 {
     pthread_mutex_lock(&pool->mutex);
-    unsigned count = pool->count > pool->idle_threads ? pool->count - pool->idle_threads : 0;
+    unsigned taken_soon = pool->idle_threads + pool->claiming;
+    unsigned count = pool->count > taken_soon ? pool->count - taken_soon : 0;
     pthread_mutex_unlock(&pool->mutex);
     return count;
 }
@@ -265,9 +268,11 @@ static int acquire_or_give_up(struct pool *pool, void *state)
 {
     if (pool->callbacks.acquire == NULL)
         return 0;
+    pool->claiming++;
     pthread_mutex_unlock(&pool->mutex);
     pool->callbacks.acquire(state);
     pthread_mutex_lock(&pool->mutex);
+    pool->claiming--;
     if (pool->count > 0)
         return 0;
     pthread_mutex_unlock(&pool->mutex);

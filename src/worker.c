@@ -84,21 +84,25 @@ enum { NEXT_REQUEST_WAIT_MS = 2 };
  * it. The worker serves no other connection meanwhile: a connection kept
  * while the worker ran another client's request would wait for that
  * request, however slow, while other workers could have served it.
- * Returns REQUEST_COMPLETE when the next request arrived whole. */
-static enum request_state await_next_request(struct worker *w, struct conn *c)
+ * Returns 1 when the next request arrived whole, -1 when c must be closed
+ * (the read failed: what it read may be lost), else 0. */
+static int await_next_request(struct worker *w, struct conn *c)
 {
     if (c->in.len > 0 || atomic_load(&w->server->stopping) ||
         !pool_has_spare_thread(w->server->pool))
-        return REQUEST_INCOMPLETE;
+        return 0;
     struct pollfd p = {.fd = c->fd, .events = POLLIN};
     int ready;
     Py_BEGIN_ALLOW_THREADS
     ready = poll(&p, 1, NEXT_REQUEST_WAIT_MS);
     Py_END_ALLOW_THREADS
-    if (ready <= 0 || !(p.revents & POLLIN) || conn_read(c) <= 0)
-        return REQUEST_INCOMPLETE;
-    /* Errors and partial requests are the acceptor's to handle. */
-    return conn_parse(c) == REQUEST_COMPLETE ? REQUEST_COMPLETE : REQUEST_INCOMPLETE;
+    if (ready <= 0 || !(p.revents & POLLIN))
+        return 0;
+    ssize_t n = conn_read(c);
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+        return -1;
+    /* EOF, errors and partial requests are the acceptor's to handle. */
+    return n > 0 && conn_parse(c) == REQUEST_COMPLETE;
 }
 
 /* Answers every request buffered on c, then hands c on. Runs with the GIL
@@ -139,15 +143,20 @@ static void serve_connection(struct worker *w, struct conn *c)
             conn_reject(c, c->request->error_status, w->server->options.access_log);
             conn_return_give_back(&w->server->conn_return, c);
             return;
-        case CONN_READ:
-            if (await_next_request(w, c) == REQUEST_COMPLETE &&
-                conn_endpoint(c, w->server->endpoint_paths) == METRICS_NO_ENDPOINT) {
+        case CONN_READ: {
+            int next = await_next_request(w, c);
+            if (next < 0) {
+                conn_return_close(&w->server->conn_return, c);
+                return;
+            }
+            if (next > 0 && conn_endpoint(c, w->server->endpoint_paths) == METRICS_NO_ENDPOINT) {
                 c->request_start_ms = monotonic_ms();
                 c->queued_us = monotonic_us();
                 continue;
             }
             conn_return_give_back(&w->server->conn_return, c);
             return;
+        }
         }
     }
 }

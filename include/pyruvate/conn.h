@@ -26,7 +26,7 @@ union conn_peer {
 };
 
 /* Thousands of keep-alive connections may wait idle, so an idle one holds
- * only this struct (152 bytes, no padding; check_conn.c bounds it): its
+ * only this struct (176 bytes; check_conn.c bounds it): its
  * input buffer and its request (parser state and header array) exist while
  * a request is read or answered. */
 struct conn {

@@ -51,7 +51,10 @@ unsigned pool_queued(struct pool *pool);
 unsigned pool_busy(struct pool *pool);
 
 /* The threads answering an item now and those waiting for one. A thread
- * woken for an item but not yet running counts as waiting. */
+ * woken for an item but not yet running counts as waiting until it is
+ * scheduled, then as answering (also while it takes the callbacks' lock);
+ * the item counts as queued until the thread takes it, except for
+ * pool_submit's limit and pool_queued, which leave it out. */
 void pool_threads(struct pool *pool, unsigned *busy, unsigned *idle);
 
 /* Asks the threads to finish the queued items and exit. */

@@ -41,9 +41,11 @@ void registry_remove(struct registry_entry *e);
 
 /* Asks every listed server to stop: timeout_ms >= 0 bounds its drain
  * (the shortest of several requests wins), REGISTRY_OWN_TIMEOUT leaves its
- * shutdown_timeout. Never waits for a server; the lock it takes is only
- * ever held for a few instructions, so it is safe from any thread and from
- * a Python signal handler. Returns how many servers were asked. */
+ * shutdown_timeout. Never waits for a server: the lock it takes is held
+ * only for list walks, a wake-up write and registry_visit's copying of
+ * numbers, never while waiting for the GIL or another server, so it is
+ * safe from any thread and from a Python signal handler. Returns how many
+ * servers were asked. */
 unsigned registry_request_stop(int timeout_ms);
 
 /* The serving thread's side: 1 when a stop was requested, with *timeout_ms

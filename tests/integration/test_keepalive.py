@@ -1,4 +1,7 @@
 """Persistent connections (HTTP/1.1 keep-alive)."""
+import re
+import time
+
 import support
 
 HELLO = b"Hello, World!"
@@ -109,3 +112,24 @@ def test_streaming_response_without_length_is_delimited(start_server):
         if not response.chunked:
             assert response.header("Content-Length") is None
             assert conn.eof
+
+
+def test_stray_crlf_after_a_request_leaves_the_connection_idle(start_server):
+    """RFC 9112 §2.2: an empty line before a request line is ignored. One a
+    client sends right after its request must not keep the connection busy
+    waiting for a request (it was answered 408 after request_timeout, and
+    never counted as idle)."""
+    srv = start_server(options={"request_timeout": 1, "metrics_path": "/metrics"})
+    with srv.connect(timeout=30) as conn:
+        conn.send(support.build_request("GET", "/hello") + b"\r\n")
+        assert conn.read_response().status == 200
+        deadline = time.monotonic() + 20
+        while True:
+            with srv.connect(timeout=30) as probe:
+                text = probe.request("GET", "/metrics").body.decode()
+            if re.search(r"^pyruvate_idle_connections 1$", text, re.M):
+                break
+            assert time.monotonic() < deadline, "the connection never became idle:\n" + text
+            time.sleep(0.1)
+        assert re.search(r'^pyruvate_server_responses_total\{code="408"\} 0$', text, re.M)
+        assert conn.request("GET", "/hello").status == 200  # and it still serves

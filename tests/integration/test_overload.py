@@ -71,6 +71,35 @@ def test_full_queue_answers_503_with_retry_after(start_server):
     assert _get(srv.port, SLOW % 1).status == 200
 
 
+def test_requests_for_woken_workers_are_not_refused_as_queue_full(start_server, tmp_path):
+    """Workers woken for a request wait for the GIL (held by the app here)
+    before they take it; those requests are theirs, not queued: with idle
+    workers left, max_queue_size=1 refuses none of them."""
+    srv = start_server(workers=4, options={"max_queue_size": 1})
+    gate = tmp_path / "gate"
+    holder = srv.connect(timeout=60)
+    others = []
+    try:
+        holder.send(support.build_request("GET", "/hold-gil?ms=500&gate=%s" % gate))
+        deadline = time.monotonic() + 30
+        while not (tmp_path / "gate.entered").exists():
+            assert time.monotonic() < deadline, "the app never started"
+            time.sleep(0.01)
+        for _ in range(3):
+            conn = srv.connect(timeout=60)
+            others.append(conn)
+            conn.send(support.build_request("GET", "/hello"))
+            time.sleep(0.02)  # paces the requests; no assertion depends on it
+        gate.touch()
+        assert holder.read_response().status == 200
+        statuses = [conn.read_response().status for conn in others]
+        assert statuses == [200, 200, 200], statuses
+    finally:
+        holder.close()
+        for conn in others:
+            conn.close()
+
+
 def test_queue_monitor_warns(start_server):
     """Pyruvate's qmon_warn_threshold: a warning once requests wait."""
     srv = start_server(workers=1, options={"qmon_warn_threshold": 1})

@@ -477,6 +477,28 @@ START_TEST(test_free_closes_socket)
 }
 END_TEST
 
+/* A client that sends an empty line after its request (a stray CRLF,
+ * which RFC 9112 §2.2 lets a server ignore) is idle once answered, not
+ * busy reading a request that never comes. */
+START_TEST(test_stray_crlf_after_a_request_leaves_the_connection_idle)
+{
+    send_text(GET_1 "\r\n");
+    ck_assert_int_gt(conn_read(conn), 0);
+    ck_assert_int_eq(conn_next(conn, CONN_AFTER_READ), CONN_DISPATCH);
+    ck_assert_int_eq(conn_next(conn, CONN_AFTER_RESPONSE), CONN_READ);
+    ck_assert_uint_eq(conn->in.len, 0);
+    conn_release_if_idle(conn);
+    ck_assert_ptr_null(conn->request);
+    /* Empty lines in front of a pipelined request are dropped too. */
+    send_text(GET_1 "\r\n\r\n" POST_2);
+    ck_assert_int_gt(conn_read(conn), 0);
+    ck_assert_int_eq(conn_next(conn, CONN_AFTER_READ), CONN_DISPATCH);
+    ck_assert(target_is("/1"));
+    ck_assert_int_eq(conn_next(conn, CONN_AFTER_RESPONSE), CONN_DISPATCH);
+    ck_assert(target_is("/2"));
+}
+END_TEST
+
 Suite *make_conn_suite(void)
 {
     Suite *s = suite_create("conn");
@@ -489,6 +511,7 @@ Suite *make_conn_suite(void)
     tcase_add_test(core, test_unread_input_is_bytes_not_eof);
     tcase_add_test(core, test_pipelined_requests);
     tcase_add_test(core, test_idle_connection_holds_no_buffer_or_request);
+    tcase_add_test(core, test_stray_crlf_after_a_request_leaves_the_connection_idle);
     tcase_add_test(core, test_peer_strings);
     tcase_add_test(core, test_free_closes_socket);
     tcase_add_loop_test(core, test_next_step, 0, ARRAY_SIZE(next_cases));
