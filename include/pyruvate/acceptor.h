@@ -14,6 +14,8 @@
 
 struct acceptor;
 
+struct handoff;
+
 struct acceptor_config {
     const struct listener *listeners;
     unsigned listener_count;
@@ -33,6 +35,9 @@ struct acceptor_config {
     const char *endpoint_paths[METRICS_ENDPOINT_COUNT];
     int drain_accepts_backlog; /* the listeners are ours alone: empty them before
                                 * the drain lets them go */
+    /* Takes back what waits there too long (see handoff.h), and all of it
+     * when the drain begins; may be NULL. */
+    struct handoff *handoff;
 };
 
 /* Creates the acceptor and starts its thread. NULL on failure, with a
