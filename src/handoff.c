@@ -1,6 +1,6 @@
 /* The handoff set (handoff.h): a short array in put order (oldest first)
  * under one mutex. poll() with a zero timeout runs under the mutex; the
- * only wait (handoff_wait) polls a copy of the descriptors without it.
+ * only wait (handoff_wait_ready) polls a copy of the descriptors without it.
  *
  * Lock order: the mutex is a leaf lock; wake() runs without it. */
 #include "pyruvate/handoff.h"
@@ -22,6 +22,7 @@ struct handoff {
     int64_t since_ms[HANDOFF_CAPACITY]; /* when each was put; never decreasing */
     unsigned count;
     int closed;
+    int watching;                 /* a thread waits in handoff_wait_ready */
     int64_t acceptor_looks_at_ms; /* when the acceptor takes back stale ones next */
 };
 
@@ -96,17 +97,38 @@ struct conn *handoff_take_ready(struct handoff *h)
     return c;
 }
 
-int handoff_wait(struct handoff *h, int timeout_ms)
+struct conn *handoff_wait_ready(struct handoff *h, int timeout_ms, enum handoff_wait *outcome)
 {
     struct pollfd fds[HANDOFF_CAPACITY];
+    struct conn *watched[HANDOFF_CAPACITY];
     pthread_mutex_lock(&h->mutex);
     unsigned n = h->count;
-    for (unsigned i = 0; i < n; i++)
+    if (n == 0 || h->watching) {
+        *outcome = n == 0 ? HANDOFF_TIMED_OUT : HANDOFF_WATCHED_ELSEWHERE;
+        pthread_mutex_unlock(&h->mutex);
+        return NULL;
+    }
+    h->watching = 1;
+    for (unsigned i = 0; i < n; i++) {
+        watched[i] = h->conns[i];
         fds[i] = (struct pollfd){.fd = h->conns[i]->fd, .events = POLLIN};
+    }
     pthread_mutex_unlock(&h->mutex);
-    /* A descriptor may be taken out (even closed and reused) meanwhile:
-     * then the wake-up is spurious, and handoff_take_ready looks again. */
-    return n > 0 && poll(fds, n, timeout_ms) > 0;
+    int polled = poll(fds, n, timeout_ms);
+    *outcome = polled > 0 ? HANDOFF_LOOK_AGAIN : HANDOFF_TIMED_OUT;
+    struct conn *c = NULL;
+    pthread_mutex_lock(&h->mutex);
+    h->watching = 0;
+    /* Another thread may have taken a ready one meanwhile: only what is
+     * still in the set is taken. */
+    for (unsigned i = 0; polled > 0 && i < n && c == NULL; i++)
+        for (unsigned j = 0; fds[i].revents && j < h->count && c == NULL; j++)
+            if (h->conns[j] == watched[i])
+                c = remove_range(h, j, 1);
+    pthread_mutex_unlock(&h->mutex);
+    if (c)
+        c->next = NULL;
+    return c;
 }
 
 void handoff_cover(struct handoff *h, int64_t now_ms)

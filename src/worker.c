@@ -118,42 +118,60 @@ static int read_next_request(struct worker *w, struct conn *c)
     return 0;
 }
 
-/* The next connection with a whole request for this worker: one the
- * acceptor queued, else one in the handoff set whose client sent its next
- * request. A worker that would otherwise sit idle waits for one up to
- * NEXT_REQUEST_WAIT_MS with the GIL released, but only while another worker
- * sits idle too (no queued request waits for it). Returns NULL when there
- * is none; what is left in the set then goes back to the acceptor. */
-static struct conn *next_connection(struct worker *w)
+/* Gives back to the acceptor what waits in the handoff set. */
+static void give_back_handed_off(struct worker *w)
 {
-    struct handoff *h = w->server->handoff;
-    int64_t wait_until = 0;
-    for (;;) {
-        struct conn *c = pool_try_take(w->server->pool);
-        if (c)
-            return c;
-        while ((c = handoff_take_ready(h)) != NULL)
-            if (read_next_request(w, c))
-                return c;
-        int64_t now = monotonic_ms();
-        if (wait_until == 0)
-            wait_until = now + NEXT_REQUEST_WAIT_MS;
-        if (now >= wait_until || handoff_count(h) == 0 || atomic_load(&w->server->stopping) ||
-            !pool_has_spare_thread(w->server->pool))
-            break;
-        int woken;
-        Py_BEGIN_ALLOW_THREADS
-        woken = handoff_wait(h, (int)(wait_until - now));
-        Py_END_ALLOW_THREADS
-        if (!woken)
-            break;
-    }
-    for (struct conn *c = handoff_take_all(h), *next; c != NULL; c = next) {
+    for (struct conn *c = handoff_take_all(w->server->handoff), *next; c != NULL; c = next) {
         next = c->next;
         c->next = NULL;
         conn_return_give_back(&w->server->conn_return, c);
     }
-    return NULL;
+}
+
+/* A connection from the handoff set whose client sent something, for a
+ * worker with nothing queued: it waits up to wait_until_ms with the GIL
+ * released while another worker sits idle (no queued request waits for
+ * it then), else only looks. NULL, with *outcome, when none came. */
+static struct conn *take_handed_off(struct worker *w, int64_t wait_until_ms,
+                                    enum handoff_wait *outcome)
+{
+    struct handoff *h = w->server->handoff;
+    int64_t now = monotonic_ms();
+    if (now >= wait_until_ms || atomic_load(&w->server->stopping) ||
+        !pool_has_spare_thread(w->server->pool)) {
+        *outcome = HANDOFF_TIMED_OUT;
+        return handoff_take_ready(h);
+    }
+    struct conn *c;
+    Py_BEGIN_ALLOW_THREADS
+    c = handoff_wait_ready(h, (int)(wait_until_ms - now), outcome);
+    Py_END_ALLOW_THREADS
+    return c;
+}
+
+/* The next connection with a whole request for this worker: one the
+ * acceptor queued, else one from the handoff set. Returns NULL when there
+ * is none; what is left in the set then goes back to the acceptor, unless
+ * another worker waits on it. */
+static struct conn *next_connection(struct worker *w)
+{
+    int64_t wait_until_ms = monotonic_ms() + NEXT_REQUEST_WAIT_MS;
+    for (;;) {
+        struct conn *c = pool_try_take(w->server->pool);
+        if (c)
+            return c;
+        enum handoff_wait outcome;
+        c = take_handed_off(w, wait_until_ms, &outcome);
+        if (c) {
+            if (read_next_request(w, c))
+                return c;
+        } else if (outcome == HANDOFF_WATCHED_ELSEWHERE) {
+            return NULL;
+        } else if (outcome == HANDOFF_TIMED_OUT) {
+            give_back_handed_off(w);
+            return NULL;
+        }
+    }
 }
 
 /* Answers every request buffered on c, then hands c on. Runs with the GIL

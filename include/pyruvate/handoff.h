@@ -43,10 +43,16 @@ int handoff_put(struct handoff *h, struct conn *c, int64_t now_ms);
  * without waiting; NULL when none did. */
 struct conn *handoff_take_ready(struct handoff *h);
 
-/* Waits up to timeout_ms, without holding the set, until a connection in it
- * has something to read (another thread may take it first). Returns 1 when
- * one may have, 0 on timeout or when the set is empty. */
-int handoff_wait(struct handoff *h, int timeout_ms);
+enum handoff_wait {
+    HANDOFF_TIMED_OUT,         /* nothing came (or the set is empty) */
+    HANDOFF_LOOK_AGAIN,        /* a client sent, but another thread took it */
+    HANDOFF_WATCHED_ELSEWHERE, /* another thread waits on the set already */
+};
+
+/* Waits up to timeout_ms (without holding the set, and only one thread at
+ * a time) until a client of a connection in the set sends; takes that one
+ * out. NULL otherwise, with *outcome saying why. */
+struct conn *handoff_wait_ready(struct handoff *h, int timeout_ms, enum handoff_wait *outcome);
 
 /* Called before a thread stops looking at the set for a while (a worker
  * about to run an application): wakes the acceptor unless it looks at the
