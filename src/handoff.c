@@ -20,6 +20,9 @@ struct handoff {
     /* under mutex */
     struct conn *conns[HANDOFF_CAPACITY];
     int64_t since_ms[HANDOFF_CAPACITY]; /* when each was put; never decreasing */
+    /* poll() said its client sent: taken before the set is polled again,
+     * so one poll() serves as many requests as it found */
+    unsigned char ready[HANDOFF_CAPACITY];
     unsigned count;
     int closed;
     int watching;                 /* a thread waits in handoff_wait_ready */
@@ -56,6 +59,7 @@ int handoff_put(struct handoff *h, struct conn *c, int64_t now_ms)
     int taken = !h->closed && h->count < HANDOFF_CAPACITY;
     if (taken) {
         h->conns[h->count] = c;
+        h->ready[h->count] = 0;
         h->since_ms[h->count++] = now_ms;
     }
     pthread_mutex_unlock(&h->mutex);
@@ -74,26 +78,58 @@ static struct conn *remove_range(struct handoff *h, unsigned first, unsigned n)
     unsigned rest = h->count - first - n;
     memmove(h->conns + first, h->conns + first + n, rest * sizeof(h->conns[0]));
     memmove(h->since_ms + first, h->since_ms + first + n, rest * sizeof(h->since_ms[0]));
+    memmove(h->ready + first, h->ready + first + n, rest * sizeof(h->ready[0]));
     h->count -= n;
     return list;
+}
+
+/* With the mutex held: takes out the first entry marked ready, if any. */
+static struct conn *take_first_ready(struct handoff *h)
+{
+    for (unsigned i = 0; i < h->count; i++) {
+        if (h->ready[i]) {
+            struct conn *c = remove_range(h, i, 1);
+            c->next = NULL;
+            return c;
+        }
+    }
+    return NULL;
+}
+
+/* With the mutex held: marks the entries poll() found ready in fds[]
+ * (taken from `polled`, the set's entries when it was polled; some may
+ * have left it since). */
+static void mark_ready(struct handoff *h, struct conn *const *polled, const struct pollfd *fds,
+                       unsigned n)
+{
+    for (unsigned i = 0, j = 0; i < n; i++) {
+        if (!fds[i].revents)
+            continue;
+        /* The set keeps its order: look on from the last match. */
+        while (j < h->count && h->conns[j] != polled[i])
+            j++;
+        if (j == h->count)
+            j = 0; /* gone: start over for the next one */
+        else
+            h->ready[j] = 1;
+    }
 }
 
 struct conn *handoff_take_ready(struct handoff *h)
 {
     struct pollfd fds[HANDOFF_CAPACITY];
-    struct conn *c = NULL;
     pthread_mutex_lock(&h->mutex);
+    struct conn *c = take_first_ready(h);
     unsigned n = h->count;
-    for (unsigned i = 0; i < n; i++)
-        fds[i] = (struct pollfd){.fd = h->conns[i]->fd, .events = POLLIN};
-    if (n > 0 && poll(fds, n, 0) > 0) {
-        for (unsigned i = 0; i < n && c == NULL; i++)
-            if (fds[i].revents)
-                c = remove_range(h, i, 1);
+    if (c == NULL && n > 0) {
+        for (unsigned i = 0; i < n; i++)
+            fds[i] = (struct pollfd){.fd = h->conns[i]->fd, .events = POLLIN};
+        if (poll(fds, n, 0) > 0) {
+            mark_ready(h, h->conns, fds, n);
+            c = take_first_ready(h);
+        }
     }
     pthread_mutex_unlock(&h->mutex);
-    if (c)
-        c->next = NULL;
     return c;
 }
 
@@ -102,11 +138,12 @@ struct conn *handoff_wait_ready(struct handoff *h, int timeout_ms, enum handoff_
     struct pollfd fds[HANDOFF_CAPACITY];
     struct conn *watched[HANDOFF_CAPACITY];
     pthread_mutex_lock(&h->mutex);
+    struct conn *c = take_first_ready(h);
     unsigned n = h->count;
-    if (n == 0 || h->watching) {
-        *outcome = n == 0 ? HANDOFF_TIMED_OUT : HANDOFF_WATCHED_ELSEWHERE;
+    if (c != NULL || n == 0 || h->watching) {
+        *outcome = c ? HANDOFF_LOOK_AGAIN : n == 0 ? HANDOFF_TIMED_OUT : HANDOFF_WATCHED_ELSEWHERE;
         pthread_mutex_unlock(&h->mutex);
-        return NULL;
+        return c;
     }
     h->watching = 1;
     for (unsigned i = 0; i < n; i++) {
@@ -116,18 +153,15 @@ struct conn *handoff_wait_ready(struct handoff *h, int timeout_ms, enum handoff_
     pthread_mutex_unlock(&h->mutex);
     int polled = poll(fds, n, timeout_ms);
     *outcome = polled > 0 ? HANDOFF_LOOK_AGAIN : HANDOFF_TIMED_OUT;
-    struct conn *c = NULL;
     pthread_mutex_lock(&h->mutex);
     h->watching = 0;
-    /* Another thread may have taken a ready one meanwhile: only what is
-     * still in the set is taken. */
-    for (unsigned i = 0; polled > 0 && i < n && c == NULL; i++)
-        for (unsigned j = 0; fds[i].revents && j < h->count && c == NULL; j++)
-            if (h->conns[j] == watched[i])
-                c = remove_range(h, j, 1);
+    /* Another thread may have taken a ready one meanwhile (the copy in
+     * watched[] says which were polled). */
+    if (polled > 0) {
+        mark_ready(h, watched, fds, n);
+        c = take_first_ready(h);
+    }
     pthread_mutex_unlock(&h->mutex);
-    if (c)
-        c->next = NULL;
     return c;
 }
 
