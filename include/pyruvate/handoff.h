@@ -20,7 +20,7 @@ enum { HANDOFF_MAX_MS = 2 };
 
 /* How many connections the set holds; a worker gives the rest back to the
  * acceptor at once. */
-enum { HANDOFF_CAPACITY = 64 };
+enum { HANDOFF_CAPACITY = 128 };
 
 struct handoff;
 
