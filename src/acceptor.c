@@ -716,21 +716,31 @@ static void sweep(struct acceptor *a, int64_t now)
     a->next_sweep_ms = now + SWEEP_INTERVAL_MS;
 }
 
+/* How long poll() may sleep: until the next sweep, or until a connection
+ * in the handoff set is due back, whichever comes first. Those due now are
+ * taken back first: no worker may have looked at them for a while. */
+static int64_t poll_timeout(struct acceptor *a)
+{
+    int64_t wait = a->next_sweep_ms - monotonic_ms();
+    if (wait < 0)
+        wait = 0;
+    if (a->config.handoff) {
+        int until_due;
+        give_back_list(
+            a, handoff_take_stale(a->config.handoff, monotonic_ms(), (int)wait, &until_due));
+        wait = until_due;
+    }
+    return wait;
+}
+
 static void *acceptor_main(void *arg)
 {
     struct acceptor *a = arg;
     a->next_sweep_ms = monotonic_ms() + SWEEP_INTERVAL_MS;
     while (!atomic_load(&a->stopping)) {
-        int64_t wait = a->next_sweep_ms - monotonic_ms();
-        if (a->config.handoff) {
-            /* No worker may have looked at these for a while. */
-            int until_stale;
-            give_back_list(a, handoff_take_stale(a->config.handoff, monotonic_ms(),
-                                                 wait < 0 ? 0 : (int)wait, &until_stale));
-            wait = until_stale;
-        }
+        int64_t wait = poll_timeout(a);
         atomic_store(&a->polling, 1);
-        if (wait < 0 || returned_waiting(a))
+        if (returned_waiting(a))
             wait = 0;
         int n = poll(a->polls.fds, a->polls.nfds, (int)wait);
         atomic_store(&a->polling, 0);

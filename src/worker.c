@@ -1,6 +1,6 @@
 /* Worker threads, the Python side of the pool: each keeps one thread state
- * for life, answers a connection's requests, then hands the connection back
- * to the acceptor or closes it. */
+ * for life, answers a connection's requests, then hands the connection on
+ * (to the handoff set or back to the acceptor) or closes it. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
