@@ -20,7 +20,7 @@ STAGE = os.path.join("build", "llhttp-src")
 SOURCES = [
     "buf", "listen", "acceptor", "pool", "conn", "request", "http_status", "response", "log",
     "systemd", "proxy", "idle", "fdlimit", "park", "syntax", "wakeup", "pollset", "metrics",
-    "registry",
+    "registry", "handoff",
     "module", "server", "signals", "worker", "wsgi", "environ", "start_response", "send", "input",
     "filewrapper", "options", "stats",
 ]

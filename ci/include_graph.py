@@ -42,9 +42,11 @@ ORDER = (
     ("send",),
     # The side poll threads a stage hands connections to: the acceptor's
     # idle keep-alive set and send.c's park set. They give connections back
-    # through their callbacks, never by name. pollset is the poll array and
-    # thread skeleton they (and the acceptor) share.
-    ("idle", "park"),
+    # through their callbacks, never by name. The handoff set is what workers
+    # and the acceptor share between a response and the next request.
+    # pollset is the poll array and thread skeleton they (and the acceptor)
+    # share.
+    ("idle", "park", "handoff"),
     ("pollset",),
     # What the stages share: the serve() call's and the worker's state, and
     # the Python-free response framing that worker_state.h embeds.

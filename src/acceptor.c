@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "pyruvate/handoff.h"
 #include "pyruvate/http_status.h"
 #include "pyruvate/idle.h"
 #include "pyruvate/log.h"
@@ -90,6 +91,22 @@ static void close_for(struct conn *c, void *acceptor)
     acceptor_close(acceptor, c);
 }
 
+static void wake_for_handoff(void *acceptor)
+{
+    wake(acceptor);
+}
+
+/* Connections taken out of the handoff set wait here like any other. */
+static void give_back_list(struct acceptor *a, struct conn *list)
+{
+    while (list) {
+        struct conn *c = list;
+        list = c->next;
+        c->next = NULL;
+        acceptor_give_back(a, c);
+    }
+}
+
 struct acceptor *acceptor_start(const struct acceptor_config *config,
                                 struct conn_return *conn_return, char err[PYR_ERR_LEN])
 {
@@ -114,6 +131,8 @@ struct acceptor *acceptor_start(const struct acceptor_config *config,
     if (a->idle == NULL)
         goto fail_said; /* err says why */
     *conn_return = (struct conn_return){.give_back = give_back_to, .close = close_for, .ctx = a};
+    if (config->handoff)
+        handoff_set_waker(config->handoff, wake_for_handoff, a);
     int rc = pthread_create(&a->thread, NULL, acceptor_main, a);
     if (rc != 0) {
         idle_stop(a->idle);
@@ -652,6 +671,9 @@ static void begin_drain(struct acceptor *a, int64_t now)
         a->polls.fds[s].fd = -1; /* poll() skips it from now on */
     }
     idle_drain(a->idle, a->drain_grace_ms);
+    /* Workers give back from now on; what they left waits here. */
+    if (a->config.handoff)
+        give_back_list(a, handoff_close(a->config.handoff));
     /* The lock also publishes the closed listeners (fd -1) to the serving
      * thread, which reads them once acceptor_drain returns. */
     pthread_mutex_lock(&a->returned_mutex);
@@ -722,14 +744,31 @@ static void sweep(struct acceptor *a, int64_t now)
     a->next_sweep_ms = now + SWEEP_INTERVAL_MS;
 }
 
+/* How long poll() may sleep: until the next sweep, or until a connection
+ * in the handoff set is due back, whichever comes first. Those due now are
+ * taken back first: no worker may have looked at them for a while. */
+static int64_t poll_timeout(struct acceptor *a)
+{
+    int64_t wait = a->next_sweep_ms - monotonic_ms();
+    if (wait < 0)
+        wait = 0;
+    if (a->config.handoff) {
+        int until_due;
+        give_back_list(
+            a, handoff_take_stale(a->config.handoff, monotonic_ms(), (int)wait, &until_due));
+        wait = until_due;
+    }
+    return wait;
+}
+
 static void *acceptor_main(void *arg)
 {
     struct acceptor *a = arg;
     a->next_sweep_ms = monotonic_ms() + SWEEP_INTERVAL_MS;
     while (!atomic_load(&a->stopping)) {
-        int64_t wait = a->next_sweep_ms - monotonic_ms();
+        int64_t wait = poll_timeout(a);
         atomic_store(&a->polling, 1);
-        if (wait < 0 || returned_waiting(a))
+        if (returned_waiting(a))
             wait = 0;
         int n = poll(a->polls.fds, a->polls.nfds, (int)wait);
         atomic_store(&a->polling, 0);
@@ -760,6 +799,8 @@ static void *acceptor_main(void *arg)
             sweep(a, now);
     }
 
+    if (a->config.handoff)
+        give_back_list(a, handoff_close(a->config.handoff));
     pthread_mutex_lock(&a->returned_mutex);
     a->stopped = 1;
     pthread_mutex_unlock(&a->returned_mutex);

@@ -19,6 +19,7 @@
 #include "pyruvate/acceptor.h"
 #include "pyruvate/environ.h"
 #include "pyruvate/fdlimit.h"
+#include "pyruvate/handoff.h"
 #include "pyruvate/log.h"
 #include "pyruvate/park.h"
 #include "pyruvate/pool.h"
@@ -497,6 +498,11 @@ static int start_threads(struct server *s, const char *address)
         goto stop_pool;
     s->options.max_connections =
         fit_connections_to_descriptors(options->max_connections, options->max_connections_chosen);
+    s->handoff = handoff_create();
+    if (s->handoff == NULL) {
+        snprintf(err, PYR_ERR_LEN, "out of memory creating the handoff set");
+        goto stop_pool;
+    }
     struct acceptor_config config = {
         .listeners = s->listeners,
         .listener_count = s->listener_count,
@@ -517,6 +523,7 @@ static int start_threads(struct server *s, const char *address)
         /* Sockets given to us or passed by systemd have another owner, who
          * keeps their backlog for whoever serves them next. */
         .drain_accepts_backlog = s->listeners_opened_here,
+        .handoff = s->handoff,
     };
     /* The start-up records reach the log before the first request is
      * answered, whatever the scheduling of the threads. */
@@ -528,6 +535,8 @@ static int start_threads(struct server *s, const char *address)
     return 0;
 stop_pool:
     stop_pool_early(s);
+    handoff_destroy(s->handoff);
+    s->handoff = NULL;
 fail:
     PyErr_SetString(PyExc_RuntimeError, err);
     return -1;
@@ -547,6 +556,7 @@ static int stop_threads(struct server *s, int signal_fd)
     park_stop(s->park, drop_parked, s);
     pool_destroy(s->pool, drop_queued_conn, s);
     acceptor_destroy(s->acceptor);
+    handoff_destroy(s->handoff); /* the acceptor emptied it as it stopped */
     return 1;
 }
 

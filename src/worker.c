@@ -1,6 +1,6 @@
 /* Worker threads, the Python side of the pool: each keeps one thread state
- * for life, answers a connection's requests, then hands the connection back
- * to the acceptor or closes it. */
+ * for life, answers a connection's requests, then hands the connection on
+ * (to the handoff set or back to the acceptor) or closes it. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
@@ -14,6 +14,7 @@
 
 #include "pyruvate/conn.h"
 #include "pyruvate/environ.h"
+#include "pyruvate/handoff.h"
 #include "pyruvate/log.h"
 #include "pyruvate/pool.h"
 #include "pyruvate/server_state.h"
@@ -74,35 +75,103 @@ void worker_thread_stop(void *worker)
 }
 
 /* How long a worker with nothing else to do waits for a keep-alive client's
- * next request before handing the connection back to the acceptor. */
-enum { NEXT_REQUEST_WAIT_MS = 2 };
+ * next request before handing the connections back to the acceptor. */
+enum { NEXT_REQUEST_WAIT_MS = HANDOFF_MAX_MS };
 
-/* A client that answered quickly (the usual keep-alive client sends its next
- * request as soon as it has read the response) is served on without the two
- * thread handoffs through the acceptor. Only a worker that would otherwise
- * sit idle waits, with the GIL released, so no queued request is delayed by
- * it. The worker serves no other connection meanwhile: a connection kept
- * while the worker ran another client's request would wait for that
- * request, however slow, while other workers could have served it.
- * Returns 1 when the next request arrived whole, -1 when c must be closed
- * (the read failed: what it read may be lost), else 0. */
-static int await_next_request(struct worker *w, struct conn *c)
+/* A keep-alive client usually sends its next request as soon as it has read
+ * the response: the connection waits in the handoff set, where whichever
+ * worker is free first finds that request, without the two thread handoffs
+ * through the acceptor. A connection with part of a request buffered goes
+ * back: the acceptor waits for the rest under the request timeout. */
+static void hand_off(struct worker *w, struct conn *c)
 {
     if (c->in.len > 0 || atomic_load(&w->server->stopping) ||
-        !pool_has_spare_thread(w->server->pool))
-        return 0;
-    struct pollfd p = {.fd = c->fd, .events = POLLIN};
-    int ready;
-    Py_BEGIN_ALLOW_THREADS
-    ready = poll(&p, 1, NEXT_REQUEST_WAIT_MS);
-    Py_END_ALLOW_THREADS
-    if (ready <= 0 || !(p.revents & POLLIN))
-        return 0;
+        handoff_put(w->server->handoff, c, monotonic_ms()) < 0)
+        conn_return_give_back(&w->server->conn_return, c);
+}
+
+/* Reads what the client of a connection taken from the handoff set sent.
+ * Returns 1 when a whole request is buffered, for the caller to serve;
+ * else c was handed on: given back (a partial request, an endpoint, or
+ * nothing after all), rejected or closed. */
+static int read_next_request(struct worker *w, struct conn *c)
+{
     ssize_t n = conn_read(c);
-    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-        return -1;
-    /* EOF, errors and partial requests are the acceptor's to handle. */
-    return n > 0 && conn_parse(c) == REQUEST_COMPLETE;
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+        conn_return_close(&w->server->conn_return, c);
+        return 0;
+    }
+    switch (n > 0 ? conn_next(c, CONN_AFTER_READ) : CONN_READ) {
+    case CONN_DISPATCH:
+        if (conn_endpoint(c, w->server->endpoint_paths) != METRICS_NO_ENDPOINT)
+            break; /* the acceptor answers those */
+        c->request_start_ms = monotonic_ms();
+        c->queued_us = monotonic_us();
+        return 1;
+    case CONN_REJECT:
+        conn_reject(c, c->request->error_status, w->server->options.access_log);
+        break;
+    default:
+        break;
+    }
+    conn_return_give_back(&w->server->conn_return, c);
+    return 0;
+}
+
+/* Gives back to the acceptor what waits in the handoff set. */
+static void give_back_handed_off(struct worker *w)
+{
+    for (struct conn *c = handoff_take_all(w->server->handoff), *next; c != NULL; c = next) {
+        next = c->next;
+        c->next = NULL;
+        conn_return_give_back(&w->server->conn_return, c);
+    }
+}
+
+/* A connection from the handoff set whose client sent something, for a
+ * worker with nothing queued: it waits up to wait_until_ms with the GIL
+ * released while another worker sits idle (no queued request waits for
+ * it then), else only looks. NULL, with *outcome, when none came. */
+static struct conn *take_handed_off(struct worker *w, int64_t wait_until_ms,
+                                    enum handoff_wait *outcome)
+{
+    struct handoff *h = w->server->handoff;
+    int64_t now = monotonic_ms();
+    if (now >= wait_until_ms || atomic_load(&w->server->stopping) ||
+        !pool_has_spare_thread(w->server->pool)) {
+        *outcome = HANDOFF_TIMED_OUT;
+        return handoff_take_ready(h);
+    }
+    struct conn *c;
+    Py_BEGIN_ALLOW_THREADS
+    c = handoff_wait_ready(h, (int)(wait_until_ms - now), outcome);
+    Py_END_ALLOW_THREADS
+    return c;
+}
+
+/* The next connection with a whole request for this worker: one the
+ * acceptor queued, else one from the handoff set. Returns NULL when there
+ * is none; what is left in the set then goes back to the acceptor, unless
+ * another worker waits on it. */
+static struct conn *next_connection(struct worker *w)
+{
+    int64_t wait_until_ms = monotonic_ms() + NEXT_REQUEST_WAIT_MS;
+    for (;;) {
+        struct conn *c = pool_try_take(w->server->pool);
+        if (c)
+            return c;
+        enum handoff_wait outcome;
+        c = take_handed_off(w, wait_until_ms, &outcome);
+        if (c) {
+            if (read_next_request(w, c))
+                return c;
+        } else if (outcome == HANDOFF_WATCHED_ELSEWHERE) {
+            return NULL;
+        } else if (outcome == HANDOFF_TIMED_OUT) {
+            give_back_handed_off(w);
+            return NULL;
+        }
+    }
 }
 
 /* Answers every request buffered on c, then hands c on. Runs with the GIL
@@ -110,6 +179,9 @@ static int await_next_request(struct worker *w, struct conn *c)
 static void serve_connection(struct worker *w, struct conn *c)
 {
     for (;;) {
+        /* The connections in the handoff set must not wait for this
+         * request, however slow: the acceptor takes them back in time. */
+        handoff_cover(w->server->handoff, monotonic_ms());
         w->conn = c;
         int parked = c->parked ? wsgi_resume_response(w) : wsgi_handle_request(w);
         w->conn = NULL;
@@ -143,20 +215,9 @@ static void serve_connection(struct worker *w, struct conn *c)
             conn_reject(c, c->request->error_status, w->server->options.access_log);
             conn_return_give_back(&w->server->conn_return, c);
             return;
-        case CONN_READ: {
-            int next = await_next_request(w, c);
-            if (next < 0) {
-                conn_return_close(&w->server->conn_return, c);
-                return;
-            }
-            if (next > 0 && conn_endpoint(c, w->server->endpoint_paths) == METRICS_NO_ENDPOINT) {
-                c->request_start_ms = monotonic_ms();
-                c->queued_us = monotonic_us();
-                continue;
-            }
-            conn_return_give_back(&w->server->conn_return, c);
+        case CONN_READ:
+            hand_off(w, c);
             return;
-        }
         }
     }
 }
@@ -180,9 +241,10 @@ void worker_handle(void *worker, void *item)
     /* While this thread holds the GIL (the pool had it take the GIL before
      * the item), it goes on with requests that queued up meanwhile: the
      * other workers could only wait for the GIL, and each handoff between
-     * threads costs two context switches. CPython's switch interval still
+     * threads costs two context switches. The same goes for the handoff
+     * set: a client's next request costs no handoff then. CPython's switch interval still
      * makes this thread yield the GIL every 5 ms. */
     do
         serve_connection(w, c);
-    while ((c = pool_try_take(w->server->pool)) != NULL);
+    while ((c = next_connection(w)) != NULL);
 }

@@ -14,6 +14,8 @@
 
 struct acceptor;
 
+struct handoff;
+
 struct acceptor_config {
     /* The acceptor closes those it drains (drain_accepts_backlog). */
     struct listener *listeners;
@@ -36,6 +38,9 @@ struct acceptor_config {
      * Unix socket's path goes first), so no connection the kernel took in
      * is reset by a later close. */
     int drain_accepts_backlog;
+    /* Takes back what waits there too long (see handoff.h), and all of it
+     * when the drain begins; may be NULL. */
+    struct handoff *handoff;
 };
 
 /* Creates the acceptor and starts its thread. NULL on failure, with a

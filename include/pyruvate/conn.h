@@ -2,8 +2,9 @@
  *
  * A connection has exactly one owner at a time and ownership moves with each
  * handoff: acceptor (reading) -> pool queue -> worker (answering) -> back to
- * the acceptor for keep-alive (through struct conn_return), or closed by
- * the owner. */
+ * the acceptor for keep-alive (through struct conn_return), or for a moment
+ * into the handoff set (handoff.h) where any worker may take it up again,
+ * or closed by the owner. */
 #ifndef PYRUVATE_CONN_H
 #define PYRUVATE_CONN_H
 

@@ -70,6 +70,7 @@ struct server {
     struct acceptor *acceptor;      /* server.c only */
     struct conn_return conn_return; /* the acceptor's, for the workers */
     struct park_set *park;          /* responses waiting for their client to read */
+    struct handoff *handoff;        /* answered keep-alive connections, for any worker */
     struct metrics *metrics;        /* counted by every thread; freed with the server */
     /* The paths the acceptor answers itself (health, metrics); NULL: off. */
     const char *endpoint_paths[METRICS_ENDPOINT_COUNT];

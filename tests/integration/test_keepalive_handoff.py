@@ -1,9 +1,11 @@
-"""Keep-alive connections a worker looks at again before handing them back.
+"""Keep-alive connections handed from one request to the next without the acceptor.
 
-A worker that answered a request and has nothing else to do (with a worker
-to spare) waits a moment for the client's next request and reads it
-itself; otherwise the acceptor waits for it. Whichever of the two
-reads the next request, the answers and the timeouts must be the same:
+An answered connection waits a moment in a set every worker looks at: the
+first free worker reads the client's next request itself (a worker with
+nothing else to do waits for it while another worker is idle); after that
+moment, or while every worker runs an application, the acceptor takes it
+back. Whichever of them reads the next request, the answers and the
+timeouts must be the same:
 these tests send the next request at once, so that it often reaches the
 worker, and check what the client sees.
 """
@@ -118,3 +120,78 @@ def test_next_request_is_not_kept_behind_another_clients_slow_request(start_serv
         finally:
             open(gate, "w").close()
         assert slow.read_response().status == 200
+
+
+def _wait_entered(gate):
+    deadline = time.monotonic() + 30
+    while not os.path.exists(gate + ".entered") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert os.path.exists(gate + ".entered"), "the gated request never reached the app"
+
+
+def _gated(gate):
+    return support.build_request("GET", "/gated-echo/x?gate=" + gate)
+
+
+def test_next_request_sent_while_every_worker_is_busy_goes_to_the_first_free_one(
+        start_server, tmp_path):
+    srv = start_server(keepalive=True, workers=2)
+    first, second = str(tmp_path / "first"), str(tmp_path / "second")
+    with srv.connect(timeout=30) as quick, srv.connect(timeout=30) as a, \
+            srv.connect(timeout=30) as b:
+        # Sent together: a worker may answer quick and then take a's request.
+        quick.send(support.build_request("GET", "/hello"))
+        a.send(_gated(first))
+        assert quick.read_response().status == 200
+        _wait_entered(first)
+        b.send(_gated(second))
+        _wait_entered(second)
+        quick.send(support.build_request("GET", "/hello"))
+        open(first, "w").close()
+        try:
+            # Answered while the second request still runs (its gate is shut).
+            assert quick.read_response().status == 200
+        finally:
+            open(second, "w").close()
+        assert a.read_response().status == 200
+        assert b.read_response().status == 200
+
+
+def test_health_request_is_answered_while_every_worker_runs_a_slow_request(
+        start_server, tmp_path):
+    """A connection left in the handoff set while every worker runs an
+    application goes back to the acceptor, which answers health itself."""
+    srv = start_server(keepalive=True, workers=2, options={"health_path": "/health"})
+    first, second = str(tmp_path / "first"), str(tmp_path / "second")
+    with srv.connect(timeout=30) as quick, srv.connect(timeout=30) as a, \
+            srv.connect(timeout=30) as b:
+        quick.send(support.build_request("GET", "/hello"))
+        a.send(_gated(first))
+        assert quick.read_response().status == 200
+        b.send(_gated(second))
+        _wait_entered(first)
+        _wait_entered(second)
+        try:
+            for _ in range(5):
+                response = quick.request("GET", "/health")
+                assert (response.status, response.body) == (200, b"ok\n"), response
+        finally:
+            open(first, "w").close()
+            open(second, "w").close()
+        assert a.read_response().status == 200
+        assert b.read_response().status == 200
+
+
+def test_more_connections_than_the_handoff_set_holds_are_all_answered(start_server):
+    srv = start_server(keepalive=True, workers=2)
+    # The set holds 128 (HANDOFF_CAPACITY): the rest go back to the acceptor.
+    conns = [srv.connect(timeout=30) for _ in range(160)]
+    try:
+        for _ in range(5):
+            for conn in conns:
+                conn.send(support.build_request("GET", "/hello"))
+            for conn in conns:
+                assert conn.read_response().status == 200
+    finally:
+        for conn in conns:
+            conn.close()

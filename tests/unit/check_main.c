@@ -16,6 +16,7 @@ int main(void)
     srunner_add_suite(runner, make_buf_suite());
     srunner_add_suite(runner, make_conn_suite());
     srunner_add_suite(runner, make_fdlimit_suite());
+    srunner_add_suite(runner, make_handoff_suite());
     srunner_add_suite(runner, make_http_status_suite());
     srunner_add_suite(runner, make_idle_suite());
     srunner_add_suite(runner, make_listen_suite());

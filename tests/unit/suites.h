@@ -8,6 +8,7 @@ Suite *make_acceptor_suite(void);
 Suite *make_buf_suite(void);
 Suite *make_conn_suite(void);
 Suite *make_fdlimit_suite(void);
+Suite *make_handoff_suite(void);
 Suite *make_http_status_suite(void);
 Suite *make_idle_suite(void);
 Suite *make_listen_suite(void);

@@ -1,0 +1,78 @@
+/* struct handoff: keep-alive connections a worker just answered, shared by
+ * every worker and the acceptor, so that a client's next request is served
+ * by whichever worker is free first, with no trip through the acceptor.
+ *
+ * Ownership: handoff_put takes a connection; whoever takes it out
+ * (handoff_take_ready, handoff_take_stale, handoff_take_all, handoff_close)
+ * owns it. Nobody reads or writes a connection while it is in the set.
+ * No Python here. */
+#ifndef PYRUVATE_HANDOFF_H
+#define PYRUVATE_HANDOFF_H
+
+#include <stdint.h>
+
+struct conn;
+
+/* A connection waits in the set at most about this long: then the acceptor
+ * takes it back, so its deadlines apply again and a worker that runs a slow
+ * request never keeps it waiting longer. */
+enum { HANDOFF_MAX_MS = 2 };
+
+/* How many connections the set holds; a worker gives the rest back to the
+ * acceptor at once. */
+enum { HANDOFF_CAPACITY = 128 };
+
+struct handoff;
+
+/* NULL when out of memory. */
+struct handoff *handoff_create(void);
+
+/* Frees the set; it must be empty (handoff_close took what it held). */
+void handoff_destroy(struct handoff *h);
+
+/* Whoever takes back what nobody looks at (the acceptor) is woken through
+ * wake(ctx) when a connection would otherwise wait past HANDOFF_MAX_MS.
+ * Call before any handoff_put. */
+void handoff_set_waker(struct handoff *h, void (*wake)(void *ctx), void *ctx);
+
+/* Adds c (answered, nothing of its next request buffered). Returns 0, or
+ * -1 when the set is full or closed: then the caller still owns c. */
+int handoff_put(struct handoff *h, struct conn *c, int64_t now_ms);
+
+/* Takes out a connection whose client sent something (or hung up), looking
+ * without waiting; NULL when none did. */
+struct conn *handoff_take_ready(struct handoff *h);
+
+enum handoff_wait {
+    HANDOFF_TIMED_OUT,         /* nothing came (or the set is empty) */
+    HANDOFF_LOOK_AGAIN,        /* a client sent, but another thread took it */
+    HANDOFF_WATCHED_ELSEWHERE, /* another thread waits on the set already */
+};
+
+/* Waits up to timeout_ms (without holding the set, and only one thread at
+ * a time) until a client of a connection in the set sends; takes that one
+ * out. NULL otherwise, with *outcome saying why. */
+struct conn *handoff_wait_ready(struct handoff *h, int timeout_ms, enum handoff_wait *outcome);
+
+/* Called before a thread stops looking at the set for a while (a worker
+ * about to run an application): wakes the acceptor unless it looks at the
+ * set anyway before its oldest connection waited HANDOFF_MAX_MS. */
+void handoff_cover(struct handoff *h, int64_t now_ms);
+
+/* The acceptor, before it sleeps: takes out the connections that waited
+ * HANDOFF_MAX_MS or more (linked through c->next) and sets *sleep_ms to
+ * how long it may sleep before the next is due (`longest` when none is),
+ * remembering when it will look again. */
+struct conn *handoff_take_stale(struct handoff *h, int64_t now_ms, int longest, int *sleep_ms);
+
+/* Takes out every connection (linked through c->next). */
+struct conn *handoff_take_all(struct handoff *h);
+
+/* Takes out every connection and refuses handoff_put from now on (the
+ * drain, and the acceptor's end). */
+struct conn *handoff_close(struct handoff *h);
+
+/* Connections in the set now (a snapshot). */
+unsigned handoff_count(struct handoff *h);
+
+#endif

@@ -1,0 +1,218 @@
+/* The handoff set (handoff.h): a short array in put order (oldest first)
+ * under one mutex. poll() with a zero timeout runs under the mutex; the
+ * only wait (handoff_wait_ready) polls a copy of the descriptors without it.
+ *
+ * Lock order: the mutex is a leaf lock; wake() runs without it. */
+#include "pyruvate/handoff.h"
+
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pyruvate/conn.h"
+
+struct handoff {
+    pthread_mutex_t mutex;
+    void (*wake)(void *ctx);
+    void *ctx;
+
+    /* under mutex */
+    struct conn *conns[HANDOFF_CAPACITY];
+    int64_t since_ms[HANDOFF_CAPACITY]; /* when each was put; never decreasing */
+    /* poll() said its client sent: taken before the set is polled again,
+     * so one poll() serves as many requests as it found */
+    unsigned char ready[HANDOFF_CAPACITY];
+    unsigned count;
+    int closed;
+    int watching;                 /* a thread waits in handoff_wait_ready */
+    int64_t acceptor_looks_at_ms; /* when the acceptor takes back stale ones next */
+};
+
+struct handoff *handoff_create(void)
+{
+    struct handoff *h = calloc(1, sizeof(*h));
+    if (h == NULL)
+        return NULL;
+    pthread_mutex_init(&h->mutex, NULL);
+    h->acceptor_looks_at_ms = INT64_MAX;
+    return h;
+}
+
+void handoff_destroy(struct handoff *h)
+{
+    if (h == NULL)
+        return;
+    pthread_mutex_destroy(&h->mutex);
+    free(h);
+}
+
+void handoff_set_waker(struct handoff *h, void (*wake)(void *ctx), void *ctx)
+{
+    h->wake = wake;
+    h->ctx = ctx;
+}
+
+int handoff_put(struct handoff *h, struct conn *c, int64_t now_ms)
+{
+    pthread_mutex_lock(&h->mutex);
+    int taken = !h->closed && h->count < HANDOFF_CAPACITY;
+    if (taken) {
+        h->conns[h->count] = c;
+        h->ready[h->count] = 0;
+        h->since_ms[h->count++] = now_ms;
+    }
+    pthread_mutex_unlock(&h->mutex);
+    return taken ? 0 : -1;
+}
+
+/* With the mutex held: takes out entries [first, first + n), linked
+ * through c->next. */
+static struct conn *remove_range(struct handoff *h, unsigned first, unsigned n)
+{
+    struct conn *list = NULL;
+    for (unsigned i = first; i < first + n; i++) {
+        h->conns[i]->next = list;
+        list = h->conns[i];
+    }
+    unsigned rest = h->count - first - n;
+    memmove(h->conns + first, h->conns + first + n, rest * sizeof(h->conns[0]));
+    memmove(h->since_ms + first, h->since_ms + first + n, rest * sizeof(h->since_ms[0]));
+    memmove(h->ready + first, h->ready + first + n, rest * sizeof(h->ready[0]));
+    h->count -= n;
+    return list;
+}
+
+/* With the mutex held: takes out the first entry marked ready, if any. */
+static struct conn *take_first_ready(struct handoff *h)
+{
+    for (unsigned i = 0; i < h->count; i++) {
+        if (h->ready[i]) {
+            struct conn *c = remove_range(h, i, 1);
+            c->next = NULL;
+            return c;
+        }
+    }
+    return NULL;
+}
+
+/* With the mutex held: marks the entries poll() found ready in fds[]
+ * (taken from `polled`, the set's entries when it was polled; some may
+ * have left it since). */
+static void mark_ready(struct handoff *h, struct conn *const *polled, const struct pollfd *fds,
+                       unsigned n)
+{
+    for (unsigned i = 0, j = 0; i < n; i++) {
+        if (!fds[i].revents)
+            continue;
+        /* The set keeps its order: look on from the last match. */
+        while (j < h->count && h->conns[j] != polled[i])
+            j++;
+        if (j == h->count)
+            j = 0; /* gone: start over for the next one */
+        else
+            h->ready[j] = 1;
+    }
+}
+
+struct conn *handoff_take_ready(struct handoff *h)
+{
+    struct pollfd fds[HANDOFF_CAPACITY];
+    pthread_mutex_lock(&h->mutex);
+    struct conn *c = take_first_ready(h);
+    unsigned n = h->count;
+    if (c == NULL && n > 0) {
+        for (unsigned i = 0; i < n; i++)
+            fds[i] = (struct pollfd){.fd = h->conns[i]->fd, .events = POLLIN};
+        if (poll(fds, n, 0) > 0) {
+            mark_ready(h, h->conns, fds, n);
+            c = take_first_ready(h);
+        }
+    }
+    pthread_mutex_unlock(&h->mutex);
+    return c;
+}
+
+struct conn *handoff_wait_ready(struct handoff *h, int timeout_ms, enum handoff_wait *outcome)
+{
+    struct pollfd fds[HANDOFF_CAPACITY];
+    struct conn *watched[HANDOFF_CAPACITY];
+    pthread_mutex_lock(&h->mutex);
+    struct conn *c = take_first_ready(h);
+    unsigned n = h->count;
+    if (c != NULL || n == 0 || h->watching) {
+        *outcome = c ? HANDOFF_LOOK_AGAIN : n == 0 ? HANDOFF_TIMED_OUT : HANDOFF_WATCHED_ELSEWHERE;
+        pthread_mutex_unlock(&h->mutex);
+        return c;
+    }
+    h->watching = 1;
+    for (unsigned i = 0; i < n; i++) {
+        watched[i] = h->conns[i];
+        fds[i] = (struct pollfd){.fd = h->conns[i]->fd, .events = POLLIN};
+    }
+    pthread_mutex_unlock(&h->mutex);
+    int polled = poll(fds, n, timeout_ms);
+    *outcome = polled > 0 ? HANDOFF_LOOK_AGAIN : HANDOFF_TIMED_OUT;
+    pthread_mutex_lock(&h->mutex);
+    h->watching = 0;
+    /* Another thread may have taken a ready one meanwhile (the copy in
+     * watched[] says which were polled). */
+    if (polled > 0) {
+        mark_ready(h, watched, fds, n);
+        c = take_first_ready(h);
+    }
+    pthread_mutex_unlock(&h->mutex);
+    return c;
+}
+
+void handoff_cover(struct handoff *h, int64_t now_ms)
+{
+    pthread_mutex_lock(&h->mutex);
+    int late = h->count > 0 && h->acceptor_looks_at_ms > h->since_ms[0] + HANDOFF_MAX_MS;
+    if (late)
+        h->acceptor_looks_at_ms = now_ms; /* one wake-up is enough */
+    pthread_mutex_unlock(&h->mutex);
+    if (late && h->wake)
+        h->wake(h->ctx);
+}
+
+struct conn *handoff_take_stale(struct handoff *h, int64_t now_ms, int longest, int *sleep_ms)
+{
+    pthread_mutex_lock(&h->mutex);
+    unsigned stale = 0;
+    while (stale < h->count && now_ms - h->since_ms[stale] >= HANDOFF_MAX_MS)
+        stale++;
+    struct conn *list = remove_range(h, 0, stale);
+    int64_t sleep = longest;
+    if (h->count > 0 && h->since_ms[0] + HANDOFF_MAX_MS - now_ms < sleep)
+        sleep = h->since_ms[0] + HANDOFF_MAX_MS - now_ms;
+    *sleep_ms = (int)sleep;
+    h->acceptor_looks_at_ms = now_ms + sleep;
+    pthread_mutex_unlock(&h->mutex);
+    return list;
+}
+
+struct conn *handoff_take_all(struct handoff *h)
+{
+    pthread_mutex_lock(&h->mutex);
+    struct conn *list = remove_range(h, 0, h->count);
+    pthread_mutex_unlock(&h->mutex);
+    return list;
+}
+
+struct conn *handoff_close(struct handoff *h)
+{
+    pthread_mutex_lock(&h->mutex);
+    h->closed = 1;
+    struct conn *list = remove_range(h, 0, h->count);
+    pthread_mutex_unlock(&h->mutex);
+    return list;
+}
+
+unsigned handoff_count(struct handoff *h)
+{
+    pthread_mutex_lock(&h->mutex);
+    unsigned n = h->count;
+    pthread_mutex_unlock(&h->mutex);
+    return n;
+}
