@@ -445,6 +445,16 @@ static void advance(struct acceptor *a, struct conn *c, int64_t now)
     case CONN_READ:
         break;
     }
+    if (c->in.len == 0 && c->request_start_ms != 0) {
+        /* What came were empty lines (conn_next dropped them): c waits
+         * for a request again, under the wait it had before they came. */
+        c->request_start_ms = 0;
+        c->idle_since_ms = now;
+        c->deadline_ms = now + (c->requests_served ? a->config.keepalive_timeout_ms
+                                                   : a->config.header_timeout_ms);
+        conn_release_if_idle(c);
+        return;
+    }
     const struct request *r = c->request;
     if (r && r->expect_continue && !c->continue_sent && request_wants_body(r)) {
         /* RFC 9110 §10.1.1: the client waits for this before the body. */

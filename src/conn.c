@@ -178,6 +178,23 @@ static void release_request(struct conn *c)
     c->request = NULL;
 }
 
+/* RFC 9112 §2.2: empty lines before a request line are ignored. Those a
+ * client sends after its request (a stray CRLF, with the request or on its
+ * own) must not keep c busy reading a request that never comes: it would
+ * hold its buffers, miss the idle set and be answered 408, or hold up a
+ * drain. Drops the leading ones (all: only when nothing else is buffered).
+ * Returns 1 when that left the buffer empty. */
+static int drop_blank_lines(struct conn *c, int only_if_all)
+{
+    size_t blank = 0;
+    while (blank < c->in.len && (c->in.data[blank] == '\r' || c->in.data[blank] == '\n'))
+        blank++;
+    if (blank == 0 || (only_if_all && blank < c->in.len))
+        return 0;
+    buf_consume(&c->in, blank);
+    return c->in.len == 0;
+}
+
 enum request_state conn_reset_for_next_request(struct conn *c)
 {
     c->continue_sent = 0;
@@ -185,14 +202,7 @@ enum request_state conn_reset_for_next_request(struct conn *c)
     if (c->request == NULL)
         return REQUEST_INCOMPLETE;
     buf_consume(&c->in, request_next(c->request));
-    /* RFC 9112 §2.2: empty lines before a request line are ignored. One a
-     * client sent after its request (a stray CRLF) must not keep c busy
-     * reading a request that never comes: it would hold its buffers, miss
-     * the idle set and be answered 408, or hold up a drain. */
-    size_t blank = 0;
-    while (blank < c->in.len && (c->in.data[blank] == '\r' || c->in.data[blank] == '\n'))
-        blank++;
-    buf_consume(&c->in, blank);
+    drop_blank_lines(c, 0);
     /* After a large body, the next request must not keep its capacity. */
     buf_shrink(&c->in, CONN_READ_CHUNK);
     /* With nothing buffered, both stay for a next request read at once;
@@ -248,6 +258,9 @@ enum conn_next conn_next(struct conn *c, enum conn_moment moment)
     case CONN_AFTER_RESPONSE:
         return next_for(c, conn_reset_for_next_request(c));
     case CONN_AFTER_READ:
+        /* Only empty lines so far (none was given to the parser): wait. */
+        if (drop_blank_lines(c, 1))
+            return CONN_READ;
         break;
     }
     return next_for(c, conn_parse(c));

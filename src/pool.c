@@ -33,6 +33,7 @@ struct pool {
     unsigned head, count;
     unsigned idle_threads;
     unsigned claiming; /* woken for an item, taking the callbacks' lock first */
+    unsigned watching; /* in handle(), waiting a moment for other work */
     unsigned running_threads;
     unsigned start_failures;
     int stopping;
@@ -134,7 +135,8 @@ int pool_submit(struct pool *pool, void *item)
      * scheduled, or woken and waiting for the callbacks' lock) is not
      * waiting: a burst at an idle pool must not be refused just because
      * the woken thread runs later than the caller. */
-    if (pool->stopping || pool->count >= pool->capacity + pool->idle_threads + pool->claiming) {
+    unsigned taken_soon = pool->idle_threads + pool->claiming + pool->watching;
+    if (pool->stopping || pool->count >= pool->capacity + taken_soon) {
         int stopping = pool->stopping;
         pthread_mutex_unlock(&pool->mutex);
         errno = stopping ? ECANCELED : EAGAIN;
@@ -169,6 +171,13 @@ int pool_has_spare_thread(struct pool *pool)
     int spare = pool->count == 0 && pool->idle_threads > 0;
     pthread_mutex_unlock(&pool->mutex);
     return spare;
+}
+
+void pool_watching(struct pool *pool, int delta)
+{
+    pthread_mutex_lock(&pool->mutex);
+    pool->watching = (unsigned)((int)pool->watching + delta);
+    pthread_mutex_unlock(&pool->mutex);
 }
 
 unsigned pool_queued(struct pool *pool)

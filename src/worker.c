@@ -143,9 +143,18 @@ static struct conn *take_handed_off(struct worker *w, int64_t wait_until_ms,
         return handoff_take_ready(h);
     }
     struct conn *c;
+    /* While it waits, a request queued for the pool is its (it takes it
+     * when the wait ends): pool_submit must not refuse it as queue full. */
+    pool_watching(w->server->pool, 1);
     Py_BEGIN_ALLOW_THREADS
     c = handoff_wait_ready(h, (int)(wait_until_ms - now), outcome);
     Py_END_ALLOW_THREADS
+    pool_watching(w->server->pool, -1);
+    /* This thread stops watching the set to serve c. With a worker idle,
+     * the others go back to the acceptor at once, which hands a request on
+     * them to that worker, instead of after HANDOFF_MAX_MS unwatched. */
+    if (c != NULL && pool_has_spare_thread(w->server->pool))
+        give_back_handed_off(w);
     return c;
 }
 

@@ -44,6 +44,11 @@ void *pool_try_take(struct pool *pool);
  * may spend a moment on something else without delaying any item. */
 int pool_has_spare_thread(struct pool *pool);
 
+/* A thread in handle() that waits a moment for other work (a worker on
+ * its handoff set) counts delta (+1 before, -1 after) as able to take an
+ * item soon: pool_submit does not refuse an item for it. */
+void pool_watching(struct pool *pool, int delta);
+
 /* Items waiting for a worker. */
 unsigned pool_queued(struct pool *pool);
 

@@ -302,3 +302,18 @@ def test_requests_still_queued_at_shutdown_timeout_are_answered_503(start_server
     for i in range(3):
         assert any('"POST /gated-echo/queued-%d HTTP/1.1" 503' % i in r for r in records), \
             srv.describe()
+
+
+def test_stray_empty_line_on_an_idle_connection_neither_408_nor_holds_the_drain(start_server):
+    """RFC 9112 §2.2: an empty line before a request line is ignored. Sent on
+    its own after an answer, it leaves the connection idle: the drain closes
+    it without a byte (it used to wait for request_timeout and answer 408)."""
+    srv = start_server(keepalive=True, options={"request_timeout": 30, "shutdown_timeout": 60})
+    with srv.connect(timeout=20) as conn:
+        assert conn.request("GET", "/hello").status == 200
+        time.sleep(0.1)  # the empty line comes in a read of its own (not an assertion)
+        conn.send(b"\r\n")
+        time.sleep(0.1)
+        _stop_and_wait_refused(srv)
+        assert conn.wait_closed(20), "the idle connection was not closed"
+    _assert_exits_cleanly(srv)

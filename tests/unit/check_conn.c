@@ -496,6 +496,19 @@ START_TEST(test_stray_crlf_after_a_request_leaves_the_connection_idle)
     ck_assert(target_is("/1"));
     ck_assert_int_eq(conn_next(conn, CONN_AFTER_RESPONSE), CONN_DISPATCH);
     ck_assert(target_is("/2"));
+    ck_assert_int_eq(conn_next(conn, CONN_AFTER_RESPONSE), CONN_READ);
+    /* An empty line in a read of its own: still waiting, nothing kept. */
+    send_text("\r\n");
+    ck_assert_int_gt(conn_read(conn), 0);
+    ck_assert_int_eq(conn_next(conn, CONN_AFTER_READ), CONN_READ);
+    ck_assert_uint_eq(conn->in.len, 0);
+    send_text("\r");
+    ck_assert_int_gt(conn_read(conn), 0);
+    ck_assert_int_eq(conn_next(conn, CONN_AFTER_READ), CONN_READ);
+    send_text("\n" GET_1);
+    ck_assert_int_gt(conn_read(conn), 0);
+    ck_assert_int_eq(conn_next(conn, CONN_AFTER_READ), CONN_DISPATCH);
+    ck_assert(target_is("/1"));
 }
 END_TEST
 
