@@ -334,6 +334,32 @@ START_TEST(test_submit_full_queue_eagain)
 }
 END_TEST
 
+/* A handler that waits a moment for other work (a worker watching its
+ * keep-alive connections) takes queued items when it is done: one more
+ * item fits for it. */
+START_TEST(test_a_watching_thread_makes_room_for_one_more_item)
+{
+    struct pool *pool = create_pool(1, 1);
+    set_gate(0);
+    ck_assert_int_eq(pool_submit(pool, &probe.marks[0]), 0);
+    wait_for_waiting(1); /* the only worker holds item 0 */
+    ck_assert_int_eq(pool_submit(pool, &probe.marks[1]), 0);
+    errno = 0;
+    ck_assert_int_eq(pool_submit(pool, &probe.marks[2]), -1); /* queue full */
+    ck_assert_int_eq(errno, EAGAIN);
+    pool_watching(pool, 1); /* as a worker waiting on its handoff set */
+    ck_assert_int_eq(pool_submit(pool, &probe.marks[2]), 0);
+    errno = 0;
+    ck_assert_int_eq(pool_submit(pool, &probe.marks[3]), -1);
+    ck_assert_int_eq(errno, EAGAIN);
+    pool_watching(pool, -1);
+
+    stop_and_destroy(pool);
+    ck_assert_uint_eq(count_of(&probe.handled), 3);
+    ck_assert_uint_eq(count_of(&probe.marks[3]), 0);
+}
+END_TEST
+
 START_TEST(test_burst_at_an_idle_pool_is_not_refused)
 {
     struct pool *pool = create_pool(1, 1);
@@ -423,6 +449,7 @@ Suite *make_pool_suite(void)
     tcase_add_checked_fixture(limits, setup_probe, teardown_probe);
     tcase_add_test(limits, test_submit_full_queue_eagain);
     tcase_add_test(limits, test_burst_at_an_idle_pool_is_not_refused);
+    tcase_add_test(limits, test_a_watching_thread_makes_room_for_one_more_item);
     suite_add_tcase(s, limits);
 
     TCase *errors = tcase_create("errors");
