@@ -677,6 +677,26 @@ def assert_stopped_cleanly(proc, sig=signal.SIGTERM):
     return code
 
 
+def _refuses_connections(srv):
+    try:
+        socket.create_connection((srv.host, srv.port), timeout=2).close()
+    except ConnectionRefusedError:
+        return True
+    except ConnectionResetError:
+        return False  # queued in the backlog as the listener closed: ask again
+    return False
+
+
+def stop_and_wait_refused(srv, timeout=30.0):
+    """SIGTERM, then wait until new connections are refused: the server's
+    graceful drain has begun (its listener is closed)."""
+    srv.proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while not _refuses_connections(srv):
+        assert time.monotonic() < deadline, "the listener stayed open after SIGTERM"
+        time.sleep(0.01)
+
+
 def environ_of(response):
     import json
     assert response.status == 200, response

@@ -27,23 +27,6 @@ def _wait_for(condition, what, timeout=20.0):
     raise AssertionError("timed out waiting for " + what)
 
 
-def _refused(srv):
-    try:
-        socket.create_connection((srv.host, srv.port), timeout=2).close()
-    except ConnectionRefusedError:
-        return True
-    except ConnectionResetError:
-        # Queued in the backlog as the listener closed: ask again.
-        return False
-    return False
-
-
-def _stop_and_wait_refused(srv):
-    """SIGTERM, then wait until the listener is gone: the drain has begun."""
-    srv.proc.send_signal(signal.SIGTERM)
-    _wait_for(lambda: _refused(srv), "the listener to close after SIGTERM")
-
-
 def _gate(tmp_path, name):
     """A gate for /gated-echo: (path, wait_entered, open)."""
     path = str(tmp_path / name)
@@ -75,7 +58,7 @@ def test_request_body_arriving_during_drain_is_answered_with_close(start_server)
     srv = start_server(options={"access_log": True})
     with srv.connect(timeout=20) as conn:
         conn.send(b"POST /gated-echo/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello")
-        _stop_and_wait_refused(srv)
+        support.stop_and_wait_refused(srv)
         conn.send(b"world")
         response = conn.read_response()
         assert (response.status, response.body) == (200, b"helloworld")
@@ -91,7 +74,7 @@ def test_pipelined_request_read_before_the_stop_is_answered(start_server, tmp_pa
         conn.send(support.build_request("GET", "/gated-echo/first?gate=" + gate) +
                   support.build_request("POST", "/gated-echo/second", body=b"2nd"))
         wait_entered()
-        _stop_and_wait_refused(srv)
+        support.stop_and_wait_refused(srv)
         open_gate()
         first = conn.read_response()
         assert first.status == 200
@@ -114,7 +97,7 @@ def test_queued_request_is_answered(start_server, tmp_path):
         busy.send(support.build_request("GET", "/gated-echo/busy?gate=" + gate))
         wait_entered()  # the only worker is taken: the next request waits
         queued.send(support.build_request("POST", "/gated-echo/queued", body=b"waited"))
-        _stop_and_wait_refused(srv)
+        support.stop_and_wait_refused(srv)
         open_gate()
         for conn, body in ((busy, b""), (queued, b"waited")):
             response = conn.read_response()
@@ -131,7 +114,7 @@ def test_idle_connection_is_closed_without_bytes_while_others_drain(start_server
         assert idle.request("GET", "/gated-echo/before").status == 200
         held.send(support.build_request("GET", "/gated-echo/held?gate=" + gate))
         wait_entered()
-        _stop_and_wait_refused(srv)
+        support.stop_and_wait_refused(srv)
         assert idle.wait_closed(20), "the idle connection was not closed"
         assert srv.proc.poll() is None  # closed by the drain, not by the exit
         open_gate()
@@ -148,7 +131,7 @@ def test_request_on_idle_connection_during_grace_is_answered_with_close(start_se
                        options={"shutdown_idle_grace": 60, "shutdown_timeout": 60})
     with srv.connect(timeout=20) as conn:
         assert conn.request("GET", "/gated-echo/before").status == 200
-        _stop_and_wait_refused(srv)
+        support.stop_and_wait_refused(srv)
         response = conn.request("POST", "/gated-echo/during", body=b"late")
         assert (response.status, response.body) == (200, b"late")
         _assert_last(response, conn)
@@ -164,7 +147,7 @@ def test_new_connections_are_refused_while_a_request_drains(start_server, tmp_pa
     with srv.connect(timeout=20) as conn:
         conn.send(support.build_request("GET", "/gated-echo/long?gate=" + gate))
         wait_entered()
-        _stop_and_wait_refused(srv)
+        support.stop_and_wait_refused(srv)
         assert srv.proc.poll() is None
         open_gate()
         response = conn.read_response()
@@ -314,6 +297,6 @@ def test_stray_empty_line_on_an_idle_connection_neither_408_nor_holds_the_drain(
         time.sleep(0.1)  # the empty line comes in a read of its own (not an assertion)
         conn.send(b"\r\n")
         time.sleep(0.1)
-        _stop_and_wait_refused(srv)
+        support.stop_and_wait_refused(srv)
         assert conn.wait_closed(20), "the idle connection was not closed"
     _assert_exits_cleanly(srv)

@@ -2,12 +2,11 @@
 itself, without a worker, so that a load balancer sees a busy instance as
 up and a draining one as down."""
 import signal
-import socket
 import threading
 import time
 
 
-from support import DEFAULT_TIMEOUT, build_request, json_of
+from support import DEFAULT_TIMEOUT, build_request, json_of, stop_and_wait_refused
 
 HEALTH = {"health_path": "/health"}
 
@@ -198,17 +197,7 @@ def test_requests_pipelined_behind_health_are_answered_while_draining(start_serv
         while not (tmp_path / "gate.entered").exists():
             assert time.monotonic() < deadline, "the slow request never reached the app"
             time.sleep(0.02)
-        server.proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 30
-        while True:  # the drain has begun once new connections are refused
-            try:
-                socket.create_connection((server.host, server.port), timeout=5).close()
-            except ConnectionRefusedError:
-                break
-            except ConnectionResetError:
-                pass  # queued as the listener closed: ask again
-            assert time.monotonic() < deadline, "the listener stayed open after SIGTERM"
-            time.sleep(0.02)
+        stop_and_wait_refused(server)  # the drain has begun
         gate.touch()
         slow = conn.read_response()
         assert slow.status == 200 and not slow.has_token("Connection", "close"), slow
