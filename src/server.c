@@ -476,6 +476,34 @@ static void stop_pool_early(struct server *s)
 /* Starts the workers, the park set and the acceptor, in the order a
  * request needs them, and says where it serves. Returns 0, or -1 with an
  * exception set and none of them running. */
+/* What the acceptor is told of this serve() call. */
+static struct acceptor_config acceptor_config_of(struct server *s)
+{
+    const struct server_options *options = &s->options;
+    return (struct acceptor_config){
+        .listeners = s->listeners,
+        .listener_count = s->listener_count,
+        .pool = s->pool,
+        .limits = &s->options.limits,
+        .request_timeout_ms = options->request_timeout_ms,
+        .header_timeout_ms = options->header_timeout_ms,
+        .keepalive_timeout_ms = options->keepalive_timeout_ms,
+        .linger_timeout_ms = 2000,
+        .max_connections = s->options.max_connections,
+        .queue_warn_threshold = options->qmon_warn_threshold,
+        .access_log = options->access_log,
+        .max_reuse_count = options->max_reuse_count,
+        .metrics = s->metrics,
+        .draining = &s->stopping,
+        .endpoint_paths = {s->endpoint_paths[METRICS_HEALTH],
+                           s->endpoint_paths[METRICS_EXPOSITION]},
+        /* Sockets given to us or passed by systemd have another owner, who
+         * keeps their backlog for whoever serves them next. */
+        .drain_accepts_backlog = s->listeners_opened_here,
+        .handoff = s->handoff,
+    };
+}
+
 static int start_threads(struct server *s, const char *address)
 {
     char err[PYR_ERR_LEN] = "";
@@ -503,28 +531,7 @@ static int start_threads(struct server *s, const char *address)
         snprintf(err, PYR_ERR_LEN, "out of memory creating the handoff set");
         goto stop_pool;
     }
-    struct acceptor_config config = {
-        .listeners = s->listeners,
-        .listener_count = s->listener_count,
-        .pool = s->pool,
-        .limits = &s->options.limits,
-        .request_timeout_ms = options->request_timeout_ms,
-        .header_timeout_ms = options->header_timeout_ms,
-        .keepalive_timeout_ms = options->keepalive_timeout_ms,
-        .linger_timeout_ms = 2000,
-        .max_connections = s->options.max_connections,
-        .queue_warn_threshold = options->qmon_warn_threshold,
-        .access_log = options->access_log,
-        .max_reuse_count = options->max_reuse_count,
-        .metrics = s->metrics,
-        .draining = &s->stopping,
-        .endpoint_paths = {s->endpoint_paths[METRICS_HEALTH],
-                           s->endpoint_paths[METRICS_EXPOSITION]},
-        /* Sockets given to us or passed by systemd have another owner, who
-         * keeps their backlog for whoever serves them next. */
-        .drain_accepts_backlog = s->listeners_opened_here,
-        .handoff = s->handoff,
-    };
+    struct acceptor_config config = acceptor_config_of(s);
     /* The start-up records reach the log before the first request is
      * answered, whatever the scheduling of the threads. */
     log_write(LOG_INFO, "pyruvate serving on %s with %u workers", address, options->workers);
