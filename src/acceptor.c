@@ -764,8 +764,9 @@ static int64_t poll_timeout(struct acceptor *a)
         wait = 0;
     if (a->config.handoff) {
         int until_due;
-        give_back_list(
-            a, handoff_take_stale(a->config.handoff, monotonic_ms(), (int)wait, &until_due));
+        int idle_worker = pool_has_spare_thread(a->config.pool);
+        give_back_list(a, handoff_take_stale(a->config.handoff, monotonic_ms(), idle_worker,
+                                             (int)wait, &until_due));
         wait = until_due;
     }
     return wait;

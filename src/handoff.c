@@ -26,6 +26,9 @@ struct handoff {
     unsigned count;
     int closed;
     int watching;                 /* a thread waits in handoff_wait_ready */
+    /* Since when no worker looks at the set (handoff_cover: one left it to
+     * run an application); 0 while one does. */
+    int64_t unwatched_since_ms;
     int64_t acceptor_looks_at_ms; /* when the acceptor takes back stale ones next */
 };
 
@@ -115,19 +118,26 @@ static void mark_ready(struct handoff *h, struct conn *const *polled, const stru
     }
 }
 
-struct conn *handoff_take_ready(struct handoff *h)
+/* With the mutex held: polls the whole set without waiting and marks the
+ * entries whose client sent something. */
+static void poll_set_now(struct handoff *h)
 {
     struct pollfd fds[HANDOFF_CAPACITY];
-    pthread_mutex_lock(&h->mutex);
-    struct conn *c = take_first_ready(h);
     unsigned n = h->count;
-    if (c == NULL && n > 0) {
-        for (unsigned i = 0; i < n; i++)
-            fds[i] = (struct pollfd){.fd = h->conns[i]->fd, .events = POLLIN};
-        if (poll(fds, n, 0) > 0) {
-            mark_ready(h, h->conns, fds, n);
-            c = take_first_ready(h);
-        }
+    for (unsigned i = 0; i < n; i++)
+        fds[i] = (struct pollfd){.fd = h->conns[i]->fd, .events = POLLIN};
+    if (poll(fds, n, 0) > 0)
+        mark_ready(h, h->conns, fds, n);
+}
+
+struct conn *handoff_take_ready(struct handoff *h)
+{
+    pthread_mutex_lock(&h->mutex);
+    h->unwatched_since_ms = 0;
+    struct conn *c = take_first_ready(h);
+    if (c == NULL && h->count > 0) {
+        poll_set_now(h);
+        c = take_first_ready(h);
     }
     pthread_mutex_unlock(&h->mutex);
     return c;
@@ -146,6 +156,7 @@ struct conn *handoff_wait_ready(struct handoff *h, int timeout_ms, enum handoff_
         return c;
     }
     h->watching = 1;
+    h->unwatched_since_ms = 0;
     for (unsigned i = 0; i < n; i++) {
         watched[i] = h->conns[i];
         fds[i] = (struct pollfd){.fd = h->conns[i]->fd, .events = POLLIN};
@@ -165,10 +176,21 @@ struct conn *handoff_wait_ready(struct handoff *h, int timeout_ms, enum handoff_
     return c;
 }
 
+/* With the mutex held: when the acceptor must look at the set next. */
+static int64_t acceptor_due_ms(const struct handoff *h)
+{
+    int64_t due = h->since_ms[0] + HANDOFF_MAX_MS;
+    if (h->unwatched_since_ms && h->unwatched_since_ms + HANDOFF_UNWATCHED_MS < due)
+        due = h->unwatched_since_ms + HANDOFF_UNWATCHED_MS;
+    return due;
+}
+
 void handoff_cover(struct handoff *h, int64_t now_ms)
 {
     pthread_mutex_lock(&h->mutex);
-    int late = h->count > 0 && h->acceptor_looks_at_ms > h->since_ms[0] + HANDOFF_MAX_MS;
+    if (h->count > 0 && !h->watching)
+        h->unwatched_since_ms = now_ms;
+    int late = h->count > 0 && h->acceptor_looks_at_ms > acceptor_due_ms(h);
     if (late)
         h->acceptor_looks_at_ms = now_ms; /* one wake-up is enough */
     pthread_mutex_unlock(&h->mutex);
@@ -176,16 +198,37 @@ void handoff_cover(struct handoff *h, int64_t now_ms)
         h->wake(h->ctx);
 }
 
-struct conn *handoff_take_stale(struct handoff *h, int64_t now_ms, int longest, int *sleep_ms)
+/* With the mutex held: takes out the entries marked ready, linked through
+ * c->next in front of list. */
+static struct conn *take_all_ready(struct handoff *h, struct conn *list)
+{
+    for (struct conn *c; (c = take_first_ready(h)) != NULL; list = c)
+        c->next = list;
+    return list;
+}
+
+struct conn *handoff_take_stale(struct handoff *h, int64_t now_ms, int idle_worker, int longest,
+                                int *sleep_ms)
 {
     pthread_mutex_lock(&h->mutex);
     unsigned stale = 0;
     while (stale < h->count && now_ms - h->since_ms[stale] >= HANDOFF_MAX_MS)
         stale++;
     struct conn *list = remove_range(h, 0, stale);
+    /* Nobody looked at the set for a while (the last worker that did runs
+     * an application): the connections whose client sent go back too, so
+     * that the idle worker answers them now. */
+    if (idle_worker && h->count > 0 && !h->watching && h->unwatched_since_ms &&
+        now_ms - h->unwatched_since_ms >= HANDOFF_UNWATCHED_MS) {
+        poll_set_now(h);
+        list = take_all_ready(h, list);
+        h->unwatched_since_ms = h->count > 0 ? now_ms : 0;
+    }
     int64_t sleep = longest;
-    if (h->count > 0 && h->since_ms[0] + HANDOFF_MAX_MS - now_ms < sleep)
-        sleep = h->since_ms[0] + HANDOFF_MAX_MS - now_ms;
+    if (h->count > 0 && acceptor_due_ms(h) - now_ms < sleep)
+        sleep = acceptor_due_ms(h) - now_ms;
+    if (sleep < 0)
+        sleep = 0;
     *sleep_ms = (int)sleep;
     h->acceptor_looks_at_ms = now_ms + sleep;
     pthread_mutex_unlock(&h->mutex);

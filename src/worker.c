@@ -150,11 +150,10 @@ static struct conn *take_handed_off(struct worker *w, int64_t wait_until_ms,
     c = handoff_wait_ready(h, (int)(wait_until_ms - now), outcome);
     Py_END_ALLOW_THREADS
     pool_watching(w->server->pool, -1);
-    /* This thread stops watching the set to serve c. With a worker idle,
-     * the others go back to the acceptor at once, which hands a request on
-     * them to that worker, instead of after HANDOFF_MAX_MS unwatched. */
-    if (c != NULL && pool_has_spare_thread(w->server->pool))
-        give_back_handed_off(w);
+    /* This thread stops watching the set to serve c: the others stay. The
+     * next worker done with a request looks at them, or, should c's request
+     * be slow while a worker is idle, the acceptor takes back the ones
+     * whose client sent (handoff_take_stale). */
     return c;
 }
 

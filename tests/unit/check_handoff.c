@@ -93,13 +93,13 @@ START_TEST(test_take_stale_takes_what_waited_long_enough_and_says_when_next)
     open_pair(&old);
     open_pair(&young);
     int sleep_ms = -1;
-    ck_assert_ptr_null(handoff_take_stale(h, 1000, 250, &sleep_ms));
+    ck_assert_ptr_null(handoff_take_stale(h, 1000, 0, 250, &sleep_ms));
     ck_assert_int_eq(sleep_ms, 250); /* empty: as long as the caller likes */
     ck_assert_int_eq(handoff_put(h, &old.conn, 1000), 0);
     ck_assert_int_eq(handoff_put(h, &young.conn, 1001), 0);
-    ck_assert_ptr_null(handoff_take_stale(h, 1001, 250, &sleep_ms));
+    ck_assert_ptr_null(handoff_take_stale(h, 1001, 0, 250, &sleep_ms));
     ck_assert_int_eq(sleep_ms, HANDOFF_MAX_MS - 1);
-    struct conn *stale = handoff_take_stale(h, 1000 + HANDOFF_MAX_MS, 250, &sleep_ms);
+    struct conn *stale = handoff_take_stale(h, 1000 + HANDOFF_MAX_MS, 0, 250, &sleep_ms);
     ck_assert_ptr_eq(stale, &old.conn);
     ck_assert_ptr_null(stale->next);
     ck_assert_int_eq(sleep_ms, 1);
@@ -120,17 +120,71 @@ START_TEST(test_cover_wakes_the_acceptor_once_and_only_when_it_would_look_late)
     handoff_cover(h, 1000);
     ck_assert_int_eq(wakes, 0); /* nothing waits */
     int sleep_ms;
-    handoff_take_stale(h, 1000, 250, &sleep_ms); /* the acceptor sleeps 250 ms */
+    handoff_take_stale(h, 1000, 0, 250, &sleep_ms); /* the acceptor sleeps 250 ms */
     ck_assert_int_eq(handoff_put(h, &p.conn, 1000), 0);
     handoff_cover(h, 1000);
     handoff_cover(h, 1000);
     ck_assert_int_eq(wakes, 1);
-    handoff_take_stale(h, 1001, 250, &sleep_ms); /* now it looks in time */
+    handoff_take_stale(h, 1001, 0, 250, &sleep_ms); /* now it looks in time */
     handoff_cover(h, 1001);
     ck_assert_int_eq(wakes, 1);
     handoff_take_all(h);
     handoff_destroy(h);
     close_pair(&p);
+}
+END_TEST
+
+START_TEST(test_unwatched_set_gives_back_what_a_client_sent_while_a_worker_is_idle)
+{
+    struct handoff *h = handoff_create();
+    wakes = 0;
+    handoff_set_waker(h, count_wake, NULL);
+    struct pair quiet, talking;
+    open_pair(&quiet);
+    open_pair(&talking);
+    ck_assert_int_eq(handoff_put(h, &quiet.conn, 1000), 0);
+    ck_assert_int_eq(handoff_put(h, &talking.conn, 1000), 0);
+    int sleep_ms;
+    ck_assert_ptr_null(handoff_take_stale(h, 1000, 1, 250, &sleep_ms));
+    ck_assert_int_eq(sleep_ms, HANDOFF_MAX_MS); /* watched: only the stale rule */
+    /* The last worker leaves the set to run an application: the acceptor
+     * must look sooner than it planned. */
+    handoff_cover(h, 1000);
+    ck_assert_int_eq(wakes, 1);
+    ck_assert_int_eq(write(talking.client, "G", 1), 1);
+    ck_assert_ptr_null(handoff_take_stale(h, 1000, 1, 250, &sleep_ms));
+    ck_assert_int_eq(sleep_ms, HANDOFF_UNWATCHED_MS);
+    /* No worker idle: nobody could answer it sooner. */
+    ck_assert_ptr_null(handoff_take_stale(h, 1000 + HANDOFF_UNWATCHED_MS, 0, 250, &sleep_ms));
+    struct conn *back = handoff_take_stale(h, 1000 + HANDOFF_UNWATCHED_MS, 1, 250, &sleep_ms);
+    ck_assert_ptr_eq(back, &talking.conn);
+    ck_assert_ptr_null(back->next);
+    ck_assert_uint_eq(handoff_count(h), 1); /* the quiet one waits on */
+    ck_assert_ptr_eq(handoff_take_all(h), &quiet.conn);
+    handoff_destroy(h);
+    close_pair(&quiet);
+    close_pair(&talking);
+}
+END_TEST
+
+START_TEST(test_set_a_worker_looked_at_since_is_left_to_the_workers)
+{
+    struct handoff *h = handoff_create();
+    struct pair quiet, talking;
+    open_pair(&quiet);
+    open_pair(&talking);
+    ck_assert_int_eq(handoff_put(h, &quiet.conn, 1000), 0);
+    ck_assert_int_eq(handoff_put(h, &talking.conn, 1000), 0);
+    handoff_cover(h, 1000);
+    ck_assert_ptr_null(handoff_take_ready(h)); /* a worker looks: nothing yet */
+    ck_assert_int_eq(write(talking.client, "G", 1), 1);
+    int sleep_ms;
+    ck_assert_ptr_null(handoff_take_stale(h, 1000 + HANDOFF_UNWATCHED_MS, 1, 250, &sleep_ms));
+    ck_assert_ptr_eq(handoff_take_ready(h), &talking.conn);
+    ck_assert_ptr_eq(handoff_take_all(h), &quiet.conn);
+    handoff_destroy(h);
+    close_pair(&quiet);
+    close_pair(&talking);
 }
 END_TEST
 
@@ -157,6 +211,8 @@ Suite *make_handoff_suite(void)
     tcase_add_test(tc, test_wait_ready_times_out_or_takes_the_one_that_sent);
     tcase_add_test(tc, test_take_stale_takes_what_waited_long_enough_and_says_when_next);
     tcase_add_test(tc, test_cover_wakes_the_acceptor_once_and_only_when_it_would_look_late);
+    tcase_add_test(tc, test_unwatched_set_gives_back_what_a_client_sent_while_a_worker_is_idle);
+    tcase_add_test(tc, test_set_a_worker_looked_at_since_is_left_to_the_workers);
     tcase_add_test(tc, test_put_is_refused_when_full_or_closed);
     suite_add_tcase(s, tc);
     return s;
