@@ -10,6 +10,9 @@ req/s is noisy on a busy machine; the figures here are the repeatable ones:
 - syscalls per request: `perf stat -e raw_syscalls:sys_enter -p PID` over the
   same run (left out when perf cannot count it here);
 - CPU per request: user+sys of the server's process group;
+- latency: p50, p99 and p99.9 of each request timed by latency_client.c
+  (one request in flight per connection), in a run of its own after wrk's;
+  wrk's own percentiles are not used (see latency_client.c);
 - with --callgrind SECONDS: instructions per request (user space), the
   server under `valgrind --tool=callgrind` for SECONDS of wrk load
   (counters zeroed after a warm-up, so start-up does not count).
@@ -97,11 +100,15 @@ def measure(server, conns, duration):
     wrk = run_wrk(server.port, conns, duration)
     ctx1, cpu1 = context_switches(pid), bench.group_cpu_seconds(pid)
     syscalls = stop_perf(perf)
+    latency = bench.run_latency_client(server.port, conns, duration)
     n = wrk["requests"]
     errors = sum(wrk[k] for k in ("connect", "read", "write", "timeout", "status"))
+    errors += latency["errors"]
     return {
         "rps": n / (wrk["duration_us"] / 1e6),
-        "p99_ms": wrk["p99_us"] / 1000,
+        "p50_ms": latency["p50_us"] / 1000,
+        "p99_ms": latency["p99_us"] / 1000,
+        "p999_ms": latency["p999_us"] / 1000,
         "ctx": (ctx1 - ctx0) / n,
         # perf's own attach and detach land in the count: a few hundred calls
         "syscalls": syscalls / n if syscalls is not None else None,
@@ -203,9 +210,9 @@ def main(argv):
 
     print("load average %.2f %.2f %.2f before, %.2f %.2f %.2f after; %d rounds of %d s" %
           (load0 + load1 + (args.rounds, args.duration)))
-    print("| server | conns | req/s | ×bjoern | p99 ms | ctx sw/req | syscalls/req | "
-          "CPU µs/req | instr/req | errors |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| server | conns | req/s | ×bjoern | p50 ms | p99 ms | p99.9 ms | ctx sw/req | "
+          "syscalls/req | CPU µs/req | instr/req | errors |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for conns in conns_list:
         ref = results.get(("bjoern", conns))
         ref_rps = statistics.median(x["rps"] for x in ref) if ref else None
@@ -218,10 +225,11 @@ def main(argv):
 
             ratios = ([x["rps"] / y["rps"] for x, y in zip(runs, ref)] if ref else [])
             instr = instructions.get((s.name, conns))
-            print("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %d |" % (
+            print("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d |" % (
                 s.name, conns, fmt(med("rps"), ".0f"),
                 fmt(statistics.median(ratios) if ratios else None, ".2f"),
-                fmt(med("p99_ms"), ".2f"), fmt(med("ctx"), ".3f"), fmt(med("syscalls"), ".2f"),
+                fmt(med("p50_ms"), ".2f"), fmt(med("p99_ms"), ".2f"), fmt(med("p999_ms"), ".2f"),
+                fmt(med("ctx"), ".3f"), fmt(med("syscalls"), ".2f"),
                 fmt(med("cpu_us"), ".1f"), fmt(instr, ".0f"), sum(x["errors"] for x in runs)))
     if ref_rps is None and "bjoern" in args.servers:
         print("bjoern missing: run python tests/bench/bench.py --servers bjoern --setup-only")
