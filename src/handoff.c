@@ -218,11 +218,17 @@ struct conn *handoff_take_stale(struct handoff *h, int64_t now_ms, int idle_work
     /* Nobody looked at the set for a while (the last worker that did runs
      * an application): the connections whose client sent go back too, so
      * that the idle worker answers them now. */
-    if (idle_worker && h->count > 0 && !h->watching && h->unwatched_since_ms &&
+    if (h->count > 0 && !h->watching && h->unwatched_since_ms &&
         now_ms - h->unwatched_since_ms >= HANDOFF_UNWATCHED_MS) {
-        poll_set_now(h);
-        list = take_all_ready(h, list);
-        h->unwatched_since_ms = h->count > 0 ? now_ms : 0;
+        if (idle_worker) {
+            poll_set_now(h);
+            list = take_all_ready(h, list);
+        }
+        /* With no worker idle, nobody could answer them sooner: the stale
+         * rule is enough, and the acceptor must not spin on a deadline it
+         * does not act on (a worker that goes idle empties the set or
+         * watches it first). */
+        h->unwatched_since_ms = idle_worker && h->count > 0 ? now_ms : 0;
     }
     int64_t sleep = longest;
     if (h->count > 0 && acceptor_due_ms(h) - now_ms < sleep)

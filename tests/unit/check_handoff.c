@@ -156,6 +156,7 @@ START_TEST(test_unwatched_set_gives_back_what_a_client_sent_while_a_worker_is_id
     ck_assert_int_eq(sleep_ms, HANDOFF_UNWATCHED_MS);
     /* No worker idle: nobody could answer it sooner. */
     ck_assert_ptr_null(handoff_take_stale(h, 1000 + HANDOFF_UNWATCHED_MS, 0, 250, &sleep_ms));
+    handoff_cover(h, 1000); /* the next application call (same millisecond) */
     struct conn *back = handoff_take_stale(h, 1000 + HANDOFF_UNWATCHED_MS, 1, 250, &sleep_ms);
     ck_assert_ptr_eq(back, &talking.conn);
     ck_assert_ptr_null(back->next);
@@ -164,6 +165,26 @@ START_TEST(test_unwatched_set_gives_back_what_a_client_sent_while_a_worker_is_id
     handoff_destroy(h);
     close_pair(&quiet);
     close_pair(&talking);
+}
+END_TEST
+
+START_TEST(test_with_no_worker_idle_the_acceptor_sleeps_until_the_stale_rule)
+{
+    /* It cannot act on the unwatched rule then: it must not spin on it. */
+    struct handoff *h = handoff_create();
+    struct pair p;
+    open_pair(&p);
+    ck_assert_int_eq(handoff_put(h, &p.conn, 1000), 0);
+    handoff_cover(h, 1000);
+    ck_assert_int_eq(write(p.client, "G", 1), 1);
+    int sleep_ms = -1;
+    ck_assert_ptr_null(handoff_take_stale(h, 1000 + HANDOFF_UNWATCHED_MS, 0, 250, &sleep_ms));
+    ck_assert_int_eq(sleep_ms, HANDOFF_MAX_MS - HANDOFF_UNWATCHED_MS);
+    ck_assert_ptr_null(handoff_take_stale(h, 1000 + HANDOFF_UNWATCHED_MS, 0, 250, &sleep_ms));
+    ck_assert_int_eq(sleep_ms, HANDOFF_MAX_MS - HANDOFF_UNWATCHED_MS);
+    ck_assert_ptr_eq(handoff_take_all(h), &p.conn);
+    handoff_destroy(h);
+    close_pair(&p);
 }
 END_TEST
 
@@ -212,6 +233,7 @@ Suite *make_handoff_suite(void)
     tcase_add_test(tc, test_take_stale_takes_what_waited_long_enough_and_says_when_next);
     tcase_add_test(tc, test_cover_wakes_the_acceptor_once_and_only_when_it_would_look_late);
     tcase_add_test(tc, test_unwatched_set_gives_back_what_a_client_sent_while_a_worker_is_idle);
+    tcase_add_test(tc, test_with_no_worker_idle_the_acceptor_sleeps_until_the_stale_rule);
     tcase_add_test(tc, test_set_a_worker_looked_at_since_is_left_to_the_workers);
     tcase_add_test(tc, test_put_is_refused_when_full_or_closed);
     suite_add_tcase(s, tc);
