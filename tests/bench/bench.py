@@ -718,7 +718,7 @@ def summarize(runs):
     s["cpu_us"] = med(cpu) if cpu else None
     kinds = {}
     for k in ERROR_KINDS:
-        n = sum(r[k] for r in ok)
+        n = sum(r.get(k, 0) for r in ok)
         if n:
             kinds[k] = n
     s["errors"] = sum(kinds.values())
