@@ -83,6 +83,8 @@ static struct conn *remove_range(struct handoff *h, unsigned first, unsigned n)
     memmove(h->since_ms + first, h->since_ms + first + n, rest * sizeof(h->since_ms[0]));
     memmove(h->ready + first, h->ready + first + n, rest * sizeof(h->ready[0]));
     h->count -= n;
+    if (h->count == 0)
+        h->unwatched_since_ms = 0; /* nothing left to look at */
     return list;
 }
 
