@@ -17,7 +17,7 @@ p50/p99); req/s, p50/p99 and CPU per request are the medians of the
 rounds, errors their sum. CPU is user+sys of the server's process group
 (/proc/PID/stat of every process in it) before and after the wrk run.
 
-The default scenario set fits `make bench` into 10 minutes on 2 cores; --all
+The default scenario set fits `make bench` into 12 minutes on 2 cores; --all
 runs every app at every load (much longer). A run with the full default set
 writes tests/bench/RESULTS.md; any other run writes build/bench/RESULTS.md.
 """
@@ -925,7 +925,7 @@ def parse_args(argv):
     p.add_argument("--no-idle", dest="idle", action="store_false")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--duration", type=int, default=1, help="seconds per wrk run (integer)")
-    p.add_argument("--max-minutes", type=float, default=9,
+    p.add_argument("--max-minutes", type=float, default=12,
                    help="stop measuring after this long and report what was measured")
     p.add_argument("--output", help="results file (default: see above)")
     p.add_argument("--setup-only", action="store_true")
