@@ -949,6 +949,20 @@ servers under wrk, A/B runs of two or three servers alternating 5 s runs
   per call (waitress's application ~5 % cheaper in the A/B, its total CPU
   per request the same as pyruvate's). Fewer threads than configured would
   be the remedy, which is the configuration's choice, not the server's.
+- **Threads inside the application at once (rerun of 2026-11-29 20:34,
+  pyruvate at 146d5d6, quiet machine).** On Zope `/` at 16 connections
+  pyruvate keeps both of its 2 threads inside the application (threads in
+  app 1.92), the Rust Pyruvate 0.85 and granian 0.90 of theirs; the
+  application's own CPU per call is then 496 µs under pyruvate against
+  377 µs and 344 µs (at 1 connection: 376 µs). Zope `/` releases the GIL
+  often inside a request, and two threads of a CPU-bound page trade it at
+  each release. Measured beside it, 16 connections, 2 rounds: pyruvate
+  with 1 thread 2164-2426 req/s (application 375-417 µs per call), with 2
+  threads 1837-1853 (495-497 µs); granian with 2 threads 2498-2584 (345-368
+  µs, 0.90-1.50 threads in app). A server-side remedy would be to let a
+  second thread start a request only once the first has left the
+  application or has been waiting outside the GIL for a while; it is not
+  built (it must not delay applications that wait on I/O).
 - **The GIL is not held while waiting to write.** Zope returns
   `(stdout, body)`, two byte strings: pyruvate sends them with a
   Content-Length, head and body in one `sendmsg` (16 KB for `/Plone`),
@@ -980,7 +994,7 @@ servers under wrk, A/B runs of two or three servers alternating 5 s runs
 - **On this busy 2-core machine** a 2 s round of a 30 ms page holds 30-70
   requests and the share of a core the scheduler gives each server decides
   more than the server: compare the CPU columns (per request), or rerun
-  on a quiet machine (`make bench-zope`, ~15 minutes).
+  on a quiet machine (`make bench-zope`, ~25 minutes).
 """
 
 
