@@ -39,6 +39,17 @@ static unsigned list_length(struct conn *list)
     return n;
 }
 
+/* A set holding two connections put at 1000 ms, quiet first. */
+static struct handoff *set_of_quiet_and_talking(struct pair *quiet, struct pair *talking)
+{
+    struct handoff *h = handoff_create();
+    open_pair(quiet);
+    open_pair(talking);
+    ck_assert_int_eq(handoff_put(h, &quiet->conn, 1000), 0);
+    ck_assert_int_eq(handoff_put(h, &talking->conn, 1000), 0);
+    return h;
+}
+
 static int wakes;
 
 static void count_wake(void *ctx)
@@ -49,12 +60,8 @@ static void count_wake(void *ctx)
 
 START_TEST(test_take_ready_takes_only_a_connection_whose_client_sent)
 {
-    struct handoff *h = handoff_create();
     struct pair quiet, talking;
-    open_pair(&quiet);
-    open_pair(&talking);
-    ck_assert_int_eq(handoff_put(h, &quiet.conn, 1000), 0);
-    ck_assert_int_eq(handoff_put(h, &talking.conn, 1000), 0);
+    struct handoff *h = set_of_quiet_and_talking(&quiet, &talking);
     ck_assert_ptr_null(handoff_take_ready(h));
     ck_assert_int_eq(write(talking.client, "G", 1), 1);
     ck_assert_ptr_eq(handoff_take_ready(h), &talking.conn);
@@ -190,12 +197,8 @@ END_TEST
 
 START_TEST(test_set_a_worker_looked_at_since_is_left_to_the_workers)
 {
-    struct handoff *h = handoff_create();
     struct pair quiet, talking;
-    open_pair(&quiet);
-    open_pair(&talking);
-    ck_assert_int_eq(handoff_put(h, &quiet.conn, 1000), 0);
-    ck_assert_int_eq(handoff_put(h, &talking.conn, 1000), 0);
+    struct handoff *h = set_of_quiet_and_talking(&quiet, &talking);
     handoff_cover(h, 1000);
     ck_assert_ptr_null(handoff_take_ready(h)); /* a worker looks: nothing yet */
     ck_assert_int_eq(write(talking.client, "G", 1), 1);
