@@ -136,7 +136,7 @@ lint: require-lint $(EXTENSION)
 	PYTHON=$(VENV_PYTHON) bash ci/lint.sh
 
 format:
-	clang-format -i src/*.c include/pyruvate/*.h tests/unit/*.c tests/unit/*.h
+	clang-format -i src/*.c include/pyruvate/*.h tests/unit/*.c tests/unit/*.h tests/bench/*.c
 
 # Both compilers must build the extension and the unit tests warning-free.
 build-gcc:

@@ -25,7 +25,7 @@ struct handoff {
     unsigned char ready[HANDOFF_CAPACITY];
     unsigned count;
     int closed;
-    int watching;                 /* a thread waits in handoff_wait_ready */
+    int watching; /* a thread waits in handoff_wait_ready */
     /* Since when no worker looks at the set (handoff_cover: one left it to
      * run an application); 0 while one does. */
     int64_t unwatched_since_ms;

@@ -206,7 +206,8 @@ int main(int argc, char **argv)
             .request = request,
             .histogram = calloc(BUCKETS, sizeof(uint64_t)),
         };
-        if (work[i].histogram == NULL || pthread_create(&work[i].thread, NULL, run_thread, &work[i]))
+        if (work[i].histogram == NULL ||
+            pthread_create(&work[i].thread, NULL, run_thread, &work[i]))
             return 1;
     }
     uint64_t completed = 0, errors = 0, sum_us = 0, max_us = 0;
@@ -225,8 +226,8 @@ int main(int argc, char **argv)
     uint64_t elapsed = now_us() - started;
     printf("{\"requests\": %llu, \"errors\": %llu, \"duration_us\": %llu, \"mean_us\": %.1f, "
            "\"p50_us\": %llu, \"p99_us\": %llu, \"p999_us\": %llu, \"max_us\": %llu}\n",
-           (unsigned long long)completed, (unsigned long long)errors,
-           (unsigned long long)elapsed, completed ? (double)sum_us / (double)completed : 0.0,
+           (unsigned long long)completed, (unsigned long long)errors, (unsigned long long)elapsed,
+           completed ? (double)sum_us / (double)completed : 0.0,
            (unsigned long long)percentile_us(histogram, completed, 50),
            (unsigned long long)percentile_us(histogram, completed, 99),
            (unsigned long long)percentile_us(histogram, completed, 99.9),
