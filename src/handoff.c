@@ -9,11 +9,14 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "pyruvate/conn.h"
+#include "pyruvate/wakeup.h"
 
 struct handoff {
     pthread_mutex_t mutex;
+    int wake_fd; /* the watching thread polls it too: handoff_wake_watcher */
     void (*wake)(void *ctx);
     void *ctx;
 
@@ -25,7 +28,8 @@ struct handoff {
     unsigned char ready[HANDOFF_CAPACITY];
     unsigned count;
     int closed;
-    int watching; /* a thread waits in handoff_wait_ready */
+    int watching;     /* a thread waits in handoff_wait_ready */
+    int wake_pending; /* wake_fd was signalled and not drained yet */
     /* Since when no worker looks at the set (handoff_cover: one left it to
      * run an application); 0 while one does. */
     int64_t unwatched_since_ms;
@@ -37,6 +41,11 @@ struct handoff *handoff_create(void)
     struct handoff *h = calloc(1, sizeof(*h));
     if (h == NULL)
         return NULL;
+    h->wake_fd = wakeup_open();
+    if (h->wake_fd < 0) {
+        free(h);
+        return NULL;
+    }
     pthread_mutex_init(&h->mutex, NULL);
     h->acceptor_looks_at_ms = INT64_MAX;
     return h;
@@ -47,6 +56,7 @@ void handoff_destroy(struct handoff *h)
     if (h == NULL)
         return;
     pthread_mutex_destroy(&h->mutex);
+    close(h->wake_fd);
     free(h);
 }
 
@@ -147,7 +157,7 @@ struct conn *handoff_take_ready(struct handoff *h)
 
 struct conn *handoff_wait_ready(struct handoff *h, int timeout_ms, enum handoff_wait *outcome)
 {
-    struct pollfd fds[HANDOFF_CAPACITY];
+    struct pollfd fds[HANDOFF_CAPACITY + 1];
     struct conn *watched[HANDOFF_CAPACITY];
     pthread_mutex_lock(&h->mutex);
     struct conn *c = take_first_ready(h);
@@ -163,19 +173,39 @@ struct conn *handoff_wait_ready(struct handoff *h, int timeout_ms, enum handoff_
         watched[i] = h->conns[i];
         fds[i] = (struct pollfd){.fd = h->conns[i]->fd, .events = POLLIN};
     }
+    fds[n] = (struct pollfd){.fd = h->wake_fd, .events = POLLIN};
     pthread_mutex_unlock(&h->mutex);
-    int polled = poll(fds, n, timeout_ms);
-    *outcome = polled > 0 ? HANDOFF_LOOK_AGAIN : HANDOFF_TIMED_OUT;
+    int polled = poll(fds, n + 1, timeout_ms);
+    int woken = polled > 0 && fds[n].revents;
+    if (woken)
+        wakeup_drain(h->wake_fd);
+    *outcome = woken ? HANDOFF_WOKEN : polled > 0 ? HANDOFF_LOOK_AGAIN : HANDOFF_TIMED_OUT;
     pthread_mutex_lock(&h->mutex);
     h->watching = 0;
+    if (woken)
+        h->wake_pending = 0;
     /* Another thread may have taken a ready one meanwhile (the copy in
-     * watched[] says which were polled). */
+     * watched[] says which were polled). Woken, this thread serves the
+     * queued request first: the ready ones stay marked for whoever looks
+     * next. */
     if (polled > 0) {
         mark_ready(h, watched, fds, n);
-        c = take_first_ready(h);
+        if (!woken)
+            c = take_first_ready(h);
     }
     pthread_mutex_unlock(&h->mutex);
     return c;
+}
+
+void handoff_wake_watcher(struct handoff *h)
+{
+    pthread_mutex_lock(&h->mutex);
+    int wake = h->watching && !h->wake_pending;
+    if (wake)
+        h->wake_pending = 1;
+    pthread_mutex_unlock(&h->mutex);
+    if (wake)
+        wakeup_signal(h->wake_fd);
 }
 
 /* With the mutex held: when the acceptor must look at the set next. */

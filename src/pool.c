@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,9 +16,13 @@ struct pool_thread {
     struct pool *pool;
     pthread_t thread;
     unsigned index;
-    int started; /* pthread_create succeeded */
-    int exited;  /* under pool->mutex */
+    int started;   /* pthread_create succeeded */
+    int exited;    /* under pool->mutex */
+    int finishing; /* counted in pool->finishing (pool_finishing) */
 };
+
+/* The pool thread running on this thread, for pool_finishing. */
+static _Thread_local struct pool_thread *this_thread;
 
 struct pool {
     pthread_mutex_t mutex;
@@ -34,6 +39,9 @@ struct pool {
     unsigned idle_threads;
     unsigned claiming; /* woken for an item, taking the callbacks' lock first */
     unsigned watching; /* in handle(), waiting a moment for other work */
+    /* in handle(), done with an item and looking for the next: written
+     * without the mutex by pool_finishing, read by pool_submit */
+    atomic_uint finishing;
     unsigned running_threads;
     unsigned start_failures;
     int stopping;
@@ -135,7 +143,8 @@ int pool_submit(struct pool *pool, void *item)
      * scheduled, or woken and waiting for the callbacks' lock) is not
      * waiting: a burst at an idle pool must not be refused just because
      * the woken thread runs later than the caller. */
-    unsigned taken_soon = pool->idle_threads + pool->claiming + pool->watching;
+    unsigned taken_soon = pool->idle_threads + pool->claiming + pool->watching +
+                          atomic_load_explicit(&pool->finishing, memory_order_relaxed);
     if (pool->stopping || pool->count >= pool->capacity + taken_soon) {
         int stopping = pool->stopping;
         pthread_mutex_unlock(&pool->mutex);
@@ -145,10 +154,14 @@ int pool_submit(struct pool *pool, void *item)
     pool->ring[(pool->head + pool->count) % pool->ring_size] = item;
     pool->count++;
     /* Busy threads look at the queue before they sleep again, so only an
-     * idle one needs waking. */
+     * idle one needs waking; and a watching one, when the idle ones are
+     * too few for what is queued (its wait would hold this item up). */
     if (pool->idle_threads > 0)
         pthread_cond_signal(&pool->work_ready);
+    int wake_watching = pool->watching > 0 && pool->count > pool->idle_threads;
     pthread_mutex_unlock(&pool->mutex);
+    if (wake_watching && pool->callbacks.wake_watching)
+        pool->callbacks.wake_watching(pool->callbacks.ctx);
     return 0;
 }
 
@@ -171,6 +184,18 @@ int pool_has_spare_thread(struct pool *pool)
     int spare = pool->count == 0 && pool->idle_threads > 0;
     pthread_mutex_unlock(&pool->mutex);
     return spare;
+}
+
+void pool_finishing(struct pool *pool, int finishing)
+{
+    struct pool_thread *t = this_thread;
+    if (t == NULL || t->pool != pool || t->finishing == finishing)
+        return;
+    t->finishing = finishing;
+    if (finishing)
+        atomic_fetch_add_explicit(&pool->finishing, 1, memory_order_relaxed);
+    else
+        atomic_fetch_sub_explicit(&pool->finishing, 1, memory_order_relaxed);
 }
 
 void pool_watching(struct pool *pool, int delta)
@@ -298,6 +323,7 @@ static void *pool_thread_main(void *arg)
     snprintf(thread_name, sizeof(thread_name), "%s-%u", pool->name, self->index);
     pthread_setname_np(pthread_self(), thread_name);
 
+    this_thread = self;
     void *state = pool->callbacks.thread_start(pool->callbacks.ctx, self->index);
     pthread_mutex_lock(&pool->mutex);
     if (state == NULL) {
@@ -330,6 +356,10 @@ static void *pool_thread_main(void *arg)
         if (pool->callbacks.release)
             pool->callbacks.release(state);
         pthread_mutex_lock(&pool->mutex);
+        /* Counted as finishing until here, and as idle or claiming from
+         * here on, under the same lock: pool_submit never sees it as busy
+         * on its way back. */
+        pool_finishing(pool, 0);
     }
     pool->running_threads--;
     pthread_mutex_unlock(&pool->mutex);

@@ -504,6 +504,15 @@ static struct acceptor_config acceptor_config_of(struct server *s)
     };
 }
 
+/* pool_callbacks.wake_watching: a request was queued while a worker waits
+ * on the handoff set and no idle worker takes it. */
+static void wake_handoff_watcher(void *ctx)
+{
+    struct server *s = ctx;
+    if (s->handoff)
+        handoff_wake_watcher(s->handoff);
+}
+
 static int start_threads(struct server *s, const char *address)
 {
     char err[PYR_ERR_LEN] = "";
@@ -513,6 +522,7 @@ static int start_threads(struct server *s, const char *address)
                                        .release = worker_release,
                                        .handle = worker_handle,
                                        .thread_stop = worker_thread_stop,
+                                       .wake_watching = wake_handoff_watcher,
                                        .ctx = s};
     /* Workers take the GIL while they start, so let go of it meanwhile. */
     Py_BEGIN_ALLOW_THREADS

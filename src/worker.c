@@ -143,8 +143,10 @@ static struct conn *take_handed_off(struct worker *w, int64_t wait_until_ms,
         return handoff_take_ready(h);
     }
     struct conn *c;
-    /* While it waits, a request queued for the pool is its (it takes it
-     * when the wait ends): pool_submit must not refuse it as queue full. */
+    /* While it waits, a request queued for the pool is its: pool_submit
+     * does not refuse it as queue full, and ends the wait when no idle
+     * worker takes it (HANDOFF_WOKEN), so that it goes before any later
+     * request from the set. */
     pool_watching(w->server->pool, 1);
     Py_BEGIN_ALLOW_THREADS
     c = handoff_wait_ready(h, (int)(wait_until_ms - now), outcome);
@@ -193,6 +195,7 @@ static void serve_connection(struct worker *w, struct conn *c)
         w->conn = c;
         int parked = c->parked ? wsgi_resume_response(w) : wsgi_handle_request(w);
         w->conn = NULL;
+        pool_finishing(w->server->pool, 1); /* see worker_handle */
         if (parked)
             return; /* the park set has c now */
         c->requests_served++;
@@ -218,6 +221,7 @@ static void serve_connection(struct worker *w, struct conn *c)
              * response before it promised to answer it (send.c). */
             c->request_start_ms = monotonic_ms();
             c->queued_us = monotonic_us();
+            pool_finishing(w->server->pool, 0);
             continue;
         case CONN_REJECT:
             conn_reject(c, c->request->error_status, w->server->options.access_log);
@@ -252,7 +256,13 @@ void worker_handle(void *worker, void *item)
      * threads costs two context switches. The same goes for the handoff
      * set: a client's next request costs no handoff then. CPython's switch interval still
      * makes this thread yield the GIL every 5 ms. */
-    do
+    for (;;) {
+        /* Done with c once its last response is out (pool_finishing in
+         * wsgi.c): until this thread has its next item, pool_submit counts
+         * it as free, and the pool until it is idle again. */
         serve_connection(w, c);
-    while ((c = next_connection(w)) != NULL);
+        if ((c = next_connection(w)) == NULL)
+            break;
+        pool_finishing(w->server->pool, 0);
+    }
 }

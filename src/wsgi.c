@@ -19,6 +19,7 @@
 #include "pyruvate/filewrapper.h"
 #include "pyruvate/input.h"
 #include "pyruvate/log.h"
+#include "pyruvate/pool.h"
 #include "pyruvate/send.h"
 #include "pyruvate/server_state.h"
 #include "pyruvate/start_response.h"
@@ -272,6 +273,10 @@ static int drive_response(struct worker *w)
             return 1;
     }
 done:
+    /* The response is out (or failed): the client may send its next
+     * request before this thread is back in the pool, and pool_submit
+     * must count it as free already. */
+    pool_finishing(w->server->pool, 1);
     /* PEP 3333: close() is called whatever happened, even on errors. */
     call_close(state_of(w), w->result);
     return 0;

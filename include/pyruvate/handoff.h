@@ -57,12 +57,20 @@ enum handoff_wait {
     HANDOFF_TIMED_OUT,         /* nothing came (or the set is empty) */
     HANDOFF_LOOK_AGAIN,        /* a client sent, but another thread took it */
     HANDOFF_WATCHED_ELSEWHERE, /* another thread waits on the set already */
+    HANDOFF_WOKEN,             /* handoff_wake_watcher: look at the pool's queue first */
 };
 
 /* Waits up to timeout_ms (without holding the set, and only one thread at
- * a time) until a client of a connection in the set sends; takes that one
- * out. NULL otherwise, with *outcome saying why. */
+ * a time) until a client of a connection in the set sends, or
+ * handoff_wake_watcher; takes out a connection whose client sent, unless
+ * woken. NULL otherwise, with *outcome saying why. */
 struct conn *handoff_wait_ready(struct handoff *h, int timeout_ms, enum handoff_wait *outcome);
+
+/* A request was queued for the pool that no idle worker will take: the
+ * thread waiting in handoff_wait_ready (if any) stops waiting, takes no
+ * connection, and says HANDOFF_WOKEN, so that it serves the queued request
+ * before any later one from the set. */
+void handoff_wake_watcher(struct handoff *h);
 
 /* Called before a thread stops looking at the set for a while (a worker
  * about to run an application): from now on nobody looks at the set, and

@@ -23,6 +23,10 @@ struct pool_callbacks {
     void (*handle)(void *thread_state, void *item);
     /* Runs last on each thread, after its final item. */
     void (*thread_stop)(void *thread_state);
+    /* Optional: called (without the pool's mutex, from pool_submit) when an
+     * item was queued that no idle thread will take while a thread watches
+     * (pool_watching): that thread should stop watching and take it. */
+    void (*wake_watching)(void *ctx);
     void *ctx;
 };
 
@@ -48,6 +52,13 @@ int pool_has_spare_thread(struct pool *pool);
  * its handoff set) counts delta (+1 before, -1 after) as able to take an
  * item soon: pool_submit does not refuse an item for it. */
 void pool_watching(struct pool *pool, int delta);
+
+/* Called from handle() on a pool thread: finishing 1 when it is done with
+ * its item and looks for the next, 0 once it has the next (the pool sets
+ * 0 itself when handle returns). Meanwhile it counts as able to take an
+ * item soon: its client may already have sent its next request, and
+ * pool_submit must not refuse one for it. Lock-free; idempotent. */
+void pool_finishing(struct pool *pool, int finishing);
 
 /* Items waiting for a worker. */
 unsigned pool_queued(struct pool *pool);

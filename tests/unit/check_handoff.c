@@ -2,6 +2,7 @@
  * client sends, a wait times out, or the acceptor takes back the stale
  * ones; the acceptor is woken only when it would look too late. */
 #include <check.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -90,6 +91,52 @@ START_TEST(test_wait_ready_times_out_or_takes_the_one_that_sent)
     ck_assert_uint_eq(handoff_count(h), 0);
     handoff_destroy(h);
     close_pair(&p);
+}
+END_TEST
+
+struct waiter {
+    struct handoff *h;
+    enum handoff_wait outcome;
+    struct conn *taken;
+};
+
+static void *wait_on_the_set(void *arg)
+{
+    struct waiter *w = arg;
+    w->taken = handoff_wait_ready(w->h, 10000, &w->outcome);
+    return NULL;
+}
+
+START_TEST(test_wake_watcher_ends_the_wait_without_taking_a_connection)
+{
+    struct pair quiet, talking;
+    struct handoff *h = set_of_quiet_and_talking(&quiet, &talking);
+    handoff_wake_watcher(h); /* nobody watches: nothing to end */
+    enum handoff_wait outcome;
+    ck_assert_ptr_null(handoff_wait_ready(h, 1, &outcome));
+    ck_assert_int_eq(outcome, HANDOFF_TIMED_OUT);
+    struct waiter w = {.h = h};
+    pthread_t thread;
+    ck_assert_int_eq(pthread_create(&thread, NULL, wait_on_the_set, &w), 0);
+    /* Until the thread watches, a look of our own says so. */
+    for (int i = 0; i < 5000; i++) {
+        handoff_wait_ready(h, 0, &outcome);
+        if (outcome == HANDOFF_WATCHED_ELSEWHERE)
+            break;
+        usleep(1000);
+    }
+    ck_assert_int_eq(outcome, HANDOFF_WATCHED_ELSEWHERE);
+    handoff_wake_watcher(h);
+    pthread_join(thread, NULL);
+    ck_assert_int_eq(w.outcome, HANDOFF_WOKEN);
+    ck_assert_ptr_null(w.taken);
+    /* The client that sends now is the next look's. */
+    ck_assert_int_eq(write(talking.client, "G", 1), 1);
+    ck_assert_ptr_eq(handoff_wait_ready(h, 1000, &outcome), &talking.conn);
+    ck_assert_ptr_eq(handoff_take_all(h), &quiet.conn);
+    handoff_destroy(h);
+    close_pair(&quiet);
+    close_pair(&talking);
 }
 END_TEST
 
@@ -233,6 +280,7 @@ Suite *make_handoff_suite(void)
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_take_ready_takes_only_a_connection_whose_client_sent);
     tcase_add_test(tc, test_wait_ready_times_out_or_takes_the_one_that_sent);
+    tcase_add_test(tc, test_wake_watcher_ends_the_wait_without_taking_a_connection);
     tcase_add_test(tc, test_take_stale_takes_what_waited_long_enough_and_says_when_next);
     tcase_add_test(tc, test_cover_wakes_the_acceptor_once_and_only_when_it_would_look_late);
     tcase_add_test(tc, test_unwatched_set_gives_back_what_a_client_sent_while_a_worker_is_idle);

@@ -33,6 +33,8 @@ struct probe {
     atomic_uint dropped;
     atomic_uint bad_thread_names;
     atomic_uint marks[MAX_ITEMS]; /* how often each item was handled */
+    struct pool *pool;            /* for finish_before_gate */
+    int finish_before_gate;       /* handlers call pool_finishing before the gate */
     struct worker_state states[MAX_THREADS + 1];
 };
 
@@ -64,6 +66,8 @@ static void *on_thread_start(void *ctx, unsigned index)
 static void on_handle(void *thread_state, void *item)
 {
     struct probe *p = ((struct worker_state *)thread_state)->probe;
+    if (p->finish_before_gate)
+        pool_finishing(p->pool, 1); /* as a worker whose response is out */
     pthread_mutex_lock(&p->mutex);
     p->waiting++;
     pthread_cond_broadcast(&p->changed);
@@ -89,10 +93,19 @@ static void on_drop(void *item, void *ctx)
     atomic_fetch_add(&p->dropped, 1);
 }
 
+static atomic_uint watcher_wakes;
+
+static void on_wake_watching(void *ctx)
+{
+    PYR_UNUSED(ctx);
+    atomic_fetch_add(&watcher_wakes, 1);
+}
+
 static const struct pool_callbacks callbacks = {
     .thread_start = on_thread_start,
     .handle = on_handle,
     .thread_stop = on_thread_stop,
+    .wake_watching = on_wake_watching,
     .ctx = &probe,
 };
 
@@ -360,6 +373,48 @@ START_TEST(test_a_watching_thread_makes_room_for_one_more_item)
 }
 END_TEST
 
+/* A thread whose item is done (a worker whose response is out, on its way
+ * back) counts as free: its client may send again before it is idle. */
+START_TEST(test_a_thread_done_with_its_item_makes_room_for_one_more)
+{
+    struct pool *pool = create_pool(1, 1);
+    probe.pool = pool;
+    probe.finish_before_gate = 1;
+    set_gate(0);
+    ck_assert_int_eq(pool_submit(pool, &probe.marks[0]), 0);
+    wait_for_waiting(1); /* done with item 0, not back yet */
+    ck_assert_int_eq(pool_submit(pool, &probe.marks[1]), 0);
+    ck_assert_int_eq(pool_submit(pool, &probe.marks[2]), 0);
+    errno = 0;
+    ck_assert_int_eq(pool_submit(pool, &probe.marks[3]), -1);
+    ck_assert_int_eq(errno, EAGAIN);
+    stop_and_destroy(pool);
+    ck_assert_uint_eq(count_of(&probe.handled), 3);
+}
+END_TEST
+
+/* An item that no idle thread takes must not wait for the end of a
+ * watching thread's wait: the watcher is woken to take it. An item an idle
+ * thread takes leaves the watcher alone. */
+START_TEST(test_an_item_no_idle_thread_takes_wakes_the_watching_thread)
+{
+    struct pool *pool = create_pool(2, 1);
+    set_gate(0);
+    ck_assert_int_eq(pool_submit(pool, &probe.marks[0]), 0);
+    wait_for_waiting(1); /* one worker holds item 0, the other is idle */
+    pool_watching(pool, 1);
+    atomic_store(&watcher_wakes, 0);
+    ck_assert_int_eq(pool_submit(pool, &probe.marks[1]), 0); /* the idle one's */
+    ck_assert_uint_eq(atomic_load(&watcher_wakes), 0);
+    wait_for_waiting(2); /* both hold an item now */
+    ck_assert_int_eq(pool_submit(pool, &probe.marks[2]), 0);
+    ck_assert_uint_eq(atomic_load(&watcher_wakes), 1);
+    pool_watching(pool, -1);
+    stop_and_destroy(pool);
+    ck_assert_uint_eq(count_of(&probe.handled), 3);
+}
+END_TEST
+
 START_TEST(test_burst_at_an_idle_pool_is_not_refused)
 {
     struct pool *pool = create_pool(1, 1);
@@ -450,6 +505,8 @@ Suite *make_pool_suite(void)
     tcase_add_test(limits, test_submit_full_queue_eagain);
     tcase_add_test(limits, test_burst_at_an_idle_pool_is_not_refused);
     tcase_add_test(limits, test_a_watching_thread_makes_room_for_one_more_item);
+    tcase_add_test(limits, test_an_item_no_idle_thread_takes_wakes_the_watching_thread);
+    tcase_add_test(limits, test_a_thread_done_with_its_item_makes_room_for_one_more);
     suite_add_tcase(s, limits);
 
     TCase *errors = tcase_create("errors");
