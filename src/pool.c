@@ -21,9 +21,6 @@ struct pool_thread {
     int finishing; /* counted in pool->finishing (pool_finishing) */
 };
 
-/* The pool thread running on this thread, for pool_finishing. */
-static _Thread_local struct pool_thread *this_thread;
-
 struct pool {
     pthread_mutex_t mutex;
     pthread_cond_t work_ready;   /* signalled when an item is queued or on stop */
@@ -186,16 +183,23 @@ int pool_has_spare_thread(struct pool *pool)
     return spare;
 }
 
-void pool_finishing(struct pool *pool, int finishing)
+/* Only thread `index` writes its own flag (the pool does too, once handle
+ * has returned on that thread): no lock needed for it. */
+static void set_finishing(struct pool *pool, struct pool_thread *t, int finishing)
 {
-    struct pool_thread *t = this_thread;
-    if (t == NULL || t->pool != pool || t->finishing == finishing)
+    if (t->finishing == finishing)
         return;
     t->finishing = finishing;
     if (finishing)
         atomic_fetch_add_explicit(&pool->finishing, 1, memory_order_relaxed);
     else
         atomic_fetch_sub_explicit(&pool->finishing, 1, memory_order_relaxed);
+}
+
+void pool_finishing(struct pool *pool, unsigned index, int finishing)
+{
+    if (index >= 1 && index <= pool->thread_count)
+        set_finishing(pool, &pool->threads[index - 1], finishing);
 }
 
 void pool_watching(struct pool *pool, int delta)
@@ -323,7 +327,6 @@ static void *pool_thread_main(void *arg)
     snprintf(thread_name, sizeof(thread_name), "%s-%u", pool->name, self->index);
     pthread_setname_np(pthread_self(), thread_name);
 
-    this_thread = self;
     void *state = pool->callbacks.thread_start(pool->callbacks.ctx, self->index);
     pthread_mutex_lock(&pool->mutex);
     if (state == NULL) {
@@ -359,7 +362,7 @@ static void *pool_thread_main(void *arg)
         /* Counted as finishing until here, and as idle or claiming from
          * here on, under the same lock: pool_submit never sees it as busy
          * on its way back. */
-        pool_finishing(pool, 0);
+        set_finishing(pool, self, 0);
     }
     pool->running_threads--;
     pthread_mutex_unlock(&pool->mutex);

@@ -195,7 +195,7 @@ static void serve_connection(struct worker *w, struct conn *c)
         w->conn = c;
         int parked = c->parked ? wsgi_resume_response(w) : wsgi_handle_request(w);
         w->conn = NULL;
-        pool_finishing(w->server->pool, 1); /* see worker_handle */
+        pool_finishing(w->server->pool, w->index, 1); /* see worker_handle */
         if (parked)
             return; /* the park set has c now */
         c->requests_served++;
@@ -221,7 +221,7 @@ static void serve_connection(struct worker *w, struct conn *c)
              * response before it promised to answer it (send.c). */
             c->request_start_ms = monotonic_ms();
             c->queued_us = monotonic_us();
-            pool_finishing(w->server->pool, 0);
+            pool_finishing(w->server->pool, w->index, 0);
             continue;
         case CONN_REJECT:
             conn_reject(c, c->request->error_status, w->server->options.access_log);
@@ -263,6 +263,6 @@ void worker_handle(void *worker, void *item)
         serve_connection(w, c);
         if ((c = next_connection(w)) == NULL)
             break;
-        pool_finishing(w->server->pool, 0);
+        pool_finishing(w->server->pool, w->index, 0);
     }
 }

@@ -276,7 +276,7 @@ done:
     /* The response is out (or failed): the client may send its next
      * request before this thread is back in the pool, and pool_submit
      * must count it as free already. */
-    pool_finishing(w->server->pool, 1);
+    pool_finishing(w->server->pool, w->index, 1);
     /* PEP 3333: close() is called whatever happened, even on errors. */
     call_close(state_of(w), w->result);
     return 0;

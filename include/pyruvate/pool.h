@@ -53,12 +53,13 @@ int pool_has_spare_thread(struct pool *pool);
  * item soon: pool_submit does not refuse an item for it. */
 void pool_watching(struct pool *pool, int delta);
 
-/* Called from handle() on a pool thread: finishing 1 when it is done with
- * its item and looks for the next, 0 once it has the next (the pool sets
- * 0 itself when handle returns). Meanwhile it counts as able to take an
- * item soon: its client may already have sent its next request, and
- * pool_submit must not refuse one for it. Lock-free; idempotent. */
-void pool_finishing(struct pool *pool, int finishing);
+/* Called from handle() on pool thread `index` (thread_start's): finishing
+ * 1 when it is done with its item and looks for the next, 0 once it has
+ * the next (the pool sets 0 itself when handle returns). Meanwhile it
+ * counts as able to take an item soon: its client may already have sent
+ * its next request, and pool_submit must not refuse one for it.
+ * Lock-free; idempotent. */
+void pool_finishing(struct pool *pool, unsigned index, int finishing);
 
 /* Items waiting for a worker. */
 unsigned pool_queued(struct pool *pool);

@@ -65,9 +65,10 @@ static void *on_thread_start(void *ctx, unsigned index)
 
 static void on_handle(void *thread_state, void *item)
 {
-    struct probe *p = ((struct worker_state *)thread_state)->probe;
+    struct worker_state *w = thread_state;
+    struct probe *p = w->probe;
     if (p->finish_before_gate)
-        pool_finishing(p->pool, 1); /* as a worker whose response is out */
+        pool_finishing(p->pool, w->index, 1); /* as a worker whose response is out */
     pthread_mutex_lock(&p->mutex);
     p->waiting++;
     pthread_cond_broadcast(&p->changed);
