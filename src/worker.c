@@ -181,6 +181,8 @@ static struct conn *next_connection(struct worker *w)
             give_back_handed_off(w);
             return NULL;
         }
+        /* HANDOFF_LOOK_AGAIN or HANDOFF_WOKEN: the queue first, then the
+         * set again, until wait_until_ms. */
     }
 }
 
