@@ -8,7 +8,8 @@ Under a steady, bounded load through nginx (GETs that read the ZODB, POSTs
 that each apply one write: deploy_apps/zope_fleet.py):
 - a rolling restart (SIGTERM an instance, start it again, wait until it
   serves, then the next) fails no request, loses and duplicates no write,
-  and requests in flight on the stopping instance finish;
+  and requests in flight on the stopping instance finish (they are held
+  in the application until its graceful stop has begun);
 - kill -9 of one instance: nginx passes GETs to the others, no GET fails;
   POSTs may fail (502), but none is applied twice or half: the counter
   equals the number of POSTs answered 200, plus those of the POSTs cut by
@@ -29,6 +30,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -43,6 +45,7 @@ FLEET = support.EXAMPLES / "fleet"
 INSTANCES = 3
 WORKERS = 2
 HEALTH_PATH = "/_pyruvate/health"
+HOLD_SECONDS = 40  # the longest a held request waits for its gate (see _held)
 
 pytestmark = [pytest.mark.slow]
 run_fleet = pytest.mark.skipif(os.environ.get("PYRUVATE_TEST_FLEET") != "1",
@@ -284,20 +287,22 @@ def _read_back(instance):
     return count, applied
 
 
-def _held(fleet, method, tag, send, hold):
-    """Sends a request that Zope's pipeline holds for `hold` seconds
-    (deploy_apps/zope_fleet.py) with send(method, target, body) in a
-    thread, long enough for the test to act while it is held. Returns
-    (number of the instance holding it, result): the request is in flight
-    there when this returns; result() waits for its outcome, a dict with
+def _held(fleet, method, tag, send):
+    """Sends a request that Zope's pipeline holds (deploy_apps/zope_fleet.py)
+    with send(method, target, body) in a thread, until the test opens its
+    gate (open_gate) or for at most HOLD_SECONDS. Returns (number of the
+    instance holding it, result, open_gate): the request is in flight there
+    when this returns; result() waits for its outcome, a dict with
     "response" or "error" (and "write_id" for a POST)."""
     mark = "%s-%s" % (tag, uuid.uuid4().hex)
+    gate = "gate-" + mark
     outcome = {}
+    query = "sleep=%s&mark=%s&gate=%s" % (HOLD_SECONDS, mark, gate)
     if method == "GET":
-        target, body = "/fleet?sleep=%s&mark=%s" % (hold, mark), b""
+        target, body = "/fleet?" + query, b""
     else:
         outcome["write_id"] = "held-" + mark
-        target = "/fleet/increment?sleep=%s&mark=%s" % (hold, mark)
+        target = "/fleet/increment?" + query
         body = ("write_id=%s" % outcome["write_id"]).encode()
 
     def run():
@@ -314,34 +319,61 @@ def _held(fleet, method, tag, send, hold):
         time.sleep(0.02)
 
     def result():
-        thread.join(60)
+        thread.join(HOLD_SECONDS + 30)
+        assert not thread.is_alive(), "no outcome for %s %s" % (method, target)
         return outcome
-    return int((fleet.marks / mark).read_text()), result
+
+    def open_gate():
+        (fleet.marks / gate).write_text("open")
+    return int((fleet.marks / mark).read_text()), result, open_gate
 
 
 def _in_flight(instance, fleet, method):
     """A held request sent to the instance's own socket (see _held)."""
     def send(method, target, body):
-        return instance.request(method, target, body=body, timeout=60)
-    return _held(fleet, method, "%s%d" % (method, instance.number), send, hold=3)[1]
+        return instance.request(method, target, body=body, timeout=HOLD_SECONDS + 30)
+    number, result, open_gate = _held(fleet, method, "%s%d" % (method, instance.number), send)
+    assert number == instance.number
+    return result, open_gate
 
 
 def _in_flight_through_nginx(victim, fleet, method, attempts=30):
     """A held request sent through nginx that the victim instance holds
     (nginx picks the instance: held requests are sent until one lands on
-    the victim). Returns its result and those of the others, which finish
-    on the other instances."""
+    the victim; the others are let go at once and finish on the other
+    instances). Returns its result, its open_gate and the others' results."""
     def send(method, target, body):
         headers = [("Content-Type", "application/x-www-form-urlencoded")] if body else []
         return support.tcp_request("127.0.0.1", fleet.port, method, target, headers=headers,
-                                   body=body, timeout=60)
+                                   body=body, timeout=HOLD_SECONDS + 30)
     others = []
     for _ in range(attempts):
-        number, result = _held(fleet, method, "lb-%s" % method, send, hold=6)
+        number, result, open_gate = _held(fleet, method, "lb-%s" % method, send)
         if number == victim.number:
-            return result, others
+            return result, open_gate, others
+        open_gate()
         others.append(result)
     pytest.fail("nginx passed none of %d requests to instance %d" % (attempts, victim.number))
+
+
+def _stop_while_held(instance, gates):
+    """SIGTERM, then, once the instance's listener is closed (its graceful
+    stop has begun), opens the gates of the requests it holds: they finish
+    during the stop. Returns the exit code."""
+    instance.proc.proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+                probe.settimeout(1)
+                probe.connect(str(instance.socket))
+        except OSError:
+            break
+        assert time.monotonic() < deadline, "the listener stayed open after SIGTERM"
+        time.sleep(0.02)
+    for open_gate in gates:
+        open_gate()
+    return instance.proc.wait_exit(60, "after SIGTERM")
 
 
 def _described(outcome):
@@ -394,9 +426,9 @@ def test_rolling_restart_and_kill_under_load(fleet):
         errors_before = len(fleet.nginx_errors())
         for instance in fleet.instances:
             started = time.monotonic()
-            get = _in_flight(instance, fleet, "GET")
-            post = _in_flight(instance, fleet, "POST")
-            code = instance.proc.stop(signal.SIGTERM, timeout=60)
+            get, open_get = _in_flight(instance, fleet, "GET")
+            post, open_post = _in_flight(instance, fleet, "POST")
+            code = _stop_while_held(instance, [open_get, open_post])
             stopped = time.monotonic()
             in_flight.append((instance.number, get(), post()))
             assert code == 0, instance.proc.describe()
@@ -412,10 +444,12 @@ def test_rolling_restart_and_kill_under_load(fleet):
         errors_before = len(fleet.nginx_errors())
         victim = fleet.instances[1]
         time.sleep(1)
-        killed_get, passed_by = _in_flight_through_nginx(victim, fleet, "GET")
-        killed_post, more = _in_flight_through_nginx(victim, fleet, "POST")
+        killed_get, open_get, passed_by = _in_flight_through_nginx(victim, fleet, "GET")
+        killed_post, open_post, more = _in_flight_through_nginx(victim, fleet, "POST")
         victim.proc.proc.kill()  # SIGKILL, mid-load
         victim.proc.wait_exit(30, "after SIGKILL")
+        open_get()  # for the held requests nginx passed on to another instance
+        open_post()
         killed_get, killed_post = killed_get(), killed_post()
         passed_by = [result() for result in passed_by + more]
         time.sleep(3)  # load on two instances; nginx finds the dead one

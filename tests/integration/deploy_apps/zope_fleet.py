@@ -16,9 +16,12 @@ FleetCounter at /fleet, shared by every Zope instance through ZEO.
 make_filter: a PasteDeploy filter in front of Zope for requests that must be
 in flight when the test stops an instance: ?mark=NAME writes the number of
 the instance ($FLEET_INSTANCE) to the file NAME in $FLEET_MARK_DIR once the
-request has reached the application, ?sleep=S
-then holds it S seconds before Zope publishes it (before its transaction
-begins, so that the held request conflicts with no concurrent write).
+request has reached the application; ?sleep=S then holds it S seconds
+(at most 60), or with ?gate=NAME until the file NAME appears in
+$FLEET_MARK_DIR (the test opens the gate once it has stopped or killed the
+instance: a fixed sleep could end before the test acts), before Zope
+publishes it (before its transaction begins, so that the held request
+conflicts with no concurrent write).
 
 setup(app) creates /fleet; run it once against the ZEO server with
 `zconsole run zope.conf script` (see test_fleet.py). The class must be
@@ -115,10 +118,20 @@ def _hold(app):
                 f.write(os.environ.get("FLEET_INSTANCE", "?"))
             os.replace(path + ".tmp", path)
         if query.get("sleep"):
-            time.sleep(min(float(query["sleep"][0]), 10.0))
+            _wait(min(float(query["sleep"][0]), 60.0), query.get("gate", [""])[0])
         return app(environ, start_response)
 
     return hold
+
+
+def _wait(seconds, gate):
+    """Sleeps `seconds`, or less if the gate file opens first."""
+    deadline = time.monotonic() + seconds
+    gate_path = os.path.join(os.environ.get("FLEET_MARK_DIR", ""), os.path.basename(gate))
+    while time.monotonic() < deadline:
+        if gate and os.path.exists(gate_path):
+            return
+        time.sleep(0.02)
 
 
 def setup(app):
