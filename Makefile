@@ -15,7 +15,7 @@ Q := $(if $(V),,@)
 PY_INCLUDE := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
 EXT_SUFFIX := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
 
-CORE_SOURCES := buf listen acceptor pool conn request http_status response log systemd proxy idle fdlimit park syntax wakeup pollset metrics registry handoff
+CORE_SOURCES := buf listen acceptor pool room conn request http_status response log systemd proxy idle fdlimit park syntax wakeup pollset metrics registry handoff
 PYTHON_SOURCES := module server signals worker wsgi environ start_response send input filewrapper
 PYTHON_SOURCES += options stats
 LLHTTP_SOURCES := llhttp api http

@@ -18,9 +18,9 @@ LLHTTP_FILES = ("llhttp.c", "api.c", "http.c")
 STAGE = os.path.join("build", "llhttp-src")
 
 SOURCES = [
-    "buf", "listen", "acceptor", "pool", "conn", "request", "http_status", "response", "log",
-    "systemd", "proxy", "idle", "fdlimit", "park", "syntax", "wakeup", "pollset", "metrics",
-    "registry", "handoff",
+    "buf", "listen", "acceptor", "pool", "room", "conn", "request", "http_status", "response",
+    "log", "systemd", "proxy", "idle", "fdlimit", "park", "syntax", "wakeup", "pollset",
+    "metrics", "registry", "handoff",
     "module", "server", "signals", "worker", "wsgi", "environ", "start_response", "send", "input",
     "filewrapper", "options", "stats",
 ]

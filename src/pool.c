@@ -12,6 +12,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "pyruvate/room.h"
+
 struct pool_thread {
     struct pool *pool;
     pthread_t thread;
@@ -19,12 +21,14 @@ struct pool_thread {
     int started;   /* pthread_create succeeded */
     int exited;    /* under pool->mutex */
     int finishing; /* counted in pool->finishing (pool_finishing) */
+    struct room_sample others; /* wait_for_room's, under pool->mutex */
 };
 
 struct pool {
     pthread_mutex_t mutex;
     pthread_cond_t work_ready;   /* signalled when an item is queued or on stop */
     pthread_cond_t state_change; /* signalled when a thread starts or exits */
+    pthread_cond_t room_look;    /* never signalled: wait_for_room's timed wait */
     struct pool_callbacks callbacks;
     char name[12];
 
@@ -59,6 +63,7 @@ static void init_locks(struct pool *pool)
     pthread_condattr_init(&monotonic);
     pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC);
     pthread_cond_init(&pool->state_change, &monotonic);
+    pthread_cond_init(&pool->room_look, &monotonic);
     pthread_condattr_destroy(&monotonic);
 }
 
@@ -108,6 +113,9 @@ struct pool *pool_create(const char *name, unsigned threads, unsigned capacity,
         goto fail_alloc;
     pool->callbacks = *callbacks;
     pool->thread_count = threads;
+    for (unsigned i = 0; callbacks->room && i < threads; i++)
+        if (room_sample_init(callbacks->room, &pool->threads[i].others) < 0)
+            goto fail_alloc;
     snprintf(pool->name, sizeof(pool->name), "%s", name);
     init_locks(pool);
 
@@ -126,6 +134,8 @@ struct pool *pool_create(const char *name, unsigned threads, unsigned capacity,
 fail_alloc:
     snprintf(err, PYR_ERR_LEN, "out of memory creating the worker pool");
     if (pool) {
+        for (unsigned i = 0; pool->threads && i < threads; i++)
+            room_sample_free(&pool->threads[i].others);
         free(pool->ring);
         free(pool->threads);
         free(pool);
@@ -293,10 +303,40 @@ void pool_destroy(struct pool *pool, void (*drop)(void *item, void *ctx), void *
     }
     pthread_cond_destroy(&pool->work_ready);
     pthread_cond_destroy(&pool->state_change);
+    pthread_cond_destroy(&pool->room_look);
+    for (unsigned i = 0; i < pool->thread_count; i++)
+        room_sample_free(&pool->threads[i].others);
     pthread_mutex_destroy(&pool->mutex);
     free(pool->ring);
     free(pool->threads);
     free(pool);
+}
+
+/* With pool->mutex held and an item queued: while another thread
+ * computes in a request, waits; that thread takes the item when done
+ * (room.h). Returns 1 when the queue emptied meanwhile. */
+static int wait_for_room(struct pool *pool, struct pool_thread *self)
+{
+    struct room *room = pool->callbacks.room;
+    if (room == NULL || !room_others_inside(room, self->index))
+        return 0;
+    pool->claiming++; /* still about to take it, for pool_submit's limit */
+    room_sample(room, self->index, &self->others);
+    while (pool->count > 0 && !pool->stopping) {
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_nsec += (long)ROOM_LOOK_US * 1000;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&pool->room_look, &pool->mutex, &until);
+        if (!room_others_compute(room, self->index, &self->others))
+            break;
+        room_sample(room, self->index, &self->others);
+    }
+    pool->claiming--;
+    return pool->count == 0;
 }
 
 /* With pool->mutex held and an item queued: takes the callbacks' lock
@@ -327,6 +367,8 @@ static void *pool_thread_main(void *arg)
     snprintf(thread_name, sizeof(thread_name), "%s-%u", pool->name, self->index);
     pthread_setname_np(pthread_self(), thread_name);
 
+    if (pool->callbacks.room)
+        room_thread_start(pool->callbacks.room, self->index);
     void *state = pool->callbacks.thread_start(pool->callbacks.ctx, self->index);
     pthread_mutex_lock(&pool->mutex);
     if (state == NULL) {
@@ -349,7 +391,7 @@ static void *pool_thread_main(void *arg)
          * request and deserve their answer. */
         if (pool->count == 0)
             break;
-        if (acquire_or_give_up(pool, state))
+        if (wait_for_room(pool, self) || acquire_or_give_up(pool, state))
             continue;
         void *item = pool->ring[pool->head];
         pool->head = (pool->head + 1) % pool->ring_size;

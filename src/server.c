@@ -25,6 +25,7 @@
 #include "pyruvate/pool.h"
 #include "pyruvate/stats.h"
 #include "pyruvate/registry.h"
+#include "pyruvate/room.h"
 #include "pyruvate/signals.h"
 #include "pyruvate/systemd.h"
 #include "pyruvate/wakeup.h"
@@ -524,12 +525,18 @@ static int start_threads(struct server *s, const char *address)
                                        .thread_stop = worker_thread_stop,
                                        .wake_watching = wake_handoff_watcher,
                                        .ctx = s};
+    s->room = room_create(options->workers, NULL, NULL);
+    if (s->room == NULL) {
+        snprintf(err, PYR_ERR_LEN, "out of memory creating the worker pool");
+        goto fail;
+    }
+    callbacks.room = s->room;
     /* Workers take the GIL while they start, so let go of it meanwhile. */
     Py_BEGIN_ALLOW_THREADS
     s->pool = pool_create("pyruvate", options->workers, options->max_queue_size, &callbacks, err);
     Py_END_ALLOW_THREADS
     if (s->pool == NULL)
-        goto fail;
+        goto free_room;
     struct park_callbacks park_callbacks = {.ready = resume_parked, .ctx = s};
     s->park = park_start(&park_callbacks, PARK_MAX_RESPONSES, PARK_MAX_BYTES, err);
     if (s->park == NULL)
@@ -554,6 +561,9 @@ stop_pool:
     stop_pool_early(s);
     handoff_destroy(s->handoff);
     s->handoff = NULL;
+free_room:
+    room_destroy(s->room);
+    s->room = NULL;
 fail:
     PyErr_SetString(PyExc_RuntimeError, err);
     return -1;
@@ -574,6 +584,7 @@ static int stop_threads(struct server *s, int signal_fd)
     pool_destroy(s->pool, drop_queued_conn, s);
     acceptor_destroy(s->acceptor);
     handoff_destroy(s->handoff); /* the acceptor emptied it as it stopped */
+    room_destroy(s->room);
     return 1;
 }
 

@@ -17,6 +17,7 @@
 #include "pyruvate/handoff.h"
 #include "pyruvate/log.h"
 #include "pyruvate/pool.h"
+#include "pyruvate/room.h"
 #include "pyruvate/server_state.h"
 #include "pyruvate/start_response.h"
 #include "pyruvate/wsgi.h"
@@ -165,6 +166,11 @@ static struct conn *take_handed_off(struct worker *w, int64_t wait_until_ms,
  * another worker waits on it. */
 static struct conn *next_connection(struct worker *w)
 {
+    /* Another worker computed in the application all along this one's
+     * request: it takes what comes next, and this one waits in the pool
+     * (room.h) instead of trading the GIL with it. */
+    if (room_should_leave(w->server->room, w->index))
+        return NULL;
     int64_t wait_until_ms = monotonic_ms() + NEXT_REQUEST_WAIT_MS;
     for (;;) {
         struct conn *c = pool_try_take(w->server->pool);
@@ -194,9 +200,11 @@ static void serve_connection(struct worker *w, struct conn *c)
         /* The connections in the handoff set must not wait for this
          * request, however slow: the acceptor takes them back in time. */
         handoff_cover(w->server->handoff, monotonic_ms());
+        room_request_started(w->server->room, w->index);
         w->conn = c;
         int parked = c->parked ? wsgi_resume_response(w) : wsgi_handle_request(w);
         w->conn = NULL;
+        room_request_done(w->server->room, w->index);
         pool_finishing(w->server->pool, w->index, 1); /* see worker_handle */
         if (parked)
             return; /* the park set has c now */

@@ -27,6 +27,9 @@ struct pool_callbacks {
      * item was queued that no idle thread will take while a thread watches
      * (pool_watching): that thread should stop watching and take it. */
     void (*wake_watching)(void *ctx);
+    /* Optional: a woken thread waits while another computes in a request
+     * (room.h) before it takes the callbacks' lock. It outlives the pool. */
+    struct room *room;
     void *ctx;
 };
 

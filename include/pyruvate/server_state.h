@@ -67,6 +67,7 @@ struct server {
     unsigned listener_count;
     int listeners_opened_here; /* not given to serve() nor passed by systemd */
     struct pool *pool;
+    struct room *room;              /* the pool's (room.h); freed after it */
     struct acceptor *acceptor;      /* server.c only */
     struct conn_return conn_return; /* the acceptor's, for the workers */
     struct park_set *park;          /* responses waiting for their client to read */

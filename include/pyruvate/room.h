@@ -1,0 +1,79 @@
+/* struct room: whether a pool thread may start a request while another
+ * thread is inside one.
+ *
+ * CPython runs one thread's Python code at a time. Two threads inside a
+ * CPU-bound application hand the GIL to each other at every release (a
+ * read, a lock, the switch interval): each hand-off costs two context
+ * switches and cold caches, and both requests take longer. So a thread
+ * about to start a request while another one computes leaves it to that
+ * one, which takes it when its own request is done; it starts beside it
+ * only when the other waits outside the GIL (sleep, I/O: then running
+ * both is what threads are for) or has computed in one request for longer
+ * than ROOM_ALONE_MS (so that one long request does not hold up the
+ * others).
+ *
+ * "Computes" is measured, not guessed: the other thread's CPU time grew by
+ * at least half the wall-clock time over an interval.
+ *
+ * Ownership: the pool's threads write their own slot (thread `index`,
+ * 1..N) and read the others' without locks; the slots live as long as the
+ * room, which outlives the pool. */
+#ifndef PYRUVATE_ROOM_H
+#define PYRUVATE_ROOM_H
+
+#include "pyruvate/common.h"
+
+struct room;
+
+/* A request that has computed this long no longer keeps the others out. */
+enum { ROOM_ALONE_MS = 50 };
+
+/* How often a thread that waits for room looks at the others again. */
+enum { ROOM_LOOK_US = 300 };
+
+/* A thread's CPU time in nanoseconds, or -1. Tests pass their own; NULL
+ * reads each thread's CPU clock (room_thread_start). */
+typedef int64_t (*room_cpu_time)(void *ctx, unsigned index);
+
+/* NULL when out of memory. */
+struct room *room_create(unsigned threads, room_cpu_time cpu_time, void *ctx);
+void room_destroy(struct room *room);
+
+/* Called on pool thread `index` before it runs anything: its CPU clock. */
+void room_thread_start(struct room *room, unsigned index);
+
+/* Thread `index` starts a request: notes the time and (at most once per
+ * ROOM_LOOK_US) how much CPU each other thread in a request had used. */
+void room_request_started(struct room *room, unsigned index);
+void room_request_done(struct room *room, unsigned index);
+
+/* Called by thread `index` after its request, before it takes the next
+ * item: 1 when another thread computed through at least half of the time
+ * since this thread's request started (or, after short requests, since
+ * one of them started at most ROOM_LOOK_US before), in a request younger
+ * than ROOM_ALONE_MS: this thread should leave the next item to it and
+ * wait in the pool (wait_for_room). 0 when less than ROOM_LOOK_US passed:
+ * too short a time to tell. */
+int room_should_leave(struct room *room, unsigned index);
+
+/* What a waiting thread measures the others by: room_sample now, then,
+ * after a while, room_others_compute. */
+struct room_sample {
+    int64_t wall_ns;
+    int64_t *cpu_ns; /* one per thread, -1 when it was in no request */
+};
+
+/* 0, or -1 when out of memory (then room_others_compute says 0). */
+int room_sample_init(struct room *room, struct room_sample *sample);
+void room_sample_free(struct room_sample *sample);
+void room_sample(struct room *room, unsigned index, struct room_sample *sample);
+
+/* 1 when a thread other than `index`, in a request when sampled and still
+ * in a request younger than ROOM_ALONE_MS, used at least half a CPU since
+ * the sample. */
+int room_others_compute(struct room *room, unsigned index, const struct room_sample *sample);
+
+/* 1 when a thread other than `index` is in a request now. */
+int room_others_inside(struct room *room, unsigned index);
+
+#endif
