@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "pyruvate/room.h"
@@ -312,31 +313,92 @@ void pool_destroy(struct pool *pool, void (*drop)(void *item, void *ctx), void *
     free(pool);
 }
 
+/* The calling thread's voluntary context switches so far, or -1. */
+static long voluntary_switches(void)
+{
+    struct rusage usage;
+    return getrusage(RUSAGE_THREAD, &usage) == 0 ? usage.ru_nvcsw : -1;
+}
+
+/* Without pool->mutex: takes the callbacks' lock (the GIL) if it is free,
+ * and returns 1 with it held; else waits for it, lets go of it again and
+ * returns 0. Whether this thread had to sleep for it tells the two kinds
+ * of computing apart: a thread that computes holding the GIL makes it
+ * sleep (until the switch interval makes it let go); one that computes
+ * in C code without it (compression, image scaling) leaves it free, and
+ * then starting a request beside it costs nothing and uses a core. */
+static int acquire_if_free(struct pool *pool, void *state)
+{
+    /* Twice, ROOM_PROBE_GAP_US apart: a thread computing with the GIL
+     * also leaves it free now and then, for a read or a lock. */
+    for (int probe = 0;; probe++) {
+        long before = voluntary_switches();
+        pool->callbacks.acquire(state);
+        if (before < 0 || voluntary_switches() != before) {
+            pool->callbacks.release(state);
+            return 0;
+        }
+        if (probe == 1)
+            return 1;
+        pool->callbacks.release(state);
+        struct timespec gap = {.tv_sec = 0, .tv_nsec = (long)ROOM_PROBE_GAP_US * 1000};
+        nanosleep(&gap, NULL);
+    }
+}
+
+/* What wait_for_room found. */
+enum room_outcome {
+    ROOM_FREE,           /* take the item (the callbacks' lock not taken yet) */
+    ROOM_FREE_LOCK_HELD, /* take the item: acquire_if_free took the lock */
+    ROOM_QUEUE_EMPTIED,  /* another thread took the item meanwhile */
+};
+
 /* With pool->mutex held and an item queued: while another thread
- * computes in a request, waits; that thread takes the item when done
- * (room.h). Returns 1 when the queue emptied meanwhile. */
-static int wait_for_room(struct pool *pool, struct pool_thread *self)
+ * computes in a request holding the callbacks' lock, waits; that thread
+ * takes the item when done (room.h). */
+static enum room_outcome wait_for_room(struct pool *pool, struct pool_thread *self, void *state)
 {
     struct room *room = pool->callbacks.room;
     if (room == NULL || !room_others_inside(room, self->index))
-        return 0;
+        return ROOM_FREE;
+    enum room_outcome outcome = ROOM_FREE;
     pool->claiming++; /* still about to take it, for pool_submit's limit */
     room_sample(room, self->index, &self->others);
+    /* Looks again after ROOM_LOOK_US, then less and less often: a 30 ms
+     * page would otherwise cost a hundred wake-ups per waiting thread. */
+    long look_us = ROOM_LOOK_US;
     while (pool->count > 0 && !pool->stopping) {
         struct timespec until;
         clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_nsec += (long)ROOM_LOOK_US * 1000;
+        until.tv_nsec += look_us * 1000;
+        look_us = look_us * 2 < ROOM_LOOK_MAX_US ? look_us * 2 : ROOM_LOOK_MAX_US;
         if (until.tv_nsec >= 1000000000L) {
             until.tv_sec++;
             until.tv_nsec -= 1000000000L;
         }
         pthread_cond_timedwait(&pool->room_look, &pool->mutex, &until);
-        if (!room_others_compute(room, self->index, &self->others))
+        if (pool->count == 0 || !room_others_compute(room, self->index, &self->others))
             break;
+        if (pool->callbacks.acquire) {
+            pthread_mutex_unlock(&pool->mutex);
+            int held = acquire_if_free(pool, state);
+            pthread_mutex_lock(&pool->mutex);
+            if (held) {
+                outcome = ROOM_FREE_LOCK_HELD;
+                break;
+            }
+        }
         room_sample(room, self->index, &self->others);
     }
     pool->claiming--;
-    return pool->count == 0;
+    if (pool->count > 0) /* also when stopping: the queue is drained */
+        return outcome;
+    if (outcome == ROOM_FREE_LOCK_HELD) {
+        pthread_mutex_unlock(&pool->mutex);
+        pool->callbacks.release(state);
+        pthread_mutex_lock(&pool->mutex);
+    }
+    return ROOM_QUEUE_EMPTIED;
 }
 
 /* With pool->mutex held and an item queued: takes the callbacks' lock
@@ -391,7 +453,9 @@ static void *pool_thread_main(void *arg)
          * request and deserve their answer. */
         if (pool->count == 0)
             break;
-        if (wait_for_room(pool, self) || acquire_or_give_up(pool, state))
+        enum room_outcome room = wait_for_room(pool, self, state);
+        if (room == ROOM_QUEUE_EMPTIED ||
+            (room == ROOM_FREE && acquire_or_give_up(pool, state)))
             continue;
         void *item = pool->ring[pool->head];
         pool->head = (pool->head + 1) % pool->ring_size;

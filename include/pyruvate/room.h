@@ -26,10 +26,15 @@
 struct room;
 
 /* A request that has computed this long no longer keeps the others out. */
-enum { ROOM_ALONE_MS = 50 };
+enum { ROOM_ALONE_MS = 200 };
 
-/* How often a thread that waits for room looks at the others again. */
-enum { ROOM_LOOK_US = 300 };
+/* How soon a thread that waits for room looks at the others again, and
+ * how seldom at most (it doubles the interval each time). */
+enum { ROOM_LOOK_US = 300, ROOM_LOOK_MAX_US = 5000 };
+
+/* The pool's test whether the GIL is free (acquire_if_free) looks twice,
+ * this far apart. */
+enum { ROOM_PROBE_GAP_US = 100 };
 
 /* A thread's CPU time in nanoseconds, or -1. Tests pass their own; NULL
  * reads each thread's CPU clock (room_thread_start). */

@@ -29,6 +29,7 @@ int main(void)
     srunner_add_suite(runner, make_registry_suite());
     srunner_add_suite(runner, make_request_suite());
     srunner_add_suite(runner, make_response_suite());
+    srunner_add_suite(runner, make_room_suite());
     srunner_add_suite(runner, make_syntax_suite());
     srunner_add_suite(runner, make_systemd_suite());
     srunner_add_suite(runner, make_wakeup_suite());

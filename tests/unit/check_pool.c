@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "pyruvate/pool.h"
+#include "pyruvate/room.h"
 #include "suites.h"
 
 enum { MAX_THREADS = 8, MAX_ITEMS = 256, WAIT_MS = 3000 };
@@ -486,6 +487,154 @@ START_TEST(test_create_fails_when_a_thread_fails_to_start)
 }
 END_TEST
 
+/* A room (room.h) whose threads' CPU times the test sets: a thread in
+ * `computing` gains CPU time a thousand times faster than the wall clock,
+ * the others none. */
+static atomic_int computing[MAX_THREADS + 1];
+static struct room *test_room;
+static atomic_uint handled_by[MAX_ITEMS];
+static int lock_released_at_gate; /* as C code that let go of the GIL */
+
+static int64_t fake_cpu(void *ctx, unsigned index)
+{
+    PYR_UNUSED(ctx);
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    int64_t ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+    return index <= MAX_THREADS && atomic_load(&computing[index]) ? ns * 1000 : 1000;
+}
+
+/* As a worker: the item is a request (in the room), then the thread takes
+ * what was queued meanwhile, unless room_should_leave. */
+static void on_room_handle(void *thread_state, void *item)
+{
+    struct worker_state *w = thread_state;
+    while (item) {
+        room_request_started(test_room, w->index);
+        atomic_store(&handled_by[(atomic_uint *)item - probe.marks], w->index);
+        if (lock_released_at_gate)
+            on_release(thread_state);
+        on_handle(thread_state, item);
+        if (lock_released_at_gate)
+            on_acquire(thread_state);
+        room_request_done(test_room, w->index);
+        item = room_should_leave(test_room, w->index) ? NULL : pool_try_take(probe.pool);
+    }
+}
+
+static struct pool *create_room_pool(unsigned threads, int with_lock)
+{
+    lock_released_at_gate = 0;
+    for (unsigned i = 0; i <= MAX_THREADS; i++)
+        atomic_store(&computing[i], 0);
+    for (unsigned i = 0; i < MAX_ITEMS; i++)
+        atomic_store(&handled_by[i], 0);
+    test_room = room_create(threads, fake_cpu, NULL);
+    ck_assert_ptr_nonnull(test_room);
+    struct pool_callbacks with_room = callbacks;
+    with_room.handle = on_room_handle;
+    with_room.room = test_room;
+    if (with_lock) {
+        with_room.acquire = on_acquire;
+        with_room.release = on_release;
+    }
+    char err[PYR_ERR_LEN] = "";
+    probe.pool = pool_create("unit", threads, 8, &with_room, err);
+    ck_assert_msg(probe.pool != NULL, "pool_create: %s", err);
+    return probe.pool;
+}
+
+static void stop_room_pool(struct pool *pool)
+{
+    stop_and_destroy(pool);
+    room_destroy(test_room);
+    test_room = NULL;
+}
+
+START_TEST(test_a_woken_thread_waits_while_the_busy_one_computes)
+{
+    struct pool *pool = create_room_pool(2, 0);
+    set_gate(0);
+    ck_assert_int_eq(pool_submit(pool, &probe.marks[0]), 0);
+    wait_for_waiting(1);
+    unsigned busy = atomic_load(&handled_by[0]);
+    atomic_store(&computing[busy], 1);
+    ck_assert_int_eq(pool_submit(pool, &probe.marks[1]), 0);
+    /* The other thread is woken for item 1 and waits for room: item 1
+     * stays queued while item 0 computes (in a request kept younger than
+     * ROOM_ALONE_MS, as if one short request followed another). */
+    for (int i = 0; i < 10; i++) {
+        room_request_started(test_room, busy);
+        nanosleep(&(struct timespec){.tv_nsec = 3 * 1000000L}, NULL);
+    }
+    ck_assert_uint_eq(count_of(&probe.marks[1]), 0);
+    ck_assert_uint_eq(atomic_load(&handled_by[1]), 0);
+    pthread_mutex_lock(&probe.mutex);
+    unsigned at_gate = probe.waiting;
+    pthread_mutex_unlock(&probe.mutex);
+    ck_assert_uint_eq(at_gate, 1);
+    atomic_store(&computing[busy], 0);
+    set_gate(1);
+    for (int i = 0; i < WAIT_MS && count_of(&probe.marks[1]) == 0; i++)
+        nanosleep(&(struct timespec){.tv_nsec = 1000000L}, NULL);
+    ck_assert_uint_eq(count_of(&probe.marks[1]), 1);
+    stop_room_pool(pool);
+}
+END_TEST
+
+START_TEST(test_a_woken_thread_does_not_wait_for_one_waiting_outside_the_gil)
+{
+    struct pool *pool = create_room_pool(2, 0);
+    set_gate(0);
+    ck_assert_int_eq(pool_submit(pool, &probe.marks[0]), 0);
+    wait_for_waiting(1);
+    /* Item 0's thread uses no CPU (it sleeps or waits on I/O): item 1
+     * starts beside it. Its request stays younger than ROOM_ALONE_MS (as
+     * if it started one short request after another), so that only the
+     * CPU time lets item 1 in. */
+    unsigned busy = atomic_load(&handled_by[0]);
+    ck_assert_int_eq(pool_submit(pool, &probe.marks[1]), 0);
+    unsigned at_gate = 0;
+    for (int i = 0; i < WAIT_MS / 5 && at_gate < 2; i++) {
+        room_request_started(test_room, busy);
+        nanosleep(&(struct timespec){.tv_nsec = 5 * 1000000L}, NULL);
+        pthread_mutex_lock(&probe.mutex);
+        at_gate = probe.waiting;
+        pthread_mutex_unlock(&probe.mutex);
+    }
+    ck_assert_uint_eq(at_gate, 2);
+    ck_assert_uint_ne(atomic_load(&handled_by[1]), atomic_load(&handled_by[0]));
+    stop_room_pool(pool);
+}
+END_TEST
+
+START_TEST(test_a_woken_thread_starts_beside_one_computing_without_the_lock)
+{
+    /* The busy thread computes (its CPU time grows) in C code that let go
+     * of the callbacks' lock (the GIL): the woken thread finds the lock
+     * free, twice, and starts item 1 beside it. */
+    struct pool *pool = create_room_pool(2, 1);
+    lock_released_at_gate = 1;
+    set_gate(0);
+    ck_assert_int_eq(pool_submit(pool, &probe.marks[0]), 0);
+    wait_for_waiting(1);
+    unsigned busy = atomic_load(&handled_by[0]);
+    atomic_store(&computing[busy], 1);
+    ck_assert_int_eq(pool_submit(pool, &probe.marks[1]), 0);
+    unsigned at_gate = 0;
+    for (int i = 0; i < WAIT_MS / 5 && at_gate < 2; i++) {
+        room_request_started(test_room, busy); /* young, see above */
+        nanosleep(&(struct timespec){.tv_nsec = 5 * 1000000L}, NULL);
+        pthread_mutex_lock(&probe.mutex);
+        at_gate = probe.waiting;
+        pthread_mutex_unlock(&probe.mutex);
+    }
+    ck_assert_uint_eq(at_gate, 2);
+    atomic_store(&computing[busy], 0);
+    stop_room_pool(pool);
+}
+END_TEST
+
 Suite *make_pool_suite(void)
 {
     Suite *s = suite_create("pool");
@@ -499,6 +648,9 @@ Suite *make_pool_suite(void)
     tcase_add_test(core, test_destroy_drops_leftover_items);
     tcase_add_test(core, test_try_take_returns_queued_items_in_order);
     tcase_add_test(core, test_thread_waiting_to_acquire_holds_no_item);
+    tcase_add_test(core, test_a_woken_thread_waits_while_the_busy_one_computes);
+    tcase_add_test(core, test_a_woken_thread_does_not_wait_for_one_waiting_outside_the_gil);
+    tcase_add_test(core, test_a_woken_thread_starts_beside_one_computing_without_the_lock);
     suite_add_tcase(s, core);
 
     TCase *limits = tcase_create("limits");

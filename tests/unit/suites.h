@@ -21,6 +21,7 @@ Suite *make_proxy_suite(void);
 Suite *make_registry_suite(void);
 Suite *make_request_suite(void);
 Suite *make_response_suite(void);
+Suite *make_room_suite(void);
 Suite *make_syntax_suite(void);
 Suite *make_systemd_suite(void);
 Suite *make_wakeup_suite(void);

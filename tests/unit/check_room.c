@@ -1,0 +1,196 @@
+/* Tests for src/room.c: whether a thread may start a request while another
+ * is inside one. The threads' CPU times come from the test (fake_cpu), so
+ * "computes" and "waits outside the GIL" do not depend on the scheduler:
+ * a computing thread's CPU time jumps by far more than any wall-clock
+ * time between two samples, a waiting one's stays put. */
+#include <check.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "pyruvate/room.h"
+#include "suites.h"
+
+enum { THREADS = 3 };
+
+/* A CPU time step no wall-clock interval of a test comes near (1000 s). */
+static const int64_t FAR_MORE_NS = (int64_t)1000 * 1000000000;
+
+static int64_t fake_cpu_ns[THREADS + 1];
+
+static int64_t fake_cpu(void *ctx, unsigned index)
+{
+    (void)ctx;
+    return index >= 1 && index <= THREADS ? fake_cpu_ns[index] : -1;
+}
+
+static struct room *room;
+
+static void setup(void)
+{
+    for (unsigned i = 0; i <= THREADS; i++)
+        fake_cpu_ns[i] = 1000;
+    room = room_create(THREADS, fake_cpu, NULL);
+    ck_assert_ptr_nonnull(room);
+}
+
+static void teardown(void)
+{
+    room_destroy(room);
+    room = NULL;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec t = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+    while (nanosleep(&t, &t) != 0) {
+    }
+}
+
+START_TEST(test_a_thread_in_a_request_that_computes_keeps_the_others_out)
+{
+    struct room_sample sample;
+    ck_assert_int_eq(room_sample_init(room, &sample), 0);
+    room_request_started(room, 2);
+    ck_assert_int_eq(room_others_inside(room, 1), 1);
+    ck_assert_int_eq(room_others_inside(room, 2), 0); /* itself does not count */
+    room_sample(room, 1, &sample);
+    sleep_ms(1);
+    fake_cpu_ns[2] += FAR_MORE_NS;
+    ck_assert_int_eq(room_others_compute(room, 1, &sample), 1);
+    room_sample_free(&sample);
+}
+END_TEST
+
+START_TEST(test_a_thread_waiting_outside_the_gil_lets_the_others_in)
+{
+    struct room_sample sample;
+    ck_assert_int_eq(room_sample_init(room, &sample), 0);
+    room_request_started(room, 2);
+    room_sample(room, 1, &sample);
+    sleep_ms(1); /* thread 2 used no CPU meanwhile: it sleeps or waits on I/O */
+    ck_assert_int_eq(room_others_compute(room, 1, &sample), 0);
+    room_sample_free(&sample);
+}
+END_TEST
+
+START_TEST(test_a_thread_that_left_its_request_keeps_nobody_out)
+{
+    struct room_sample sample;
+    ck_assert_int_eq(room_sample_init(room, &sample), 0);
+    room_request_started(room, 2);
+    room_sample(room, 1, &sample);
+    sleep_ms(1);
+    fake_cpu_ns[2] += FAR_MORE_NS;
+    room_request_done(room, 2);
+    ck_assert_int_eq(room_others_inside(room, 1), 0);
+    ck_assert_int_eq(room_others_compute(room, 1, &sample), 0);
+    room_sample_free(&sample);
+}
+END_TEST
+
+START_TEST(test_a_thread_in_no_request_when_sampled_is_not_waited_for)
+{
+    /* Thread 3 started its request after the sample: what it used since
+     * cannot be told from this sample, and the caller takes the item. */
+    struct room_sample sample;
+    ck_assert_int_eq(room_sample_init(room, &sample), 0);
+    room_sample(room, 1, &sample);
+    room_request_started(room, 3);
+    sleep_ms(1);
+    fake_cpu_ns[3] += FAR_MORE_NS;
+    ck_assert_int_eq(room_others_compute(room, 1, &sample), 0);
+    room_sample_free(&sample);
+}
+END_TEST
+
+START_TEST(test_a_request_computing_past_the_alone_limit_lets_the_others_in)
+{
+    struct room_sample sample;
+    ck_assert_int_eq(room_sample_init(room, &sample), 0);
+    room_request_started(room, 2);
+    sleep_ms(ROOM_ALONE_MS + 10);
+    room_sample(room, 1, &sample);
+    sleep_ms(1);
+    fake_cpu_ns[2] += FAR_MORE_NS;
+    ck_assert_int_eq(room_others_compute(room, 1, &sample), 0);
+    room_sample_free(&sample);
+}
+END_TEST
+
+START_TEST(test_a_thread_leaves_the_next_item_to_one_that_computed_through_its_request)
+{
+    room_request_started(room, 2);
+    room_request_started(room, 1); /* samples thread 2 */
+    sleep_ms(1);                   /* longer than ROOM_LOOK_US */
+    fake_cpu_ns[2] += FAR_MORE_NS;
+    room_request_done(room, 1);
+    ck_assert_int_eq(room_should_leave(room, 1), 1);
+}
+END_TEST
+
+START_TEST(test_a_thread_keeps_the_next_item_when_the_others_waited_outside_the_gil)
+{
+    room_request_started(room, 2);
+    room_request_started(room, 1);
+    sleep_ms(1);
+    room_request_done(room, 1);
+    ck_assert_int_eq(room_should_leave(room, 1), 0);
+    room_request_done(room, 2);
+    ck_assert_int_eq(room_should_leave(room, 2), 0); /* thread 1 is in no request */
+}
+END_TEST
+
+START_TEST(test_threads_outside_the_room_and_no_room_change_nothing)
+{
+    /* Index 0 and indexes past the room's threads are not watched; a
+     * server without a room (NULL) never waits. */
+    room_request_started(room, 0);
+    room_request_started(room, THREADS + 1);
+    ck_assert_int_eq(room_others_inside(room, 1), 0);
+    ck_assert_int_eq(room_should_leave(room, THREADS + 1), 0);
+    room_request_started(NULL, 1);
+    room_request_done(NULL, 1);
+    ck_assert_int_eq(room_should_leave(NULL, 1), 0);
+    ck_assert_int_eq(room_others_inside(NULL, 1), 0);
+}
+END_TEST
+
+START_TEST(test_the_real_cpu_clock_sees_a_sleeping_thread_use_no_cpu)
+{
+    /* Without fake_cpu, each thread's own CPU clock (room_thread_start):
+     * this thread, in a request as thread 2, sleeps 5 ms, and thread 1's
+     * view of it (sampled by this same thread) says it did not compute. */
+    struct room *real = room_create(2, NULL, NULL);
+    ck_assert_ptr_nonnull(real);
+    room_thread_start(real, 2);
+    room_request_started(real, 2);
+    struct room_sample sample;
+    ck_assert_int_eq(room_sample_init(real, &sample), 0);
+    room_sample(real, 1, &sample);
+    ck_assert_int_ge(sample.cpu_ns[1], 0); /* thread 2's clock was read */
+    sleep_ms(5);
+    ck_assert_int_eq(room_others_compute(real, 1, &sample), 0);
+    room_sample_free(&sample);
+    room_destroy(real);
+}
+END_TEST
+
+Suite *make_room_suite(void)
+{
+    Suite *s = suite_create("room");
+    TCase *tc = tcase_create("core");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_a_thread_in_a_request_that_computes_keeps_the_others_out);
+    tcase_add_test(tc, test_a_thread_waiting_outside_the_gil_lets_the_others_in);
+    tcase_add_test(tc, test_a_thread_that_left_its_request_keeps_nobody_out);
+    tcase_add_test(tc, test_a_thread_in_no_request_when_sampled_is_not_waited_for);
+    tcase_add_test(tc, test_a_request_computing_past_the_alone_limit_lets_the_others_in);
+    tcase_add_test(tc,
+                   test_a_thread_leaves_the_next_item_to_one_that_computed_through_its_request);
+    tcase_add_test(tc,
+                   test_a_thread_keeps_the_next_item_when_the_others_waited_outside_the_gil);
+    tcase_add_test(tc, test_threads_outside_the_room_and_no_room_change_nothing);
+    tcase_add_test(tc, test_the_real_cpu_clock_sees_a_sleeping_thread_use_no_cpu);
+    suite_add_tcase(s, tc);
+    return s;
+}
