@@ -58,6 +58,9 @@ ORDER = (
     # queue (void items, callbacks), the connection itself (with
     # struct conn_return, how a later stage gives it back), its request.
     ("pool",),
+    # Whether a pool thread may start a request while another computes in
+    # one: the threads' CPU clocks, which the pool and the workers read.
+    ("room",),
     ("conn",),
     ("request",),
     ("listen",),

@@ -19,9 +19,9 @@ struct pool_thread {
     struct pool *pool;
     pthread_t thread;
     unsigned index;
-    int started;   /* pthread_create succeeded */
-    int exited;    /* under pool->mutex */
-    int finishing; /* counted in pool->finishing (pool_finishing) */
+    int started;               /* pthread_create succeeded */
+    int exited;                /* under pool->mutex */
+    int finishing;             /* counted in pool->finishing (pool_finishing) */
     struct room_sample others; /* wait_for_room's, under pool->mutex */
 };
 
@@ -454,8 +454,7 @@ static void *pool_thread_main(void *arg)
         if (pool->count == 0)
             break;
         enum room_outcome room = wait_for_room(pool, self, state);
-        if (room == ROOM_QUEUE_EMPTIED ||
-            (room == ROOM_FREE && acquire_or_give_up(pool, state)))
+        if (room == ROOM_QUEUE_EMPTIED || (room == ROOM_FREE && acquire_or_give_up(pool, state)))
             continue;
         void *item = pool->ring[pool->head];
         pool->head = (pool->head + 1) % pool->ring_size;

@@ -10,10 +10,13 @@
  * only when the other waits outside the GIL (sleep, I/O: then running
  * both is what threads are for) or has computed in one request for longer
  * than ROOM_ALONE_MS (so that one long request does not hold up the
- * others).
+ * others for longer).
  *
  * "Computes" is measured, not guessed: the other thread's CPU time grew by
- * at least half the wall-clock time over an interval.
+ * at least half the wall-clock time over an interval. A thread may also
+ * compute in C code that let go of the GIL (zlib, hashing, image scaling):
+ * the pool tells that apart by taking the GIL when it is free
+ * (acquire_if_free in pool.c), and then starts the request beside it.
  *
  * Ownership: the pool's threads write their own slot (thread `index`,
  * 1..N) and read the others' without locks; the slots live as long as the

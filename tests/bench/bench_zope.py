@@ -949,20 +949,25 @@ servers under wrk, A/B runs of two or three servers alternating 5 s runs
   per call (waitress's application ~5 % cheaper in the A/B, its total CPU
   per request the same as pyruvate's). Fewer threads than configured would
   be the remedy, which is the configuration's choice, not the server's.
-- **Threads inside the application at once (rerun of 2026-11-29 20:34,
-  pyruvate at 146d5d6, quiet machine).** On Zope `/` at 16 connections
-  pyruvate keeps both of its 2 threads inside the application (threads in
-  app 1.92), the Rust Pyruvate 0.85 and granian 0.90 of theirs; the
-  application's own CPU per call is then 496 µs under pyruvate against
-  377 µs and 344 µs (at 1 connection: 376 µs). Zope `/` releases the GIL
-  often inside a request, and two threads of a CPU-bound page trade it at
-  each release. Measured beside it, 16 connections, 2 rounds: pyruvate
-  with 1 thread 2164-2426 req/s (application 375-417 µs per call), with 2
-  threads 1837-1853 (495-497 µs); granian with 2 threads 2498-2584 (345-368
-  µs, 0.90-1.50 threads in app). A server-side remedy would be to let a
-  second thread start a request only once the first has left the
-  application or has been waiting outside the GIL for a while; it is not
-  built (it must not delay applications that wait on I/O).
+- **One thread computes at a time (src/room.c, since 2026-11-30).** Before
+  it, on Zope `/` at 16 connections pyruvate kept both of its 2 threads
+  inside the application (threads in app 1.92; the Rust Pyruvate 0.85,
+  granian 0.90), and the application's own CPU per call rose to 496 µs
+  (Rust 377, granian 344; at 1 connection 376): Zope `/` releases the GIL
+  often inside a request, and two threads of a CPU-bound page traded it at
+  each release (3.3-4.6 voluntary context switches per request). pyruvate
+  with 1 thread was faster than with 2 (2100-2426 against 1375-1853
+  req/s). Now a worker does not start a request while another computes in
+  one (its CPU time grew by at least half the wall-clock time, the GIL is
+  not free, and its request is younger than 200 ms); the busy worker takes
+  the next request itself. Same machine, 16 connections, 2 threads, 2
+  rounds: Zope `/` 2191-2613 req/s, threads in app 0.92, 0.5-1.4 switches
+  per request, application 347-415 µs per call; the listing, whose
+  application releases the GIL ~150 times per request, from 298-313
+  switches per request and both threads inside to 22-51 and one (10.6 to
+  11.2-13.0 req/s). Applications that wait on I/O or compute in C code
+  without the GIL still run on every thread (a 1 MiB zlib.compress with 2
+  threads: 79-94 req/s before and after).
 - **The GIL is not held while waiting to write.** Zope returns
   `(stdout, body)`, two byte strings: pyruvate sends them with a
   Content-Length, head and body in one `sendmsg` (16 KB for `/Plone`),

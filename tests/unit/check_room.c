@@ -185,10 +185,8 @@ Suite *make_room_suite(void)
     tcase_add_test(tc, test_a_thread_that_left_its_request_keeps_nobody_out);
     tcase_add_test(tc, test_a_thread_in_no_request_when_sampled_is_not_waited_for);
     tcase_add_test(tc, test_a_request_computing_past_the_alone_limit_lets_the_others_in);
-    tcase_add_test(tc,
-                   test_a_thread_leaves_the_next_item_to_one_that_computed_through_its_request);
-    tcase_add_test(tc,
-                   test_a_thread_keeps_the_next_item_when_the_others_waited_outside_the_gil);
+    tcase_add_test(tc, test_a_thread_leaves_the_next_item_to_one_that_computed_through_its_request);
+    tcase_add_test(tc, test_a_thread_keeps_the_next_item_when_the_others_waited_outside_the_gil);
     tcase_add_test(tc, test_threads_outside_the_room_and_no_room_change_nothing);
     tcase_add_test(tc, test_the_real_cpu_clock_sees_a_sleeping_thread_use_no_cpu);
     suite_add_tcase(s, tc);
