@@ -354,8 +354,8 @@ enum room_outcome {
 };
 
 /* With pool->mutex held and an item queued: while another thread
- * computes in a request holding the callbacks' lock, waits; that thread
- * takes the item when done (room.h). */
+ * computes in a run holding the callbacks' lock, waits; that thread takes
+ * the item when done (room.h). */
 static enum room_outcome wait_for_room(struct pool *pool, struct pool_thread *self, void *state)
 {
     struct room *room = pool->callbacks.room;
@@ -366,16 +366,12 @@ static enum room_outcome wait_for_room(struct pool *pool, struct pool_thread *se
     room_sample(room, self->index, &self->others);
     /* Looks again after ROOM_LOOK_US, then less and less often: a 30 ms
      * page would otherwise cost a hundred wake-ups per waiting thread. */
-    long look_us = ROOM_LOOK_US;
+    int64_t look_us = ROOM_LOOK_US;
     while (pool->count > 0 && !pool->stopping) {
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_nsec += look_us * 1000;
+        int64_t until_us = monotonic_us() + look_us;
         look_us = look_us * 2 < ROOM_LOOK_MAX_US ? look_us * 2 : ROOM_LOOK_MAX_US;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        struct timespec until = {.tv_sec = until_us / 1000000,
+                                 .tv_nsec = (long)(until_us % 1000000) * 1000};
         pthread_cond_timedwait(&pool->room_look, &pool->mutex, &until);
         if (pool->count == 0 || !room_others_compute(room, self->index, &self->others))
             break;

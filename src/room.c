@@ -13,15 +13,16 @@ enum { ROOM_WATCHED_THREADS = 64 };
 
 struct room_slot {
     /* written by its own thread, read by the others */
-    _Atomic int64_t request_since_ns; /* 0: in no request */
+    _Atomic int64_t run_since_ns; /* 0: in no run */
     atomic_int has_cpu_clock;
     clockid_t cpu_clock;
     /* its own thread only */
-    struct room_sample at_start; /* the others when its request started */
+    struct room_sample at_start; /* the others when its run started */
 };
 
 struct room {
     unsigned threads; /* watched */
+    int64_t alone_ns;
     room_cpu_time cpu_time;
     void *ctx;
     struct room_slot *slots;
@@ -48,12 +49,13 @@ static int64_t cpu_time_of(struct room *room, unsigned i)
     return atomic_load(&slot->has_cpu_clock) ? clock_ns(slot->cpu_clock) : -1;
 }
 
-struct room *room_create(unsigned threads, room_cpu_time cpu_time, void *ctx)
+struct room *room_create(unsigned threads, int64_t alone_us, room_cpu_time cpu_time, void *ctx)
 {
     struct room *room = calloc(1, sizeof(*room));
     if (room == NULL)
         return NULL;
     room->threads = threads < ROOM_WATCHED_THREADS ? threads : ROOM_WATCHED_THREADS;
+    room->alone_ns = alone_us * 1000;
     room->cpu_time = cpu_time;
     room->ctx = ctx;
     room->slots = calloc(room->threads ? room->threads : 1, sizeof(*room->slots));
@@ -104,8 +106,8 @@ void room_sample(struct room *room, unsigned index, struct room_sample *sample)
         return;
     sample->wall_ns = clock_ns(CLOCK_MONOTONIC);
     for (unsigned i = 0; i < room->threads; i++) {
-        int inside = i + 1 != index && atomic_load_explicit(&room->slots[i].request_since_ns,
-                                                            memory_order_relaxed) != 0;
+        int inside = i + 1 != index &&
+                     atomic_load_explicit(&room->slots[i].run_since_ns, memory_order_relaxed) != 0;
         sample->cpu_ns[i] = inside ? cpu_time_of(room, i) : -1;
     }
 }
@@ -121,9 +123,8 @@ int room_others_compute(struct room *room, unsigned index, const struct room_sam
     for (unsigned i = 0; i < room->threads; i++) {
         if (i + 1 == index || sample->cpu_ns[i] < 0)
             continue;
-        int64_t since =
-            atomic_load_explicit(&room->slots[i].request_since_ns, memory_order_relaxed);
-        if (since == 0 || now - since >= (int64_t)ROOM_ALONE_MS * 1000000)
+        int64_t since = atomic_load_explicit(&room->slots[i].run_since_ns, memory_order_relaxed);
+        if (since == 0 || now - since >= room->alone_ns)
             continue;
         int64_t cpu = cpu_time_of(room, i);
         if (cpu >= 0 && (cpu - sample->cpu_ns[i]) * 2 >= wall)
@@ -136,29 +137,29 @@ int room_others_inside(struct room *room, unsigned index)
 {
     for (unsigned i = 0; room && i < room->threads; i++)
         if (i + 1 != index &&
-            atomic_load_explicit(&room->slots[i].request_since_ns, memory_order_relaxed) != 0)
+            atomic_load_explicit(&room->slots[i].run_since_ns, memory_order_relaxed) != 0)
             return 1;
     return 0;
 }
 
-void room_request_started(struct room *room, unsigned index)
+void room_run_started(struct room *room, unsigned index)
 {
     struct room_slot *slot = slot_of(room, index);
     if (slot == NULL)
         return;
     int64_t now = clock_ns(CLOCK_MONOTONIC);
-    atomic_store_explicit(&slot->request_since_ns, now > 0 ? now : 1, memory_order_relaxed);
+    atomic_store_explicit(&slot->run_since_ns, now > 0 ? now : 1, memory_order_relaxed);
     /* A sample per ROOM_LOOK_US at most: reading another thread's CPU
      * clock is a system call, too dear for every 10 µs request. */
     if (now - slot->at_start.wall_ns >= (int64_t)ROOM_LOOK_US * 1000)
         room_sample(room, index, &slot->at_start);
 }
 
-void room_request_done(struct room *room, unsigned index)
+void room_run_done(struct room *room, unsigned index)
 {
     struct room_slot *slot = slot_of(room, index);
     if (slot)
-        atomic_store_explicit(&slot->request_since_ns, 0, memory_order_relaxed);
+        atomic_store_explicit(&slot->run_since_ns, 0, memory_order_relaxed);
 }
 
 int room_should_leave(struct room *room, unsigned index)

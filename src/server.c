@@ -514,6 +514,22 @@ static void wake_handoff_watcher(void *ctx)
         handoff_wake_watcher(s->handoff);
 }
 
+/* How long a worker's run (one connection's requests) that computes keeps
+ * the other workers from starting one (room.h): CPython's switch interval
+ * (sys.getswitchinterval(), 5 ms unless the application changed it), as
+ * long as a request could have waited for the GIL anyway. */
+static int64_t switch_interval_us(void)
+{
+    double seconds = 0.005;
+    PyObject *get = PySys_GetObject("getswitchinterval"); /* borrowed */
+    PyObject *value = get ? PyObject_CallNoArgs(get) : NULL;
+    if (value && PyFloat_Check(value) && PyFloat_AsDouble(value) > 0)
+        seconds = PyFloat_AsDouble(value);
+    Py_XDECREF(value);
+    PyErr_Clear();
+    return (int64_t)(seconds * 1e6);
+}
+
 static int start_threads(struct server *s, const char *address)
 {
     char err[PYR_ERR_LEN] = "";
@@ -525,7 +541,7 @@ static int start_threads(struct server *s, const char *address)
                                        .thread_stop = worker_thread_stop,
                                        .wake_watching = wake_handoff_watcher,
                                        .ctx = s};
-    s->room = room_create(options->workers, NULL, NULL);
+    s->room = room_create(options->workers, switch_interval_us(), NULL, NULL);
     if (s->room == NULL) {
         snprintf(err, PYR_ERR_LEN, "out of memory creating the worker pool");
         goto fail;

@@ -167,7 +167,7 @@ static struct conn *take_handed_off(struct worker *w, int64_t wait_until_ms,
 static struct conn *next_connection(struct worker *w)
 {
     /* Another worker computed in the application all along this one's
-     * request: it takes what comes next, and this one waits in the pool
+     * run: it takes what comes next, and this one waits in the pool
      * (room.h) instead of trading the GIL with it. */
     if (room_should_leave(w->server->room, w->index))
         return NULL;
@@ -194,17 +194,15 @@ static struct conn *next_connection(struct worker *w)
 
 /* Answers every request buffered on c, then hands c on. Runs with the GIL
  * held; only writes that have to wait release it. */
-static void serve_connection(struct worker *w, struct conn *c)
+static void serve_requests(struct worker *w, struct conn *c)
 {
     for (;;) {
         /* The connections in the handoff set must not wait for this
          * request, however slow: the acceptor takes them back in time. */
         handoff_cover(w->server->handoff, monotonic_ms());
-        room_request_started(w->server->room, w->index);
         w->conn = c;
         int parked = c->parked ? wsgi_resume_response(w) : wsgi_handle_request(w);
         w->conn = NULL;
-        room_request_done(w->server->room, w->index);
         pool_finishing(w->server->pool, w->index, 1); /* see worker_handle */
         if (parked)
             return; /* the park set has c now */
@@ -242,6 +240,16 @@ static void serve_connection(struct worker *w, struct conn *c)
             return;
         }
     }
+}
+
+/* One run (room.h): c's requests, pipelined ones too, count as one, so
+ * that a client's pipeline keeps the other workers out no longer than one
+ * long request would. */
+static void serve_connection(struct worker *w, struct conn *c)
+{
+    room_run_started(w->server->room, w->index);
+    serve_requests(w, c);
+    room_run_done(w->server->room, w->index);
 }
 
 void worker_acquire(void *worker)

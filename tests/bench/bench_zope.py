@@ -958,16 +958,16 @@ servers under wrk, A/B runs of two or three servers alternating 5 s runs
   each release (3.3-4.6 voluntary context switches per request). pyruvate
   with 1 thread was faster than with 2 (2100-2426 against 1375-1853
   req/s). Now a worker does not start a request while another computes in
-  one (its CPU time grew by at least half the wall-clock time, the GIL is
-  not free, and its request is younger than 200 ms); the busy worker takes
-  the next request itself. Same machine, 16 connections, 2 threads, 2
-  rounds: Zope `/` 2191-2613 req/s, threads in app 0.92, 0.5-1.4 switches
-  per request, application 347-415 µs per call; the listing, whose
-  application releases the GIL ~150 times per request, from 298-313
-  switches per request and both threads inside to 22-51 and one (10.6 to
-  11.2-13.0 req/s). Applications that wait on I/O or compute in C code
-  without the GIL still run on every thread (a 1 MiB zlib.compress with 2
-  threads: 79-94 req/s before and after).
+  one (its CPU time grew by at least half the wall-clock time and the GIL
+  is not free) for up to CPython's switch interval (5 ms) of the other's
+  work on one connection; the busy worker takes the next request itself.
+  Zope `/` then runs on one thread at a time (threads in app 0.92-0.95,
+  0.5-0.7 switches per request). Pages longer than 5 ms (the Plone pages
+  here) still share the GIL as before: waiting for a whole slow page made
+  the listing faster in a trial (50 ms: 22-51 switches per request
+  instead of ~300, 10.6 to 11.2-13.0 req/s), but held fast requests
+  beside it up to that long (an outside attack measured fast requests' p99
+  at 58 ms against 7 ms), so the wait stays at the switch interval.
 - **The GIL is not held while waiting to write.** Zope returns
   `(stdout, body)`, two byte strings: pyruvate sends them with a
   Content-Length, head and body in one `sendmsg` (16 KB for `/Plone`),

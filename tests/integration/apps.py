@@ -1610,6 +1610,21 @@ def hold_gil(environ, start_response):
     return _text(start_response, b"held")
 
 
+@route("compute")
+def compute(environ, start_response):
+    """Computes in Python, holding the GIL but for a look at the gate now
+    and then, until ?gate=PATH exists (at most 60 s), creating
+    PATH.entered first: a CPU-bound request whose length is an order of
+    events rather than a time."""
+    gate = _query(environ, "gate")
+    open(gate + ".entered", "w").close()
+    deadline = time.monotonic() + 60
+    total = 0
+    while not os.path.exists(gate) and time.monotonic() < deadline:
+        total += sum(i * i for i in range(2000))
+    return _text(start_response, b"computed %d" % (total % 10))
+
+
 @route("gated-echo")
 def gated_echo(environ, start_response):
     """echo, after ?gate=PATH (if given) opens: creates PATH.entered, then

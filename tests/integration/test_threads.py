@@ -1,7 +1,14 @@
-"""Worker threads: bounded thread count, thread-local state persists."""
+"""Worker threads: bounded thread count, thread-local state persists, and
+a worker that computes does not keep the others from starting requests
+for long."""
 import json
+import os
+import select
+import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
+
+import support
 
 WORKERS = 3
 
@@ -85,3 +92,56 @@ def test_workers_run_requests_concurrently(start_server):
         infos = list(pool.map(barrier_request, range(WORKERS)))
     assert [info["barrier"] for info in infos] == ["passed"] * WORKERS
     assert len({info["ident"] for info in infos}) == WORKERS
+
+
+def _wait_for_file(path, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        assert time.monotonic() < deadline, "the app never reached " + path
+        time.sleep(0.005)
+
+
+def _answered_within(conn, seconds):
+    """Whether the first bytes of a response are there within `seconds`."""
+    return bool(select.select([conn.sock], [], [], seconds)[0])
+
+
+def test_a_request_starts_beside_one_that_computes_for_long(start_server, tmp_path):
+    # A worker computing in the application (GIL held) keeps the other from
+    # starting a request only for a moment (CPython's switch interval), not
+    # until it is done: here it computes until the fast request is answered.
+    srv = start_server(workers=2)
+    gate = str(tmp_path / "long")
+    with srv.connect(timeout=30) as busy, srv.connect(timeout=30) as fast:
+        busy.send(support.build_request("GET", "/compute?gate=" + gate))
+        _wait_for_file(gate + ".entered")
+        response = fast.request("GET", "/thread-info")
+        assert response.status == 200, response
+        open(gate, "w").close()
+        assert busy.read_response().status == 200
+
+
+def test_a_pipeline_of_computing_requests_does_not_hold_up_another_client(start_server,
+                                                                           tmp_path):
+    # Outside attack (room): one client pipelining CPU-bound requests kept
+    # every other request waiting until its pipeline was done, as each of
+    # its requests was a new, short one. Each pipelined request computes
+    # until the test opens its gate, once the next one may start.
+    srv = start_server(workers=2)
+    gates = [str(tmp_path / ("g%d" % i)) for i in range(40)]
+    pipeline = b"".join(support.build_request("GET", "/compute?gate=" + g) for g in gates)
+    with srv.connect(timeout=30) as busy, srv.connect(timeout=30) as fast:
+        busy.send(pipeline)
+        _wait_for_file(gates[0] + ".entered")
+        fast.send(support.build_request("GET", "/thread-info"))
+        for number, gate in enumerate(gates):
+            _wait_for_file(gate + ".entered")
+            if _answered_within(fast, 0.05):
+                break
+            open(gate, "w").close()
+        assert number < len(gates) - 1, "answered only after the whole pipeline"
+        assert fast.read_response().status == 200
+        for gate in gates:
+            open(gate, "w").close()
+        for _ in gates:
+            assert busy.read_response().status == 200

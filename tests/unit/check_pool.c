@@ -494,6 +494,9 @@ static atomic_int computing[MAX_THREADS + 1];
 static struct room *test_room;
 static atomic_uint handled_by[MAX_ITEMS];
 static int lock_released_at_gate; /* as C code that let go of the GIL */
+/* A run that keeps the others out longer than any test waits: only the
+ * CPU times decide. */
+static const int64_t LONG_ALONE_US = (int64_t)600 * 1000000;
 
 static int64_t fake_cpu(void *ctx, unsigned index)
 {
@@ -510,26 +513,27 @@ static void on_room_handle(void *thread_state, void *item)
 {
     struct worker_state *w = thread_state;
     while (item) {
-        room_request_started(test_room, w->index);
+        room_run_started(test_room, w->index);
         atomic_store(&handled_by[(atomic_uint *)item - probe.marks], w->index);
         if (lock_released_at_gate)
             on_release(thread_state);
         on_handle(thread_state, item);
         if (lock_released_at_gate)
             on_acquire(thread_state);
-        room_request_done(test_room, w->index);
+        room_run_done(test_room, w->index);
         item = room_should_leave(test_room, w->index) ? NULL : pool_try_take(probe.pool);
     }
 }
 
-static struct pool *create_room_pool(unsigned threads, int with_lock)
+/* A room where a run keeps the others out for at most alone_us. */
+static struct pool *create_room_pool(unsigned threads, int with_lock, int64_t alone_us)
 {
     lock_released_at_gate = 0;
     for (unsigned i = 0; i <= MAX_THREADS; i++)
         atomic_store(&computing[i], 0);
     for (unsigned i = 0; i < MAX_ITEMS; i++)
         atomic_store(&handled_by[i], 0);
-    test_room = room_create(threads, fake_cpu, NULL);
+    test_room = room_create(threads, alone_us, fake_cpu, NULL);
     ck_assert_ptr_nonnull(test_room);
     struct pool_callbacks with_room = callbacks;
     with_room.handle = on_room_handle;
@@ -553,7 +557,7 @@ static void stop_room_pool(struct pool *pool)
 
 START_TEST(test_a_woken_thread_waits_while_the_busy_one_computes)
 {
-    struct pool *pool = create_room_pool(2, 0);
+    struct pool *pool = create_room_pool(2, 0, LONG_ALONE_US);
     set_gate(0);
     ck_assert_int_eq(pool_submit(pool, &probe.marks[0]), 0);
     wait_for_waiting(1);
@@ -561,12 +565,8 @@ START_TEST(test_a_woken_thread_waits_while_the_busy_one_computes)
     atomic_store(&computing[busy], 1);
     ck_assert_int_eq(pool_submit(pool, &probe.marks[1]), 0);
     /* The other thread is woken for item 1 and waits for room: item 1
-     * stays queued while item 0 computes (in a request kept younger than
-     * ROOM_ALONE_MS, as if one short request followed another). */
-    for (int i = 0; i < 10; i++) {
-        room_request_started(test_room, busy);
-        nanosleep(&(struct timespec){.tv_nsec = 3 * 1000000L}, NULL);
-    }
+     * stays queued while item 0 computes. */
+    nanosleep(&(struct timespec){.tv_nsec = 30 * 1000000L}, NULL);
     ck_assert_uint_eq(count_of(&probe.marks[1]), 0);
     ck_assert_uint_eq(atomic_load(&handled_by[1]), 0);
     pthread_mutex_lock(&probe.mutex);
@@ -584,25 +584,14 @@ END_TEST
 
 START_TEST(test_a_woken_thread_does_not_wait_for_one_waiting_outside_the_gil)
 {
-    struct pool *pool = create_room_pool(2, 0);
+    struct pool *pool = create_room_pool(2, 0, LONG_ALONE_US);
     set_gate(0);
     ck_assert_int_eq(pool_submit(pool, &probe.marks[0]), 0);
     wait_for_waiting(1);
     /* Item 0's thread uses no CPU (it sleeps or waits on I/O): item 1
-     * starts beside it. Its request stays younger than ROOM_ALONE_MS (as
-     * if it started one short request after another), so that only the
-     * CPU time lets item 1 in. */
-    unsigned busy = atomic_load(&handled_by[0]);
+     * starts beside it (the room's wait would outlast the test). */
     ck_assert_int_eq(pool_submit(pool, &probe.marks[1]), 0);
-    unsigned at_gate = 0;
-    for (int i = 0; i < WAIT_MS / 5 && at_gate < 2; i++) {
-        room_request_started(test_room, busy);
-        nanosleep(&(struct timespec){.tv_nsec = 5 * 1000000L}, NULL);
-        pthread_mutex_lock(&probe.mutex);
-        at_gate = probe.waiting;
-        pthread_mutex_unlock(&probe.mutex);
-    }
-    ck_assert_uint_eq(at_gate, 2);
+    wait_for_waiting(2);
     ck_assert_uint_ne(atomic_load(&handled_by[1]), atomic_load(&handled_by[0]));
     stop_room_pool(pool);
 }
@@ -613,7 +602,7 @@ START_TEST(test_a_woken_thread_starts_beside_one_computing_without_the_lock)
     /* The busy thread computes (its CPU time grows) in C code that let go
      * of the callbacks' lock (the GIL): the woken thread finds the lock
      * free, twice, and starts item 1 beside it. */
-    struct pool *pool = create_room_pool(2, 1);
+    struct pool *pool = create_room_pool(2, 1, LONG_ALONE_US);
     lock_released_at_gate = 1;
     set_gate(0);
     ck_assert_int_eq(pool_submit(pool, &probe.marks[0]), 0);
@@ -623,13 +612,32 @@ START_TEST(test_a_woken_thread_starts_beside_one_computing_without_the_lock)
     ck_assert_int_eq(pool_submit(pool, &probe.marks[1]), 0);
     unsigned at_gate = 0;
     for (int i = 0; i < WAIT_MS / 5 && at_gate < 2; i++) {
-        room_request_started(test_room, busy); /* young, see above */
         nanosleep(&(struct timespec){.tv_nsec = 5 * 1000000L}, NULL);
         pthread_mutex_lock(&probe.mutex);
         at_gate = probe.waiting;
         pthread_mutex_unlock(&probe.mutex);
     }
     ck_assert_uint_eq(at_gate, 2);
+    atomic_store(&computing[busy], 0);
+    stop_room_pool(pool);
+}
+END_TEST
+
+START_TEST(test_a_woken_thread_starts_once_the_busy_run_has_lasted_alone_us)
+{
+    /* However long the busy thread computes with one connection (here
+     * until the gate opens: a long request or a client's pipeline of
+     * them), item 1 starts beside it once that run has lasted alone_us
+     * (20 ms). */
+    struct pool *pool = create_room_pool(2, 0, 20 * 1000);
+    set_gate(0);
+    ck_assert_int_eq(pool_submit(pool, &probe.marks[0]), 0);
+    wait_for_waiting(1);
+    unsigned busy = atomic_load(&handled_by[0]);
+    atomic_store(&computing[busy], 1);
+    ck_assert_int_eq(pool_submit(pool, &probe.marks[1]), 0);
+    wait_for_waiting(2);
+    ck_assert_uint_ne(atomic_load(&handled_by[1]), busy);
     atomic_store(&computing[busy], 0);
     stop_room_pool(pool);
 }
@@ -651,6 +659,7 @@ Suite *make_pool_suite(void)
     tcase_add_test(core, test_a_woken_thread_waits_while_the_busy_one_computes);
     tcase_add_test(core, test_a_woken_thread_does_not_wait_for_one_waiting_outside_the_gil);
     tcase_add_test(core, test_a_woken_thread_starts_beside_one_computing_without_the_lock);
+    tcase_add_test(core, test_a_woken_thread_starts_once_the_busy_run_has_lasted_alone_us);
     suite_add_tcase(s, core);
 
     TCase *limits = tcase_create("limits");

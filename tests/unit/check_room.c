@@ -15,6 +15,9 @@ enum { THREADS = 3 };
 /* A CPU time step no wall-clock interval of a test comes near (1000 s). */
 static const int64_t FAR_MORE_NS = (int64_t)1000 * 1000000000;
 
+/* A run that keeps the others out longer than any test takes. */
+static const int64_t LONG_ALONE_US = (int64_t)600 * 1000000;
+
 static int64_t fake_cpu_ns[THREADS + 1];
 
 static int64_t fake_cpu(void *ctx, unsigned index)
@@ -29,7 +32,7 @@ static void setup(void)
 {
     for (unsigned i = 0; i <= THREADS; i++)
         fake_cpu_ns[i] = 1000;
-    room = room_create(THREADS, fake_cpu, NULL);
+    room = room_create(THREADS, LONG_ALONE_US, fake_cpu, NULL);
     ck_assert_ptr_nonnull(room);
 }
 
@@ -50,7 +53,7 @@ START_TEST(test_a_thread_in_a_request_that_computes_keeps_the_others_out)
 {
     struct room_sample sample;
     ck_assert_int_eq(room_sample_init(room, &sample), 0);
-    room_request_started(room, 2);
+    room_run_started(room, 2);
     ck_assert_int_eq(room_others_inside(room, 1), 1);
     ck_assert_int_eq(room_others_inside(room, 2), 0); /* itself does not count */
     room_sample(room, 1, &sample);
@@ -65,7 +68,7 @@ START_TEST(test_a_thread_waiting_outside_the_gil_lets_the_others_in)
 {
     struct room_sample sample;
     ck_assert_int_eq(room_sample_init(room, &sample), 0);
-    room_request_started(room, 2);
+    room_run_started(room, 2);
     room_sample(room, 1, &sample);
     sleep_ms(1); /* thread 2 used no CPU meanwhile: it sleeps or waits on I/O */
     ck_assert_int_eq(room_others_compute(room, 1, &sample), 0);
@@ -77,11 +80,11 @@ START_TEST(test_a_thread_that_left_its_request_keeps_nobody_out)
 {
     struct room_sample sample;
     ck_assert_int_eq(room_sample_init(room, &sample), 0);
-    room_request_started(room, 2);
+    room_run_started(room, 2);
     room_sample(room, 1, &sample);
     sleep_ms(1);
     fake_cpu_ns[2] += FAR_MORE_NS;
-    room_request_done(room, 2);
+    room_run_done(room, 2);
     ck_assert_int_eq(room_others_inside(room, 1), 0);
     ck_assert_int_eq(room_others_compute(room, 1, &sample), 0);
     room_sample_free(&sample);
@@ -95,7 +98,7 @@ START_TEST(test_a_thread_in_no_request_when_sampled_is_not_waited_for)
     struct room_sample sample;
     ck_assert_int_eq(room_sample_init(room, &sample), 0);
     room_sample(room, 1, &sample);
-    room_request_started(room, 3);
+    room_run_started(room, 3);
     sleep_ms(1);
     fake_cpu_ns[3] += FAR_MORE_NS;
     ck_assert_int_eq(room_others_compute(room, 1, &sample), 0);
@@ -103,39 +106,41 @@ START_TEST(test_a_thread_in_no_request_when_sampled_is_not_waited_for)
 }
 END_TEST
 
-START_TEST(test_a_request_computing_past_the_alone_limit_lets_the_others_in)
+START_TEST(test_a_run_computing_past_alone_us_lets_the_others_in)
 {
+    struct room *short_alone = room_create(THREADS, 20 * 1000, fake_cpu, NULL);
+    ck_assert_ptr_nonnull(short_alone);
     struct room_sample sample;
-    ck_assert_int_eq(room_sample_init(room, &sample), 0);
-    room_request_started(room, 2);
-    sleep_ms(ROOM_ALONE_MS + 10);
-    room_sample(room, 1, &sample);
-    sleep_ms(1);
+    ck_assert_int_eq(room_sample_init(short_alone, &sample), 0);
+    room_run_started(short_alone, 2);
+    room_sample(short_alone, 1, &sample);
+    sleep_ms(30);
     fake_cpu_ns[2] += FAR_MORE_NS;
-    ck_assert_int_eq(room_others_compute(room, 1, &sample), 0);
+    ck_assert_int_eq(room_others_compute(short_alone, 1, &sample), 0);
     room_sample_free(&sample);
+    room_destroy(short_alone);
 }
 END_TEST
 
 START_TEST(test_a_thread_leaves_the_next_item_to_one_that_computed_through_its_request)
 {
-    room_request_started(room, 2);
-    room_request_started(room, 1); /* samples thread 2 */
-    sleep_ms(1);                   /* longer than ROOM_LOOK_US */
+    room_run_started(room, 2);
+    room_run_started(room, 1); /* samples thread 2 */
+    sleep_ms(1);               /* longer than ROOM_LOOK_US */
     fake_cpu_ns[2] += FAR_MORE_NS;
-    room_request_done(room, 1);
+    room_run_done(room, 1);
     ck_assert_int_eq(room_should_leave(room, 1), 1);
 }
 END_TEST
 
 START_TEST(test_a_thread_keeps_the_next_item_when_the_others_waited_outside_the_gil)
 {
-    room_request_started(room, 2);
-    room_request_started(room, 1);
+    room_run_started(room, 2);
+    room_run_started(room, 1);
     sleep_ms(1);
-    room_request_done(room, 1);
+    room_run_done(room, 1);
     ck_assert_int_eq(room_should_leave(room, 1), 0);
-    room_request_done(room, 2);
+    room_run_done(room, 2);
     ck_assert_int_eq(room_should_leave(room, 2), 0); /* thread 1 is in no request */
 }
 END_TEST
@@ -144,12 +149,12 @@ START_TEST(test_threads_outside_the_room_and_no_room_change_nothing)
 {
     /* Index 0 and indexes past the room's threads are not watched; a
      * server without a room (NULL) never waits. */
-    room_request_started(room, 0);
-    room_request_started(room, THREADS + 1);
+    room_run_started(room, 0);
+    room_run_started(room, THREADS + 1);
     ck_assert_int_eq(room_others_inside(room, 1), 0);
     ck_assert_int_eq(room_should_leave(room, THREADS + 1), 0);
-    room_request_started(NULL, 1);
-    room_request_done(NULL, 1);
+    room_run_started(NULL, 1);
+    room_run_done(NULL, 1);
     ck_assert_int_eq(room_should_leave(NULL, 1), 0);
     ck_assert_int_eq(room_others_inside(NULL, 1), 0);
 }
@@ -160,10 +165,10 @@ START_TEST(test_the_real_cpu_clock_sees_a_sleeping_thread_use_no_cpu)
     /* Without fake_cpu, each thread's own CPU clock (room_thread_start):
      * this thread, in a request as thread 2, sleeps 5 ms, and thread 1's
      * view of it (sampled by this same thread) says it did not compute. */
-    struct room *real = room_create(2, NULL, NULL);
+    struct room *real = room_create(2, LONG_ALONE_US, NULL, NULL);
     ck_assert_ptr_nonnull(real);
     room_thread_start(real, 2);
-    room_request_started(real, 2);
+    room_run_started(real, 2);
     struct room_sample sample;
     ck_assert_int_eq(room_sample_init(real, &sample), 0);
     room_sample(real, 1, &sample);
@@ -184,7 +189,7 @@ Suite *make_room_suite(void)
     tcase_add_test(tc, test_a_thread_waiting_outside_the_gil_lets_the_others_in);
     tcase_add_test(tc, test_a_thread_that_left_its_request_keeps_nobody_out);
     tcase_add_test(tc, test_a_thread_in_no_request_when_sampled_is_not_waited_for);
-    tcase_add_test(tc, test_a_request_computing_past_the_alone_limit_lets_the_others_in);
+    tcase_add_test(tc, test_a_run_computing_past_alone_us_lets_the_others_in);
     tcase_add_test(tc, test_a_thread_leaves_the_next_item_to_one_that_computed_through_its_request);
     tcase_add_test(tc, test_a_thread_keeps_the_next_item_when_the_others_waited_outside_the_gil);
     tcase_add_test(tc, test_threads_outside_the_room_and_no_room_change_nothing);
