@@ -555,15 +555,24 @@ static void stop_room_pool(struct pool *pool)
     test_room = NULL;
 }
 
-START_TEST(test_a_woken_thread_waits_while_the_busy_one_computes)
+/* Item 0 goes to a thread that holds it at the closed gate, computing or
+ * not; then item 1 is queued for the other thread. Returns the first
+ * thread's index. */
+static unsigned hold_item_0_then_queue_item_1(struct pool *pool, int computes)
 {
-    struct pool *pool = create_room_pool(2, 0, LONG_ALONE_US);
     set_gate(0);
     ck_assert_int_eq(pool_submit(pool, &probe.marks[0]), 0);
     wait_for_waiting(1);
     unsigned busy = atomic_load(&handled_by[0]);
-    atomic_store(&computing[busy], 1);
+    atomic_store(&computing[busy], computes);
     ck_assert_int_eq(pool_submit(pool, &probe.marks[1]), 0);
+    return busy;
+}
+
+START_TEST(test_a_woken_thread_waits_while_the_busy_one_computes)
+{
+    struct pool *pool = create_room_pool(2, 0, LONG_ALONE_US);
+    unsigned busy = hold_item_0_then_queue_item_1(pool, 1);
     /* The other thread is woken for item 1 and waits for room: item 1
      * stays queued while item 0 computes. */
     nanosleep(&(struct timespec){.tv_nsec = 30 * 1000000L}, NULL);
@@ -585,14 +594,11 @@ END_TEST
 START_TEST(test_a_woken_thread_does_not_wait_for_one_waiting_outside_the_gil)
 {
     struct pool *pool = create_room_pool(2, 0, LONG_ALONE_US);
-    set_gate(0);
-    ck_assert_int_eq(pool_submit(pool, &probe.marks[0]), 0);
-    wait_for_waiting(1);
     /* Item 0's thread uses no CPU (it sleeps or waits on I/O): item 1
      * starts beside it (the room's wait would outlast the test). */
-    ck_assert_int_eq(pool_submit(pool, &probe.marks[1]), 0);
+    unsigned busy = hold_item_0_then_queue_item_1(pool, 0);
     wait_for_waiting(2);
-    ck_assert_uint_ne(atomic_load(&handled_by[1]), atomic_load(&handled_by[0]));
+    ck_assert_uint_ne(atomic_load(&handled_by[1]), busy);
     stop_room_pool(pool);
 }
 END_TEST
@@ -604,20 +610,8 @@ START_TEST(test_a_woken_thread_starts_beside_one_computing_without_the_lock)
      * free, twice, and starts item 1 beside it. */
     struct pool *pool = create_room_pool(2, 1, LONG_ALONE_US);
     lock_released_at_gate = 1;
-    set_gate(0);
-    ck_assert_int_eq(pool_submit(pool, &probe.marks[0]), 0);
-    wait_for_waiting(1);
-    unsigned busy = atomic_load(&handled_by[0]);
-    atomic_store(&computing[busy], 1);
-    ck_assert_int_eq(pool_submit(pool, &probe.marks[1]), 0);
-    unsigned at_gate = 0;
-    for (int i = 0; i < WAIT_MS / 5 && at_gate < 2; i++) {
-        nanosleep(&(struct timespec){.tv_nsec = 5 * 1000000L}, NULL);
-        pthread_mutex_lock(&probe.mutex);
-        at_gate = probe.waiting;
-        pthread_mutex_unlock(&probe.mutex);
-    }
-    ck_assert_uint_eq(at_gate, 2);
+    unsigned busy = hold_item_0_then_queue_item_1(pool, 1);
+    wait_for_waiting(2);
     atomic_store(&computing[busy], 0);
     stop_room_pool(pool);
 }
@@ -630,12 +624,7 @@ START_TEST(test_a_woken_thread_starts_once_the_busy_run_has_lasted_alone_us)
      * them), item 1 starts beside it once that run has lasted alone_us
      * (20 ms). */
     struct pool *pool = create_room_pool(2, 0, 20 * 1000);
-    set_gate(0);
-    ck_assert_int_eq(pool_submit(pool, &probe.marks[0]), 0);
-    wait_for_waiting(1);
-    unsigned busy = atomic_load(&handled_by[0]);
-    atomic_store(&computing[busy], 1);
-    ck_assert_int_eq(pool_submit(pool, &probe.marks[1]), 0);
+    unsigned busy = hold_item_0_then_queue_item_1(pool, 1);
     wait_for_waiting(2);
     ck_assert_uint_ne(atomic_load(&handled_by[1]), busy);
     atomic_store(&computing[busy], 0);

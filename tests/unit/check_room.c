@@ -27,6 +27,7 @@ static int64_t fake_cpu(void *ctx, unsigned index)
 }
 
 static struct room *room;
+static struct room_sample sample; /* thread 1's view of the others */
 
 static void setup(void)
 {
@@ -34,10 +35,12 @@ static void setup(void)
         fake_cpu_ns[i] = 1000;
     room = room_create(THREADS, LONG_ALONE_US, fake_cpu, NULL);
     ck_assert_ptr_nonnull(room);
+    ck_assert_int_eq(room_sample_init(room, &sample), 0);
 }
 
 static void teardown(void)
 {
+    room_sample_free(&sample);
     room_destroy(room);
     room = NULL;
 }
@@ -49,45 +52,38 @@ static void sleep_ms(long ms)
     }
 }
 
-START_TEST(test_a_thread_in_a_request_that_computes_keeps_the_others_out)
+/* Thread 2 starts a run; thread 1 samples it, and 1 ms passes. */
+static void thread_1_samples_thread_2_in_a_run(void)
 {
-    struct room_sample sample;
-    ck_assert_int_eq(room_sample_init(room, &sample), 0);
     room_run_started(room, 2);
-    ck_assert_int_eq(room_others_inside(room, 1), 1);
-    ck_assert_int_eq(room_others_inside(room, 2), 0); /* itself does not count */
     room_sample(room, 1, &sample);
     sleep_ms(1);
+}
+
+START_TEST(test_a_thread_in_a_request_that_computes_keeps_the_others_out)
+{
+    thread_1_samples_thread_2_in_a_run();
+    ck_assert_int_eq(room_others_inside(room, 1), 1);
+    ck_assert_int_eq(room_others_inside(room, 2), 0); /* itself does not count */
     fake_cpu_ns[2] += FAR_MORE_NS;
     ck_assert_int_eq(room_others_compute(room, 1, &sample), 1);
-    room_sample_free(&sample);
 }
 END_TEST
 
 START_TEST(test_a_thread_waiting_outside_the_gil_lets_the_others_in)
 {
-    struct room_sample sample;
-    ck_assert_int_eq(room_sample_init(room, &sample), 0);
-    room_run_started(room, 2);
-    room_sample(room, 1, &sample);
-    sleep_ms(1); /* thread 2 used no CPU meanwhile: it sleeps or waits on I/O */
+    thread_1_samples_thread_2_in_a_run(); /* thread 2 uses no CPU: it sleeps or waits */
     ck_assert_int_eq(room_others_compute(room, 1, &sample), 0);
-    room_sample_free(&sample);
 }
 END_TEST
 
 START_TEST(test_a_thread_that_left_its_request_keeps_nobody_out)
 {
-    struct room_sample sample;
-    ck_assert_int_eq(room_sample_init(room, &sample), 0);
-    room_run_started(room, 2);
-    room_sample(room, 1, &sample);
-    sleep_ms(1);
+    thread_1_samples_thread_2_in_a_run();
     fake_cpu_ns[2] += FAR_MORE_NS;
     room_run_done(room, 2);
     ck_assert_int_eq(room_others_inside(room, 1), 0);
     ck_assert_int_eq(room_others_compute(room, 1, &sample), 0);
-    room_sample_free(&sample);
 }
 END_TEST
 
@@ -95,14 +91,11 @@ START_TEST(test_a_thread_in_no_request_when_sampled_is_not_waited_for)
 {
     /* Thread 3 started its request after the sample: what it used since
      * cannot be told from this sample, and the caller takes the item. */
-    struct room_sample sample;
-    ck_assert_int_eq(room_sample_init(room, &sample), 0);
     room_sample(room, 1, &sample);
     room_run_started(room, 3);
     sleep_ms(1);
     fake_cpu_ns[3] += FAR_MORE_NS;
     ck_assert_int_eq(room_others_compute(room, 1, &sample), 0);
-    room_sample_free(&sample);
 }
 END_TEST
 
@@ -110,14 +103,14 @@ START_TEST(test_a_run_computing_past_alone_us_lets_the_others_in)
 {
     struct room *short_alone = room_create(THREADS, 20 * 1000, fake_cpu, NULL);
     ck_assert_ptr_nonnull(short_alone);
-    struct room_sample sample;
-    ck_assert_int_eq(room_sample_init(short_alone, &sample), 0);
+    struct room_sample view;
+    ck_assert_int_eq(room_sample_init(short_alone, &view), 0);
     room_run_started(short_alone, 2);
-    room_sample(short_alone, 1, &sample);
+    room_sample(short_alone, 1, &view);
     sleep_ms(30);
     fake_cpu_ns[2] += FAR_MORE_NS;
-    ck_assert_int_eq(room_others_compute(short_alone, 1, &sample), 0);
-    room_sample_free(&sample);
+    ck_assert_int_eq(room_others_compute(short_alone, 1, &view), 0);
+    room_sample_free(&view);
     room_destroy(short_alone);
 }
 END_TEST
@@ -169,13 +162,13 @@ START_TEST(test_the_real_cpu_clock_sees_a_sleeping_thread_use_no_cpu)
     ck_assert_ptr_nonnull(real);
     room_thread_start(real, 2);
     room_run_started(real, 2);
-    struct room_sample sample;
-    ck_assert_int_eq(room_sample_init(real, &sample), 0);
-    room_sample(real, 1, &sample);
-    ck_assert_int_ge(sample.cpu_ns[1], 0); /* thread 2's clock was read */
+    struct room_sample view;
+    ck_assert_int_eq(room_sample_init(real, &view), 0);
+    room_sample(real, 1, &view);
+    ck_assert_int_ge(view.cpu_ns[1], 0); /* thread 2's clock was read */
     sleep_ms(5);
-    ck_assert_int_eq(room_others_compute(real, 1, &sample), 0);
-    room_sample_free(&sample);
+    ck_assert_int_eq(room_others_compute(real, 1, &view), 0);
+    room_sample_free(&view);
     room_destroy(real);
 }
 END_TEST
