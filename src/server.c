@@ -517,7 +517,10 @@ static void wake_handoff_watcher(void *ctx)
 /* How long a worker's run (one connection's requests) that computes keeps
  * the other workers from starting one (room.h): CPython's switch interval
  * (sys.getswitchinterval(), 5 ms unless the application changed it), as
- * long as a request could have waited for the GIL anyway. */
+ * long as a request could have waited for the GIL anyway; but no longer
+ * than ROOM_ALONE_MAX_US, whatever interval an application chose. */
+enum { ROOM_ALONE_MAX_US = 50000 };
+
 static int64_t switch_interval_us(void)
 {
     double seconds = 0.005;
@@ -527,7 +530,7 @@ static int64_t switch_interval_us(void)
         seconds = PyFloat_AsDouble(value);
     Py_XDECREF(value);
     PyErr_Clear();
-    return (int64_t)(seconds * 1e6);
+    return seconds * 1e6 < ROOM_ALONE_MAX_US ? (int64_t)(seconds * 1e6) : ROOM_ALONE_MAX_US;
 }
 
 static int start_threads(struct server *s, const char *address)
