@@ -516,10 +516,11 @@ static void wake_handoff_watcher(void *ctx)
 
 /* How long a worker's run (one connection's requests) that computes keeps
  * the other workers from starting one (room.h): CPython's switch interval
- * (sys.getswitchinterval(), 5 ms unless the application changed it), as
- * long as a request could have waited for the GIL anyway; but no longer
- * than ROOM_ALONE_MAX_US, whatever interval an application chose. */
-enum { ROOM_ALONE_MAX_US = 50000 };
+ * (sys.getswitchinterval() when serve() starts), as long as a request could
+ * have waited for the GIL anyway, but never longer than its default, 5 ms.
+ * An application that raises the interval for throughput should not make
+ * a fast request wait behind one that lets go of the GIL every few ms. */
+enum { ROOM_ALONE_MAX_US = 5000 };
 
 static int64_t switch_interval_us(void)
 {
