@@ -49,6 +49,12 @@ static int64_t cpu_time_of(struct room *room, unsigned i)
     return atomic_load(&slot->has_cpu_clock) ? clock_ns(slot->cpu_clock) : -1;
 }
 
+int64_t room_alone_us(double switch_interval_seconds)
+{
+    double us = switch_interval_seconds * 1e6;
+    return us > 0 && us < ROOM_ALONE_MAX_US ? (int64_t)us : ROOM_ALONE_MAX_US;
+}
+
 struct room *room_create(unsigned threads, int64_t alone_us, room_cpu_time cpu_time, void *ctx)
 {
     struct room *room = calloc(1, sizeof(*room));

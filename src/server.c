@@ -514,24 +514,18 @@ static void wake_handoff_watcher(void *ctx)
         handoff_wake_watcher(s->handoff);
 }
 
-/* How long a worker's run (one connection's requests) that computes keeps
- * the other workers from starting one (room.h): CPython's switch interval
- * (sys.getswitchinterval() when serve() starts), as long as a request could
- * have waited for the GIL anyway, but never longer than its default, 5 ms.
- * An application that raises the interval for throughput should not make
- * a fast request wait behind one that lets go of the GIL every few ms. */
-enum { ROOM_ALONE_MAX_US = 5000 };
-
-static int64_t switch_interval_us(void)
+/* CPython's switch interval (sys.getswitchinterval()) in seconds, or 0
+ * when it cannot be read: room_alone_us makes the room's bound of it. */
+static double switch_interval(void)
 {
-    double seconds = 0.005;
+    double seconds = 0;
     PyObject *get = PySys_GetObject("getswitchinterval"); /* borrowed */
     PyObject *value = get ? PyObject_CallNoArgs(get) : NULL;
-    if (value && PyFloat_Check(value) && PyFloat_AsDouble(value) > 0)
+    if (value && PyFloat_Check(value))
         seconds = PyFloat_AsDouble(value);
     Py_XDECREF(value);
     PyErr_Clear();
-    return seconds * 1e6 < ROOM_ALONE_MAX_US ? (int64_t)(seconds * 1e6) : ROOM_ALONE_MAX_US;
+    return seconds;
 }
 
 static int start_threads(struct server *s, const char *address)
@@ -545,7 +539,7 @@ static int start_threads(struct server *s, const char *address)
                                        .thread_stop = worker_thread_stop,
                                        .wake_watching = wake_handoff_watcher,
                                        .ctx = s};
-    s->room = room_create(options->workers, switch_interval_us(), NULL, NULL);
+    s->room = room_create(options->workers, room_alone_us(switch_interval()), NULL, NULL);
     if (s->room == NULL) {
         snprintf(err, PYR_ERR_LEN, "out of memory creating the worker pool");
         goto fail;

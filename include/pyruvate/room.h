@@ -39,6 +39,16 @@ enum { ROOM_LOOK_US = 300, ROOM_LOOK_MAX_US = 5000 };
  * this far apart. */
 enum { ROOM_PROBE_GAP_US = 100 };
 
+/* A run's time alone (room_create's alone_us) for CPython's switch
+ * interval in seconds (sys.getswitchinterval() when serve() starts): as
+ * long as a request could have waited for the GIL anyway, but never more
+ * than ROOM_ALONE_MAX_US, the interval's default, so that an application
+ * that raised it for throughput does not make a fast request wait behind
+ * one that lets go of the GIL every few ms. ROOM_ALONE_MAX_US for an
+ * interval that is not positive (unknown). */
+enum { ROOM_ALONE_MAX_US = 5000 };
+int64_t room_alone_us(double switch_interval_seconds);
+
 /* A thread's CPU time in nanoseconds, or -1. Tests pass their own; NULL
  * reads each thread's CPU clock (room_thread_start). */
 typedef int64_t (*room_cpu_time)(void *ctx, unsigned index);

@@ -173,6 +173,19 @@ START_TEST(test_the_real_cpu_clock_sees_a_sleeping_thread_use_no_cpu)
 }
 END_TEST
 
+START_TEST(test_the_alone_time_follows_the_switch_interval_up_to_its_default)
+{
+    /* Second outside attack (room2): an application that raised
+     * sys.setswitchinterval to 2 s or 5 s held fast requests that long. */
+    ck_assert_int_eq(room_alone_us(0.005), 5000);
+    ck_assert_int_eq(room_alone_us(0.001), 1000);
+    ck_assert_int_eq(room_alone_us(5.0), ROOM_ALONE_MAX_US);
+    ck_assert_int_eq(room_alone_us(100.0), ROOM_ALONE_MAX_US);
+    ck_assert_int_eq(room_alone_us(0), ROOM_ALONE_MAX_US); /* unknown */
+    ck_assert_int_eq(room_alone_us(-1), ROOM_ALONE_MAX_US);
+}
+END_TEST
+
 Suite *make_room_suite(void)
 {
     Suite *s = suite_create("room");
@@ -187,6 +200,7 @@ Suite *make_room_suite(void)
     tcase_add_test(tc, test_a_thread_keeps_the_next_item_when_the_others_waited_outside_the_gil);
     tcase_add_test(tc, test_threads_outside_the_room_and_no_room_change_nothing);
     tcase_add_test(tc, test_the_real_cpu_clock_sees_a_sleeping_thread_use_no_cpu);
+    tcase_add_test(tc, test_the_alone_time_follows_the_switch_interval_up_to_its_default);
     suite_add_tcase(s, tc);
     return s;
 }
