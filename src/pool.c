@@ -187,8 +187,14 @@ static int submit(struct pool *pool, void *item, int lazily)
      * scheduled, or woken and waiting for the callbacks' lock) is not
      * waiting: a burst at an idle pool must not be refused just because
      * the woken thread runs later than the caller. */
-    unsigned taken_soon = pool->idle_threads + pool->claiming + pool->watching +
-                          atomic_load_explicit(&pool->finishing, memory_order_relaxed);
+    unsigned finishing = atomic_load_explicit(&pool->finishing, memory_order_relaxed);
+    /* A thread waiting on other work (watching) is done with its item, so
+     * finishing too: it takes one more item, not two. And never more than
+     * one per thread: the ring holds capacity items plus one per thread. */
+    unsigned taken_soon = pool->idle_threads + pool->claiming +
+                          (pool->watching > finishing ? pool->watching : finishing);
+    if (taken_soon > pool->thread_count)
+        taken_soon = pool->thread_count;
     if (pool->stopping || pool->count >= pool->capacity + taken_soon) {
         int stopping = pool->stopping;
         pthread_mutex_unlock(&pool->mutex);

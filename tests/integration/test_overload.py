@@ -100,6 +100,38 @@ def test_requests_for_woken_workers_are_not_refused_as_queue_full(start_server, 
             conn.close()
 
 
+def _close_request_statuses(port, requests):
+    """Sends `requests` GETs of /hello, each on a new connection with
+    Connection: close; returns their statuses, or the reason one was not a
+    single well-formed response."""
+    statuses = []
+    for _ in range(requests):
+        data = _raw(port, b"GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        head, _, body = data.partition(b"\r\n\r\n")
+        status = head.split(b" ", 2)[1] if head.startswith(b"HTTP/1.1 ") else b"none"
+        if status == b"200" and body != b"Hello, World!":
+            return "body %r" % data
+        if data.count(b"HTTP/1.1 ") != 1:
+            return "responses %r" % data
+        statuses.append(int(status) if status.isdigit() else data)
+    return statuses
+
+
+def test_a_flood_at_a_small_queue_gets_each_request_answered_once(start_server):
+    """Many clients on new connections at a small queue: every request gets
+    one answer, 200 or 503, and the server goes on. Workers that were done
+    with a request and waiting for their client's next one were counted
+    twice as free, so the queue took more requests than it holds, and one
+    overwrote another that a worker then answered twice, a connection
+    already closed (found by an outside attack under ASan)."""
+    srv = start_server(workers=4, options={"max_queue_size": 8})
+    results = _concurrently(40, lambda _: _close_request_statuses(srv.port, 50))
+    for result in results:
+        assert isinstance(result, list), result
+        assert set(result) <= {200, 503}, result
+    assert _get(srv.port, "/hello").status == 200
+
+
 def test_queue_monitor_warns(start_server):
     """Pyruvate's qmon_warn_threshold: a warning once requests wait."""
     srv = start_server(workers=1, options={"qmon_warn_threshold": 1})

@@ -400,6 +400,33 @@ START_TEST(test_a_thread_done_with_its_item_makes_room_for_one_more)
 }
 END_TEST
 
+/* A worker waiting on its handoff set is both done with its item and
+ * watching: it takes one more item, not two. Counted twice, the queue took
+ * more items than its ring holds, and a later one overwrote an earlier
+ * one, which a worker then took twice (a use after free of the connection
+ * in the server, found by an outside attack with max_queue_size=8). */
+START_TEST(test_a_thread_both_finishing_and_watching_makes_room_for_one_item)
+{
+    struct pool *pool = create_pool(1, 1);
+    probe.pool = pool;
+    probe.finish_before_gate = 1;
+    set_gate(0);
+    ck_assert_int_eq(pool_submit(pool, &probe.marks[0]), 0);
+    wait_for_waiting(1);                                     /* done with item 0 */
+    pool_watching(pool, 1);                                  /* and waiting on its handoff set */
+    ck_assert_int_eq(pool_submit(pool, &probe.marks[1]), 0); /* its next */
+    ck_assert_int_eq(pool_submit(pool, &probe.marks[2]), 0); /* the one waiting */
+    errno = 0;
+    ck_assert_int_eq(pool_submit(pool, &probe.marks[3]), -1);
+    ck_assert_int_eq(errno, EAGAIN);
+    pool_watching(pool, -1);
+    stop_and_destroy(pool);
+    for (int i = 0; i <= 2; i++)
+        ck_assert_uint_eq(count_of(&probe.marks[i]), 1);
+    ck_assert_uint_eq(count_of(&probe.marks[3]), 0);
+}
+END_TEST
+
 /* An item that no idle thread takes must not wait for the end of a
  * watching thread's wait: the watcher is woken to take it. An item an idle
  * thread takes leaves the watcher alone. */
@@ -782,6 +809,7 @@ Suite *make_pool_suite(void)
     tcase_add_test(limits, test_a_watching_thread_makes_room_for_one_more_item);
     tcase_add_test(limits, test_an_item_no_idle_thread_takes_wakes_the_watching_thread);
     tcase_add_test(limits, test_a_thread_done_with_its_item_makes_room_for_one_more);
+    tcase_add_test(limits, test_a_thread_both_finishing_and_watching_makes_room_for_one_item);
     suite_add_tcase(s, limits);
 
     TCase *lazy = tcase_create("lazy");
