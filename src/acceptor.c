@@ -325,9 +325,7 @@ static void dispatch(struct acceptor *a, struct conn *c, int64_t now)
     if (c->poll_index)
         poll_set_remove(a, c->poll_index);
     c->queued_us = monotonic_us();
-    /* Lazily: a worker draining the queue takes it without a thread
-     * handoff; the loop below wakes another should that one stall. */
-    if (pool_submit_lazily(a->config.pool, c) == 0) {
+    if (pool_submit(a->config.pool, c) == 0) {
         if (a->config.queue_warn_threshold)
             warn_if_queue_long(a, now);
         return;
@@ -756,28 +754,22 @@ static void sweep(struct acceptor *a, int64_t now)
     a->next_sweep_ms = now + SWEEP_INTERVAL_MS;
 }
 
-/* How long poll() may sleep: until the next sweep, until a connection in
- * the handoff set is due back, or until the pool's next look at a queue no
- * worker may be coming for, whichever comes first. Handoff connections due
- * now are taken back first: no worker may have looked at them for a while. */
-static struct timespec poll_timeout(struct acceptor *a)
+/* How long poll() may sleep: until the next sweep, or until a connection
+ * in the handoff set is due back, whichever comes first. Those due now are
+ * taken back first: no worker may have looked at them for a while. */
+static int64_t poll_timeout(struct acceptor *a)
 {
-    int64_t wait_ms = a->next_sweep_ms - monotonic_ms();
-    if (wait_ms < 0)
-        wait_ms = 0;
+    int64_t wait = a->next_sweep_ms - monotonic_ms();
+    if (wait < 0)
+        wait = 0;
     if (a->config.handoff) {
         int until_due;
         int idle_worker = pool_has_spare_thread(a->config.pool);
         give_back_list(a, handoff_take_stale(a->config.handoff, monotonic_ms(), idle_worker,
-                                             (int)wait_ms, &until_due));
-        wait_ms = until_due;
+                                             (int)wait, &until_due));
+        wait = until_due;
     }
-    int64_t wait_us = wait_ms * 1000;
-    int64_t stall_due_us = pool_wake_stalled(a->config.pool, monotonic_us());
-    if (stall_due_us >= 0 && stall_due_us < wait_us)
-        wait_us = stall_due_us;
-    return (struct timespec){.tv_sec = wait_us / 1000000,
-                             .tv_nsec = (long)(wait_us % 1000000) * 1000};
+    return wait;
 }
 
 static void *acceptor_main(void *arg)
@@ -785,12 +777,11 @@ static void *acceptor_main(void *arg)
     struct acceptor *a = arg;
     a->next_sweep_ms = monotonic_ms() + SWEEP_INTERVAL_MS;
     while (!atomic_load(&a->stopping)) {
-        struct timespec wait = poll_timeout(a);
+        int64_t wait = poll_timeout(a);
         atomic_store(&a->polling, 1);
         if (returned_waiting(a))
-            wait = (struct timespec){0, 0};
-        /* ppoll() for its microseconds: the pool's stall looks are 0.2 ms apart. */
-        int n = ppoll(a->polls.fds, a->polls.nfds, &wait, NULL);
+            wait = 0;
+        int n = poll(a->polls.fds, a->polls.nfds, (int)wait);
         atomic_store(&a->polling, 0);
         int64_t now = monotonic_ms();
         if (n < 0 && errno != EINTR) {

@@ -45,11 +45,6 @@ struct pool {
      * without the mutex by pool_finishing, read by pool_submit */
     atomic_uint finishing;
     unsigned running_threads;
-    unsigned wakes_pending; /* signalled and not yet back from the wait */
-    /* when a thread last took an item or was woken for one: a thread still
-     * busy since then is expected back for the next before stall_us */
-    int64_t last_start_us;
-    int64_t stall_us;
     unsigned start_failures;
     int stopping;
 
@@ -118,7 +113,6 @@ struct pool *pool_create(const char *name, unsigned threads, unsigned capacity,
     if (pool->ring == NULL || pool->threads == NULL)
         goto fail_alloc;
     pool->callbacks = *callbacks;
-    pool->stall_us = callbacks->stall_us > 0 ? callbacks->stall_us : POOL_STALL_US;
     pool->thread_count = threads;
     for (unsigned i = 0; callbacks->room && i < threads; i++)
         if (room_sample_init(callbacks->room, &pool->threads[i].others) < 0)
@@ -150,37 +144,7 @@ fail_alloc:
     return NULL;
 }
 
-/* Threads about to take a queued item each: woken ones not yet running,
- * and those taking the callbacks' lock for one. */
-static unsigned threads_coming(const struct pool *pool)
-{
-    return pool->wakes_pending + pool->claiming;
-}
-
-/* With the mutex held: wakes an idle thread, else reports (1) that the
- * watching one should be, which the caller does without the mutex. */
-static int wake_one(struct pool *pool, int64_t now_us)
-{
-    if (pool->idle_threads > pool->wakes_pending) {
-        pool->wakes_pending++;
-        pool->last_start_us = now_us;
-        pthread_cond_signal(&pool->work_ready);
-        return 0;
-    }
-    return pool->watching > 0;
-}
-
-/* With the mutex held and items queued: whether a thread awake now (busy
- * with an item, woken or coming) recently took an item or was woken, so
- * that it is expected back at the queue before stall_us. */
-static int drain_expected(struct pool *pool, int64_t now_us)
-{
-    int awake = (int)pool->running_threads - (int)pool->idle_threads - (int)pool->watching +
-                (int)pool->wakes_pending;
-    return awake > 0 && now_us - pool->last_start_us < pool->stall_us;
-}
-
-static int submit(struct pool *pool, void *item, int lazily)
+int pool_submit(struct pool *pool, void *item)
 {
     pthread_mutex_lock(&pool->mutex);
     /* An item an idle thread is about to take (signalled, not yet
@@ -203,73 +167,27 @@ static int submit(struct pool *pool, void *item, int lazily)
     }
     pool->ring[(pool->head + pool->count) % pool->ring_size] = item;
     pool->count++;
-    /* Busy threads look at the queue before they sleep again, so only
-     * items beyond the threads coming need a wake: of an idle thread, or
-     * of a watching one when none is idle (its wait would hold this item
-     * up). Lazily, not even those while a busy thread drains the queue. */
-    int wake_watching = 0;
-    if (pool->count > threads_coming(pool)) {
-        int64_t now_us = monotonic_us();
-        if (!lazily || !drain_expected(pool, now_us))
-            wake_watching = wake_one(pool, now_us);
-    }
+    /* Busy threads look at the queue before they sleep again, so only an
+     * idle one needs waking; and a watching one, when the idle ones are
+     * too few for what is queued (its wait would hold this item up). */
+    if (pool->idle_threads > 0)
+        pthread_cond_signal(&pool->work_ready);
+    int wake_watching = pool->watching > 0 && pool->count > pool->idle_threads;
     pthread_mutex_unlock(&pool->mutex);
     if (wake_watching && pool->callbacks.wake_watching)
         pool->callbacks.wake_watching(pool->callbacks.ctx);
     return 0;
 }
 
-int pool_submit(struct pool *pool, void *item)
-{
-    return submit(pool, item, 0);
-}
-
-int pool_submit_lazily(struct pool *pool, void *item)
-{
-    return submit(pool, item, 1);
-}
-
-int64_t pool_wake_stalled(struct pool *pool, int64_t now_us)
-{
-    int64_t due_us = -1;
-    int wake_watching = 0;
-    pthread_mutex_lock(&pool->mutex);
-    if (!pool->stopping && pool->count > threads_coming(pool)) {
-        /* The busy threads stay away (a sleep, a slow page): the queued
-         * items, a burst of such requests maybe, each get a thread. */
-        if (!drain_expected(pool, now_us)) {
-            while (pool->count > threads_coming(pool) && pool->idle_threads > pool->wakes_pending)
-                wake_one(pool, now_us);
-            wake_watching = pool->count > threads_coming(pool) && pool->watching > 0;
-        }
-        /* Items still without a thread coming, and an idle thread to wake
-         * for them: look again, should the busy ones stay away. (With no
-         * idle thread, a busy one looks at the queue before it sleeps.) */
-        if (pool->count > threads_coming(pool) && pool->idle_threads > pool->wakes_pending)
-            due_us = pool->last_start_us + pool->stall_us - now_us;
-    }
-    pthread_mutex_unlock(&pool->mutex);
-    if (wake_watching && pool->callbacks.wake_watching)
-        pool->callbacks.wake_watching(pool->callbacks.ctx);
-    return due_us;
-}
-
-/* With the mutex held and an item queued. */
-static void *take_item(struct pool *pool, int64_t now_us)
-{
-    void *item = pool->ring[pool->head];
-    pool->head = (pool->head + 1) % pool->ring_size;
-    pool->count--;
-    pool->last_start_us = now_us;
-    return item;
-}
-
 void *pool_try_take(struct pool *pool)
 {
     void *item = NULL;
     pthread_mutex_lock(&pool->mutex);
-    if (pool->count > 0)
-        item = take_item(pool, monotonic_us());
+    if (pool->count > 0) {
+        item = pool->ring[pool->head];
+        pool->head = (pool->head + 1) % pool->ring_size;
+        pool->count--;
+    }
     pthread_mutex_unlock(&pool->mutex);
     return item;
 }
@@ -532,8 +450,6 @@ static void *pool_thread_main(void *arg)
             pool->idle_threads++;
             pthread_cond_wait(&pool->work_ready, &pool->mutex);
             pool->idle_threads--;
-            if (pool->wakes_pending > 0) /* (or a spurious wake-up: a wake too many later) */
-                pool->wakes_pending--;
         }
         /* Stopping still drains the queue: those clients sent a whole
          * request and deserve their answer. */
@@ -542,7 +458,9 @@ static void *pool_thread_main(void *arg)
         enum room_outcome room = wait_for_room(pool, self, state);
         if (room == ROOM_QUEUE_EMPTIED || (room == ROOM_FREE && acquire_or_give_up(pool, state)))
             continue;
-        void *item = take_item(pool, monotonic_us());
+        void *item = pool->ring[pool->head];
+        pool->head = (pool->head + 1) % pool->ring_size;
+        pool->count--;
         pthread_mutex_unlock(&pool->mutex);
         pool->callbacks.handle(state, item);
         if (pool->callbacks.release)

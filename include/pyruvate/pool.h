@@ -30,18 +30,8 @@ struct pool_callbacks {
     /* Optional: a woken thread waits while another computes in a request
      * (room.h) before it takes the callbacks' lock. It outlives the pool. */
     struct room *room;
-    /* How long an item queued with pool_submit_lazily may wait for a busy
-     * thread to come back for it before pool_wake_stalled wakes another;
-     * 0: POOL_STALL_US. */
-    int64_t stall_us;
     void *ctx;
 };
-
-/* A thread that takes queued items one after the other (a worker draining
- * a burst of requests under the GIL) takes one every few microseconds; one
- * that has not come back to the queue for this long is busy with something
- * longer (a sleep, a slow page), and another thread should be woken. */
-enum { POOL_STALL_US = 200 };
 
 /* Starts `threads` threads named "<name>-1".."<name>-N" and returns once all
  * ran thread_start. NULL on failure, with a message in err. */
@@ -52,18 +42,6 @@ struct pool *pool_create(const char *name, unsigned threads, unsigned capacity,
  * Returns 0, or -1 with errno EAGAIN (queue full) or ECANCELED (stopping):
  * then the caller still owns the item. */
 int pool_submit(struct pool *pool, void *item);
-
-/* Like pool_submit, but wakes no thread while one is awake and about to
- * come back to the queue (a thread woken or taking items, one finishing
- * its item): it takes this item too, which spares a thread handoff. The
- * caller must then call pool_wake_stalled when that returns. */
-int pool_submit_lazily(struct pool *pool, void *item);
-
-/* For the caller of pool_submit_lazily: wakes a thread for the queued items
- * when no thread took one for stall_us (now_us on the monotonic clock).
- * Returns the microseconds until the next call is due, or -1 when none is
- * (every queued item has a thread coming for it). */
-int64_t pool_wake_stalled(struct pool *pool, int64_t now_us);
 
 /* Takes a queued item without waiting, for a thread that is free and wants
  * to go on; NULL when the queue is empty. The caller owns the item. */

@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -34,10 +33,9 @@ struct probe {
     atomic_uint handled_at_last_stop;
     atomic_uint dropped;
     atomic_uint bad_thread_names;
-    atomic_uint marks[MAX_ITEMS];      /* how often each item was handled */
-    atomic_uint handled_by[MAX_ITEMS]; /* the index of the thread that did */
-    struct pool *pool;                 /* for finish_before_gate */
-    int finish_before_gate;            /* handlers call pool_finishing before the gate */
+    atomic_uint marks[MAX_ITEMS]; /* how often each item was handled */
+    struct pool *pool;            /* for finish_before_gate */
+    int finish_before_gate;       /* handlers call pool_finishing before the gate */
     struct worker_state states[MAX_THREADS + 1];
 };
 
@@ -70,9 +68,6 @@ static void on_handle(void *thread_state, void *item)
 {
     struct worker_state *w = thread_state;
     struct probe *p = w->probe;
-    ptrdiff_t mark = (atomic_uint *)item - p->marks;
-    if (mark >= 0 && mark < MAX_ITEMS)
-        atomic_store(&p->handled_by[mark], w->index);
     if (p->finish_before_gate)
         pool_finishing(p->pool, w->index, 1); /* as a worker whose response is out */
     pthread_mutex_lock(&p->mutex);
@@ -468,125 +463,6 @@ START_TEST(test_burst_at_an_idle_pool_is_not_refused)
 }
 END_TEST
 
-/* pool_submit_lazily: the stall time is long (LONG_STALL_US), so that only
- * pool_wake_stalled with a "now" past it wakes a thread for a stalled
- * queue, however slowly this machine runs the test. */
-static const int64_t LONG_STALL_US = (int64_t)600 * 1000000;
-
-static struct pool *create_lazy_pool(unsigned threads)
-{
-    struct pool_callbacks lazy = callbacks;
-    lazy.stall_us = LONG_STALL_US;
-    char err[PYR_ERR_LEN] = "";
-    struct pool *pool = pool_create("unit", threads, 8, &lazy, err);
-    ck_assert_msg(pool != NULL, "pool_create: %s", err);
-    return pool;
-}
-
-/* Waits until `count` items were handled; fails after WAIT_MS. */
-static void wait_for_handled(unsigned count)
-{
-    for (int waited_ms = 0; count_of(&probe.handled) < count && waited_ms < WAIT_MS; waited_ms++) {
-        struct timespec ms = {0, 1000000};
-        nanosleep(&ms, NULL);
-    }
-    ck_assert_uint_ge(count_of(&probe.handled), count);
-}
-
-/* A burst of requests behind one a thread is busy with: that thread takes
- * them all once done, and no other thread is woken to trade the GIL with
- * it. */
-START_TEST(test_lazily_queued_items_go_to_the_busy_thread)
-{
-    struct pool *pool = create_lazy_pool(2);
-    set_gate(0);
-    ck_assert_int_eq(pool_submit_lazily(pool, &probe.marks[0]), 0); /* an idle pool: woken */
-    wait_for_waiting(1);
-    for (int i = 1; i <= 3; i++)
-        ck_assert_int_eq(pool_submit_lazily(pool, &probe.marks[i]), 0);
-    ck_assert_int_gt(pool_wake_stalled(pool, monotonic_us()), 0); /* not yet */
-    set_gate(1);
-    wait_for_handled(4);
-    unsigned busy_one = count_of(&probe.handled_by[0]);
-    for (int i = 1; i <= 3; i++)
-        ck_assert_uint_eq(count_of(&probe.handled_by[i]), busy_one);
-    ck_assert_int_eq(pool_wake_stalled(pool, monotonic_us()), -1); /* nothing queued */
-    stop_and_destroy(pool);
-}
-END_TEST
-
-/* The busy thread stays away (a slow page, a sleep): once stall_us passed
- * without a take, an idle thread is woken for the queued item. */
-START_TEST(test_a_stalled_queue_wakes_an_idle_thread)
-{
-    struct pool *pool = create_lazy_pool(2);
-    set_gate(0);
-    ck_assert_int_eq(pool_submit_lazily(pool, &probe.marks[0]), 0);
-    wait_for_waiting(1);
-    ck_assert_int_eq(pool_submit_lazily(pool, &probe.marks[1]), 0);
-    int64_t due_us = pool_wake_stalled(pool, monotonic_us());
-    ck_assert_int_gt(due_us, 0);
-    ck_assert_int_le(due_us, LONG_STALL_US);
-    /* Past the stall: the idle thread takes item 1 beside the busy one. */
-    ck_assert_int_eq(pool_wake_stalled(pool, monotonic_us() + LONG_STALL_US + 1), -1);
-    wait_for_waiting(2);
-    ck_assert_uint_ne(count_of(&probe.handled_by[0]), count_of(&probe.handled_by[1]));
-    stop_and_destroy(pool);
-    ck_assert_uint_eq(count_of(&probe.handled), 2);
-}
-END_TEST
-
-/* A stall means the busy threads are slow, so a burst of slow requests
- * each gets its own thread at once rather than one per stall. */
-START_TEST(test_a_stalled_queue_wakes_a_thread_for_each_queued_item)
-{
-    struct pool *pool = create_lazy_pool(3);
-    set_gate(0);
-    ck_assert_int_eq(pool_submit_lazily(pool, &probe.marks[0]), 0);
-    wait_for_waiting(1);
-    ck_assert_int_eq(pool_submit_lazily(pool, &probe.marks[1]), 0);
-    ck_assert_int_eq(pool_submit_lazily(pool, &probe.marks[2]), 0);
-    ck_assert_int_eq(pool_wake_stalled(pool, monotonic_us() + LONG_STALL_US + 1), -1);
-    wait_for_waiting(3);
-    stop_and_destroy(pool);
-    ck_assert_uint_eq(count_of(&probe.handled), 3);
-}
-END_TEST
-
-/* With every thread busy there is nobody to wake: the acceptor needs no
- * timer, the busy threads look at the queue before they sleep. */
-START_TEST(test_a_stalled_queue_without_an_idle_thread_needs_no_look)
-{
-    struct pool *pool = create_lazy_pool(1);
-    set_gate(0);
-    ck_assert_int_eq(pool_submit_lazily(pool, &probe.marks[0]), 0);
-    wait_for_waiting(1);
-    ck_assert_int_eq(pool_submit_lazily(pool, &probe.marks[1]), 0);
-    ck_assert_int_eq(pool_wake_stalled(pool, monotonic_us() + LONG_STALL_US + 1), -1);
-    set_gate(1);
-    wait_for_handled(2);
-    stop_and_destroy(pool);
-}
-END_TEST
-
-/* A watching thread (a worker waiting on its handoff set, GIL released)
- * is not about to come back to the queue: an item queued lazily while the
- * only thread awake watches wakes an idle thread at once. */
-START_TEST(test_a_watching_thread_does_not_defer_a_lazily_queued_item)
-{
-    struct pool *pool = create_lazy_pool(2);
-    set_gate(0);
-    ck_assert_int_eq(pool_submit_lazily(pool, &probe.marks[0]), 0);
-    wait_for_waiting(1);
-    pool_watching(pool, 1); /* the thread holding item 0 now watches */
-    ck_assert_int_eq(pool_submit_lazily(pool, &probe.marks[1]), 0);
-    wait_for_waiting(2); /* the idle one took item 1 */
-    pool_watching(pool, -1);
-    stop_and_destroy(pool);
-    ck_assert_uint_eq(count_of(&probe.handled), 2);
-}
-END_TEST
-
 START_TEST(test_try_take_returns_queued_items_in_order)
 {
     struct pool *pool = create_pool(1, 4);
@@ -811,15 +687,6 @@ Suite *make_pool_suite(void)
     tcase_add_test(limits, test_a_thread_done_with_its_item_makes_room_for_one_more);
     tcase_add_test(limits, test_a_thread_both_finishing_and_watching_makes_room_for_one_item);
     suite_add_tcase(s, limits);
-
-    TCase *lazy = tcase_create("lazy");
-    tcase_add_checked_fixture(lazy, setup_probe, teardown_probe);
-    tcase_add_test(lazy, test_lazily_queued_items_go_to_the_busy_thread);
-    tcase_add_test(lazy, test_a_stalled_queue_wakes_an_idle_thread);
-    tcase_add_test(lazy, test_a_stalled_queue_wakes_a_thread_for_each_queued_item);
-    tcase_add_test(lazy, test_a_stalled_queue_without_an_idle_thread_needs_no_look);
-    tcase_add_test(lazy, test_a_watching_thread_does_not_defer_a_lazily_queued_item);
-    suite_add_tcase(s, lazy);
 
     TCase *errors = tcase_create("errors");
     tcase_add_checked_fixture(errors, setup_probe, teardown_probe);
