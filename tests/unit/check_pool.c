@@ -375,21 +375,36 @@ START_TEST(test_a_watching_thread_makes_room_for_one_more_item)
 }
 END_TEST
 
-/* A thread whose item is done (a worker whose response is out, on its way
- * back) counts as free: its client may send again before it is idle. */
-START_TEST(test_a_thread_done_with_its_item_makes_room_for_one_more)
+/* One thread, a queue of one: the thread's handler is done with item 0
+ * (as a worker whose response is out) and held at the gate. */
+static struct pool *one_thread_done_with_item_0(void)
 {
     struct pool *pool = create_pool(1, 1);
     probe.pool = pool;
     probe.finish_before_gate = 1;
     set_gate(0);
     ck_assert_int_eq(pool_submit(pool, &probe.marks[0]), 0);
-    wait_for_waiting(1); /* done with item 0, not back yet */
+    wait_for_waiting(1);
+    return pool;
+}
+
+/* Items 1 and 2 are accepted (the thread's next and the one waiting);
+ * item 3 is one too many. */
+static void assert_two_more_fit(struct pool *pool)
+{
     ck_assert_int_eq(pool_submit(pool, &probe.marks[1]), 0);
     ck_assert_int_eq(pool_submit(pool, &probe.marks[2]), 0);
     errno = 0;
     ck_assert_int_eq(pool_submit(pool, &probe.marks[3]), -1);
     ck_assert_int_eq(errno, EAGAIN);
+}
+
+/* A thread whose item is done (a worker whose response is out, on its way
+ * back) counts as free: its client may send again before it is idle. */
+START_TEST(test_a_thread_done_with_its_item_makes_room_for_one_more)
+{
+    struct pool *pool = one_thread_done_with_item_0();
+    assert_two_more_fit(pool);
     stop_and_destroy(pool);
     ck_assert_uint_eq(count_of(&probe.handled), 3);
 }
@@ -402,18 +417,9 @@ END_TEST
  * in the server, found by an outside attack with max_queue_size=8). */
 START_TEST(test_a_thread_both_finishing_and_watching_makes_room_for_one_item)
 {
-    struct pool *pool = create_pool(1, 1);
-    probe.pool = pool;
-    probe.finish_before_gate = 1;
-    set_gate(0);
-    ck_assert_int_eq(pool_submit(pool, &probe.marks[0]), 0);
-    wait_for_waiting(1);                                     /* done with item 0 */
-    pool_watching(pool, 1);                                  /* and waiting on its handoff set */
-    ck_assert_int_eq(pool_submit(pool, &probe.marks[1]), 0); /* its next */
-    ck_assert_int_eq(pool_submit(pool, &probe.marks[2]), 0); /* the one waiting */
-    errno = 0;
-    ck_assert_int_eq(pool_submit(pool, &probe.marks[3]), -1);
-    ck_assert_int_eq(errno, EAGAIN);
+    struct pool *pool = one_thread_done_with_item_0();
+    pool_watching(pool, 1); /* and waiting on its handoff set */
+    assert_two_more_fit(pool);
     pool_watching(pool, -1);
     stop_and_destroy(pool);
     for (int i = 0; i <= 2; i++)
