@@ -53,9 +53,9 @@ int64_t room_alone_us(double switch_interval_seconds);
  * reads each thread's CPU clock (room_thread_start). */
 typedef int64_t (*room_cpu_time)(void *ctx, unsigned index);
 
-/* A room for `threads` pool threads where a thread waits at most
- * wait_max_us for room. NULL when out of memory. */
-struct room *room_create(unsigned threads, int64_t wait_max_us, room_cpu_time cpu_time, void *ctx);
+/* A room for `threads` pool threads, where a run keeps the others out for
+ * at most alone_us (room_alone_us). NULL when out of memory. */
+struct room *room_create(unsigned threads, int64_t alone_us, room_cpu_time cpu_time, void *ctx);
 void room_destroy(struct room *room);
 
 /* Called on pool thread `index` before it runs anything: its CPU clock. */
