@@ -573,7 +573,7 @@ static int accept_ready(struct acceptor *a, const struct listener *l, int64_t no
             }
             return 0;
         }
-        if (l->family != AF_UNIX && !l->accepted_nodelay) {
+        if (l->family != AF_UNIX) {
             int on = 1;
             setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
         }

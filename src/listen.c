@@ -63,17 +63,6 @@ static void describe_errno(char err[PYR_ERR_LEN], const char *what, const char *
     snprintf(err, PYR_ERR_LEN, "%s %s: %s", what, address, text);
 }
 
-/* Responses go out in one write, but a streamed one or a 100 Continue
- * before it must not wait for the client's delayed ACK (Nagle). Set on a
- * TCP listener, TCP_NODELAY is inherited by the sockets it accepts, which
- * saves a system call per connection. */
-static void set_nodelay_for_accepted(struct listener *l)
-{
-    int on = 1;
-    l->accepted_nodelay =
-        l->family != AF_UNIX && setsockopt(l->fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) == 0;
-}
-
 int listen_open(struct listener *l, const char *address, int backlog, char err[PYR_ERR_LEN])
 {
     char host[256], port[16];
@@ -120,7 +109,6 @@ int listen_open(struct listener *l, const char *address, int backlog, char err[P
                               : ntohs(((struct sockaddr_in *)&bound)->sin_port);
     l->fd = fd;
     l->family = found->ai_family;
-    set_nodelay_for_accepted(l);
     snprintf(l->server_name, sizeof(l->server_name), "%s", host);
     snprintf(l->server_port, sizeof(l->server_port), "%u", bound_port);
     freeaddrinfo(found);
@@ -238,7 +226,6 @@ int listen_open_unix(struct listener *l, const char *path, unsigned mode, int ba
         goto fail;
     l->fd = fd;
     l->family = AF_UNIX;
-    l->accepted_nodelay = 0;
     snprintf(l->server_name, sizeof(l->server_name), "%s", path);
     l->server_port[0] = '\0';
     return 0;
@@ -291,7 +278,6 @@ int listen_adopt(struct listener *l, int fd, char err[PYR_ERR_LEN])
         errno = EINVAL;
         return -1;
     }
-    set_nodelay_for_accepted(l);
     int flags = fcntl(fd, F_GETFL);
     fcntl(fd, F_SETFL, flags | O_NONBLOCK);
     fcntl(fd, F_SETFD, FD_CLOEXEC);

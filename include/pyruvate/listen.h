@@ -11,9 +11,6 @@ struct listener {
     char server_name[256]; /* SERVER_NAME: the host, or the path of a Unix socket */
     char server_port[16];  /* SERVER_PORT, the bound port ("" for AF_UNIX) */
     char unix_path[108];   /* socket file to remove on close; "" if none */
-    /* TCP_NODELAY is set on the listener, and Linux copies it to every
-     * accepted socket: the acceptor need not set it per connection. */
-    int accepted_nodelay;
 };
 
 /* Splits "host:port" or "[v6]:port" into host and port. Returns 0, or -1

@@ -3,8 +3,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -282,56 +280,6 @@ START_TEST(test_unix_socket_errors)
 }
 END_TEST
 
-/* The acceptor leaves TCP_NODELAY to the listener (one system call less
- * per connection): every accepted TCP socket must have it, also from an
- * adopted listener (systemd's). */
-static void assert_accepted_socket_has_nodelay(const struct listener *l)
-{
-    ck_assert_int_eq(l->accepted_nodelay, 1);
-    struct sockaddr_storage bound;
-    socklen_t bound_len = sizeof(bound);
-    ck_assert_int_eq(getsockname(l->fd, (struct sockaddr *)&bound, &bound_len), 0);
-    int client = socket(bound.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ck_assert_int_ge(client, 0);
-    ck_assert_int_eq(connect(client, (struct sockaddr *)&bound, bound_len), 0);
-    /* TCP_DEFER_ACCEPT holds the connection back until the client speaks. */
-    ck_assert_int_eq(write(client, "GET", 3), 3);
-    struct pollfd ready = {.fd = l->fd, .events = POLLIN};
-    ck_assert_int_eq(poll(&ready, 1, 5000), 1);
-    int accepted = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
-    ck_assert_int_ge(accepted, 0);
-    int nodelay = 0;
-    socklen_t len = sizeof(nodelay);
-    ck_assert_int_eq(getsockopt(accepted, IPPROTO_TCP, TCP_NODELAY, &nodelay, &len), 0);
-    ck_assert_int_ne(nodelay, 0);
-    close(accepted);
-    close(client);
-}
-
-START_TEST(test_accepted_tcp_sockets_have_nodelay)
-{
-    struct listener opened, adopted;
-    char err[PYR_ERR_LEN] = "";
-    ck_assert_msg(listen_open(&opened, "127.0.0.1:0", 16, err) == 0, "%s", err);
-    assert_accepted_socket_has_nodelay(&opened);
-    int plain = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0); /* as systemd's: no option set */
-    struct sockaddr_in any = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    ck_assert_int_eq(bind(plain, (struct sockaddr *)&any, sizeof(any)), 0);
-    ck_assert_int_eq(listen(plain, 16), 0);
-    ck_assert_msg(listen_adopt(&adopted, plain, err) == 0, "%s", err);
-    assert_accepted_socket_has_nodelay(&adopted);
-    listen_close(&adopted);
-    listen_close(&opened);
-
-    char dir[64], path[96];
-    temp_socket_path(path, sizeof(path), dir, sizeof(dir));
-    ck_assert_int_eq(listen_open_unix(&opened, path, 0, 16, err), 0);
-    ck_assert_int_eq(opened.accepted_nodelay, 0);
-    listen_close(&opened);
-    rmdir(dir);
-}
-END_TEST
-
 START_TEST(test_adopt_listening_sockets)
 {
     char err[PYR_ERR_LEN], dir[64], path[96];
@@ -386,7 +334,6 @@ Suite *make_listen_suite(void)
     tcase_add_loop_test(core, test_parse_address, 0, ARRAY_SIZE(address_cases));
     tcase_add_test(core, test_open_ipv4_ephemeral);
     tcase_add_test(core, test_open_ipv6_ephemeral);
-    tcase_add_test(core, test_accepted_tcp_sockets_have_nodelay);
     tcase_add_test(core, test_unix_socket_mode_stale_file_and_removal);
     tcase_add_test(core, test_unix_socket_mode_is_set_before_the_file_exists);
     tcase_add_test(core, test_unix_socket_mode_does_not_follow_a_symlink);
