@@ -94,6 +94,9 @@ $(BUILD)/.variant:
 	@rm -f build/*/.variant
 	@touch $@
 
+# module.c exports the variant as _pyruvate.BUILD_VARIANT (benchmarks check it).
+$(BUILD)/module.o: CFLAGS_COMMON += -DPYRUVATE_VARIANT='"$(VARIANT)"'
+
 $(BUILD)/%.o: src/%.c
 	@mkdir -p $(@D)
 	@echo "  CC    $< ($(VARIANT))"

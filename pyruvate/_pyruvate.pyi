@@ -18,6 +18,9 @@ class _HasFileno(Protocol):
     def fileno(self) -> int: ...
 
 OPTIONS: tuple[tuple[str, str, object, str], ...]
+# The Makefile's build variant ("release", "coverage", "asan"...); "release"
+# for a pip install. Benchmarks refuse to time any other.
+BUILD_VARIANT: str
 
 def serve(
     application: _Application,

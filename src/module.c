@@ -23,6 +23,13 @@ static PyObject *serve(PyObject *module, PyObject *args, PyObject *kwargs)
     return server_run(module, application, &bind, &options);
 }
 
+/* The Makefile names its build variant (release, coverage, asan...), so that
+ * a benchmark can refuse to time an instrumented build; setup.py's builds
+ * are optimised like release. */
+#ifndef PYRUVATE_VARIANT
+#define PYRUVATE_VARIANT "release"
+#endif
+
 static PyMethodDef module_methods[] = {
     {"serve", (PyCFunction)(void (*)(void))serve, METH_VARARGS | METH_KEYWORDS, options_serve_doc},
     {"stats", server_stats, METH_NOARGS,
@@ -72,7 +79,7 @@ static int module_exec(PyObject *module)
     PyObject *options = options_table();
     int added = options == NULL ? -1 : PyModule_AddObjectRef(module, "OPTIONS", options);
     Py_XDECREF(options);
-    if (added < 0)
+    if (added < 0 || PyModule_AddStringConstant(module, "BUILD_VARIANT", PYRUVATE_VARIANT) < 0)
         return -1;
     st->wsgi_version_value = Py_BuildValue("(ii)", 1, 0);
     if (st->wsgi_version_value == NULL)

@@ -177,6 +177,11 @@ def main(argv):
     servers = [s for s in bench.all_servers() if s.name in args.servers.split(",")]
     if args.base:
         servers.insert(0, Base(args.base))
+    for root in ([args.base] if args.base else []) + [bench.ROOT]:
+        if any(s.name.startswith("pyruvate") for s in servers):
+            problem = bench.pyruvate_build(os.path.abspath(root))[2]
+            if problem:
+                sys.exit("per_request.py: %s" % problem)
     load0 = os.getloadavg()
     results = {}
     try:

@@ -87,11 +87,13 @@ def test_wheel_installs_and_serves_with_one_version(dists, procs, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     code = ("import importlib.metadata as m, pyruvate; d = m.metadata('pyruvate'); "
             "print(pyruvate.__version__); print(m.version('pyruvate')); "
-            "print(d['Requires-Python']); print('|'.join(d.get_all('Classifier')))")
+            "print(d['Requires-Python']); print('|'.join(d.get_all('Classifier'))); "
+            "import pyruvate._pyruvate as c; print(c.BUILD_VARIANT)")
     result = _run([venv_bin / "python", "-c", code], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    module_version, metadata_version, requires, classifiers = result.stdout.splitlines()
+    module_version, metadata_version, requires, classifiers, variant = result.stdout.splitlines()
     assert module_version == metadata_version == version
+    assert variant == "release"  # setup.py builds optimised, like `make`
     # Declared: this Python, and not 3.9 (untested, below Plone 6.1's range).
     assert SpecifierSet(requires).contains(PYTHON_VERSION), requires
     assert not SpecifierSet(requires).contains("3.9"), requires

@@ -1,0 +1,68 @@
+"""The benchmark scripts time only a release build of pyruvate.
+
+`make test` leaves a coverage build (-O0, instrumented) in place. Timing it by
+running tests/bench/bench.py directly once reported a third less throughput
+than the release build had. The extension names its variant
+(_pyruvate.BUILD_VARIANT) and the scripts refuse any other than release.
+"""
+import os
+import pathlib
+import subprocess
+import sys
+
+import pyruvate._pyruvate
+
+import support
+
+BENCH = pathlib.Path(support.REPO_ROOT) / "tests" / "bench"
+sys.path.insert(0, str(BENCH))
+import bench  # noqa: E402
+
+
+def _fake_root(tmp_path, variant=None, text=""):
+    """A checkout whose extension is a Python module: with BUILD_VARIANT, or
+    (variant None) without, as built before the variant was named."""
+    package = tmp_path / "pyruvate"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text('__version__ = "9.9"\n')
+    assigned = "" if variant is None else "BUILD_VARIANT = %r\n" % variant
+    (package / "_pyruvate.py").write_text(assigned + text)
+    return str(tmp_path)
+
+
+def test_the_extension_names_the_variant_make_built():
+    stamps = [p.parent.name for p in pathlib.Path(support.REPO_ROOT, "build").glob("*/.variant")]
+    in_place = pathlib.Path(pyruvate._pyruvate.__file__).parent == pathlib.Path(support.REPO_ROOT, "pyruvate")
+    if in_place and len(stamps) == 1:
+        assert pyruvate._pyruvate.BUILD_VARIANT == stamps[0]
+    assert pyruvate._pyruvate.BUILD_VARIANT in {"release", "debug", "asan", "coverage", "tsan",
+                                                "gcc-check", "clang-check"}
+
+
+def test_a_release_build_may_be_timed(tmp_path):
+    assert bench.pyruvate_build(_fake_root(tmp_path, "release")) == (0, "9.9", "")
+
+
+def test_a_coverage_build_is_refused_with_the_fix(tmp_path):
+    rc, version, problem = bench.pyruvate_build(_fake_root(tmp_path, "coverage"))
+    assert (rc, version) == (0, "9.9")
+    assert "'coverage' build, not release" in problem and "run `make`" in problem
+
+
+def test_an_older_build_is_judged_by_its_symbols(tmp_path):
+    assert bench.pyruvate_build(_fake_root(tmp_path / "a")) == (0, "9.9", "")
+    problem = bench.pyruvate_build(_fake_root(tmp_path / "b", text="# __gcov_merge_add\n"))[2]
+    assert "'coverage' build, not release" in problem
+    problem = bench.pyruvate_build(_fake_root(tmp_path / "c", text="# __asan_init\n"))[2]
+    assert "'asan' build, not release" in problem
+
+
+def test_per_request_refuses_a_coverage_base_before_starting_a_server(tmp_path):
+    root = _fake_root(tmp_path, "coverage")
+    result = subprocess.run([sys.executable, str(BENCH / "per_request.py"), "--servers", "pyruvate",
+                             "--base", root, "--rounds", "1"],
+                            capture_output=True, text=True, timeout=120,
+                            env=dict(os.environ, PYTHONPATH=""), cwd=str(BENCH))
+    assert result.returncode != 0
+    assert "%s/pyruvate is a 'coverage' build, not release" % root in result.stderr, \
+        result.stderr[-2000:]
