@@ -170,10 +170,15 @@ int pool_submit(struct pool *pool, void *item)
     /* Busy threads look at the queue before they sleep again, so only an
      * idle one needs waking; and a watching one, when the idle ones are
      * too few for what is queued (its wait would hold this item up). */
-    if (pool->idle_threads > 0)
-        pthread_cond_signal(&pool->work_ready);
+    int wake_idle = pool->idle_threads > 0;
     int wake_watching = pool->watching > 0 && pool->count > pool->idle_threads;
     pthread_mutex_unlock(&pool->mutex);
+    /* Signalled after the unlock: a thread woken under it would find the
+     * mutex still held and sleep once more on it (two more futex calls and
+     * a context switch per request, measured). The item is in the ring
+     * already, so a thread that wakes for any reason takes it. */
+    if (wake_idle)
+        pthread_cond_signal(&pool->work_ready);
     if (wake_watching && pool->callbacks.wake_watching)
         pool->callbacks.wake_watching(pool->callbacks.ctx);
     return 0;
