@@ -597,8 +597,9 @@ static int accept_ready(struct acceptor *a, const struct listener *l, int64_t no
             acceptor_close(a, c);
             continue;
         }
-        /* With TCP_DEFER_ACCEPT the request is usually here already: read
-         * it now rather than after another round through poll(). */
+        /* A client sends its request right after connecting, so it is
+         * often here already: read it now rather than after another round
+         * through poll(). */
         connection_ready(a, c, now);
     }
     return 1;

@@ -23,6 +23,7 @@ writes tests/bench/RESULTS.md; any other run writes build/bench/RESULTS.md.
 """
 import argparse
 import datetime
+import glob
 import hashlib
 import http.client
 import json
@@ -636,27 +637,43 @@ def venv_versions(python, names):
         return {}
 
 
+def _variant_by_symbols(path):
+    """For an extension that does not name its variant (built before it did,
+    or one that cannot be imported): what its symbols say."""
+    with open(path, "rb") as f:
+        image = f.read()
+    return "coverage" if b"__gcov_" in image else "asan" if b"__asan_" in image else "release"
+
+
 def pyruvate_build(root):
     """(rc, version, problem) of the pyruvate built in place in `root`:
     problem is the import error when rc != 0, else a reason not to time it
-    (an instrumented build) or ''."""
+    (an instrumented build, a preloaded library) or ''."""
+    preload = os.environ.get("LD_PRELOAD")
+    if preload:
+        # Every server and wrk would inherit it: a sanitizer runtime left
+        # exported from an ASan session cost a release build a third.
+        return 0, "?", "LD_PRELOAD is set (%s): unset it, it slows every server" % preload
     rc, out = sh([sys.executable, "-c", "import pyruvate, pyruvate._pyruvate as c; "
                   "print(pyruvate.__version__, getattr(c, 'BUILD_VARIANT', '?'), c.__file__)"],
                  60, env=dict(os.environ, PYTHONPATH=root), cwd=HERE)
     if rc != 0:
-        return rc, "?", out.strip()[-200:]
-    version, variant, path = out.strip().splitlines()[-1].split(" ", 2)
-    if variant == "?":
-        # Built before the extension named its variant: its symbols tell.
-        with open(path, "rb") as f:
-            image = f.read()
-        variant = ("coverage" if b"__gcov_" in image else
-                   "asan" if b"__asan_" in image else "release")
+        # An ASan build does not even import without its runtime preloaded.
+        built = glob.glob(os.path.join(root, "pyruvate", "_pyruvate.*.so"))
+        if built and _variant_by_symbols(built[0]) != "release":
+            variant = _variant_by_symbols(built[0])
+        else:
+            return rc, "?", out.strip()[-200:]
+        version = "?"
+    else:
+        version, variant, path = out.strip().splitlines()[-1].split(" ", 2)
+        if variant == "?":
+            variant = _variant_by_symbols(path)
     if variant != "release":
         # make test leaves a coverage build (-O0) in place: timing one made
         # this benchmark report a third less throughput than the release.
-        return rc, version, ("%s/pyruvate is a %r build, not release: run `make` "
-                             "(or `make bench`) there first" % (root, variant))
+        return 0, version, ("the pyruvate built in %s is a %r build, not release: run `make` "
+                            "(or `make bench`) in %s first" % (root, variant, root))
     return rc, version, ""
 
 

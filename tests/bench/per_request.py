@@ -130,6 +130,12 @@ class Base(bench.Ours):
         return env
 
 
+def timed_roots(servers):
+    """The checkouts whose pyruvate these servers run (their build is checked)."""
+    return [s.root if isinstance(s, Base) else bench.ROOT
+            for s in servers if s.name in ("pyruvate", "pyruvate-base")]
+
+
 class Callgrind:
     """Wraps a bench server's command line in callgrind."""
 
@@ -177,11 +183,10 @@ def main(argv):
     servers = [s for s in bench.all_servers() if s.name in args.servers.split(",")]
     if args.base:
         servers.insert(0, Base(args.base))
-    for root in ([args.base] if args.base else []) + [bench.ROOT]:
-        if any(s.name.startswith("pyruvate") for s in servers):
-            problem = bench.pyruvate_build(os.path.abspath(root))[2]
-            if problem:
-                sys.exit("per_request.py: %s" % problem)
+    for root in timed_roots(servers):
+        problem = bench.pyruvate_build(root)[2]
+        if problem:
+            sys.exit("per_request.py: %s" % problem)
     load0 = os.getloadavg()
     results = {}
     try:

@@ -57,6 +57,33 @@ def test_an_older_build_is_judged_by_its_symbols(tmp_path):
     assert "'asan' build, not release" in problem
 
 
+def test_an_asan_build_that_does_not_import_is_named(tmp_path):
+    # Without its runtime preloaded an ASan build fails to import: the
+    # scripts still say what it is and how to fix it.
+    package = tmp_path / "pyruvate"
+    package.mkdir()
+    (package / "__init__.py").write_text("from ._pyruvate import serve\n__version__ = '9.9'\n")
+    (package / "_pyruvate.cpython-311-x86_64-linux-gnu.so").write_bytes(b"\x7fELF __asan_init")
+    rc, version, problem = bench.pyruvate_build(str(tmp_path))
+    assert rc == 0 and "'asan' build, not release" in problem and "run `make`" in problem
+
+
+def test_a_preloaded_library_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("LD_PRELOAD", "/usr/lib/libasan.so.8")
+    problem = bench.pyruvate_build(_fake_root(tmp_path, "release"))[2]
+    assert problem.startswith("LD_PRELOAD is set (/usr/lib/libasan.so.8)")
+
+
+def test_per_request_only_checks_the_builds_it_times(tmp_path):
+    # bjoern beside another checkout: this checkout's build is not timed.
+    import per_request
+    servers = [s for s in bench.all_servers() if s.name in ("pyruvate", "bjoern")]
+    base = per_request.Base(str(tmp_path))
+    assert per_request.timed_roots([servers[1], base]) == [str(tmp_path)]
+    assert per_request.timed_roots(servers) == [bench.ROOT]
+    assert per_request.timed_roots([servers[1]]) == []
+
+
 def test_per_request_refuses_a_coverage_base_before_starting_a_server(tmp_path):
     root = _fake_root(tmp_path, "coverage")
     result = subprocess.run([sys.executable, str(BENCH / "per_request.py"), "--servers", "pyruvate",
@@ -64,5 +91,5 @@ def test_per_request_refuses_a_coverage_base_before_starting_a_server(tmp_path):
                             capture_output=True, text=True, timeout=120,
                             env=dict(os.environ, PYTHONPATH=""), cwd=str(BENCH))
     assert result.returncode != 0
-    assert "%s/pyruvate is a 'coverage' build, not release" % root in result.stderr, \
+    assert "the pyruvate built in %s is a 'coverage' build, not release" % root in result.stderr, \
         result.stderr[-2000:]

@@ -141,6 +141,32 @@ def test_request_on_idle_connection_during_grace_is_answered_with_close(start_se
     assert time.monotonic() - started < 50
 
 
+def test_clients_connected_before_the_drain_are_answered_when_they_speak(start_server):
+    # Connected, first bytes not sent yet when SIGTERM comes (a client
+    # between connect() and send(), a proxy's pre-opened connection): the
+    # listener's close must not reset them. With TCP_DEFER_ACCEPT the kernel
+    # held them outside the backlog, and all 8 got a reset.
+    srv = start_server(options={"shutdown_idle_grace": 60, "shutdown_timeout": 60})
+    silent = [socket.create_connection(("127.0.0.1", srv.port), timeout=20) for _ in range(8)]
+    try:
+        support.stop_and_wait_refused(srv)
+        for i, sock in enumerate(silent):
+            sock.sendall(b"GET /gated-echo/late-%d HTTP/1.1\r\nHost: x\r\n\r\n" % i)
+        for i, sock in enumerate(silent):
+            answer = b""
+            while True:
+                data = sock.recv(65536)
+                if not data:
+                    break
+                answer += data
+            assert answer.startswith(b"HTTP/1.1 200 "), (i, answer[:200])
+            assert b"Connection: close" in answer, (i, answer[:200])
+    finally:
+        for sock in silent:
+            sock.close()
+    _assert_exits_cleanly(srv)
+
+
 def test_new_connections_are_refused_while_a_request_drains(start_server, tmp_path):
     srv = start_server()
     gate, wait_entered, open_gate = _gate(tmp_path, "long")

@@ -155,7 +155,7 @@ def test_max_connections_answers_503_and_recovers(start_server):
     srv = start_server(options={"max_connections": 3})
     held = [socket.create_connection(("127.0.0.1", srv.port), timeout=5) for _ in range(3)]
     try:
-        for sock in held:  # a first byte, so that TCP_DEFER_ACCEPT hands them over
+        for sock in held:  # a first byte: each is a client being read
             sock.sendall(b"G")
         time.sleep(0.3)  # let the acceptor take them (ordering, not timing)
         answer = _raw(srv.port, b"GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
