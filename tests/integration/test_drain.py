@@ -255,6 +255,7 @@ def test_connections_taken_in_as_the_drain_begins_are_answered_not_reset(
     request = support.build_request("POST", "/echo", headers=[("Connection", "close")],
                                     body=b"sent")
     taken_in = []
+    reset_connecting = 0
     deadline = time.monotonic() + 30
     try:
         while len(taken_in) < 2000 and time.monotonic() < deadline:
@@ -263,6 +264,11 @@ def test_connections_taken_in_as_the_drain_begins_are_answered_not_reset(
             try:
                 sock = connect()
             except (ConnectionRefusedError, FileNotFoundError):
+                break
+            except ConnectionResetError:
+                # That one connection: taken in by the kernel and reset by
+                # the close before this (loaded) thread's connect() returned.
+                reset_connecting += 1
                 break
             sock.sendall(request)
             taken_in.append(sock)
@@ -273,7 +279,7 @@ def test_connections_taken_in_as_the_drain_begins_are_answered_not_reset(
         open_gate()
     assert len(taken_in) > 20, "refused before SIGTERM"
     answers = [_answer_or_reset(sock) for sock in taken_in]
-    reset = answers.count(None)
+    reset = answers.count(None) + reset_connecting
     assert reset <= (1 if kind == "tcp" else 0), (
         "%d of %d connections were reset" % (reset, len(taken_in)))
     assert _answer_or_reset(holder).endswith(b"held")
