@@ -153,12 +153,8 @@ def test_clients_connected_before_the_drain_are_answered_when_they_speak(start_s
         for i, sock in enumerate(silent):
             sock.sendall(b"GET /gated-echo/late-%d HTTP/1.1\r\nHost: x\r\n\r\n" % i)
         for i, sock in enumerate(silent):
-            answer = b""
-            while True:
-                data = sock.recv(65536)
-                if not data:
-                    break
-                answer += data
+            answer = _answer_or_reset(sock)
+            assert answer is not None, "connection %d was reset" % i
             assert answer.startswith(b"HTTP/1.1 200 "), (i, answer[:200])
             assert b"Connection: close" in answer, (i, answer[:200])
     finally:
