@@ -660,9 +660,8 @@ def pyruvate_build(root):
     if rc != 0:
         # An ASan build does not even import without its runtime preloaded.
         built = glob.glob(os.path.join(root, "pyruvate", "_pyruvate.*.so"))
-        if built and _variant_by_symbols(built[0]) != "release":
-            variant = _variant_by_symbols(built[0])
-        else:
+        variant = _variant_by_symbols(built[0]) if built else "release"
+        if variant == "release":
             return rc, "?", out.strip()[-200:]
         version = "?"
     else:
@@ -946,10 +945,10 @@ def report(servers, scenarios, results, args, started, load_start, elapsed):
         autogroup = False
     out("- Each server runs in a session of its own (as under systemd, in a cgroup of its "
         "own)%s. A server that passes each new connection from one thread to another pays "
-        "for it in context switches then: ours made about 1.3-1.7 voluntary switches per "
-        "`Connection: close` request started so, against 0.8-0.9 started in wrk's session, "
-        "and bjoern (one thread) 0.05-0.15 either way. The keep-alive rows do not "
-        "change." % ("; with `kernel.sched_autogroup_enabled=1`, as here, each session is "
+        "for it in context switches then: on 2026-11-30 ours made about 1.3-1.7 voluntary "
+        "switches per `Connection: close` request started so, against 0.8-0.9 started in "
+        "wrk's session, and bjoern (one thread) 0.05-0.15 either way; the keep-alive rows "
+        "did not change." % ("; with `kernel.sched_autogroup_enabled=1`, as here, each session is "
                      "its own scheduling group, apart from wrk's" if autogroup else ""))
     out("- Server logs of the run: build/bench/logs/.")
     out("")
